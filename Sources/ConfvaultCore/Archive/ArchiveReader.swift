@@ -1,0 +1,350 @@
+import CArchive
+import Foundation
+
+/// Whether an archive is expected to carry a manifest.
+public enum ArchiveLayout: Sendable, Equatable {
+  /// A Confvault archive: `confvault.json` first, then `config/<path>` entries matching it.
+  case manifest
+  /// An ordinary tar of a configuration folder (`tar czf`); a single top folder is stripped.
+  case plain
+}
+
+/// Receives each file's bytes while an archive streams, before the archive is known to be good.
+///
+/// The reader's verdict comes only after the last entry: a sink must not make anything visible until
+/// `ArchiveReader.read` returns. Paths are the archive's own (in a plain archive, before the top folder
+/// is stripped); the final paths are in `ArchiveContents.files`.
+public protocol ArchiveFileSink: AnyObject {
+  func beginFile(path: String, mode: FileMode) throws
+  func write(_ bytes: UnsafeRawBufferPointer) throws
+  func endFile(_ file: ManifestFile) throws
+}
+
+/// What a fully checked archive holds.
+public struct ArchiveContents: Sendable {
+  /// The manifest, for an archive of the manifest layout.
+  public var manifest: Manifest?
+  /// Every file, in path byte order, with the size and digest of the bytes actually read.
+  public var files: [ManifestFile]
+  public var treeDigest: TreeDigest
+  /// The SHA-256 of the archive file itself.
+  public var archiveSHA256: SHA256Hex
+  /// The archive's size as read (compressed).
+  public var archiveBytes: Int64
+  /// The compression found in the content (`gzip`, `zstd`, `xz`, `bzip2`, `none`).
+  public var compression: String
+  /// The folder stripped from a plain archive's paths, if any.
+  public var strippedFolder: String?
+
+  public var totalSize: Int64 { files.reduce(0) { $0 + $1.size } }
+}
+
+/// Reads an archive from outside in one streaming pass and enforces every rule of PRODUCT.md on it.
+///
+/// Decides on the bytes actually read: sizes and digests are computed as data streams, limits are
+/// counted on decompressed bytes as they come, so a decompression bomb stops at the limit.
+public struct ArchiveReader: Sendable {
+  public var limits: ArchiveLimits
+  public var layout: ArchiveLayout
+
+  public init(limits: ArchiveLimits = .default, layout: ArchiveLayout = .manifest) {
+    self.limits = limits
+    self.layout = layout
+  }
+
+  /// Reads and checks the whole archive, handing file bytes to `sink` as they stream.
+  ///
+  /// - Throws: `ArchiveRefusal` for a bad or unsafe archive, `SystemError` when the source cannot be
+  ///   read, or whatever the sink throws.
+  public func read(
+    from source: ArchiveSource, into sink: (any ArchiveFileSink)? = nil
+  ) throws -> ArchiveContents {
+    let input = try ArchiveInputStream(source)
+    let session = try ReadSession(input: input, limits: limits, layout: layout, sink: sink)
+    return try session.run()
+  }
+}
+
+private func readCallback(
+  _ archive: OpaquePointer?, _ context: UnsafeMutableRawPointer?,
+  _ buffer: UnsafeMutablePointer<UnsafeRawPointer?>?
+) -> la_ssize_t {
+  let input = Unmanaged<ArchiveInputStream>.fromOpaque(context!).takeUnretainedValue()
+  guard let chunk = input.next() else { return -1 }
+  buffer?.pointee = chunk.baseAddress
+  return chunk.count
+}
+
+/// One pass over one archive: owns the libarchive handle and the checking state.
+private final class ReadSession {
+  private let archive: OpaquePointer
+  private let input: ArchiveInputStream
+  private let limits: ArchiveLimits
+  private let layout: ArchiveLayout
+  private let sink: (any ArchiveFileSink)?
+  private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
+
+  private var manifest: Manifest?
+  private var expected: [String: ManifestFile] = [:]
+  private var files: [ManifestFile] = []
+  private var seen = Set<String>()
+  private var entries = 0
+  private var totalBytes: Int64 = 0
+  private var sawFileEntry = false
+
+  init(
+    input: ArchiveInputStream, limits: ArchiveLimits, layout: ArchiveLayout,
+    sink: (any ArchiveFileSink)?
+  ) throws {
+    LibArchive.prepare()
+    guard let archive = archive_read_new() else {
+      throw OperationError(.ioError, "libarchive could not allocate a reader")
+    }
+    self.archive = archive
+    self.input = input
+    self.limits = limits
+    self.layout = layout
+    self.sink = sink
+    // Only tar and in-process filters: support_filter_all would also enable filters that run programs.
+    archive_read_support_format_tar(archive)
+    archive_read_support_filter_gzip(archive)
+    archive_read_support_filter_bzip2(archive)
+    archive_read_support_filter_xz(archive)
+    archive_read_support_filter_zstd(archive)
+    let context = Unmanaged.passUnretained(input).toOpaque()
+    if archive_read_open(archive, context, nil, readCallback, nil) != ARCHIVE_OK {
+      throw failure(entry: nil, whileReadingHeader: true)
+    }
+  }
+
+  deinit {
+    archive_read_free(archive)
+    buffer.deallocate()
+  }
+
+  func run() throws -> ArchiveContents {
+    var entry: OpaquePointer?
+    while true {
+      let result = archive_read_next_header(archive, &entry)
+      if result == ARCHIVE_EOF { break }
+      let name = entry.flatMap { archive_entry_pathname($0) }.map { Array(cStringBytes: $0) }
+      if result == ARCHIVE_WARN {
+        throw ArchiveRefusal(
+          entry: name.map(displayName), rule: .suspiciousHeader,
+          detail: LibArchive.message(archive, fallback: "libarchive warned"))
+      }
+      guard result == ARCHIVE_OK, let entry else {
+        throw failure(entry: name.map(displayName), whileReadingHeader: true)
+      }
+      guard let name else {
+        throw ArchiveRefusal(entry: nil, rule: .notUTF8, detail: "an entry has no readable name")
+      }
+      try handle(entry, name: name)
+    }
+    guard try input.drain(limit: 4 << 20) else {
+      throw ArchiveRefusal(entry: nil, rule: .trailingData, detail: "more than 4 MiB")
+    }
+    return try finish()
+  }
+
+  private func handle(_ entry: OpaquePointer, name: [UInt8]) throws {
+    let shown = displayName(name)
+    entries += 1
+    guard entries <= limits.maxFiles * 2 + 16 else {
+      throw ArchiveRefusal(entry: shown, rule: .tooManyFiles, detail: "limit \(limits.maxFiles)")
+    }
+    let components = try EntryPath.components(ofEntryName: name, limits: limits)
+    let path = components.joined(separator: "/")
+    if archive_entry_hardlink(entry) != nil {
+      throw ArchiveRefusal(
+        entry: shown, rule: .notRegularFile, detail: "hard link; only regular files are allowed")
+    }
+    let type = archive_entry_filetype(entry) & LibArchive.typeMask
+    if type == LibArchive.directory {
+      // Folders are implied by their files; other writers add entries for them, which carry nothing.
+      return
+    }
+    guard type == LibArchive.regular else {
+      throw ArchiveRefusal(
+        entry: shown, rule: .notRegularFile,
+        detail: "\(LibArchive.typeName(type)); only regular files are allowed")
+    }
+    guard !path.isEmpty else { throw ArchiveRefusal(entry: shown, rule: .emptyComponent) }
+    let mode = FileMode(permissions: UInt32(archive_entry_perm(entry)))
+    let isFirstFile = !sawFileEntry
+    sawFileEntry = true
+
+    switch layout {
+    case .plain:
+      try readFile(path: path, shown: shown, mode: mode, expected: nil)
+    case .manifest:
+      if path == Manifest.entryName {
+        guard isFirstFile else { throw ArchiveRefusal(entry: shown, rule: .manifestNotFirst) }
+        try readManifest()
+        return
+      }
+      guard manifest != nil else {
+        throw ArchiveRefusal(
+          entry: shown, rule: .manifestMissing,
+          detail: "the first entry is `\(shown)`; for an ordinary tar of a folder use --plain")
+      }
+      guard path.hasPrefix(Manifest.configPrefix) else {
+        throw ArchiveRefusal(entry: shown, rule: .outsideConfig)
+      }
+      let relative = String(path.dropFirst(Manifest.configPrefix.count))
+      guard let listed = expected[relative] else {
+        let rule: ArchiveRefusal.Rule = seen.contains(relative) ? .duplicatePath : .notInManifest
+        throw ArchiveRefusal(entry: shown, rule: rule)
+      }
+      try readFile(path: relative, shown: shown, mode: mode, expected: listed)
+    }
+  }
+
+  private func readManifest() throws {
+    var data = Data()
+    try streamData(shown: Manifest.entryName) { chunk in
+      guard data.count + chunk.count <= limits.maxManifestBytes else {
+        throw ArchiveRefusal(
+          entry: Manifest.entryName, rule: .fileTooLarge,
+          detail: "manifest over \(limits.maxManifestBytes) bytes")
+      }
+      data.append(contentsOf: chunk)
+    }
+    let manifest = try Manifest.decode(data, limits: limits)
+    self.manifest = manifest
+    expected = Dictionary(manifest.files.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
+  }
+
+  private func readFile(path: String, shown: String, mode: FileMode, expected: ManifestFile?) throws {
+    guard seen.insert(path).inserted else {
+      throw ArchiveRefusal(entry: shown, rule: .duplicatePath)
+    }
+    if layout == .manifest { self.expected[path] = nil }
+    guard files.count < limits.maxFiles else {
+      throw ArchiveRefusal(entry: shown, rule: .tooManyFiles, detail: "limit \(limits.maxFiles)")
+    }
+    if let expected, expected.mode != mode {
+      throw ArchiveRefusal(
+        entry: shown, rule: .modeMismatch,
+        detail: "manifest says \(expected.mode.rawValue), entry is \(mode.rawValue)")
+    }
+    try sink?.beginFile(path: path, mode: mode)
+    var hasher = SHA256Stream()
+    var size: Int64 = 0
+    try streamData(shown: shown) { chunk in
+      size += Int64(chunk.count)
+      totalBytes += Int64(chunk.count)
+      if let expected, size > expected.size {
+        throw ArchiveRefusal(
+          entry: shown, rule: .sizeMismatch,
+          detail: "more than the \(expected.size) bytes the manifest says")
+      }
+      if size > limits.maxFileBytes {
+        throw ArchiveRefusal(
+          entry: shown, rule: .fileTooLarge, detail: "over \(limits.maxFileBytes) bytes")
+      }
+      if totalBytes > limits.maxTotalBytes {
+        throw ArchiveRefusal(
+          entry: shown, rule: .totalTooLarge, detail: "over \(limits.maxTotalBytes) bytes in all")
+      }
+      hasher.update(chunk)
+      try sink?.write(chunk)
+    }
+    let file = ManifestFile(path: path, size: size, mode: mode, sha256: hasher.finalize())
+    if let expected {
+      guard expected.size == size else {
+        throw ArchiveRefusal(
+          entry: shown, rule: .sizeMismatch,
+          detail: "manifest says \(expected.size) bytes, entry has \(size)")
+      }
+      guard expected.sha256 == file.sha256 else {
+        throw ArchiveRefusal(
+          entry: shown, rule: .checksumMismatch,
+          detail: "manifest says \(expected.sha256), content is \(file.sha256)")
+      }
+    }
+    try sink?.endFile(file)
+    files.append(file)
+  }
+
+  /// Streams the current entry's data through `body`, chunk by chunk, as libarchive decompresses it.
+  private func streamData(shown: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+    while true {
+      let count = archive_read_data(archive, buffer.baseAddress, buffer.count)
+      if count == 0 { return }
+      guard count > 0 else { throw failure(entry: shown, whileReadingHeader: false) }
+      try body(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+    }
+  }
+
+  private func finish() throws -> ArchiveContents {
+    var files = self.files
+    var stripped: String?
+    switch layout {
+    case .manifest:
+      guard let manifest else {
+        throw ArchiveRefusal(
+          entry: nil, rule: .manifestMissing,
+          detail: "the archive holds no files; for an ordinary tar of a folder use --plain")
+      }
+      if let missing = manifest.files.first(where: { expected[$0.path] != nil }) {
+        throw ArchiveRefusal(
+          entry: Manifest.configPrefix + missing.path, rule: .missingFile,
+          detail: expected.count > 1 ? "and \(expected.count - 1) more" : nil)
+      }
+    case .plain:
+      guard !files.isEmpty else { throw ArchiveRefusal(entry: nil, rule: .noFiles) }
+      (files, stripped) = stripSingleTopFolder(files)
+      if let conflict = EntryPath.fileAndFolderConflict(in: files.map(\.path)) {
+        throw ArchiveRefusal(
+          entry: conflict.file, rule: .fileAndFolder, detail: "`\(conflict.inside)` is inside it")
+      }
+    }
+    files.sort { EntryPath.byteOrder($0.path, $1.path) }
+    let compression =
+      archive_filter_count(archive) > 1
+      ? String(cString: archive_filter_name(archive, 0)) : "none"
+    return ArchiveContents(
+      manifest: manifest, files: files, treeDigest: TreeDigest(files: files),
+      archiveSHA256: input.digest(), archiveBytes: input.bytesRead, compression: compression,
+      strippedFolder: stripped)
+  }
+
+  /// A plain tar of `app/` holds `app/settings.yaml`: its configuration starts below `app/`.
+  private func stripSingleTopFolder(_ files: [ManifestFile]) -> ([ManifestFile], String?) {
+    guard let first = files.first, let slash = first.path.firstIndex(of: "/") else {
+      return (files, nil)
+    }
+    let top = first.path[..<slash] + "/"
+    guard files.allSatisfy({ $0.path.hasPrefix(top) }) else { return (files, nil) }
+    let renamed = files.map { file in
+      var file = file
+      file.path = String(file.path.dropFirst(top.count))
+      return file
+    }
+    return (renamed, String(top.dropLast()))
+  }
+
+  private func failure(entry: String?, whileReadingHeader: Bool) -> any Error {
+    if let code = input.readError {
+      return SystemError(.read, input.name, code: code)
+    }
+    let message = LibArchive.message(archive, fallback: "libarchive gave no reason")
+    if whileReadingHeader && files.isEmpty && manifest == nil
+      && message.contains("Unrecognized archive format")
+    {
+      return ArchiveRefusal(entry: nil, rule: .notAnArchive, detail: message)
+    }
+    return ArchiveRefusal(entry: entry, rule: .corrupt, detail: message)
+  }
+}
+
+extension Array where Element == UInt8 {
+  /// The bytes of a NUL-terminated C string, without the NUL.
+  init(cStringBytes pointer: UnsafePointer<CChar>) {
+    let length = strlen(pointer)
+    self = pointer.withMemoryRebound(to: UInt8.self, capacity: length) {
+      Array(UnsafeBufferPointer(start: $0, count: length))
+    }
+  }
+}

@@ -1,0 +1,86 @@
+/// Why an archive from outside was refused: the entry it concerns and the rule it broke.
+///
+/// Its description names both, for example
+/// "entry `config/../x`: `..` component leaves the archive root; archive refused".
+public struct ArchiveRefusal: ConfvaultError, Equatable {
+  /// A rule of PRODUCT.md's "What an archive from outside gets".
+  public enum Rule: String, Sendable, Equatable, CaseIterable {
+    case absolutePath = "absolute path"
+    case parentComponent = "`..` component leaves the archive root"
+    case emptyComponent = "empty path component"
+    case dotComponent = "`.` component inside the path"
+    case controlCharacter = "control character (or NUL) in name"
+    case notUTF8 = "name is not valid UTF-8"
+    case nameTooLong = "name too long"
+    case duplicatePath = "same path twice"
+    case fileAndFolder = "path is both a file and a folder"
+    case notRegularFile = "not a regular file"
+    case outsideConfig = "entry outside `config/`"
+    case manifestMissing = "manifest `confvault.json` missing"
+    case manifestNotFirst = "manifest `confvault.json` is not the first entry"
+    case manifestInvalid = "manifest is not valid"
+    case manifestOtherFormat = "manifest is of another format"
+    case manifestNewerVersion = "manifest format is newer than this confvault"
+    case notInManifest = "file not listed in the manifest"
+    case missingFile = "file listed in the manifest is missing"
+    case sizeMismatch = "size differs from the manifest"
+    case checksumMismatch = "SHA-256 differs from the manifest"
+    case modeMismatch = "mode differs from the manifest"
+    case fileTooLarge = "file larger than the limit"
+    case totalTooLarge = "archive holds more bytes than the limit"
+    case tooManyFiles = "archive holds more files than the limit"
+    case corrupt = "archive is corrupt or truncated"
+    case suspiciousHeader = "suspicious entry header"
+    case notAnArchive = "not a tar archive"
+    case trailingData = "data after the end of the archive"
+    case noFiles = "archive holds no files"
+  }
+
+  /// The entry's name as read, escaped for display; nil when the rule concerns the whole archive.
+  public var entry: String?
+  public var rule: Rule
+  /// What exactly was found, in words.
+  public var detail: String?
+
+  public init(entry: String?, rule: Rule, detail: String? = nil) {
+    self.entry = entry
+    self.rule = rule
+    self.detail = detail
+  }
+
+  public var kind: FailureKind { .badInput }
+
+  public var description: String {
+    var text = entry.map { "entry `\($0)`: " } ?? "archive: "
+    text += rule.rawValue
+    if let detail { text += " (\(detail))" }
+    return text + "; archive refused"
+  }
+}
+
+/// A name read from an archive, shown safely: invalid UTF-8 and control characters become escapes.
+func displayName(_ bytes: [UInt8]) -> String {
+  var text = ""
+  var iterator = bytes.makeIterator()
+  var decoder = UTF8()
+  loop: while true {
+    switch decoder.decode(&iterator) {
+    case .scalarValue(let scalar):
+      if scalar.value < 0x20 || scalar.value == 0x7F {
+        text += "\\x" + hex2(UInt8(scalar.value))
+      } else {
+        text.unicodeScalars.append(scalar)
+      }
+    case .emptyInput:
+      break loop
+    case .error:
+      text += "\\u{FFFD}"
+    }
+  }
+  return text
+}
+
+func hex2(_ byte: UInt8) -> String {
+  let digits: [Character] = Array("0123456789abcdef")
+  return String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
+}

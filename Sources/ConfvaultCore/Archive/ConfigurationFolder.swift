@@ -1,0 +1,121 @@
+import Foundation
+
+/// A regular file found in a configuration folder.
+public struct FolderFile: Sendable, Equatable {
+  /// The path relative to the folder, `/`-separated.
+  public var path: String
+  public var absolutePath: String
+  public var mode: FileMode
+  public var size: Int64
+  /// Seconds since 1970 of the last change of content.
+  public var modificationTime: Int64
+}
+
+/// A folder on disk holding a configuration: regular files only, with UTF-8 relative paths.
+public enum ConfigurationFolder {
+  /// Every regular file below `root`, in path byte order.
+  ///
+  /// Empty folders are not part of a configuration and are passed over.
+  ///
+  /// - Throws: `FolderRefusal` listing every symlink, special file or unusable name found;
+  ///   `SystemError` when the folder cannot be read.
+  public static func scan(_ root: String, limits: ArchiveLimits = .default) throws -> [FolderFile] {
+    var info = stat()
+    guard stat(root, &info) == 0 else { throw SystemError(.open, root) }
+    guard info.st_mode & S_IFMT == S_IFDIR else {
+      throw OperationError(.inputUnreadable, "`\(root)` is not a folder")
+    }
+    var files: [FolderFile] = []
+    var problems: [String] = []
+    try walk(root: root, relative: [], limits: limits, files: &files, problems: &problems)
+    if !problems.isEmpty { throw FolderRefusal(folder: root, problems: problems) }
+    guard files.count <= limits.maxFiles else {
+      throw OperationError(
+        .badInput, "`\(root)` holds \(files.count) files, more than the limit of \(limits.maxFiles)")
+    }
+    return files.sorted { EntryPath.byteOrder($0.path, $1.path) }
+  }
+
+  private static func walk(
+    root: String, relative: [UInt8], limits: ArchiveLimits, files: inout [FolderFile],
+    problems: inout [String]
+  ) throws {
+    let folder = relative.isEmpty ? root : root + "/" + String(decoding: relative, as: UTF8.self)
+    guard let handle = opendir(folder) else { throw SystemError(.list, folder) }
+    defer { closedir(handle) }
+    var names: [[UInt8]] = []
+    while let entry = readdir(handle) {
+      let name = withUnsafePointer(to: &entry.pointee.d_name) {
+        $0.withMemoryRebound(to: CChar.self, capacity: 256) { Array(cStringBytes: $0) }
+      }
+      if name == [0x2E] || name == [0x2E, 0x2E] { continue }
+      names.append(name)
+    }
+    for name in names {
+      let path = relative.isEmpty ? name : relative + [0x2F] + name
+      let shown = displayName(path)
+      guard let text = String(validating: path, as: UTF8.self) else {
+        problems.append("`\(shown)`: name is not valid UTF-8")
+        continue
+      }
+      let absolute = root + "/" + text
+      var info = stat()
+      guard lstat(absolute, &info) == 0 else { throw SystemError(.status, absolute) }
+      switch info.st_mode & S_IFMT {
+      case S_IFDIR:
+        try walk(root: root, relative: path, limits: limits, files: &files, problems: &problems)
+      case S_IFREG:
+        do {
+          try EntryPath.validate(relativePath: text, limits: limits)
+        } catch let refusal as ArchiveRefusal {
+          problems.append("`\(shown)`: \(refusal.rule.rawValue)")
+          continue
+        }
+        files.append(
+          FolderFile(
+            path: text, absolutePath: absolute, mode: FileMode(permissions: UInt32(info.st_mode)),
+            size: Int64(info.st_size), modificationTime: Int64(info.st_mtim.tv_sec)))
+      default:
+        problems.append(
+          "`\(shown)`: \(LibArchive.typeName(UInt32(info.st_mode) & LibArchive.typeMask))")
+      }
+    }
+  }
+
+  /// Streams the content of the file at `path` in chunks through `body`.
+  ///
+  /// - Throws: `SystemError` when it cannot be opened or read; a symlink put in its place is refused.
+  public static func stream(
+    _ path: String, buffer: UnsafeMutableRawBufferPointer,
+    _ body: (UnsafeRawBufferPointer) throws -> Void
+  ) throws {
+    let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    guard fd >= 0 else { throw SystemError(.open, path) }
+    defer { close(fd) }
+    while true {
+      let count = read(fd, buffer.baseAddress, buffer.count)
+      if count == 0 { return }
+      if count < 0 {
+        if errno == EINTR { continue }
+        throw SystemError(.read, path)
+      }
+      try body(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+    }
+  }
+}
+
+/// A folder that holds what a configuration cannot (symlinks, devices, sockets, unusable names).
+public struct FolderRefusal: ConfvaultError, Equatable {
+  public var folder: String
+  public var problems: [String]
+
+  public var kind: FailureKind { .badInput }
+
+  public var description: String {
+    let shown = problems.prefix(20).map { "  \($0)" }.joined(separator: "\n")
+    let more = problems.count > 20 ? "\n  … and \(problems.count - 20) more" : ""
+    return
+      "folder `\(folder)` holds what a configuration cannot keep (regular files only, UTF-8 names):\n"
+      + shown + more + "\nnothing was written"
+  }
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import ConfvaultCore
+import Foundation
+
+struct Inspect: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Show an archive's manifest and files, after checking it in full.",
+    discussion: "Example: confvault inspect production.tar.gz --json"
+  )
+
+  @Argument(help: "The archive, or - for standard input.")
+  var archive: String
+
+  @Flag(help: "Print JSON for machines.")
+  var json = false
+
+  @OptionGroup var reading: ArchiveReadingOptions
+
+  func run() throws {
+    let contents = try reading.reader.read(from: ArchiveSource(argument: archive))
+    if json {
+      try JSONOutput.print(Report(contents))
+      return
+    }
+    let manifest = contents.manifest
+    print("archive      \(ArchiveSource(argument: archive).displayName)")
+    print(
+      "             \(contents.compression), \(ByteCount.format(contents.archiveBytes)), sha256 \(contents.archiveSHA256)"
+    )
+    if let manifest {
+      print("format       \(manifest.format) \(manifest.formatVersion), by \(manifest.generator)")
+      print("app          \(manifest.app ?? "-")")
+      print("environment  \(manifest.environment ?? "-")")
+      if let version = manifest.version {
+        print(
+          "version      \(version.number) by \(version.author) at \(Timestamp.iso8601(version.createdAt)) (\(version.origin))"
+        )
+        if !version.comment.isEmpty { print("comment      \(version.comment)") }
+        print("synced       \(version.syncedAt.map(Timestamp.iso8601) ?? "never")")
+      } else {
+        print("version      - (packed from a folder)")
+      }
+    } else {
+      print("format       plain tar" + (contents.strippedFolder.map { ", top folder `\($0)/` stripped" } ?? ""))
+    }
+    print("files        \(contents.files.count), \(ByteCount.format(contents.totalSize))")
+    print("tree         \(contents.treeDigest)")
+    print("")
+    let width = String(contents.files.map(\.size).max() ?? 0).count
+    for file in contents.files {
+      let size = String(file.size)
+      print(
+        "  \(file.mode.rawValue)  \(String(repeating: " ", count: width - size.count))\(size)  \(file.path)")
+    }
+  }
+
+  /// What `inspect --json` prints: the archive's own facts beside its manifest.
+  struct Report: Encodable {
+    var archiveSHA256: String
+    var archiveBytes: Int64
+    var compression: String
+    var plain: Bool
+    var strippedFolder: String?
+    var manifest: Manifest?
+    var treeDigest: String
+    var fileCount: Int
+    var totalSize: Int64
+    var files: [ManifestFile]
+
+    init(_ contents: ArchiveContents) {
+      archiveSHA256 = contents.archiveSHA256.value
+      archiveBytes = contents.archiveBytes
+      compression = contents.compression
+      plain = contents.manifest == nil
+      strippedFolder = contents.strippedFolder
+      manifest = contents.manifest
+      treeDigest = contents.treeDigest.value
+      fileCount = contents.files.count
+      totalSize = contents.totalSize
+      files = contents.files
+    }
+  }
+}

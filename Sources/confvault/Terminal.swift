@@ -1,0 +1,30 @@
+import ConfvaultCore
+import Foundation
+
+/// Where the executable writes: data on standard output, messages and progress on standard error.
+enum Terminal {
+  static func error(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+  }
+
+  static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
+
+  /// Whether to colour standard output: only on a terminal, and never when `NO_COLOR` is set.
+  static var colours: Bool {
+    isTerminal(STDOUT_FILENO) && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+  }
+}
+
+/// Prints JSON values the same way everywhere: sorted keys, no escaped slashes.
+enum JSONOutput {
+  static func print<Value: Encodable>(_ value: Value) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = .custom { date, encoder in
+      var container = encoder.singleValueContainer()
+      try container.encode(Timestamp.iso8601(date))
+    }
+    let data = try encoder.encode(value)
+    FileHandle.standardOutput.write(data + Data("\n".utf8))
+  }
+}
