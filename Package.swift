@@ -47,7 +47,7 @@ let package = Package(
     .testTarget(
       name: "ConfvaultCLITests",
       dependencies: ["ConfvaultCore"],
-      resources: [.copy("Fixtures")]
+      exclude: ["Fixtures"]
     ),
   ]
 )

@@ -8,8 +8,27 @@ struct ArchiveReadingOptions: ParsableArguments {
   @Flag(help: "Read an ordinary tar of a configuration folder, with no manifest (a single top folder is stripped).")
   var plain = false
 
+  @Option(help: "The most bytes one file may have (decompressed, counted as read).")
+  var maxFileSize: Int64 = ArchiveLimits.default.maxFileBytes
+
+  @Option(help: "The most bytes all files together may have.")
+  var maxTotalSize: Int64 = ArchiveLimits.default.maxTotalBytes
+
+  @Option(help: "The most files an archive may hold.")
+  var maxFiles: Int = ArchiveLimits.default.maxFiles
+
+  func validate() throws {
+    guard maxFileSize > 0, maxTotalSize > 0, maxFiles > 0 else {
+      throw ValidationError("--max-file-size, --max-total-size and --max-files must be positive")
+    }
+  }
+
   var reader: ArchiveReader {
-    ArchiveReader(layout: plain ? .plain : .manifest)
+    var limits = ArchiveLimits.default
+    limits.maxFileBytes = maxFileSize
+    limits.maxTotalBytes = maxTotalSize
+    limits.maxFiles = maxFiles
+    return ArchiveReader(limits: limits, layout: plain ? .plain : .manifest)
   }
 }
 
@@ -20,5 +39,15 @@ struct OutputOptions: ParsableArguments {
 
   func say(_ line: @autoclosure () -> String) {
     if !quiet { print(line()) }
+  }
+}
+
+/// Checks an app or environment name in `validate()`, where only a `ValidationError` exits with 64.
+func validateName(_ name: String?, as what: String) throws {
+  guard let name else { return }
+  do {
+    try Name.validate(name, as: what)
+  } catch {
+    throw ValidationError("\(error)")
   }
 }

@@ -33,8 +33,8 @@ struct Pack: ParsableCommand {
   @OptionGroup var outputOptions: OutputOptions
 
   func validate() throws {
-    if let app { try Name.validate(app, as: "app") }
-    if let environment { try Name.validate(environment, as: "environment") }
+    try validateName(app, as: "app")
+    try validateName(environment, as: "environment")
     if output == "-" && Terminal.isTerminal(STDOUT_FILENO) {
       throw ValidationError("refusing to write an archive to a terminal; redirect it or use -o FILE")
     }

@@ -179,7 +179,7 @@ private final class ReadSession {
       try readFile(path: path, shown: shown, mode: mode, expected: nil)
     case .manifest:
       if path == Manifest.entryName {
-        guard isFirstFile else { throw ArchiveRefusal(entry: shown, rule: .manifestNotFirst) }
+        guard isFirstFile else { throw ArchiveRefusal(entry: shown, rule: .manifestRepeated) }
         try readManifest()
         return
       }

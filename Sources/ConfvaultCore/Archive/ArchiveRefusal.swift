@@ -16,8 +16,8 @@ public struct ArchiveRefusal: ConfvaultError, Equatable {
     case fileAndFolder = "path is both a file and a folder"
     case notRegularFile = "not a regular file"
     case outsideConfig = "entry outside `config/`"
-    case manifestMissing = "manifest `confvault.json` missing"
-    case manifestNotFirst = "manifest `confvault.json` is not the first entry"
+    case manifestMissing = "manifest `confvault.json` missing or not the first entry"
+    case manifestRepeated = "manifest `confvault.json` appears twice"
     case manifestInvalid = "manifest is not valid"
     case manifestOtherFormat = "manifest is of another format"
     case manifestNewerVersion = "manifest format is newer than this confvault"
@@ -58,23 +58,25 @@ public struct ArchiveRefusal: ConfvaultError, Equatable {
   }
 }
 
-/// A name read from an archive, shown safely: invalid UTF-8 and control characters become escapes.
+/// A name read from an archive, shown safely: invalid UTF-8 bytes and control characters become `\xNN`.
 func displayName(_ bytes: [UInt8]) -> String {
   var text = ""
-  var iterator = bytes.makeIterator()
-  var decoder = UTF8()
-  loop: while true {
-    switch decoder.decode(&iterator) {
-    case .scalarValue(let scalar):
+  var index = 0
+  while index < bytes.count {
+    let lead = bytes[index]
+    let length = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 0
+    if length > 0, index + length <= bytes.count,
+      let scalar = String(validating: bytes[index..<index + length], as: UTF8.self)?.unicodeScalars.first
+    {
       if scalar.value < 0x20 || scalar.value == 0x7F {
-        text += "\\x" + hex2(UInt8(scalar.value))
+        text += "\\x" + hex2(lead)
       } else {
         text.unicodeScalars.append(scalar)
       }
-    case .emptyInput:
-      break loop
-    case .error:
-      text += "\\u{FFFD}"
+      index += length
+    } else {
+      text += "\\x" + hex2(lead)
+      index += 1
     }
   }
   return text

@@ -172,7 +172,8 @@ public struct Manifest: Sendable, Equatable {
     var total: Int64 = 0
     for file in files {
       try EntryPath.validate(
-        relativePath: file.path, shownAs: Manifest.configPrefix + file.path, limits: limits)
+        relativePath: file.path, shownAs: displayName(Array((Manifest.configPrefix + file.path).utf8)),
+        limits: limits)
       guard seen.insert(file.path).inserted else {
         throw ArchiveRefusal(
           entry: Manifest.configPrefix + file.path, rule: .duplicatePath,

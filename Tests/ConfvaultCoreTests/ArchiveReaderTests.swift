@@ -1,0 +1,122 @@
+import ConfvaultCore
+import Foundation
+import Testing
+
+/// Collects what the reader streams, to check that the sink sees exactly the files' bytes.
+final class CollectingSink: ArchiveFileSink {
+  var files: [String: Data] = [:]
+  var modes: [String: FileMode] = [:]
+  private var current = ""
+
+  func beginFile(path: String, mode: FileMode) throws {
+    current = path
+    files[path] = Data()
+    modes[path] = mode
+  }
+
+  func write(_ bytes: UnsafeRawBufferPointer) throws { files[current]!.append(contentsOf: bytes) }
+
+  func endFile(_ file: ManifestFile) throws {
+    #expect(file.path == current)
+    #expect(file.sha256 == SHA256Hex.of(files[current]!))
+  }
+}
+
+@Suite struct ArchiveReaderTests {
+  /// A temporary folder with a small configuration.
+  static func makeFolder() throws -> String {
+    let root = NSTemporaryDirectory() + "/confvault-core-\(UUID().uuidString)"
+    let files: [String: String] = [
+      "settings.yaml": "level: info\n",
+      "entities/customer.json": "{\"fields\": {\"email\": {\"type\": \"text\"}}}\n",
+      "i18n/español.json": "{\"hola\": \"mundo\"}\n",
+      "big/data.bin": String(repeating: "0123456789abcdef", count: 40_000),
+    ]
+    for (path, text) in files {
+      let url = URL(fileURLWithPath: root + "/" + path)
+      try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+      try Data(text.utf8).write(to: url)
+    }
+    try Data("#!/bin/sh\n".utf8).write(to: URL(fileURLWithPath: root + "/run.sh"))
+    chmod(root + "/run.sh", 0o755)
+    return root
+  }
+
+  @Test("what is packed is streamed back to the sink byte for byte", arguments: Compression.allCases)
+  func roundTrip(compression: Compression) throws {
+    let folder = try Self.makeFolder()
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let archive = folder + ".archive"
+    defer { unlink(archive) }
+    let written = try ConfigurationArchive.pack(
+      folder: folder, app: "inventory", environment: "staging", compression: compression,
+      to: .file(archive, replaceExisting: false))
+    let sink = CollectingSink()
+    let contents = try ArchiveReader().read(from: .file(archive), into: sink)
+    #expect(contents.treeDigest == written.manifest.treeDigest)
+    #expect(contents.manifest == written.manifest)
+    #expect(contents.compression == compression.rawValue)
+    #expect(sink.files.count == 5)
+    for (path, data) in sink.files {
+      #expect(data == (try Data(contentsOf: URL(fileURLWithPath: folder + "/" + path))), "\(path)")
+    }
+    #expect(sink.modes["run.sh"] == .executable && sink.modes["settings.yaml"] == .regular)
+    #expect(contents.archiveSHA256 == SHA256Hex.of(try Data(contentsOf: URL(fileURLWithPath: archive))))
+  }
+
+  @Test("limits are counted on the bytes read")
+  func limits() throws {
+    let folder = try Self.makeFolder()
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let archive = folder + ".tar"
+    defer { unlink(archive) }
+    _ = try ConfigurationArchive.pack(
+      folder: folder, app: nil, environment: nil, compression: .none, to: .file(archive, replaceExisting: false))
+    var limits = ArchiveLimits()
+    limits.maxFiles = 4
+    #expect { try ArchiveReader(limits: limits).read(from: .file(archive)) } throws: {
+      ($0 as? ArchiveRefusal)?.rule == .tooManyFiles
+    }
+    limits = ArchiveLimits()
+    limits.maxFileBytes = 1000
+    #expect { try ArchiveReader(limits: limits).read(from: .file(archive)) } throws: {
+      ($0 as? ArchiveRefusal)?.rule == .fileTooLarge
+    }
+  }
+
+  @Test("an archive written to a missing folder leaves nothing and says why")
+  func atomicOutput() throws {
+    let folder = try Self.makeFolder()
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    #expect {
+      try ConfigurationArchive.pack(
+        folder: folder, app: nil, environment: nil, compression: .gzip,
+        to: .file(folder + "/missing/out.tar.gz", replaceExisting: false))
+    } throws: { error in
+      (error as? SystemError)?.kind == .cannotCreateOutput
+    }
+  }
+
+  @Test("a file that changes between hashing and writing stops the pack", .timeLimit(.minutes(1)))
+  func changedWhilePacking() throws {
+    let folder = try Self.makeFolder()
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let found = try ConfigurationFolder.scan(folder)
+    let manifestFiles = try ConfigurationArchive.hash(found)
+    try Data("level: debug\n".utf8).write(to: URL(fileURLWithPath: folder + "/settings.yaml"))
+    let output = folder + ".tar"
+    let manifest = Manifest(app: nil, environment: nil, version: nil, files: manifestFiles)
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+    defer { buffer.deallocate() }
+    #expect {
+      _ = try ConfigurationArchive.write(
+        manifest: manifest, modificationTime: 0, compression: .none, to: .file(output, replaceExisting: false)
+      ) { file, write in
+        try ConfigurationFolder.stream(folder + "/" + file.path, buffer: buffer, write)
+      }
+    } throws: { error in
+      "\(error)".contains("settings.yaml")
+    }
+    #expect(!FileManager.default.fileExists(atPath: output), "no archive at the final name")
+  }
+}

@@ -1,0 +1,124 @@
+import ConfvaultCore
+import Crypto
+import Foundation
+import Testing
+
+@Suite struct ManifestTests {
+  static let files = [
+    ManifestFile(
+      path: "settings.yaml", size: 12, mode: .regular,
+      sha256: SHA256Hex.of(Data("level: info\n".utf8))),
+    ManifestFile(
+      path: "entities/customer.json", size: 3, mode: .executable,
+      sha256: SHA256Hex.of(Data("{}\n".utf8))),
+  ]
+
+  @Test("the tree digest is SHA-256 of `<mode> <sha256> <path>\\n` per file, in path byte order")
+  func treeDigestDefinition() {
+    let lines =
+      "0755 \(Self.files[1].sha256) entities/customer.json\n" + "0644 \(Self.files[0].sha256) settings.yaml\n"
+    let expected = "sha256:" + SHA256Hex.of(Data(lines.utf8)).value
+    #expect(TreeDigest(files: Self.files).value == expected)
+    #expect(TreeDigest(files: Self.files.reversed()).value == expected, "order of the input does not matter")
+  }
+
+  @Test("byte order puts `a.txt` before `a/b` and upper case before lower case")
+  func byteOrder() {
+    let sorted = ["b", "a/b", "a.txt", "B", "é", "z"].sorted(by: EntryPath.byteOrder)
+    #expect(sorted == ["B", "a.txt", "a/b", "b", "z", "é"])
+  }
+
+  @Test("a manifest encodes with sorted keys and explicit nulls, and decodes to itself")
+  func encoding() throws {
+    let manifest = Manifest(app: "inventory", environment: nil, version: nil, files: Self.files)
+    let text = String(decoding: manifest.encoded(), as: UTF8.self)
+    #expect(text.contains("\"environment\" : null"))
+    #expect(text.contains("\"version\" : null"))
+    let keys = ["app", "environment", "fileCount", "files", "format", "formatVersion", "generator"]
+    let positions = keys.map { text.range(of: "\"\($0)\"")!.lowerBound }
+    #expect(positions == positions.sorted())
+    #expect(manifest.files.map(\.path) == ["entities/customer.json", "settings.yaml"])
+    #expect(manifest.totalSize == 15 && manifest.fileCount == 2)
+    let decoded = try Manifest.decode(manifest.encoded(), limits: .default)
+    #expect(decoded == manifest)
+  }
+
+  @Test("version times are ISO 8601 UTC to the second")
+  func versionDates() throws {
+    let created = Date(timeIntervalSince1970: 1_795_168_800)  // 2026-11-20T10:00:00Z
+    let version = Manifest.VersionInfo(
+      number: 12, author: "ana", createdAt: created, comment: "add discount field", origin: "push",
+      syncedAt: nil)
+    let manifest = Manifest(app: "inventory", environment: "production", version: version, files: Self.files)
+    let text = String(decoding: manifest.encoded(), as: UTF8.self)
+    #expect(text.contains("\"createdAt\" : \"2026-11-20T10:00:00Z\""))
+    #expect(text.contains("\"syncedAt\" : null"))
+    #expect(try Manifest.decode(manifest.encoded(), limits: .default).version == version)
+  }
+
+  @Test("a manifest that disagrees with itself is refused")
+  func inconsistent() throws {
+    let manifest = Manifest(app: "inventory", environment: nil, version: nil, files: Self.files)
+    var object = try #require(try JSONSerialization.jsonObject(with: manifest.encoded()) as? [String: Any])
+    for (key, value, phrase) in [
+      ("fileCount", 3 as Any, "fileCount is 3"), ("totalSize", 99 as Any, "totalSize is 99"),
+    ] {
+      var changed = object
+      changed[key] = value
+      let data = try JSONSerialization.data(withJSONObject: changed)
+      #expect {
+        try Manifest.decode(data, limits: .default)
+      } throws: { error in
+        (error as? ArchiveRefusal)?.description.contains(phrase) == true
+      }
+    }
+    object["files"] = [["path": "x", "size": 1, "mode": "0600", "sha256": String(repeating: "a", count: 64)]]
+    let badMode = try JSONSerialization.data(withJSONObject: object)
+    #expect(throws: ArchiveRefusal.self) { try Manifest.decode(badMode, limits: .default) }
+  }
+}
+
+@Suite struct EntryPathTests {
+  @Test(
+    "unsafe names are refused with their rule",
+    arguments: [
+      ("/etc/passwd", ArchiveRefusal.Rule.absolutePath),
+      ("config/../x", .parentComponent),
+      ("..", .parentComponent),
+      ("config//x", .emptyComponent),
+      ("config/./x", .dotComponent),
+      ("config/a\u{7}b", .controlCharacter),
+      ("config/" + String(repeating: "x", count: 256), .nameTooLong),
+    ])
+  func refused(name: String, rule: ArchiveRefusal.Rule) {
+    #expect {
+      try EntryPath.components(ofEntryName: Array(name.utf8), limits: .default)
+    } throws: { error in
+      (error as? ArchiveRefusal)?.rule == rule
+    }
+  }
+
+  @Test("invalid UTF-8 is refused and shown with escapes")
+  func invalidUTF8() {
+    #expect {
+      try EntryPath.components(ofEntryName: Array("config/caf".utf8) + [0xE9], limits: .default)
+    } throws: { error in
+      let refusal = error as? ArchiveRefusal
+      return refusal?.rule == .notUTF8 && refusal?.entry == "config/caf\\xe9"
+    }
+  }
+
+  @Test("a leading ./ and a trailing / are how other tools write names, and are accepted")
+  func accepted() throws {
+    #expect(
+      try EntryPath.components(ofEntryName: Array("./config/a.json".utf8), limits: .default) == ["config", "a.json"])
+    #expect(try EntryPath.components(ofEntryName: Array("config/".utf8), limits: .default) == ["config"])
+    #expect(try EntryPath.components(ofEntryName: Array("./".utf8), limits: .default) == [])
+  }
+
+  @Test("a path that is also a folder of another is found")
+  func fileAndFolder() {
+    #expect(EntryPath.fileAndFolderConflict(in: ["a", "a/b"])?.file == "a")
+    #expect(EntryPath.fileAndFolderConflict(in: ["a.json", "a/b", "ab/c"]) == nil)
+  }
+}
