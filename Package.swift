@@ -22,10 +22,17 @@ let package = Package(
       pkgConfig: "libarchive",
       providers: [.apt(["libarchive-dev"])]
     ),
+    // libzstd, from Debian's libzstd-dev: compresses stored blobs chunk by chunk.
+    .systemLibrary(
+      name: "CZstd",
+      pkgConfig: "libzstd",
+      providers: [.apt(["libzstd-dev"])]
+    ),
     .target(
       name: "ConfvaultCore",
       dependencies: [
         "CArchive",
+        "CZstd",
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "GRDB", package: "GRDB.swift"),

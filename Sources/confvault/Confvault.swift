@@ -8,7 +8,11 @@ struct Confvault: ParsableCommand {
     commandName: "confvault",
     abstract: "Keep every version of an app's configuration; move it in and out as verifiable archives.",
     version: ConfvaultInfo.version,
-    subcommands: [Pack.self, Unpack.self, Inspect.self, Verify.self]
+    subcommands: [
+      Init.self, Env.self, Push.self, Export.self, Import.self, Versions.self, Show.self, Diff.self,
+      Restore.self, Sync.self, Checkout.self, Check.self, GC.self, Audit.self,
+      Pack.self, Unpack.self, Inspect.self, Verify.self,
+    ]
   )
 
   /// Runs the command and turns every failure into its documented exit code (PRODUCT.md, sysexits).

@@ -50,7 +50,7 @@ struct Pack: ParsableCommand {
     let manifest = written.manifest
     outputOptions.say(
       "packed \(manifest.fileCount) files (\(ByteCount.format(manifest.totalSize))) from \(folder) into \(output)"
-        + (written.bytes.map { " (\(ByteCount.format($0)), \(compression.rawValue))" } ?? ""))
+        + " (\(ByteCount.format(written.bytes)), \(compression.rawValue))")
     outputOptions.say("tree \(manifest.treeDigest)")
   }
 }

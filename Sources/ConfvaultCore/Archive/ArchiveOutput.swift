@@ -16,8 +16,10 @@ public enum ArchiveOutput: Sendable, Equatable {
 /// What writing an archive produced.
 public struct WrittenArchive: Sendable {
   public var manifest: Manifest
-  /// The archive's size; nil when it went to standard output.
-  public var bytes: Int64?
+  /// The archive's size.
+  public var bytes: Int64
+  /// The SHA-256 of the archive's bytes, as written.
+  public var sha256: SHA256Hex
 }
 
 /// Writes Confvault archives: the manifest first, then each file under `config/`, in path byte order.
@@ -37,19 +39,17 @@ public enum ConfigurationArchive {
   ) throws -> WrittenArchive {
     switch output {
     case .standardOutput:
-      try writeEntries(
+      let written = try writeEntries(
         manifest: manifest, modificationTime: modificationTime, compression: compression,
         fd: STDOUT_FILENO, destination: output.displayName, content: content)
-      return WrittenArchive(manifest: manifest, bytes: nil)
+      return WrittenArchive(manifest: manifest, bytes: written.bytes, sha256: written.hasher.finalize())
     case .file(let path, let replaceExisting):
       let file = try AtomicFile(path: path, replaceExisting: replaceExisting)
-      try writeEntries(
+      let written = try writeEntries(
         manifest: manifest, modificationTime: modificationTime, compression: compression,
         fd: file.fileDescriptor, destination: path, content: content)
-      var info = stat()
-      let size = fstat(file.fileDescriptor, &info) == 0 ? Int64(info.st_size) : nil
       try file.commit()
-      return WrittenArchive(manifest: manifest, bytes: size)
+      return WrittenArchive(manifest: manifest, bytes: written.bytes, sha256: written.hasher.finalize())
     }
   }
 
@@ -57,7 +57,7 @@ public enum ConfigurationArchive {
     manifest: Manifest, modificationTime: Int64, compression: Compression, fd: Int32,
     destination: String,
     content: (ManifestFile, (UnsafeRawBufferPointer) throws -> Void) throws -> Void
-  ) throws {
+  ) throws -> ArchiveWriter.Output {
     let writer = try ArchiveWriter(fd: fd, compression: compression, destination: destination)
     let manifestBytes = manifest.encoded()
     try writer.writeFile(
@@ -88,6 +88,7 @@ public enum ConfigurationArchive {
       }
     }
     try writer.close()
+    return writer.output
   }
 
   /// Packs the configuration folder at `folder` into an archive.

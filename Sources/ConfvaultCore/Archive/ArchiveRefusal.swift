@@ -34,6 +34,7 @@ public struct ArchiveRefusal: ConfvaultError, Equatable {
     case notAnArchive = "not a tar archive"
     case trailingData = "data after the end of the archive"
     case noFiles = "archive holds no files"
+    case otherApp = "archive of another app"
   }
 
   /// The entry's name as read, escaped for display; nil when the rule concerns the whole archive.

@@ -7,6 +7,17 @@ import Foundation
 /// per-run fields), owned by uid/gid 0 with no names, with no atime or ctime; gzip carries no
 /// timestamp or name; the last block is not padded. One `ArchiveWriter` owns one libarchive handle.
 final class ArchiveWriter {
+  /// Where the compressed bytes go: the descriptor, through a hash of everything written.
+  final class Output {
+    let fd: Int32
+    var hasher = SHA256Stream()
+    var bytes: Int64 = 0
+    var error: Int32?
+
+    init(fd: Int32) { self.fd = fd }
+  }
+
+  let output: Output
   private let archive: OpaquePointer
   private let entry: OpaquePointer
   private let destination: String
@@ -27,6 +38,7 @@ final class ArchiveWriter {
     self.archive = archive
     self.entry = entry
     self.destination = destination
+    self.output = Output(fd: fd)
     try check(archive_write_set_format_pax_restricted(archive), "set the tar format")
     switch compression {
     case .gzip:
@@ -40,7 +52,8 @@ final class ArchiveWriter {
       try check(archive_write_add_filter_none(archive), "disable compression")
     }
     try check(archive_write_set_bytes_in_last_block(archive, 1), "set block padding")
-    try check(archive_write_open_fd(archive, fd), "open the output")
+    let context = Unmanaged.passUnretained(output).toOpaque()
+    try check(archive_write_open(archive, context, nil, writeCallback, nil), "open the output")
   }
 
   deinit {
@@ -90,6 +103,7 @@ final class ArchiveWriter {
 
   private func check(_ result: Int32, _ action: String) throws {
     guard result < LibArchive.ok && result != LibArchive.warn else { return }
+    if let code = output.error { throw SystemError(.write, destination, code: code) }
     let code = LibArchive.errorNumber(archive)
     // A positive code is the operating system's errno (disk full, I/O error); libarchive's own are negative.
     if code > 0 { throw SystemError(.write, destination, code: code) }
@@ -98,4 +112,23 @@ final class ArchiveWriter {
       "cannot \(action) in `\(destination)`: \(LibArchive.message(archive, fallback: "unknown libarchive error"))"
     )
   }
+}
+
+private func writeCallback(
+  _ archive: OpaquePointer?, _ context: UnsafeMutableRawPointer?, _ buffer: UnsafeRawPointer?, _ length: Int
+) -> la_ssize_t {
+  let output = Unmanaged<ArchiveWriter.Output>.fromOpaque(context!).takeUnretainedValue()
+  var offset = 0
+  while offset < length {
+    let written = write(output.fd, buffer! + offset, length - offset)
+    if written < 0 {
+      if errno == EINTR { continue }
+      output.error = errno
+      return -1
+    }
+    offset += written
+  }
+  output.hasher.update(UnsafeRawBufferPointer(start: buffer, count: length))
+  output.bytes += Int64(length)
+  return length
 }

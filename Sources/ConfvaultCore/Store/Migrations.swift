@@ -1,0 +1,105 @@
+import GRDB
+
+/// The store's schema, as named migrations. A shipped migration is frozen: change the schema by adding one.
+///
+/// Migrations use SQL only, never application types, so they mean the same thing forever.
+enum Migrations {
+  static var migrator: DatabaseMigrator {
+    var migrator = DatabaseMigrator()
+    migrator.registerMigration("v1-versions-blobs-trees-audit") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE app (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            created_at INTEGER NOT NULL,
+            next_version INTEGER NOT NULL DEFAULT 1
+          );
+          CREATE TABLE environment (
+            id INTEGER PRIMARY KEY,
+            app_id INTEGER NOT NULL REFERENCES app(id),
+            name TEXT NOT NULL,
+            is_production INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL,
+            UNIQUE (app_id, name)
+          );
+          CREATE UNIQUE INDEX one_production_per_app ON environment(app_id) WHERE is_production = 1;
+
+          CREATE TABLE blob (
+            sha256 BLOB PRIMARY KEY,
+            size INTEGER NOT NULL,
+            stored_size INTEGER NOT NULL,
+            chunk_count INTEGER NOT NULL
+          ) WITHOUT ROWID;
+          CREATE TABLE blob_chunk (
+            id INTEGER PRIMARY KEY,
+            blob BLOB NOT NULL,
+            seq INTEGER NOT NULL,
+            zstd INTEGER NOT NULL,
+            data BLOB NOT NULL
+          );
+          CREATE UNIQUE INDEX blob_chunk_order ON blob_chunk(blob, seq);
+
+          CREATE TABLE tree_node (digest BLOB PRIMARY KEY) WITHOUT ROWID;
+          CREATE TABLE tree_entry (
+            node BLOB NOT NULL,
+            name TEXT NOT NULL,
+            is_folder INTEGER NOT NULL,
+            executable INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            target BLOB NOT NULL,
+            PRIMARY KEY (node, name)
+          ) WITHOUT ROWID;
+          CREATE INDEX tree_entry_target ON tree_entry(target);
+
+          CREATE TABLE version (
+            app_id INTEGER NOT NULL REFERENCES app(id),
+            number INTEGER NOT NULL,
+            environment TEXT NOT NULL,
+            author TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            comment TEXT NOT NULL,
+            origin TEXT NOT NULL CHECK (origin IN ('push', 'import', 'restore')),
+            parent INTEGER,
+            restored_from INTEGER,
+            imported_archive_sha256 TEXT,
+            imported_app TEXT,
+            imported_environment TEXT,
+            imported_version INTEGER,
+            backup INTEGER NOT NULL DEFAULT 0,
+            synced_at INTEGER,
+            tree BLOB NOT NULL REFERENCES tree_node(digest),
+            tree_digest TEXT NOT NULL,
+            file_count INTEGER NOT NULL,
+            total_size INTEGER NOT NULL,
+            PRIMARY KEY (app_id, number)
+          ) WITHOUT ROWID;
+          CREATE INDEX version_by_environment ON version(app_id, environment, number);
+
+          CREATE TABLE head (
+            environment_id INTEGER PRIMARY KEY REFERENCES environment(id),
+            version INTEGER NOT NULL,
+            moved_at INTEGER NOT NULL
+          );
+
+          CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at INTEGER NOT NULL,
+            author TEXT NOT NULL,
+            app TEXT NOT NULL,
+            environment TEXT,
+            action TEXT NOT NULL,
+            version INTEGER,
+            archive_sha256 TEXT,
+            detail TEXT NOT NULL
+          );
+          CREATE INDEX audit_by_app ON audit(app, id);
+          CREATE TRIGGER audit_is_append_only_update BEFORE UPDATE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+          CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+          """)
+    }
+    return migrator
+  }
+}

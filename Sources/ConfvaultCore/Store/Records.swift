@@ -1,0 +1,151 @@
+import Foundation
+
+/// How a version came to be.
+public enum Origin: String, Sendable, Codable, CaseIterable {
+  case push, `import`, restore
+}
+
+/// Where an imported version came from: the archive's own digest and what its manifest said.
+public struct ImportOrigin: Sendable, Equatable, Codable {
+  public var archiveSHA256: String
+  public var app: String?
+  public var environment: String?
+  public var version: Int?
+
+  public init(archiveSHA256: String, app: String?, environment: String?, version: Int?) {
+    self.archiveSHA256 = archiveSHA256
+    self.app = app
+    self.environment = environment
+    self.version = version
+  }
+}
+
+/// An immutable snapshot of a configuration, numbered per app.
+public struct Version: Sendable, Equatable, Codable {
+  public var app: String
+  public var number: Int
+  public var environment: String
+  public var author: String
+  public var createdAt: Date
+  public var comment: String
+  public var origin: Origin
+  /// The environment's head when this version was made.
+  public var parent: Int?
+  public var restoredFrom: Int?
+  public var importedFrom: ImportOrigin?
+  /// Pinned: kept by every retention rule.
+  public var backup: Bool
+  /// When it last went to production.
+  public var syncedAt: Date?
+  public var treeDigest: TreeDigest
+  public var fileCount: Int
+  public var totalSize: Int64
+}
+
+/// The colour of a version in the versions list.
+public enum SyncStatus: String, Sendable, Codable {
+  /// Green: the production environment's head.
+  case currentProduction = "current-production"
+  /// Yellow: went to production once, is not there now.
+  case synced
+  /// Blue: never went to production.
+  case notSynced = "not-synced"
+}
+
+/// An app's named target; at most one per app is production.
+public struct EnvironmentInfo: Sendable, Equatable, Codable {
+  public var name: String
+  public var isProduction: Bool
+  /// The number of its current version, if any.
+  public var head: Int?
+  public var createdAt: Date
+}
+
+/// A configuration project and its environments.
+public struct AppInfo: Sendable, Equatable, Codable {
+  public var name: String
+  public var createdAt: Date
+  public var environments: [EnvironmentInfo]
+
+  public var production: EnvironmentInfo? { environments.first(where: \.isProduction) }
+
+  /// The environment named `name`, or an error that lists the ones there are.
+  public func environment(_ name: String) throws -> EnvironmentInfo {
+    guard let found = environments.first(where: { $0.name == name }) else {
+      let names = environments.map(\.name).joined(separator: ", ")
+      throw OperationError(
+        .operationFailed,
+        "no environment '\(name)' in app '\(self.name)'; environments: \(names.isEmpty ? "none" : names)")
+    }
+    return found
+  }
+}
+
+/// One line of the append-only audit log.
+public struct AuditEntry: Sendable, Equatable, Codable {
+  public var id: Int64
+  public var at: Date
+  public var author: String
+  public var app: String
+  public var environment: String?
+  public var action: String
+  public var version: Int?
+  public var archiveSHA256: String?
+  public var detail: String
+
+  public init(
+    id: Int64 = 0, at: Date, author: String, app: String, environment: String?, action: String,
+    version: Int?, archiveSHA256: String?, detail: String
+  ) {
+    self.id = id
+    self.at = at
+    self.author = author
+    self.app = app
+    self.environment = environment
+    self.action = action
+    self.version = version
+    self.archiveSHA256 = archiveSHA256
+    self.detail = detail
+  }
+}
+
+/// What a new version is made of, before the store gives it a number.
+public struct VersionDraft: Sendable {
+  public var app: String
+  public var environment: String
+  public var author: String
+  public var createdAt: Date
+  public var comment: String
+  public var origin: Origin
+  public var restoredFrom: Int?
+  public var importedFrom: ImportOrigin?
+  public var backup: Bool
+  public var files: [ManifestFile]
+
+  public init(
+    app: String, environment: String, author: String, createdAt: Date, comment: String, origin: Origin,
+    restoredFrom: Int? = nil, importedFrom: ImportOrigin? = nil, backup: Bool = false, files: [ManifestFile]
+  ) {
+    self.app = app
+    self.environment = environment
+    self.author = author
+    self.createdAt = createdAt
+    self.comment = comment
+    self.origin = origin
+    self.restoredFrom = restoredFrom
+    self.importedFrom = importedFrom
+    self.backup = backup
+    self.files = files
+  }
+}
+
+/// What `check` found wrong; empty when the store is consistent.
+public struct CheckReport: Sendable, Codable, Equatable {
+  public var problems: [String]
+  /// Blobs no version refers to: harmless, removed by `gc`.
+  public var unreferencedBlobs: Int
+  public var versions: Int
+  public var blobs: Int
+
+  public var isConsistent: Bool { problems.isEmpty }
+}

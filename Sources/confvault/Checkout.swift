@@ -1,0 +1,20 @@
+import ArgumentParser
+import ConfvaultCore
+
+struct Checkout: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Write an environment's current configuration into a new folder, atomically.",
+    discussion: "Example: confvault checkout --app inventory --env production --to /tmp/production"
+  )
+
+  @OptionGroup var app: AppOption
+  @Option(name: .customLong("env"), help: "The environment.") var environment: String
+  @Option(help: "The folder to create.") var to: String
+  @OptionGroup var storeOptions: StoreOptions
+  @OptionGroup var output: OutputOptions
+
+  func run() throws {
+    let version = try storeOptions.vault().checkout(app: app.app, environment: environment, to: to)
+    output.say("checked out v\(version.number) of \(app.app)/\(environment) into \(to) (\(version.fileCount) files)")
+  }
+}

@@ -1,0 +1,93 @@
+import ArgumentParser
+import ConfvaultCore
+
+struct Diff: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "View changes: a version against its parent or another version, or two environments' heads.",
+    discussion: """
+      For JSON and YAML files, each changed key path; for other text, a unified diff; for binary
+      files, the sizes.
+      Examples: confvault diff --app inventory 12
+                confvault diff --app inventory 9 12 --stat
+                confvault diff --app inventory --env production --env staging   (what a sync would change)
+      """
+  )
+
+  @OptionGroup var app: AppOption
+  @Argument(help: "The version, and optionally the one to compare it with (N against M).") var numbers: [Int] = []
+  @Option(name: .customLong("env"), help: "Two environments whose heads to compare (repeat twice).")
+  var environments: [String] = []
+  @Flag(help: "Only the list of changed files and a summary.") var stat = false
+  @Flag(help: "Print JSON for machines.") var json = false
+  @OptionGroup var storeOptions: StoreOptions
+
+  func validate() throws {
+    switch (numbers.count, environments.count) {
+    case (1, 0), (2, 0), (0, 2): return
+    default: throw ValidationError("give a version N, two versions N M, or two environments --env A --env B")
+    }
+  }
+
+  struct Report: Encodable {
+    var from: Int?
+    var to: Int
+    var files: [FileDiff]
+  }
+
+  func run() throws {
+    let vault = try storeOptions.vault()
+    let store = vault.store
+    let (from, to): (Int?, Int)
+    if environments.count == 2 {
+      let info = try store.app(app.app)
+      let heads = try environments.map { name -> Int in
+        guard let head = try info.environment(name).head else {
+          throw OperationError(.operationFailed, "environment '\(name)' of app '\(app.app)' has no version yet")
+        }
+        return head
+      }
+      (from, to) = (heads[0], heads[1])
+    } else if numbers.count == 2 {
+      (from, to) = (numbers[0], numbers[1])
+    } else {
+      (from, to) = (try store.version(app: app.app, number: numbers[0]).parent, numbers[0])
+    }
+    if let from { _ = try store.version(app: app.app, number: from) }
+    let changes = try store.changedFiles(app: app.app, from: from, to: to)
+    let title =
+      "diff \(app.app) \(from.map { "v\($0)" } ?? "(empty)") -> v\(to)"
+      + (environments.count == 2 ? " (\(environments[0]) -> \(environments[1]))" : "")
+    if stat {
+      if json { return try JSONOutput.print(Report(from: from, to: to, files: changes.map { FileDiff(change: $0, detail: .sizes(old: $0.old?.size, new: $0.new?.size)) })) }
+      print(title)
+      ChangePrinter.summary(changes).forEach { print($0) }
+      return
+    }
+    let diffs = try changes.map { try ContentDiff.describe($0, store: store) }
+    if json { return try JSONOutput.print(Report(from: from, to: to, files: diffs)) }
+    print(title)
+    for diff in diffs { print(Self.render(diff), terminator: "") }
+    print(ChangePrinter.summary(changes).last!.trimmingCharacters(in: .whitespaces))
+  }
+
+  static func render(_ diff: FileDiff) -> String {
+    let change = diff.change
+    var text = "\(ChangePrinter.marker(change.kind)) \(change.path)"
+    switch change.kind {
+    case .added: text += "  (added, \(ByteCount.format(change.new?.size ?? 0)))\n"
+    case .removed: text += "  (removed, was \(ByteCount.format(change.old?.size ?? 0)))\n"
+    case .modeChanged: text += "  (mode \(change.old!.mode.rawValue) -> \(change.new!.mode.rawValue))\n"
+    case .modified:
+      text += "\n"
+      switch diff.detail {
+      case .keys(let keys):
+        for key in keys { text += "\(change.path)  \(key.description)\n" }
+      case .text(let lines):
+        for line in lines { text += "    \(line)\n" }
+      case .sizes(let old, let new):
+        text += "    binary or large: \(ByteCount.format(old ?? 0)) -> \(ByteCount.format(new ?? 0))\n"
+      }
+    }
+    return text
+  }
+}

@@ -1,0 +1,58 @@
+import ArgumentParser
+import ConfvaultCore
+
+struct Env: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "env",
+    abstract: "List, create or delete an app's environments.",
+    subcommands: [List.self, Create.self, Delete.self],
+    defaultSubcommand: List.self
+  )
+
+  struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List environments with their heads.")
+    @OptionGroup var app: AppOption
+    @Flag(help: "Print JSON for machines.") var json = false
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() throws {
+      let info = try storeOptions.vault().store.app(app.app)
+      if json { return try JSONOutput.print(info.environments) }
+      for environment in info.environments {
+        let head = environment.head.map { "v\($0)" } ?? "no version"
+        print("\(environment.name)\(environment.isProduction ? " (production)" : "")  \(head)")
+      }
+    }
+  }
+
+  struct Create: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create an environment.")
+    @OptionGroup var app: AppOption
+    @Argument(help: "The new environment's name.") var name: String
+    @Flag(help: "Make it the app's production environment.") var production = false
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws { try validateName(name, as: "environment") }
+
+    func run() throws {
+      try storeOptions.vault().store.createEnvironment(
+        app: app.app, name: name, production: production, author: storeOptions.who)
+      output.say("created environment '\(name)' in app '\(app.app)'\(production ? " (production)" : "")")
+    }
+  }
+
+  struct Delete: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Delete an environment; its versions stay in the history.")
+    @OptionGroup var app: AppOption
+    @Argument(help: "The environment to delete.") var name: String
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+      try storeOptions.vault().store.deleteEnvironment(app: app.app, name: name, author: storeOptions.who)
+      output.say("deleted environment '\(name)' of app '\(app.app)'; its versions stay in the history")
+    }
+  }
+}

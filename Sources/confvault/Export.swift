@@ -1,0 +1,46 @@
+import ArgumentParser
+import ConfvaultCore
+import Foundation
+
+struct Export: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Write an environment's current configuration (or any version) as a verifiable archive.",
+    discussion: """
+      Without -o, writes <app>-<env>-v<N>.tar.gz (or .tar.zst, .tar.xz, .tar) in the current folder.
+      Exporting the same version twice gives identical bytes.
+      Example: confvault export --app inventory --env production -o production-backup.tar.gz
+      """
+  )
+
+  @OptionGroup var app: AppOption
+  @Option(name: .customLong("env"), help: "The environment whose head to export.") var environment: String?
+  @Option(name: .customLong("version"), help: "The version to export instead of the head.") var number: Int?
+  @Option(name: .short, help: "The archive to write, or - for standard output.") var output: String?
+  @Option(help: "gzip, zstd, xz or none.") var compression: Compression = .gzip
+  @Flag(help: "Replace an existing output file.") var force = false
+  @OptionGroup var storeOptions: StoreOptions
+  @OptionGroup var outputOptions: OutputOptions
+
+  func validate() throws {
+    if environment == nil && number == nil { throw ValidationError("name --env or --version") }
+    if output == "-" && Terminal.isTerminal(STDOUT_FILENO) {
+      throw ValidationError("refusing to write an archive to a terminal; redirect it or use -o FILE")
+    }
+  }
+
+  func run() throws {
+    let vault = try storeOptions.vault()
+    let version = try vault.resolve(app: app.app, environment: environment, number: number)
+    let label = number == nil ? environment! : version.environment
+    let path = output ?? "\(app.app)-\(label)-v\(version.number)\(compression.fileExtension)"
+    let destination: ArchiveOutput = path == "-" ? .standardOutput : .file(path, replaceExisting: force)
+    let written = try vault.export(
+      version, environment: number == nil ? environment : nil, compression: compression, to: destination,
+      author: storeOptions.who)
+    guard destination != .standardOutput else { return }
+    outputOptions.say(
+      "exported v\(version.number) of \(app.app)/\(label) to \(path) (\(written.manifest.fileCount) files, \(ByteCount.format(written.bytes)))"
+    )
+    outputOptions.say("tree \(written.manifest.treeDigest)  archive sha256 \(written.sha256)")
+  }
+}

@@ -1,0 +1,37 @@
+import ArgumentParser
+import ConfvaultCore
+
+struct Init: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Create an app (and the store, the first time) with its environments.",
+    discussion: """
+      Without --env, the app gets development, staging and production, production being production.
+      Example: confvault init --app inventory --env dev --env prod --production prod
+      """
+  )
+
+  @OptionGroup var app: AppOption
+  @Option(name: .customLong("env"), help: "An environment to create (repeatable).")
+  var environments: [String] = []
+  @Option(help: "Which of the environments is production.")
+  var production: String?
+  @OptionGroup var storeOptions: StoreOptions
+  @OptionGroup var output: OutputOptions
+
+  func validate() throws {
+    for environment in environments { try validateName(environment, as: "environment") }
+    if let production, !environments.isEmpty, !environments.contains(production) {
+      throw ValidationError("--production \(production) is not among the --env names")
+    }
+  }
+
+  func run() throws {
+    let names = environments.isEmpty ? ["development", "staging", "production"] : environments
+    let productionName = production ?? (environments.isEmpty ? "production" : nil)
+    let vault = try storeOptions.vault(create: true)
+    try vault.store.createApp(app.app, environments: names, production: productionName, author: storeOptions.who)
+    output.say(
+      "created app '\(app.app)' with environments \(names.joined(separator: ", "))"
+        + (productionName.map { "; production: \($0)" } ?? "") + " in \(storeOptions.folder)")
+  }
+}

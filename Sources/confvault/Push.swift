@@ -1,0 +1,45 @@
+import ArgumentParser
+import ConfvaultCore
+
+struct Push: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Make a new version of an environment from a configuration folder.",
+    discussion: """
+      A folder identical to the head makes no version. --backup pins the version: retention keeps it.
+      Example: confvault push --app inventory --env development Samples/inventory/development -m "add loyalty tier"
+      """
+  )
+
+  @OptionGroup var app: AppOption
+  @Option(name: .customLong("env"), help: "The environment.") var environment: String
+  @Argument(help: "The configuration folder.") var folder: String
+  @Option(name: .shortAndLong, help: "The comment.") var message = ""
+  @Flag(help: "Pin the new version as a backup.") var backup = false
+  @OptionGroup var storeOptions: StoreOptions
+  @OptionGroup var output: OutputOptions
+
+  func run() throws {
+    let vault = try storeOptions.vault()
+    let change = try vault.push(
+      app: app.app, environment: environment, folder: folder, comment: message, author: storeOptions.who,
+      backup: backup)
+    Report.change(change, verb: "pushed", output: output)
+  }
+}
+
+/// Prints the outcome of a command that adds a version.
+enum Report {
+  static func change(_ change: Vault.Change, verb: String, output: OutputOptions) {
+    switch change {
+    case .unchanged(let head):
+      output.say("unchanged, head is v\(head.number)")
+    case .created(let version, let changes):
+      output.say(
+        "\(verb) v\(version.number) to \(version.app)/\(version.environment) (\(version.fileCount) files, \(ByteCount.format(version.totalSize)))"
+          + (version.parent.map { "; changes against v\($0):" } ?? "; first version of the environment"))
+      if version.parent != nil {
+        for line in ChangePrinter.summary(changes) { output.say(line) }
+      }
+    }
+  }
+}

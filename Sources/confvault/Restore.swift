@@ -1,0 +1,26 @@
+import ArgumentParser
+import ConfvaultCore
+
+struct Restore: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Revert an environment to a version: a new version with that version's files.",
+    discussion: """
+      History is never rewritten: the restore is a new version (origin restore), and the head it
+      replaces is pinned as a backup.
+      Example: confvault restore --app inventory 9 --env production
+      """
+  )
+
+  @OptionGroup var app: AppOption
+  @Argument(help: "The version to restore.") var number: Int
+  @Option(name: .customLong("env"), help: "The environment to restore it into.") var environment: String
+  @Option(name: .shortAndLong, help: "The comment.") var message: String?
+  @OptionGroup var storeOptions: StoreOptions
+  @OptionGroup var output: OutputOptions
+
+  func run() throws {
+    let change = try storeOptions.vault().restore(
+      app: app.app, number: number, environment: environment, comment: message, author: storeOptions.who)
+    Report.change(change, verb: "restored v\(number) as", output: output)
+  }
+}

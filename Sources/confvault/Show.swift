@@ -1,0 +1,46 @@
+import ArgumentParser
+import ConfvaultCore
+
+struct Show: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Show one version: who, when, where from, which environments have it as head.",
+    discussion: "Example: confvault show --app inventory 12"
+  )
+
+  @OptionGroup var app: AppOption
+  @Argument(help: "The version number.") var number: Int
+  @Flag(help: "Print JSON for machines.") var json = false
+  @OptionGroup var storeOptions: StoreOptions
+
+  struct Report: Encodable {
+    var version: Version
+    var status: SyncStatus
+    var headOf: [String]
+  }
+
+  func run() throws {
+    let store = try storeOptions.vault().store
+    let info = try store.app(app.app)
+    let version = try store.version(app: app.app, number: number)
+    let status = Vault.status(of: version, productionHead: info.production?.head)
+    let heads = info.environments.filter { $0.head == number }.map(\.name)
+    if json { return try JSONOutput.print(Report(version: version, status: status, headOf: heads)) }
+    print("version      v\(version.number) of \(version.app), made in \(version.environment)")
+    print("author       \(version.author)")
+    print("created      \(Timestamp.iso8601(version.createdAt))")
+    print("comment      \(version.comment.isEmpty ? "-" : version.comment)")
+    print("origin       \(version.origin.rawValue)" + (version.restoredFrom.map { ", restored from v\($0)" } ?? ""))
+    if let imported = version.importedFrom {
+      let what = [imported.app, imported.environment].compactMap { $0 }.joined(separator: "/")
+      print(
+        "imported     archive sha256 \(imported.archiveSHA256)"
+          + (what.isEmpty ? " (plain tar)" : ", manifest: \(what)") + (imported.version.map { " v\($0)" } ?? ""))
+    }
+    print("parent       \(version.parent.map { "v\($0)" } ?? "-")")
+    print("status       \(status.rawValue)" + (version.syncedAt.map { ", synced \(Timestamp.iso8601($0))" } ?? ""))
+    print("backup       \(version.backup ? "yes (pinned)" : "no")")
+    print("head of      \(heads.isEmpty ? "-" : heads.joined(separator: ", "))")
+    print("files        \(version.fileCount), \(ByteCount.format(version.totalSize))")
+    print("tree         \(version.treeDigest)")
+  }
+}

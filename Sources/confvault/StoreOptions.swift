@@ -1,0 +1,82 @@
+import ArgumentParser
+import ConfvaultCore
+import Foundation
+import Logging
+
+/// Options every store command takes: which store, and who is acting.
+struct StoreOptions: ParsableArguments {
+  @Option(help: "The store folder (default: $CONFVAULT_STORE, else $XDG_DATA_HOME/confvault or ~/.local/share/confvault).")
+  var store: String?
+
+  @Option(help: "Who makes the change (default: $CONFVAULT_AUTHOR, else the login name).")
+  var author: String?
+
+  @Flag(name: .long, help: "Log what happens on standard error.")
+  var verbose = false
+
+  var folder: String {
+    let environment = ProcessInfo.processInfo.environment
+    if let store { return store }
+    if let store = environment["CONFVAULT_STORE"], !store.isEmpty { return store }
+    if let data = environment["XDG_DATA_HOME"], !data.isEmpty { return data + "/confvault" }
+    return (environment["HOME"] ?? NSHomeDirectory()) + "/.local/share/confvault"
+  }
+
+  var who: String {
+    let environment = ProcessInfo.processInfo.environment
+    if let author, !author.isEmpty { return author }
+    if let author = environment["CONFVAULT_AUTHOR"], !author.isEmpty { return author }
+    if let user = environment["USER"] ?? environment["LOGNAME"], !user.isEmpty { return user }
+    if let entry = getpwuid(geteuid()), let name = entry.pointee.pw_name { return String(cString: name) }
+    return "unknown"
+  }
+
+  /// Seconds a writer waits for another process's lock before exiting with 75.
+  var lockTimeout: TimeInterval {
+    ProcessInfo.processInfo.environment["CONFVAULT_LOCK_TIMEOUT"].flatMap(TimeInterval.init) ?? 30
+  }
+
+  /// Opens the store and the use cases over it.
+  func vault(create: Bool = false) throws -> Vault {
+    var logger = Logger(label: "confvault")
+    logger.logLevel = verbose ? .debug : .warning
+    let store = try SQLiteStore(folder: folder, create: create, lockTimeout: lockTimeout, logger: logger)
+    return Vault(store: store, logger: logger)
+  }
+}
+
+/// `--app`, which every store command but `check`, `gc` and `audit` requires.
+struct AppOption: ParsableArguments {
+  @Option(help: "The app.")
+  var app: String
+
+  func validate() throws { try validateName(app, as: "app") }
+}
+
+/// How commands print what changed between two trees.
+enum ChangePrinter {
+  static func marker(_ kind: FileChange.Kind) -> String {
+    switch kind {
+    case .added: return "A"
+    case .removed: return "D"
+    case .modified: return "M"
+    case .modeChanged: return "m"
+    }
+  }
+
+  /// One line per changed file, and a summary line.
+  static func summary(_ changes: [FileChange]) -> [String] {
+    var lines = changes.map { change -> String in
+      var line = "  \(marker(change.kind)) \(change.path)"
+      if change.kind == .modeChanged, let old = change.old, let new = change.new {
+        line += "  (mode \(old.mode.rawValue) -> \(new.mode.rawValue))"
+      }
+      return line
+    }
+    let count = { (kind: FileChange.Kind) in changes.filter { $0.kind == kind }.count }
+    lines.append(
+      "  \(changes.count) files changed: \(count(.added)) added, \(count(.removed)) removed, \(count(.modified)) modified, \(count(.modeChanged)) mode changed"
+    )
+    return lines
+  }
+}

@@ -1,0 +1,140 @@
+import ArgumentParser
+import ConfvaultCore
+import Foundation
+
+struct Versions: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "List versions, newest first: number, environment, author, dates, comment, production.",
+    discussion: """
+      On a terminal numbers are coloured: green = the current production version, yellow = synced to
+      production once but not now, blue = never synced.
+      Example: confvault versions --app inventory --env production --limit 20
+      """
+  )
+
+  @OptionGroup var app: AppOption
+  @Option(name: .customLong("env"), help: "Only versions made in this environment.") var environment: String?
+  @Option(help: "How many versions to list.") var limit = 50
+  @Option(help: "List versions numbered below this one (the next page).") var before: Int?
+  @Flag(help: "Print JSON for machines.") var json = false
+  @OptionGroup var storeOptions: StoreOptions
+
+  func validate() throws {
+    guard limit > 0 else { throw ValidationError("--limit must be positive") }
+  }
+
+  /// One version as `versions --json` prints it.
+  struct Row: Encodable {
+    var number: Int
+    var environment: String
+    var author: String
+    var createdAt: Date
+    var syncedAt: Date?
+    var comment: String
+    var origin: Origin
+    var backup: Bool
+    var status: SyncStatus
+    var parent: Int?
+    var restoredFrom: Int?
+    var treeDigest: TreeDigest
+    var fileCount: Int
+    var totalSize: Int64
+
+    init(_ version: Version, status: SyncStatus) {
+      number = version.number
+      environment = version.environment
+      author = version.author
+      createdAt = version.createdAt
+      syncedAt = version.syncedAt
+      comment = version.comment
+      origin = version.origin
+      backup = version.backup
+      self.status = status
+      parent = version.parent
+      restoredFrom = version.restoredFrom
+      treeDigest = version.treeDigest
+      fileCount = version.fileCount
+      totalSize = version.totalSize
+    }
+
+    enum CodingKeys: String, CodingKey {
+      case number, environment, author, createdAt, syncedAt, comment, origin, backup, status, parent
+      case restoredFrom, treeDigest, fileCount, totalSize
+    }
+
+    func encode(to encoder: any Encoder) throws {
+      var container = encoder.container(keyedBy: CodingKeys.self)
+      try container.encode(number, forKey: .number)
+      try container.encode(environment, forKey: .environment)
+      try container.encode(author, forKey: .author)
+      try container.encode(createdAt, forKey: .createdAt)
+      try container.encode(syncedAt, forKey: .syncedAt)
+      try container.encode(comment, forKey: .comment)
+      try container.encode(origin, forKey: .origin)
+      try container.encode(backup, forKey: .backup)
+      try container.encode(status, forKey: .status)
+      try container.encode(parent, forKey: .parent)
+      try container.encode(restoredFrom, forKey: .restoredFrom)
+      try container.encode(treeDigest, forKey: .treeDigest)
+      try container.encode(fileCount, forKey: .fileCount)
+      try container.encode(totalSize, forKey: .totalSize)
+    }
+  }
+
+  func run() throws {
+    let store = try storeOptions.vault().store
+    let info = try store.app(app.app)
+    if let environment { _ = try info.environment(environment) }
+    let productionHead = info.production?.head
+    let versions = try store.versions(app: app.app, environment: environment, before: before, limit: limit)
+    let rows = versions.map { Row($0, status: Vault.status(of: $0, productionHead: productionHead)) }
+    if json { return try JSONOutput.print(rows) }
+    if rows.isEmpty {
+      print("no versions" + (environment.map { " in '\($0)'" } ?? "") + " of app '\(app.app)' yet")
+      return
+    }
+    let table = [["Number", "Env", "Author", "Date", "Sync date", "Comments", "Prod"]]
+      + rows.map { row in
+        [
+          "v\(row.number)", row.environment, row.author, Timestamp.iso8601(row.createdAt),
+          row.syncedAt.map(Timestamp.iso8601) ?? "-", row.comment + (row.backup ? " [backup]" : ""),
+          row.status == .currentProduction ? "yes" : "",
+        ]
+      }
+    let widths = (0..<7).map { column in table.map { $0[column].count }.max() ?? 0 }
+    let colours = Terminal.colours
+    for (index, cells) in table.enumerated() {
+      var line = ""
+      for (column, cell) in cells.enumerated() {
+        let padded = cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+        if column == 0 && index > 0 && colours {
+          line += Colour.status(rows[index - 1].status).wrap(padded)
+        } else {
+          line += padded
+        }
+        line += column == 6 ? "" : "  "
+      }
+      print(line.trimmingCharacters(in: .whitespaces))
+    }
+    if let oldest = rows.last, oldest.number > 1, rows.count == limit {
+      print("(older: --before \(oldest.number))")
+    }
+  }
+}
+
+/// ANSI colours of the versions list.
+enum Colour: String {
+  case green = "32"
+  case yellow = "33"
+  case blue = "34"
+
+  static func status(_ status: SyncStatus) -> Colour {
+    switch status {
+    case .currentProduction: return .green
+    case .synced: return .yellow
+    case .notSynced: return .blue
+    }
+  }
+
+  func wrap(_ text: String) -> String { "\u{1B}[\(rawValue)m\(text)\u{1B}[0m" }
+}
