@@ -1,25 +1,50 @@
 #!/usr/bin/env bash
-# `make run`: a short scripted tour of Confvault on the sample app `inventory`.
+# `make run`: Confvault's main job on the sample app `inventory`, in a fresh store under .confvault/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 confvault=${CONFVAULT:-.build/debug/confvault}
 work=.confvault/tour
-rm -rf "$work" && mkdir -p "$work"
+export CONFVAULT_STORE=.confvault/store CONFVAULT_AUTHOR=${CONFVAULT_AUTHOR:-ana}
+rm -rf "$work" "$CONFVAULT_STORE" && mkdir -p "$work"
 
 step() { printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "${*:2}"; "${@:2}"; }
 
-step "Pack the production configuration into a verifiable archive" \
-  "$confvault" pack Samples/inventory/production -o "$work/production.tar.gz" --app inventory --env production
-step "Inspect it: manifest, sizes, modes, and the tree digest" \
-  "$confvault" inspect "$work/production.tar.gz"
-step "Verify it in full: every entry's size and SHA-256 against the manifest" \
-  "$confvault" verify "$work/production.tar.gz"
-step "Pack it again with zstd: other bytes, the same tree digest" \
-  "$confvault" pack Samples/inventory/production -o "$work/production.tar.zst" --compression zstd --app inventory --env production
-step "Unpack it into a new folder, atomically" \
-  "$confvault" unpack "$work/production.tar.zst" --to "$work/restored"
-step "The restored folder is the sample, file for file" \
-  diff -r Samples/inventory/production "$work/restored"
-echo "(no differences)"
-step "A tampered archive is refused with exit code 65" \
-  bash -c "python3 Samples/tamper.py '$work/production.tar.gz' '$work/tampered.tar.gz' && { '$confvault' verify '$work/tampered.tar.gz'; echo \"exit code \$?\"; }"
+step "Create the app and its environments (the store is $CONFVAULT_STORE)" \
+  "$confvault" init --app inventory
+step "Push the development configuration: version 1" \
+  "$confvault" push --app inventory --env development Samples/inventory/development -m "initial import from the app builder"
+step "Sync version 1 to production: production's head, synced-at set, pinned as a backup" \
+  "$confvault" sync --app inventory 1
+
+cp -r Samples/inventory/development "$work/development"
+python3 - "$work/development/entities/customer.json" <<'PY'
+import json, sys
+path = sys.argv[1]
+entity = json.load(open(path))
+entity["fields"]["discount"]["precision"] = 6
+entity["fields"]["vip"] = {"type": "boolean", "default": False}
+open(path, "w").write(json.dumps(entity, indent=2, sort_keys=True) + "\n")
+PY
+sed -i 's/level: debug/level: trace/' "$work/development/settings/app.yaml"
+step "Change two files in development and push again: version 2" \
+  "$confvault" push --app inventory --env development "$work/development" -m "customer: vip flag, wider discount"
+step "View the changes of version 2 against version 1" \
+  "$confvault" diff --app inventory 2
+step "Download production's current configuration as a verifiable archive" \
+  "$confvault" export --app inventory --env production -o "$work/production-backup.tar.gz"
+step "Check the download in full before trusting it" \
+  "$confvault" verify "$work/production-backup.tar.gz"
+step "Upload it to staging: checked whole, then pushed automatically as version 3" \
+  "$confvault" import "$work/production-backup.tar.gz" --app inventory --env staging -m "staging = production"
+step "Restore development to version 1: a new version 4, history kept, the replaced head pinned" \
+  "$confvault" restore --app inventory 1 --env development
+step "Sync version 2 to production after all: version 1 stays as a yellow 'synced once' backup" \
+  "$confvault" sync --app inventory 2
+step "The versions list (green: in production, yellow: synced once, blue: never synced)" \
+  "$confvault" versions --app inventory
+step "What a sync of staging to production would change" \
+  "$confvault" diff --app inventory --env staging --env production --stat
+step "The store is consistent" \
+  "$confvault" check
+step "Who did what" \
+  "$confvault" audit --app inventory --limit 8

@@ -19,7 +19,8 @@ struct Check: ParsableCommand {
       for problem in report.problems { print("problem: \(problem)") }
       print(
         "\(report.isConsistent ? "OK" : "INCONSISTENT"): \(report.versions) versions, \(report.blobs) blobs"
-          + (report.unreferencedBlobs > 0 ? ", \(report.unreferencedBlobs) unreferenced (`confvault gc` removes them)" : ""))
+          + (report.unreferencedBlobs > 0
+            ? ", \(report.unreferencedBlobs) unreferenced (`confvault gc` removes them)" : ""))
     }
     if !report.isConsistent { throw ExitCode(1) }
   }

@@ -58,7 +58,12 @@ struct Diff: ParsableCommand {
       "diff \(app.app) \(from.map { "v\($0)" } ?? "(empty)") -> v\(to)"
       + (environments.count == 2 ? " (\(environments[0]) -> \(environments[1]))" : "")
     if stat {
-      if json { return try JSONOutput.print(Report(from: from, to: to, files: changes.map { FileDiff(change: $0, detail: .sizes(old: $0.old?.size, new: $0.new?.size)) })) }
+      if json {
+        return try JSONOutput.print(
+          Report(
+            from: from, to: to,
+            files: changes.map { FileDiff(change: $0, detail: .sizes(old: $0.old?.size, new: $0.new?.size)) }))
+      }
       print(title)
       ChangePrinter.summary(changes).forEach { print($0) }
       return

@@ -5,7 +5,8 @@ import Logging
 
 /// Options every store command takes: which store, and who is acting.
 struct StoreOptions: ParsableArguments {
-  @Option(help: "The store folder (default: $CONFVAULT_STORE, else $XDG_DATA_HOME/confvault or ~/.local/share/confvault).")
+  @Option(
+    help: "The store folder (default: $CONFVAULT_STORE, else $XDG_DATA_HOME/confvault or ~/.local/share/confvault).")
   var store: String?
 
   @Option(help: "Who makes the change (default: $CONFVAULT_AUTHOR, else the login name).")

@@ -93,7 +93,8 @@ struct Versions: ParsableCommand {
       print("no versions" + (environment.map { " in '\($0)'" } ?? "") + " of app '\(app.app)' yet")
       return
     }
-    let table = [["Number", "Env", "Author", "Date", "Sync date", "Comments", "Prod"]]
+    let table =
+      [["Number", "Env", "Author", "Date", "Sync date", "Comments", "Prod"]]
       + rows.map { row in
         [
           "v\(row.number)", row.environment, row.author, Timestamp.iso8601(row.createdAt),

@@ -28,7 +28,8 @@ enum Queries {
         name: row["name"], isProduction: row["is_production"], head: row["version"],
         createdAt: Date(timeIntervalSince1970: TimeInterval(row["created_at"] as Int64)))
     }
-    return AppInfo(name: name, createdAt: Date(timeIntervalSince1970: TimeInterval(created)), environments: environments)
+    return AppInfo(
+      name: name, createdAt: Date(timeIntervalSince1970: TimeInterval(created)), environments: environments)
   }
 
   static func version(_ db: Database, app: String, number: Int) throws -> Version {
@@ -102,7 +103,8 @@ enum Queries {
       if entry.isFolder {
         files += try flatten(db, node: entry.target, prefix: path + "/")
       } else {
-        files.append(ManifestFile(path: path, size: entry.size, mode: entry.mode, sha256: SHA256Hex(bytes: entry.target)))
+        files.append(
+          ManifestFile(path: path, size: entry.size, mode: entry.mode, sha256: SHA256Hex(bytes: entry.target)))
       }
     }
     return files

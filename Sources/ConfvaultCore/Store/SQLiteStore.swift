@@ -25,12 +25,14 @@ public final class SQLiteStore: VersionStore {
     if !FileManager.default.fileExists(atPath: path) {
       guard create else {
         throw OperationError(
-          .inputUnreadable, "no store at `\(folder)`; create one with `confvault init --app NAME` or name it with --store")
+          .inputUnreadable,
+          "no store at `\(folder)`; create one with `confvault init --app NAME` or name it with --store")
       }
       do {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
       } catch {
-        throw OperationError(.cannotCreateOutput, "cannot create the store folder `\(folder)`: \(error.localizedDescription)")
+        throw OperationError(
+          .cannotCreateOutput, "cannot create the store folder `\(folder)`: \(error.localizedDescription)")
       }
     }
     var configuration = Configuration()

@@ -46,11 +46,16 @@ struct StoreCheck {
         problems.append("blob \(name): \(error)")
         continue
       }
-      if chunks != row["chunk_count"] as Int { problems.append("blob \(name): \(chunks) chunks, expected \(row["chunk_count"] as Int)") }
-      if size != row["size"] as Int64 { problems.append("blob \(name): \(size) bytes, expected \(row["size"] as Int64)") }
+      if chunks != row["chunk_count"] as Int {
+        problems.append("blob \(name): \(chunks) chunks, expected \(row["chunk_count"] as Int)")
+      }
+      if size != row["size"] as Int64 {
+        problems.append("blob \(name): \(size) bytes, expected \(row["size"] as Int64)")
+      }
       if Data(hasher.finalize()) != key { problems.append("blob \(name): content does not match its SHA-256") }
     }
-    let strays = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM blob_chunk WHERE blob NOT IN (SELECT sha256 FROM blob)") ?? 0
+    let strays =
+      try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM blob_chunk WHERE blob NOT IN (SELECT sha256 FROM blob)") ?? 0
     if strays > 0 {
       problems.append("\(strays) stored chunks belong to no blob (`confvault gc` removes them)")
     }
@@ -62,10 +67,14 @@ struct StoreCheck {
       db,
       sql: "SELECT node, name, target FROM tree_entry WHERE is_folder = 0 AND target NOT IN (SELECT sha256 FROM blob)")
     for row in missingBlobs.prefix(20) {
-      problems.append("file `\(row["name"] as String)` (folder \(hexString(row["node"] as Data))) refers to a missing blob \(hexString(row["target"] as Data))")
+      problems.append(
+        "file `\(row["name"] as String)` (folder \(hexString(row["node"] as Data))) refers to a missing blob \(hexString(row["target"] as Data))"
+      )
     }
-    let missingFolders = try Int.fetchOne(
-      db, sql: "SELECT COUNT(*) FROM tree_entry WHERE is_folder = 1 AND target NOT IN (SELECT digest FROM tree_node)") ?? 0
+    let missingFolders =
+      try Int.fetchOne(
+        db, sql: "SELECT COUNT(*) FROM tree_entry WHERE is_folder = 1 AND target NOT IN (SELECT digest FROM tree_node)")
+      ?? 0
     if missingFolders > 0 { problems.append("\(missingFolders) folder entries refer to missing folders") }
     let nodes = try Data.fetchCursor(db, sql: "SELECT digest FROM tree_node")
     while let digest = try nodes.next() {
@@ -108,7 +117,9 @@ struct StoreCheck {
           digestOfRoot[root] = (TreeDigest(files: files), files.count, files.reduce(0) { $0 + $1.size })
         }
         let (digest, files, size) = digestOfRoot[root]!
-        if digest != version.treeDigest { problems.append("\(label): tree digest \(version.treeDigest) does not match its files (\(digest))") }
+        if digest != version.treeDigest {
+          problems.append("\(label): tree digest \(version.treeDigest) does not match its files (\(digest))")
+        }
         if files != version.fileCount || size != version.totalSize {
           problems.append("\(label): file count or size does not match its files")
         }
@@ -130,9 +141,12 @@ struct StoreCheck {
         """)
     for row in rows where row["present"] as Int? == nil {
       problems.append(
-        "app '\(row["app"] as String)' environment '\(row["environment"] as String)': head \(row["version"] as Int) does not exist")
+        "app '\(row["app"] as String)' environment '\(row["environment"] as String)': head \(row["version"] as Int) does not exist"
+      )
     }
-    let strays = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM head WHERE environment_id NOT IN (SELECT id FROM environment)") ?? 0
+    let strays =
+      try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM head WHERE environment_id NOT IN (SELECT id FROM environment)")
+      ?? 0
     if strays > 0 { problems.append("\(strays) heads belong to no environment") }
   }
 }

@@ -202,7 +202,8 @@ enum TreeValue: Equatable, Decodable {
       return data.map { String(decoding: $0, as: UTF8.self) } ?? "\"\(value)\""
     case .array(let values): return "[" + values.map(\.json).joined(separator: ",") + "]"
     case .object(let values):
-      return "{" + values.keys.sorted().map { "\(TreeValue.string($0).json):\(values[$0]!.json)" }.joined(separator: ",") + "}"
+      return "{"
+        + values.keys.sorted().map { "\(TreeValue.string($0).json):\(values[$0]!.json)" }.joined(separator: ",") + "}"
     }
   }
 }

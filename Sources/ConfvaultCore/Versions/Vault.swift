@@ -102,7 +102,8 @@ public struct Vault: Sendable {
       let headFiles = try target.head.map { try store.files(app: app, number: $0) } ?? []
       let head = try target.head.map { try store.version(app: app, number: $0) }
       let changes = FileChange.between(old: headFiles, new: contents.files)
-      let change: Change = head.map { $0.treeDigest == contents.treeDigest } == true
+      let change: Change =
+        head.map { $0.treeDigest == contents.treeDigest } == true
         ? .unchanged(head: head!) : .created(placeholderVersion(app, environment, contents), changes: changes)
       return ImportResult(contents: contents, change: change, dryRunChanges: changes)
     }
@@ -118,7 +119,9 @@ public struct Vault: Sendable {
       let origin = ImportOrigin(
         archiveSHA256: contents.archiveSHA256.value, app: manifest?.app, environment: manifest?.environment,
         version: manifest?.version?.number)
-      let described = manifest?.version.map { "v\($0.number) of \(manifest?.app ?? "?")/\(manifest?.environment ?? "?")" }
+      let described = manifest?.version.map {
+        "v\($0.number) of \(manifest?.app ?? "?")/\(manifest?.environment ?? "?")"
+      }
       let version = try transaction.addVersion(
         VersionDraft(
           app: app, environment: environment, author: author, createdAt: Timestamp.now(),
@@ -236,7 +239,8 @@ public struct Vault: Sendable {
       guard let target = try environment.map({ try info.environment($0) }) ?? info.production else {
         throw OperationError(
           .operationFailed,
-          "app '\(app)' has no production environment; name one with --to or create it with `confvault env create --production`")
+          "app '\(app)' has no production environment; name one with --to or create it with `confvault env create --production`"
+        )
       }
       _ = try transaction.version(app: app, number: number)
       let replaced = target.head == number ? nil : target.head
@@ -249,7 +253,8 @@ public struct Vault: Sendable {
         AuditEntry(
           at: now, author: author, app: app, environment: target.name, action: "sync", version: number,
           archiveSHA256: nil,
-          detail: "version \(number) synced to \(target.name)" + (replaced.map { "; replaced head \($0), pinned" } ?? "")))
+          detail: "version \(number) synced to \(target.name)"
+            + (replaced.map { "; replaced head \($0), pinned" } ?? "")))
       return SyncResult(
         version: try transaction.version(app: app, number: number), environment: target.name, replaced: replaced,
         wasHead: target.head == number)
@@ -284,6 +289,7 @@ extension Vault.Change {
   /// Fills in what a new version changed against its parent (read after the transaction committed).
   fileprivate func withChanges(from store: any VersionStore) throws -> Vault.Change {
     guard case .created(let version, _) = self else { return self }
-    return .created(version, changes: try store.changedFiles(app: version.app, from: version.parent, to: version.number))
+    return .created(
+      version, changes: try store.changedFiles(app: version.app, from: version.parent, to: version.number))
   }
 }
