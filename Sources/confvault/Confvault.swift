@@ -10,7 +10,7 @@ struct Confvault: ParsableCommand {
     version: ConfvaultInfo.version,
     subcommands: [
       Init.self, Env.self, Push.self, Export.self, Import.self, Versions.self, Show.self, Diff.self,
-      Restore.self, Sync.self, Checkout.self, Check.self, GC.self, Audit.self,
+      Restore.self, Sync.self, Checkout.self, Backup.self, Check.self, GC.self, Audit.self,
       Pack.self, Unpack.self, Inspect.self, Verify.self,
     ]
   )

@@ -2,7 +2,7 @@
 ///
 /// The library never exits; it says what happened. The mapping to the sysexits codes of
 /// PRODUCT.md lives in one place in the executable.
-public enum FailureKind: Sendable, Equatable {
+public enum FailureKind: String, Sendable, Equatable, Codable {
   /// Not found, conflict, inconsistency: the operation could not be done.
   case operationFailed
   /// The command line itself is wrong.

@@ -174,20 +174,8 @@ public struct Vault: Sendable {
   public func export(
     _ version: Version, environment: String?, compression: Compression, to output: ArchiveOutput, author: String
   ) throws -> WrittenArchive {
-    let files = try store.files(app: version.app, number: version.number)
     let environment = environment ?? version.environment
-    let manifest = Manifest(
-      app: version.app, environment: environment,
-      version: Manifest.VersionInfo(
-        number: version.number, author: version.author, createdAt: version.createdAt, comment: version.comment,
-        origin: version.origin.rawValue, syncedAt: version.syncedAt),
-      files: files)
-    let written = try ConfigurationArchive.write(
-      manifest: manifest, modificationTime: Int64(version.createdAt.timeIntervalSince1970),
-      compression: compression, to: output
-    ) { file, write in
-      try store.readBlob(file.sha256, write)
-    }
+    let written = try writeArchive(version, environment: environment, compression: compression, to: output)
     try store.write { transaction in
       try transaction.appendAudit(
         AuditEntry(
@@ -196,6 +184,25 @@ public struct Vault: Sendable {
           detail: "exported to \(output.displayName) (\(compression.rawValue), \(written.bytes) bytes)"))
     }
     return written
+  }
+
+  /// Streams `version` from the store into a v1 archive, recording nothing.
+  func writeArchive(
+    _ version: Version, environment: String, compression: Compression, to output: ArchiveOutput
+  ) throws -> WrittenArchive {
+    let files = try store.files(app: version.app, number: version.number)
+    let manifest = Manifest(
+      app: version.app, environment: environment,
+      version: Manifest.VersionInfo(
+        number: version.number, author: version.author, createdAt: version.createdAt, comment: version.comment,
+        origin: version.origin.rawValue, syncedAt: version.syncedAt),
+      files: files)
+    return try ConfigurationArchive.write(
+      manifest: manifest, modificationTime: Int64(version.createdAt.timeIntervalSince1970),
+      compression: compression, to: output
+    ) { file, write in
+      try store.readBlob(file.sha256, write)
+    }
   }
 
   // MARK: Restore and sync

@@ -1,0 +1,226 @@
+import Foundation
+
+/// One scheduled backup: each selected environment's head written to a folder, read back, and the
+/// folder's older backups thinned by a retention policy that never loses the last good one.
+public struct BackupRun: Sendable {
+  public struct Options: Sendable {
+    public var folder: String
+    /// Apps to back up; empty means every app.
+    public var apps: [String] = []
+    /// Environments to back up; empty means every environment with a head.
+    public var environments: [String] = []
+    public var compression: Compression = .zstd
+    public var retention = RetentionPolicy()
+    /// Write even when the newest backup holds the same version and tree.
+    public var always = false
+    public var dryRun = false
+    /// Seconds to wait for another run's lock.
+    public var wait: TimeInterval = 0
+    public var author: String
+
+    public init(folder: String, author: String) {
+      self.folder = folder
+      self.author = author
+    }
+  }
+
+  /// What happened to one environment.
+  public struct Outcome: Sendable, Codable {
+    public enum Status: String, Sendable, Codable { case written, unchanged, failed }
+
+    public var app: String
+    public var environment: String
+    public var status: Status
+    public var version: Int?
+    public var file: String?
+    public var bytes: Int64?
+    public var sha256: String?
+    public var seconds: Double
+    public var message: String?
+    /// The failure's kind, for the exit code.
+    public var failureKind: FailureKind?
+    public var deleted: [String] = []
+    /// For a dry run, what would be written.
+    public var wouldWrite: String?
+  }
+
+  public static let lockName = ".confvault-backup.lock"
+  public static let stateName = ".confvault-backup.json"
+
+  public let vault: Vault
+  public let options: Options
+
+  public init(vault: Vault, options: Options) {
+    self.vault = vault
+    self.options = options
+  }
+
+  /// What a run did, and the folder's state after it (nil for a dry run).
+  public struct Report: Sendable {
+    public var outcomes: [Outcome]
+    public var state: BackupState?
+  }
+
+  /// Runs the backup; one environment's failure does not stop the others.
+  ///
+  /// - Throws: only what stops the whole run: the folder cannot be made or locked, the store fails.
+  public func run() throws -> Report {
+    let lock: FolderLock?
+    if options.dryRun {
+      lock = nil
+    } else {
+      try makeFolders(options.folder)
+      lock = try FolderLock(folder: options.folder, name: BackupRun.lockName, wait: options.wait)
+    }
+    defer { withExtendedLifetime(lock) {} }
+    let startedAt = Timestamp.now()
+    var outcomes: [Outcome] = []
+    for (app, environment, head) in try selection() {
+      outcomes.append(backUp(app: app, environment: environment, head: head))
+    }
+    guard !options.dryRun else { return Report(outcomes: outcomes, state: nil) }
+    let state = try BackupState.record(outcomes, startedAt: startedAt, in: options.folder)
+    try recordAudit(outcomes)
+    return Report(outcomes: outcomes, state: state)
+  }
+
+  private func selection() throws -> [(String, String, Int)] {
+    let store = vault.store
+    let apps = options.apps.isEmpty ? try store.apps() : try options.apps.map { try store.app($0) }
+    var selected: [(String, String, Int)] = []
+    for app in apps {
+      for name in options.environments where !app.environments.contains(where: { $0.name == name }) {
+        if !options.apps.isEmpty { _ = try app.environment(name) }  // names what the app does have
+      }
+      for environment in app.environments {
+        guard options.environments.isEmpty || options.environments.contains(environment.name),
+          let head = environment.head
+        else { continue }
+        selected.append((app.name, environment.name, head))
+      }
+    }
+    return selected
+  }
+
+  private func backUp(app: String, environment: String, head: Int) -> Outcome {
+    let started = Date()
+    var outcome = Outcome(app: app, environment: environment, status: .failed, version: head, seconds: 0)
+    defer { outcome.seconds = Date().timeIntervalSince(started) }
+    let folder = options.folder + "/" + app + "/" + environment
+    do {
+      let version = try vault.store.version(app: app, number: head)
+      if !options.dryRun {
+        try makeFolders(folder)
+        removeLeftovers(in: folder, app: app, environment: environment)
+      }
+      let existing = try backups(in: folder, app: app, environment: environment)
+      let newest = existing.max()
+      if !options.always, let newest, newest.version == head,
+        (try? verify(folder + "/" + newest.fileName)) == version.treeDigest
+      {
+        outcome.status = .unchanged
+        outcome.file = folder + "/" + newest.fileName
+        outcome.message = "unchanged since \(Timestamp.iso8601(Date(timeIntervalSince1970: TimeInterval(newest.time))))"
+      } else {
+        let name = BackupName(
+          app: app, environment: environment, version: head, time: Int64(Timestamp.now().timeIntervalSince1970),
+          compression: options.compression)
+        let path = folder + "/" + name.fileName
+        if options.dryRun {
+          outcome.status = .written
+          outcome.wouldWrite = path
+        } else {
+          let written = try vault.writeArchive(
+            version, environment: environment, compression: options.compression,
+            to: .file(path, replaceExisting: false))
+          // A backup counts only once it has been read back in full and matches the store.
+          guard (try? verify(path)) == version.treeDigest else {
+            unlink(path)
+            throw OperationError(.ioError, "`\(path)` did not read back as version \(head); it was removed")
+          }
+          outcome.status = .written
+          outcome.file = path
+          outcome.bytes = written.bytes
+          outcome.sha256 = written.sha256.value
+        }
+      }
+      outcome.deleted = try applyRetention(in: folder, app: app, environment: environment, justWritten: outcome)
+    } catch {
+      outcome.status = .failed
+      outcome.message = "\(error)"
+      outcome.failureKind = (error as? any ConfvaultError)?.kind ?? .operationFailed
+    }
+    return outcome
+  }
+
+  /// The tree digest of a backup file, read in full.
+  private func verify(_ path: String) throws -> TreeDigest {
+    try ArchiveReader().read(from: .file(path)).treeDigest
+  }
+
+  private func backups(in folder: String, app: String, environment: String) throws -> [BackupName] {
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return [] }
+    return names.compactMap { BackupName(fileName: $0, app: app, environment: environment) }
+  }
+
+  /// Temporary files of runs that were killed mid-write (`.<backup name>.tmp-…`).
+  private func removeLeftovers(in folder: String, app: String, environment: String) {
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
+      guard name.hasPrefix("."), let range = name.range(of: ".tmp-"),
+        BackupName(
+          fileName: String(name[name.index(after: name.startIndex)..<range.lowerBound]), app: app,
+          environment: environment) != nil
+      else { continue }
+      unlink(folder + "/" + name)
+    }
+  }
+
+  /// Deletes what the policy does not keep, never the newest backup that reads back good.
+  private func applyRetention(in folder: String, app: String, environment: String, justWritten: Outcome) throws
+    -> [String]
+  {
+    guard !options.retention.isEmpty else { return [] }
+    let all = try backups(in: folder, app: app, environment: environment)
+    var keep = options.retention.kept(all)
+    let newestFirst = all.indices.sorted { all[$0] > all[$1] }
+    if let good = newestFirst.first(where: { (try? verify(folder + "/" + all[$0].fileName)) != nil }) {
+      keep.insert(good)
+    } else {
+      return []  // no backup reads back good: delete nothing
+    }
+    var deleted: [String] = []
+    for index in newestFirst where !keep.contains(index) {
+      let path = folder + "/" + all[index].fileName
+      if !options.dryRun { guard unlink(path) == 0 else { throw SystemError(.remove, path) } }
+      deleted.append(path)
+    }
+    if !deleted.isEmpty && !options.dryRun { syncFolder(folder) }
+    return deleted
+  }
+
+  private func recordAudit(_ outcomes: [Outcome]) throws {
+    try vault.store.write { transaction in
+      for outcome in outcomes {
+        try transaction.appendAudit(
+          AuditEntry(
+            at: Timestamp.now(), author: options.author, app: outcome.app, environment: outcome.environment,
+            action: "backup", version: outcome.version, archiveSHA256: outcome.sha256,
+            detail: "\(outcome.status.rawValue)" + (outcome.file.map { " \($0)" } ?? "")
+              + (outcome.message.map { ": \($0)" } ?? "")
+              + (outcome.deleted.isEmpty ? "" : "; retention deleted \(outcome.deleted.count)")))
+      }
+    }
+  }
+}
+
+/// `mkdir -p`, with the failing folder and errno in the error.
+func makeFolders(_ path: String) throws {
+  var info = stat()
+  if stat(path, &info) == 0 {
+    guard info.st_mode & S_IFMT == S_IFDIR else { throw SystemError(.create, path, code: ENOTDIR) }
+    return
+  }
+  let parent = splitPath(path).folder
+  if parent != path && parent != "." && parent != "/" { try makeFolders(parent) }
+  guard mkdir(path, 0o755) == 0 || errno == EEXIST else { throw SystemError(.create, path) }
+}
