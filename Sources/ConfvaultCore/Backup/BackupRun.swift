@@ -126,7 +126,12 @@ public struct BackupRun: Sendable {
           app: app, environment: environment, version: head, time: Int64(Timestamp.now().timeIntervalSince1970),
           compression: options.compression)
         let path = folder + "/" + name.fileName
-        if options.dryRun {
+        if FileManager.default.fileExists(atPath: path), (try? verify(path)) == version.treeDigest {
+          // --always twice in one second: that second's backup of this version is there already.
+          outcome.status = .unchanged
+          outcome.file = path
+          outcome.message = "written in this second already"
+        } else if options.dryRun {
           outcome.status = .written
           outcome.wouldWrite = path
         } else {
@@ -144,7 +149,10 @@ public struct BackupRun: Sendable {
           outcome.sha256 = written.sha256.value
         }
       }
-      outcome.deleted = try applyRetention(in: folder, app: app, environment: environment, justWritten: outcome)
+      let planned = outcome.wouldWrite.flatMap {
+        BackupName(fileName: splitPath($0).name, app: app, environment: environment)
+      }
+      outcome.deleted = try applyRetention(in: folder, app: app, environment: environment, planned: planned)
     } catch {
       outcome.status = .failed
       outcome.message = "\(error)"
@@ -176,14 +184,19 @@ public struct BackupRun: Sendable {
   }
 
   /// Deletes what the policy does not keep, never the newest backup that reads back good.
-  private func applyRetention(in folder: String, app: String, environment: String, justWritten: Outcome) throws
+  ///
+  /// - Parameter planned: in a dry run, the backup that would have been written, counted as good.
+  private func applyRetention(in folder: String, app: String, environment: String, planned: BackupName?) throws
     -> [String]
   {
     guard !options.retention.isEmpty else { return [] }
-    let all = try backups(in: folder, app: app, environment: environment)
+    let all = try backups(in: folder, app: app, environment: environment) + (planned.map { [$0] } ?? [])
     var keep = options.retention.kept(all)
     let newestFirst = all.indices.sorted { all[$0] > all[$1] }
-    if let good = newestFirst.first(where: { (try? verify(folder + "/" + all[$0].fileName)) != nil }) {
+    let readsBackGood = { (index: Int) in
+      all[index] == planned || (try? verify(folder + "/" + all[index].fileName)) != nil
+    }
+    if let good = newestFirst.first(where: readsBackGood) {
       keep.insert(good)
     } else {
       return []  // no backup reads back good: delete nothing
