@@ -92,7 +92,7 @@ import Testing
     ])
   func refused(name: String, rule: ArchiveRefusal.Rule) {
     #expect {
-      try EntryPath.components(ofEntryName: Array(name.utf8), limits: .default)
+      try EntryPath.normalized(entryName: Array(name.utf8), limits: .default)
     } throws: { error in
       (error as? ArchiveRefusal)?.rule == rule
     }
@@ -101,7 +101,7 @@ import Testing
   @Test("invalid UTF-8 is refused and shown with escapes")
   func invalidUTF8() {
     #expect {
-      try EntryPath.components(ofEntryName: Array("config/caf".utf8) + [0xE9], limits: .default)
+      try EntryPath.normalized(entryName: Array("config/caf".utf8) + [0xE9], limits: .default)
     } throws: { error in
       let refusal = error as? ArchiveRefusal
       return refusal?.rule == .notUTF8 && refusal?.entry == "config/caf\\xe9"

@@ -153,8 +153,7 @@ private final class ReadSession {
     guard entries <= limits.maxFiles * 2 + 16 else {
       throw ArchiveRefusal(entry: shown, rule: .tooManyFiles, detail: "limit \(limits.maxFiles)")
     }
-    let components = try EntryPath.components(ofEntryName: name, limits: limits)
-    let path = components.joined(separator: "/")
+    let path = try EntryPath.normalized(entryName: name, limits: limits)
     if archive_entry_hardlink(entry) != nil {
       throw ArchiveRefusal(
         entry: shown, rule: .notRegularFile, detail: "hard link; only regular files are allowed")

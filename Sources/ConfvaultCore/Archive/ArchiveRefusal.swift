@@ -61,6 +61,10 @@ public struct ArchiveRefusal: ConfvaultError, Equatable {
 
 /// A name read from an archive, shown safely: invalid UTF-8 bytes and control characters become `\xNN`.
 func displayName(_ bytes: [UInt8]) -> String {
+  // The common case, a clean name, is shown as it is.
+  if !bytes.contains(where: { $0 < 0x20 || $0 == 0x7F }), let clean = String(validating: bytes, as: UTF8.self) {
+    return clean
+  }
   var text = ""
   var index = 0
   while index < bytes.count {

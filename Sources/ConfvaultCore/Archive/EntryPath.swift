@@ -3,68 +3,82 @@
 /// A configuration path is relative, UTF-8, made of non-empty components none of which is `.` or `..`,
 /// free of control characters, and short enough for common file systems.
 public enum EntryPath {
-  /// Checks a path read from a tar entry and returns its components, without a leading `./`
-  /// (ordinary tars made with `tar czf x.tgz -C dir .` start every name with it) and without a
-  /// trailing `/` (directory entries).
+  /// Checks a path read from a tar entry and returns it without a leading `./` (ordinary tars made
+  /// with `tar czf x.tgz -C dir .` start every name with it) or a trailing `/` (directory entries);
+  /// empty for the archive's root folder itself.
   ///
   /// - Throws: `ArchiveRefusal` naming the entry and the broken rule.
-  public static func components(
-    ofEntryName bytes: [UInt8], limits: ArchiveLimits
-  ) throws -> [Substring] {
-    let shown = displayName(bytes)
+  public static func normalized(entryName bytes: [UInt8], limits: ArchiveLimits) throws -> String {
+    let shown = { displayName(bytes) }
     guard let name = String(validating: bytes, as: UTF8.self) else {
-      throw ArchiveRefusal(entry: shown, rule: .notUTF8)
+      throw ArchiveRefusal(entry: shown(), rule: .notUTF8)
     }
     guard bytes.count <= limits.maxPathBytes else {
       throw ArchiveRefusal(
-        entry: String(shown.prefix(80)) + "…", rule: .nameTooLong,
+        entry: String(shown().prefix(80)) + "…", rule: .nameTooLong,
         detail: "\(bytes.count) bytes, limit \(limits.maxPathBytes)")
     }
     var trimmed = Substring(name)
     if trimmed.hasPrefix("/") {
-      throw ArchiveRefusal(entry: shown, rule: .absolutePath)
+      throw ArchiveRefusal(entry: shown(), rule: .absolutePath)
     }
     while trimmed.hasPrefix("./") { trimmed = trimmed.dropFirst(2) }
     if trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
-    if trimmed.isEmpty || trimmed == "." { return [] }
-    let parts = trimmed.split(separator: "/", omittingEmptySubsequences: false)
-    try check(parts, shown: shown, limits: limits)
-    return parts
+    if trimmed.isEmpty || trimmed == "." { return "" }
+    try check(trimmed.utf8, shown: shown, limits: limits)
+    return String(trimmed)
   }
 
   /// Checks a configuration-relative path (from a manifest or a folder) and returns it unchanged.
   ///
-  /// - Throws: `ArchiveRefusal` naming `shownAs` (the path as the user knows it) and the broken rule.
+  /// - Parameter prefix: what precedes the path where the user sees it (`config/` in an archive).
+  /// - Throws: `ArchiveRefusal` naming the path as the user knows it and the broken rule.
   @discardableResult
   public static func validate(
-    relativePath path: String, shownAs: String? = nil, limits: ArchiveLimits
+    relativePath path: String, shownAs prefix: String = "", limits: ArchiveLimits
   ) throws -> String {
-    let shown = shownAs ?? displayName(Array(path.utf8))
+    let shown = { displayName(Array((prefix + path).utf8)) }
     guard path.utf8.count <= limits.maxPathBytes else {
       throw ArchiveRefusal(
-        entry: String(shown.prefix(80)) + "…", rule: .nameTooLong,
+        entry: String(shown().prefix(80)) + "…", rule: .nameTooLong,
         detail: "\(path.utf8.count) bytes, limit \(limits.maxPathBytes)")
     }
-    if path.hasPrefix("/") { throw ArchiveRefusal(entry: shown, rule: .absolutePath) }
-    let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-    try check(parts, shown: shown, limits: limits)
+    if path.hasPrefix("/") { throw ArchiveRefusal(entry: shown(), rule: .absolutePath) }
+    try check(path.utf8, shown: shown, limits: limits)
     return path
   }
 
-  private static func check(_ parts: [Substring], shown: String, limits: ArchiveLimits) throws {
-    for part in parts {
-      if part.isEmpty { throw ArchiveRefusal(entry: shown, rule: .emptyComponent) }
-      if part == ".." { throw ArchiveRefusal(entry: shown, rule: .parentComponent) }
-      if part == "." { throw ArchiveRefusal(entry: shown, rule: .dotComponent) }
-      if part.utf8.count > limits.maxComponentBytes {
+  /// One pass over the bytes: every `/`-separated component is non-empty, not `.` or `..`, short
+  /// enough, and free of control characters (which are ASCII, so their bytes are the characters).
+  ///
+  /// - Parameter shown: the name as the user knows it, computed only for a refusal.
+  private static func check<Bytes: Collection<UInt8>>(
+    _ path: Bytes, shown: () -> String, limits: ArchiveLimits
+  ) throws {
+    var length = 0
+    var dots = 0
+    func endComponent() throws {
+      if length == 0 { throw ArchiveRefusal(entry: shown(), rule: .emptyComponent) }
+      if length == dots && dots == 2 { throw ArchiveRefusal(entry: shown(), rule: .parentComponent) }
+      if length == dots && dots == 1 { throw ArchiveRefusal(entry: shown(), rule: .dotComponent) }
+      if length > limits.maxComponentBytes {
         throw ArchiveRefusal(
-          entry: shown, rule: .nameTooLong,
-          detail: "a component of \(part.utf8.count) bytes, limit \(limits.maxComponentBytes)")
-      }
-      if part.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
-        throw ArchiveRefusal(entry: shown, rule: .controlCharacter)
+          entry: shown(), rule: .nameTooLong,
+          detail: "a component of \(length) bytes, limit \(limits.maxComponentBytes)")
       }
     }
+    for byte in path {
+      if byte == UInt8(ascii: "/") {
+        try endComponent()
+        length = 0
+        dots = 0
+        continue
+      }
+      if byte < 0x20 || byte == 0x7F { throw ArchiveRefusal(entry: shown(), rule: .controlCharacter) }
+      if byte == UInt8(ascii: ".") { dots += 1 }
+      length += 1
+    }
+    try endComponent()
   }
 
   /// Whether `a` sorts before `b` in byte order, the order of archives and tree digests.

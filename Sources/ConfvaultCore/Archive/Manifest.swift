@@ -123,12 +123,19 @@ public struct Manifest: Sendable, Equatable {
       }
       return date
     }
+    // One parse in the common case; the header alone is read again only to explain a failure.
+    let decoded = Result { try decoder.decode(Manifest.self, from: data) }
     let header: Header
-    do {
-      header = try decoder.decode(Header.self, from: data)
-    } catch {
-      throw ArchiveRefusal(
-        entry: entryName, rule: .manifestInvalid, detail: "not a JSON object: \(describe(error))")
+    switch decoded {
+    case .success(let manifest):
+      header = Header(format: manifest.format, formatVersion: manifest.formatVersion)
+    case .failure:
+      do {
+        header = try decoder.decode(Header.self, from: data)
+      } catch {
+        throw ArchiveRefusal(
+          entry: entryName, rule: .manifestInvalid, detail: "not a JSON object: \(describe(error))")
+      }
     }
     guard header.format == formatName else {
       throw ArchiveRefusal(
@@ -148,7 +155,7 @@ public struct Manifest: Sendable, Equatable {
     }
     let manifest: Manifest
     do {
-      manifest = try decoder.decode(Manifest.self, from: data)
+      manifest = try decoded.get()
     } catch {
       throw ArchiveRefusal(entry: entryName, rule: .manifestInvalid, detail: describe(error))
     }
@@ -171,9 +178,7 @@ public struct Manifest: Sendable, Equatable {
     var seen = Set<String>()
     var total: Int64 = 0
     for file in files {
-      try EntryPath.validate(
-        relativePath: file.path, shownAs: displayName(Array((Manifest.configPrefix + file.path).utf8)),
-        limits: limits)
+      try EntryPath.validate(relativePath: file.path, shownAs: Manifest.configPrefix, limits: limits)
       guard seen.insert(file.path).inserted else {
         throw ArchiveRefusal(
           entry: Manifest.configPrefix + file.path, rule: .duplicatePath,
