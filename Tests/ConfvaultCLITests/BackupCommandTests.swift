@@ -45,6 +45,11 @@ import Testing
         $0.range(of: #"^inventory-production-v[23]-\d{8}T\d{6}Z\.tar\.zst$"#, options: .regularExpression) != nil
       })
     #expect(try backupFiles(backups, "development").count == 1, "--env production left development alone")
+    let typo = try store.run(["backup", "--to", backups, "--env", "prodution"])
+    #expect(typo.status == 1, "a misspelt environment is an error, not an empty run: \(typo)")
+    #expect(
+      typo.stderr.contains(
+        "no environment 'prodution' in the selected apps; environments: development, staging, production"))
     let audit = try store.json(["audit", "--app", "inventory"]) as? [[String: Any]] ?? []
     #expect(audit.filter { $0["action"] as? String == "backup" }.count == 5)
   }

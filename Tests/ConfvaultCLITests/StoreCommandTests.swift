@@ -145,6 +145,14 @@ final class StoreFixture {
     #expect(versions.first { $0["number"] as? Int == 2 }?["status"] as? String == "synced")
     let sameAgain = try store.ok(["restore", "--app", "inventory", "1", "--env", "production"])
     #expect(sameAgain.contains("unchanged, head is v3"))
+
+    try store.ok(["push", "--app", "inventory", "--env", "development", Harness.samples + "/staging"])
+    let promoted = try store.ok(["sync", "--app", "inventory", "4", "--to", "staging"])
+    #expect(promoted.contains("synced v4 to inventory/staging; previous head v2 pinned as a backup"))
+    let four = try #require(try store.versions().first { $0["number"] as? Int == 4 })
+    #expect(four["backup"] as? Bool == true, "a synced version is pinned wherever it goes")
+    #expect(four["syncedAt"] is NSNull, "synced-at records production only")
+    #expect(try store.heads()["staging"] == 4)
   }
 
   @Test("export is deterministic, names its file, and its archive imports back with the same tree digest")

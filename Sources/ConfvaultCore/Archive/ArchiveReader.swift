@@ -150,7 +150,9 @@ private final class ReadSession {
   private func handle(_ entry: OpaquePointer, name: [UInt8]) throws {
     let shown = displayName(name)
     entries += 1
-    guard entries <= limits.maxFiles * 2 + 16 else {
+    // Folder entries count too, so a flood of empty headers stops; the bound saturates for huge limits.
+    let (doubled, overflow) = limits.maxFiles.multipliedReportingOverflow(by: 2)
+    guard overflow || entries <= doubled + 16 else {
       throw ArchiveRefusal(entry: shown, rule: .tooManyFiles, detail: "limit \(limits.maxFiles)")
     }
     let path = try EntryPath.normalized(entryName: name, limits: limits)

@@ -57,7 +57,9 @@ final class ArchiveWriter {
   }
 
   deinit {
-    if !closed { archive_write_close(archive) }
+    // A writer dropped before close() failed part way: mark it failed so that freeing it does not
+    // finish the archive, which would make a partial stream on standard output look complete.
+    if !closed { archive_write_fail(archive) }
     archive_entry_free(entry)
     archive_write_free(archive)
   }

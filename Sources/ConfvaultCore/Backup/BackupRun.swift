@@ -87,11 +87,18 @@ public struct BackupRun: Sendable {
   private func selection() throws -> [(String, String, Int)] {
     let store = vault.store
     let apps = options.apps.isEmpty ? try store.apps() : try options.apps.map { try store.app($0) }
+    for name in options.environments where !apps.contains(where: { $0.environments.contains { $0.name == name } }) {
+      var known: [String] = []
+      for environment in apps.flatMap(\.environments) where !known.contains(environment.name) {
+        known.append(environment.name)
+      }
+      throw OperationError(
+        .operationFailed,
+        "no environment '\(name)' in the selected apps; environments: \(known.isEmpty ? "none" : known.joined(separator: ", "))"
+      )
+    }
     var selected: [(String, String, Int)] = []
     for app in apps {
-      for name in options.environments where !app.environments.contains(where: { $0.name == name }) {
-        if !options.apps.isEmpty { _ = try app.environment(name) }  // names what the app does have
-      }
       for environment in app.environments {
         guard options.environments.isEmpty || options.environments.contains(environment.name),
           let head = environment.head

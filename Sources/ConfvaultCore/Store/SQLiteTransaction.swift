@@ -125,6 +125,10 @@ final class SQLiteTransaction: StoreTransaction {
       arguments: [Int64(date.timeIntervalSince1970), appID, number])
   }
 
+  func pin(app: String, number: Int) throws {
+    try pin(appID: try Queries.appID(db, app), number: number)
+  }
+
   func appendAudit(_ entry: AuditEntry) throws {
     try db.execute(
       sql: """

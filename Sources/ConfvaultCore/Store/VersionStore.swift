@@ -48,6 +48,8 @@ public protocol StoreTransaction {
   func moveHead(app: String, environment: String, to number: Int) throws
   /// Marks a version as synced to production now, and pins it.
   func markSynced(app: String, number: Int, at: Date) throws
+  /// Pins a version as a backup: retention keeps it.
+  func pin(app: String, number: Int) throws
   func appendAudit(_ entry: AuditEntry) throws
 }
 

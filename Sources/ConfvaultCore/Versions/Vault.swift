@@ -255,7 +255,11 @@ public struct Vault: Sendable {
         try transaction.moveHead(app: app, environment: target.name, to: number)
       }
       let now = Timestamp.now()
-      if target.isProduction { try transaction.markSynced(app: app, number: number, at: now) }
+      if target.isProduction {
+        try transaction.markSynced(app: app, number: number, at: now)
+      } else {
+        try transaction.pin(app: app, number: number)  // synced-at is for production only
+      }
       try transaction.appendAudit(
         AuditEntry(
           at: now, author: author, app: app, environment: target.name, action: "sync", version: number,
