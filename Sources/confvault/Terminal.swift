@@ -18,13 +18,7 @@ enum Terminal {
 /// Prints JSON values the same way everywhere: sorted keys, no escaped slashes.
 enum JSONOutput {
   static func print<Value: Encodable>(_ value: Value) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-    encoder.dateEncodingStrategy = .custom { date, encoder in
-      var container = encoder.singleValueContainer()
-      try container.encode(Timestamp.iso8601(date))
-    }
-    let data = try encoder.encode(value)
+    let data = try JSONCoding.encoder().encode(value)
     FileHandle.standardOutput.write(data + Data("\n".utf8))
   }
 }

@@ -97,15 +97,9 @@ public struct Manifest: Sendable, Equatable {
 
   /// The manifest's bytes: UTF-8 JSON with sorted keys, the same for the same manifest every time.
   public func encoded() -> Data {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-    encoder.dateEncodingStrategy = .custom { date, encoder in
-      var container = encoder.singleValueContainer()
-      try container.encode(Timestamp.iso8601(date))
-    }
     // Encoding plain values with a fixed strategy cannot fail.
     // swift-format-ignore: NeverUseForceTry
-    return try! encoder.encode(self)
+    return try! JSONCoding.encoder().encode(self)
   }
 
   /// Reads and checks a manifest read from an archive.
@@ -113,16 +107,7 @@ public struct Manifest: Sendable, Equatable {
   /// - Throws: `ArchiveRefusal` when it is not JSON, of another format, of a newer format version,
   ///   or inconsistent with itself (counts, sizes, tree digest, paths, limits).
   public static func decode(_ data: Data, limits: ArchiveLimits) throws -> Manifest {
-    let decoder = JSONDecoder()
-    decoder.dateDecodingStrategy = .custom { decoder in
-      let container = try decoder.singleValueContainer()
-      let text = try container.decode(String.self)
-      guard let date = Timestamp.parse(text) else {
-        throw DecodingError.dataCorruptedError(
-          in: container, debugDescription: "`\(text)` is not an ISO 8601 UTC time")
-      }
-      return date
-    }
+    let decoder = JSONCoding.decoder()
     // One parse in the common case; the header alone is read again only to explain a failure.
     let decoded = Result { try decoder.decode(Manifest.self, from: data) }
     let header: Header

@@ -31,7 +31,7 @@ public struct BackupState: Codable, Sendable, Equatable {
     guard let data = FileManager.default.contents(atPath: folder + "/" + BackupRun.stateName) else {
       return BackupState()
     }
-    return (try? decoder.decode(BackupState.self, from: data)) ?? BackupState()
+    return (try? JSONCoding.decoder().decode(BackupState.self, from: data)) ?? BackupState()
   }
 
   /// Merges a run's outcomes into the folder's state and writes it atomically.
@@ -61,7 +61,7 @@ public struct BackupState: Codable, Sendable, Equatable {
     state.lastRun = Run(
       startedAt: startedAt, finishedAt: now, written: count(.written), unchanged: count(.unchanged),
       failed: count(.failed))
-    try writeAtomically(try encoder.encode(state), to: folder + "/" + BackupRun.stateName)
+    try writeAtomically(try JSONCoding.encoder().encode(state), to: folder + "/" + BackupRun.stateName)
     return state
   }
 
@@ -104,25 +104,6 @@ public struct BackupState: Codable, Sendable, Equatable {
   private func format(_ value: Double) -> String {
     value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
   }
-
-  static let encoder: JSONEncoder = {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-    encoder.dateEncodingStrategy = .custom { date, encoder in
-      var container = encoder.singleValueContainer()
-      try container.encode(Timestamp.iso8601(date))
-    }
-    return encoder
-  }()
-
-  static let decoder: JSONDecoder = {
-    let decoder = JSONDecoder()
-    decoder.dateDecodingStrategy = .custom { decoder in
-      let text = try decoder.singleValueContainer().decode(String.self)
-      return Timestamp.parse(text) ?? Date(timeIntervalSince1970: 0)
-    }
-    return decoder
-  }()
 }
 
 /// Writes `data` to `path` through an `AtomicFile`, replacing what is there.

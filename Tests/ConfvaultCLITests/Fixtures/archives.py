@@ -170,8 +170,8 @@ def bomb(path, size, mode):
         out.write(block * (size // len(zeros)))
 
 
-def tarfile_archive(source, out, fmt):
-    formats = {"ustar": tarfile.USTAR_FORMAT, "pax": tarfile.PAX_FORMAT, "gnu": tarfile.GNU_FORMAT}
+def folder_files(source):
+    """(relative path, bytes, mode string) for every file below `source`, in path byte order."""
     files = []
     for root, _, names in os.walk(source):
         for name in names:
@@ -179,23 +179,21 @@ def tarfile_archive(source, out, fmt):
             rel = os.path.relpath(full, source).replace(os.sep, "/")
             mode = "0755" if os.stat(full).st_mode & 0o111 else "0644"
             files.append((rel, open(full, "rb").read(), mode))
-    files.sort(key=lambda f: f[0].encode())
+    return sorted(files, key=lambda f: f[0].encode())
+
+
+def tarfile_archive(source, out, fmt):
+    formats = {"ustar": tarfile.USTAR_FORMAT, "pax": tarfile.PAX_FORMAT, "gnu": tarfile.GNU_FORMAT}
+    files = folder_files(source)
     with tarfile.open(out, "w", format=formats[fmt]) as tar:
         info, data = regular("confvault.json", manifest_for(files, app=None, environment=None))
         tar.addfile(info, io.BytesIO(data))
-        for rel, data, mode in files:
+        for rel, _, _ in files:
             tar.add(os.path.join(source, rel), arcname="config/" + rel)
 
 
 def write_manifest(source, out):
-    files = []
-    for root, _, names in os.walk(source):
-        for name in names:
-            full = os.path.join(root, name)
-            rel = os.path.relpath(full, source).replace(os.sep, "/")
-            mode = "0755" if os.stat(full).st_mode & 0o111 else "0644"
-            files.append((rel, open(full, "rb").read(), mode))
-    open(out, "wb").write(manifest_for(files, app=None, environment=None))
+    open(out, "wb").write(manifest_for(folder_files(source), app=None, environment=None))
 
 
 def list_archive(path):
