@@ -86,6 +86,31 @@ final class StoreFixture {
     #expect(versions[0]["parent"] as? Int == 1 && versions[0]["comment"] as? String == "second")
     #expect(versions[0]["author"] as? String == "ana")
     #expect(try store.heads() == ["development": 2])
+    try Data("level: info\n".utf8).write(to: URL(fileURLWithPath: changed + "/settings/logging.yaml"))
+    try store.ok(["push", "--app", "inventory", "--env", "development", changed, "--author", "bob"])
+    #expect(try store.versions()[0]["author"] as? String == "bob", "--author wins over CONFVAULT_AUTHOR")
+  }
+
+  @Test("check reports unreferenced blobs without failing, and gc removes them")
+  func garbage() throws {
+    let store = try StoreFixture()
+    try store.ok(["push", "--app", "inventory", "--env", "staging", Harness.samples + "/staging"])
+    let database = store.environment["CONFVAULT_STORE"]! + "/confvault.sqlite"
+    let insert = try Harness.run(
+      "/usr/bin/env",
+      [
+        "python3", "-c",
+        "import sqlite3,sys,hashlib; c=sqlite3.connect(sys.argv[1]); d=b'left behind'; k=hashlib.sha256(d).digest(); c.execute('INSERT INTO blob VALUES (?,?,?,1)', (k, len(d), len(d))); c.execute('INSERT INTO blob_chunk (blob, seq, zstd, data) VALUES (?,0,0,?)', (k, d)); c.commit()",
+        database,
+      ])
+    #expect(insert.status == 0, "\(insert)")
+    let checked = try store.ok(["check"])
+    #expect(checked.contains("OK: 1 versions") && checked.contains("1 unreferenced"), "\(checked)")
+    #expect(try store.ok(["gc"]).contains("removed 1 unreferenced blobs"))
+    let after = try store.json(["check"]) as? [String: Any]
+    #expect(after?["unreferencedBlobs"] as? Int == 0 && (after?["problems"] as? [Any])?.isEmpty == true)
+    try store.ok(["checkout", "--app", "inventory", "--env", "staging", "--to", store.folder.file("out")])
+    #expect(try folderFingerprint(store.folder.file("out")) == folderFingerprint(Harness.samples + "/staging"))
   }
 
   @Test("versions: statuses, colours' meaning, JSON fields, paging")

@@ -7,7 +7,7 @@ Usage:
   archives.py tarfile SRC OUT FMT   an archive of folder SRC with our manifest, by Python's tarfile,
                                     FMT ustar|pax|gnu (uncompressed)
   archives.py manifest SRC OUT      writes our manifest for folder SRC to OUT
-  archives.py list ARCHIVE          extracts with tarfile to memory; prints `<sha256>  <name>` per file
+  archives.py extract ARCHIVE DIR   extracts with Python's tarfile into DIR
 """
 import gzip
 import hashlib
@@ -196,11 +196,9 @@ def write_manifest(source, out):
     open(out, "wb").write(manifest_for(folder_files(source), app=None, environment=None))
 
 
-def list_archive(path):
+def extract(path, folder):
     with tarfile.open(path) as tar:
-        for member in tar.getmembers():
-            if member.isfile():
-                print(f"{sha(tar.extractfile(member).read())}  {member.name}")
+        tar.extractall(folder, filter="tar")
 
 
 if __name__ == "__main__":
@@ -213,7 +211,7 @@ if __name__ == "__main__":
         tarfile_archive(args[0], args[1], args[2])
     elif command == "manifest":
         write_manifest(args[0], args[1])
-    elif command == "list":
-        list_archive(args[0])
+    elif command == "extract":
+        extract(args[0], args[1])
     else:
         sys.exit(__doc__)
