@@ -5,15 +5,34 @@ import Foundation
 /// saves space, so neither writing nor reading a blob holds more than a chunk in memory.
 enum BlobCodec {
   static let chunkSize = 1 << 20
-  private static let level: Int32 = 3
+  static let level: Int32 = 3
 
-  /// The bytes to store for `chunk`, and whether they are compressed.
-  static func encode(_ chunk: UnsafeRawBufferPointer) -> (data: Data, compressed: Bool) {
+  /// A zstd compression context, reused for every chunk of a write: making one per call costs more
+  /// than compressing a small file.
+  final class Compressor {
+    private let context: OpaquePointer
+
+    init() {
+      guard let context = ZSTD_createCCtx() else { fatalError("zstd could not allocate a compression context") }
+      self.context = context
+    }
+
+    deinit { ZSTD_freeCCtx(context) }
+
+    /// The bytes to store for `chunk`, and whether they are compressed.
+    func encode(_ chunk: UnsafeRawBufferPointer) -> (data: Data, compressed: Bool) {
+      BlobCodec.encode(chunk) { out, capacity in
+        ZSTD_compressCCtx(context, out, capacity, chunk.baseAddress, chunk.count, BlobCodec.level)
+      }
+    }
+  }
+
+  private static func encode(
+    _ chunk: UnsafeRawBufferPointer, compress: (UnsafeMutableRawPointer?, Int) -> Int
+  ) -> (data: Data, compressed: Bool) {
     let bound = ZSTD_compressBound(chunk.count)
     var output = Data(count: bound)
-    let written = output.withUnsafeMutableBytes { out in
-      ZSTD_compress(out.baseAddress, bound, chunk.baseAddress, chunk.count, level)
-    }
+    let written = output.withUnsafeMutableBytes { out in compress(out.baseAddress, bound) }
     // Compression pays only when it saves at least a sixteenth; otherwise the bytes are kept as they are.
     if ZSTD_isError(written) == 0 && written < chunk.count - chunk.count / 16 {
       output.count = written

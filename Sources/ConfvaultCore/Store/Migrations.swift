@@ -50,7 +50,6 @@ enum Migrations {
             target BLOB NOT NULL,
             PRIMARY KEY (node, name)
           ) WITHOUT ROWID;
-          CREATE INDEX tree_entry_target ON tree_entry(target);
 
           CREATE TABLE version (
             app_id INTEGER NOT NULL REFERENCES app(id),

@@ -87,7 +87,8 @@ enum Queries {
 
   static func entries(_ db: Database, node: Data) throws -> [EntryRow] {
     try Row.fetchAll(
-      db, sql: "SELECT name, is_folder, executable, size, target FROM tree_entry WHERE node = ?", arguments: [node]
+      db.cachedStatement(sql: "SELECT name, is_folder, executable, size, target FROM tree_entry WHERE node = ?"),
+      arguments: [node]
     ).map { row in
       EntryRow(
         name: row["name"], isFolder: row["is_folder"], mode: row["executable"] ? .executable : .regular,

@@ -10,7 +10,8 @@ final class SQLiteTransaction: StoreTransaction {
   func blobSink() -> any ArchiveFileSink { BlobWritingSink(db: db) }
 
   func hasBlob(_ digest: SHA256Hex) throws -> Bool {
-    try Bool.fetchOne(db, sql: "SELECT 1 FROM blob WHERE sha256 = ?", arguments: [Data(hexDigest: digest)]) == true
+    try Bool.fetchOne(
+      db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?"), arguments: [Data(hexDigest: digest)]) == true
   }
 
   func app(_ name: String) throws -> AppInfo { try Queries.app(db, name) }
@@ -161,18 +162,18 @@ final class SQLiteTransaction: StoreTransaction {
     var root = Data()
     for (digest, node) in TreeNode.build(files) {
       root = digest
-      try db.execute(sql: "INSERT OR IGNORE INTO tree_node (digest) VALUES (?)", arguments: [digest])
+      try db.cachedStatement(sql: "INSERT OR IGNORE INTO tree_node (digest) VALUES (?)").execute(arguments: [digest])
       guard db.changesCount > 0 else { continue }
       for entry in node.entries {
         switch entry {
         case .file(let name, let mode, let size, let blob):
-          try db.execute(
-            sql: "INSERT INTO tree_entry (node, name, is_folder, executable, size, target) VALUES (?, ?, 0, ?, ?, ?)",
-            arguments: [digest, name, mode == .executable, size, Data(hexDigest: blob)])
+          try db.cachedStatement(
+            sql: "INSERT INTO tree_entry (node, name, is_folder, executable, size, target) VALUES (?, ?, 0, ?, ?, ?)"
+          ).execute(arguments: [digest, name, mode == .executable, size, Data(hexDigest: blob)])
         case .folder(let name, let child):
-          try db.execute(
-            sql: "INSERT INTO tree_entry (node, name, is_folder, executable, size, target) VALUES (?, ?, 1, 0, 0, ?)",
-            arguments: [digest, name, child])
+          try db.cachedStatement(
+            sql: "INSERT INTO tree_entry (node, name, is_folder, executable, size, target) VALUES (?, ?, 1, 0, 0, ?)"
+          ).execute(arguments: [digest, name, child])
         }
       }
     }
@@ -186,6 +187,7 @@ final class SQLiteTransaction: StoreTransaction {
 /// SHA-256 is known only at the end), then renamed to its digest, or dropped if that blob exists.
 final class BlobWritingSink: ArchiveFileSink {
   private let db: Database
+  private let compressor = BlobCodec.Compressor()
   private var buffer = Data()
   private var placeholder: Data?
   private var sequence = 0
@@ -219,7 +221,7 @@ final class BlobWritingSink: ArchiveFileSink {
   func endFile(_ file: ManifestFile) throws {
     let key = Data(hexDigest: file.sha256)
     let exists =
-      try Bool.fetchOne(db, sql: "SELECT 1 FROM blob WHERE sha256 = ?", arguments: [key]) == true
+      try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?"), arguments: [key]) == true
     if exists {
       if let placeholder {
         try db.execute(sql: "DELETE FROM blob_chunk WHERE blob = ?", arguments: [placeholder])
@@ -232,16 +234,14 @@ final class BlobWritingSink: ArchiveFileSink {
     if let placeholder {
       try db.execute(sql: "UPDATE blob_chunk SET blob = ? WHERE blob = ?", arguments: [key, placeholder])
     }
-    try db.execute(
-      sql: "INSERT INTO blob (sha256, size, stored_size, chunk_count) VALUES (?, ?, ?, ?)",
-      arguments: [key, file.size, storedSize, sequence])
+    try db.cachedStatement(sql: "INSERT INTO blob (sha256, size, stored_size, chunk_count) VALUES (?, ?, ?, ?)")
+      .execute(arguments: [key, file.size, storedSize, sequence])
   }
 
   private func storeChunk(key: Data) throws {
-    let encoded = buffer.withUnsafeBytes { BlobCodec.encode($0) }
-    try db.execute(
-      sql: "INSERT INTO blob_chunk (blob, seq, zstd, data) VALUES (?, ?, ?, ?)",
-      arguments: [key, sequence, encoded.compressed, encoded.data])
+    let encoded = buffer.withUnsafeBytes { compressor.encode($0) }
+    try db.cachedStatement(sql: "INSERT INTO blob_chunk (blob, seq, zstd, data) VALUES (?, ?, ?, ?)")
+      .execute(arguments: [key, sequence, encoded.compressed, encoded.data])
     sequence += 1
     storedSize += Int64(encoded.data.count)
     buffer.removeAll(keepingCapacity: true)
