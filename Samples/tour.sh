@@ -5,9 +5,18 @@ cd "$(dirname "$0")/.."
 confvault=${CONFVAULT:-.build/debug/confvault}
 work=.confvault/tour
 export CONFVAULT_STORE=.confvault/store CONFVAULT_AUTHOR=${CONFVAULT_AUTHOR:-ana}
-rm -rf "$work" "$CONFVAULT_STORE" && mkdir -p "$work"
+rm -rf "$work" "$CONFVAULT_STORE" .confvault/backups && mkdir -p "$work"
 
-step() { printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "${*:2}"; "${@:2}"; }
+# Shows a command the way one would type it (single quotes where needed), then runs it.
+step() {
+  printf '\n\033[1m== %s\033[0m\n$' "$1"
+  local argument
+  for argument in "${@:2}"; do
+    if [[ $argument =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then printf ' %s' "$argument"; else printf " '%s'" "$argument"; fi
+  done
+  printf '\n'
+  "${@:2}"
+}
 
 step "Create the app and its environments (the store is $CONFVAULT_STORE)" \
   "$confvault" init --app inventory
@@ -44,7 +53,11 @@ step "The versions list (green: in production, yellow: synced once, blue: never 
   "$confvault" versions --app inventory
 step "What a sync of staging to production would change" \
   "$confvault" diff --app inventory --env staging --env production --stat
+step "Nightly backup (from cron): each head written, read back in full, retention applied" \
+  "$confvault" backup --to .confvault/backups --keep-daily 7 --keep-weekly 4 --keep-monthly 12
+step "The next night, nothing changed: nothing is written" \
+  "$confvault" backup --to .confvault/backups --keep-daily 7 --keep-weekly 4 --keep-monthly 12
 step "The store is consistent" \
   "$confvault" check
 step "Who did what" \
-  "$confvault" audit --app inventory --limit 8
+  "$confvault" audit --app inventory --limit 12
