@@ -29,15 +29,16 @@ struct Import: ParsableCommand {
     output.say(
       "archive OK: \(result.contents.files.count) files, \(ByteCount.format(result.contents.totalSize)), tree \(result.contents.treeDigest)"
     )
-    if let changes = result.dryRunChanges {
-      if case .unchanged(let head) = result.change {
+    switch result.outcome {
+    case .imported(let change):
+      Report.change(change, verb: "imported as", output: output)
+    case .dryRun(let changes, let head):
+      if let head, head.treeDigest == result.contents.treeDigest {
         output.say("dry run: unchanged, head is v\(head.number); nothing would be written")
       } else {
         output.say("dry run: importing would make a new version with these changes (nothing was written):")
         for line in ChangePrinter.summary(changes) { output.say(line) }
       }
-      return
     }
-    Report.change(result.change, verb: "imported as", output: output)
   }
 }

@@ -120,11 +120,14 @@ public struct BackupRun: Sendable {
         try makeFolders(folder)
         removeLeftovers(in: folder, app: app, environment: environment)
       }
-      let existing = try backups(in: folder, app: app, environment: environment)
-      let newest = existing.max()
+      // The backup this run has read back good (or, in a dry run, would write): retention keeps it
+      // without reading it again.
+      var knownGood: BackupName?
+      let newest = backups(in: folder, app: app, environment: environment).max()
       if !options.always, let newest, newest.version == head,
         (try? verify(folder + "/" + newest.fileName)) == version.treeDigest
       {
+        knownGood = newest
         outcome.status = .unchanged
         outcome.file = folder + "/" + newest.fileName
         outcome.message = "unchanged since \(Timestamp.iso8601(Date(timeIntervalSince1970: TimeInterval(newest.time))))"
@@ -133,6 +136,7 @@ public struct BackupRun: Sendable {
           app: app, environment: environment, version: head, time: Int64(Timestamp.now().timeIntervalSince1970),
           compression: options.compression)
         let path = folder + "/" + name.fileName
+        knownGood = name
         if FileManager.default.fileExists(atPath: path), (try? verify(path)) == version.treeDigest {
           // --always twice in one second: that second's backup of this version is there already.
           outcome.status = .unchanged
@@ -156,10 +160,7 @@ public struct BackupRun: Sendable {
           outcome.sha256 = written.sha256.value
         }
       }
-      let planned = outcome.wouldWrite.flatMap {
-        BackupName(fileName: splitPath($0).name, app: app, environment: environment)
-      }
-      outcome.deleted = try applyRetention(in: folder, app: app, environment: environment, planned: planned)
+      outcome.deleted = try applyRetention(in: folder, app: app, environment: environment, knownGood: knownGood)
     } catch {
       outcome.status = .failed
       outcome.message = "\(error)"
@@ -173,7 +174,7 @@ public struct BackupRun: Sendable {
     try ArchiveReader().read(from: .file(path)).treeDigest
   }
 
-  private func backups(in folder: String, app: String, environment: String) throws -> [BackupName] {
+  private func backups(in folder: String, app: String, environment: String) -> [BackupName] {
     guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return [] }
     return names.compactMap { BackupName(fileName: $0, app: app, environment: environment) }
   }
@@ -192,16 +193,17 @@ public struct BackupRun: Sendable {
 
   /// Deletes what the policy does not keep, never the newest backup that reads back good.
   ///
-  /// - Parameter planned: in a dry run, the backup that would have been written, counted as good.
-  private func applyRetention(in folder: String, app: String, environment: String, planned: BackupName?) throws
+  /// - Parameter knownGood: the backup this run read back good, or in a dry run would write.
+  private func applyRetention(in folder: String, app: String, environment: String, knownGood: BackupName?) throws
     -> [String]
   {
     guard !options.retention.isEmpty else { return [] }
-    let all = try backups(in: folder, app: app, environment: environment) + (planned.map { [$0] } ?? [])
+    var all = backups(in: folder, app: app, environment: environment)
+    if let knownGood, !all.contains(knownGood) { all.append(knownGood) }  // a dry run's planned file
     var keep = options.retention.kept(all)
     let newestFirst = all.indices.sorted { all[$0] > all[$1] }
     let readsBackGood = { (index: Int) in
-      all[index] == planned || (try? verify(folder + "/" + all[index].fileName)) != nil
+      all[index] == knownGood || (try? verify(folder + "/" + all[index].fileName)) != nil
     }
     if let good = newestFirst.first(where: readsBackGood) {
       keep.insert(good)

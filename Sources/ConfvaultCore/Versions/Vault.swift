@@ -79,10 +79,14 @@ public struct Vault: Sendable {
 
   /// What `import` read, and what it did.
   public struct ImportResult: Sendable {
+    public enum Outcome: Sendable {
+      case imported(Change)
+      /// A dry run: what importing would change against the head (nil when there is none); nothing was written.
+      case dryRun(changes: [FileChange], head: Version?)
+    }
+
     public var contents: ArchiveContents
-    public var change: Change
-    /// For a dry run: the changes the import would make; no version was made.
-    public var dryRunChanges: [FileChange]?
+    public var outcome: Outcome
   }
 
   /// Reads and checks a whole archive; only then adds it as a new version of `environment`.
@@ -102,10 +106,7 @@ public struct Vault: Sendable {
       let headFiles = try target.head.map { try store.files(app: app, number: $0) } ?? []
       let head = try target.head.map { try store.version(app: app, number: $0) }
       let changes = FileChange.between(old: headFiles, new: contents.files)
-      let change: Change =
-        head.map { $0.treeDigest == contents.treeDigest } == true
-        ? .unchanged(head: head!) : .created(placeholderVersion(app, environment, contents), changes: changes)
-      return ImportResult(contents: contents, change: change, dryRunChanges: changes)
+      return ImportResult(contents: contents, outcome: .dryRun(changes: changes, head: head))
     }
     var read: ArchiveContents?
     let change = try store.write { transaction -> Change in
@@ -135,7 +136,7 @@ public struct Vault: Sendable {
           detail: "imported \(source.displayName)\(manifest == nil ? " (plain tar)" : "")"))
       return .created(version, changes: [])
     }.withChanges(from: store)
-    return ImportResult(contents: read!, change: change, dryRunChanges: nil)
+    return ImportResult(contents: read!, outcome: .imported(change))
   }
 
   private func checkApp(_ contents: ArchiveContents, app: String, allowOtherApp: Bool) throws {
@@ -143,13 +144,6 @@ public struct Vault: Sendable {
     throw ArchiveRefusal(
       entry: Manifest.entryName, rule: .otherApp,
       detail: "the archive is of app '\(other)', not '\(app)'; use --allow-other-app if that is intended")
-  }
-
-  private func placeholderVersion(_ app: String, _ environment: String, _ contents: ArchiveContents) -> Version {
-    Version(
-      app: app, number: 0, environment: environment, author: "", createdAt: Timestamp.now(), comment: "",
-      origin: .import, parent: nil, restoredFrom: nil, importedFrom: nil, backup: false, syncedAt: nil,
-      treeDigest: contents.treeDigest, fileCount: contents.files.count, totalSize: contents.totalSize)
   }
 
   // MARK: Export
