@@ -218,6 +218,57 @@ import Testing
     for name in names { #expect(listed.stdout.contains("config/" + name), "GNU tar lists \(name)") }
   }
 
+  @Test("a folder with decomposed (NFD) names packs to NFC paths whose digest verify agrees with")
+  func decomposedNames() throws {
+    let work = try TemporaryFolder()
+    try work.write("src/caf\u{65}\u{301}/r\u{e9}sum\u{65}\u{301}.json", "{}\n")
+    let packed = try Harness.confvault(["pack", work.file("src"), "-o", work.file("a.tar.gz")])
+    #expect(packed.status == 0, "\(packed)")
+    let verified = try Harness.confvault(["verify", work.file("a.tar.gz")])
+    #expect(verified.stdout.hasPrefix("OK \(packedDigest(packed)) 1 files"), "\(verified)")
+    let listed = try Harness.confvault(["inspect", work.file("a.tar.gz"), "--json"])
+    let path = String(decoding: listed.stdoutData, as: UTF8.self)
+    #expect(path.utf8.count > 0 && Array(path.utf8).contains(0xC3), "the manifest holds the composed é (C3 A9)")
+
+    try work.write("both/caf\u{e9}.json", "1")
+    try work.write("both/caf\u{65}\u{301}.json", "2")
+    let both = try Harness.confvault(["pack", work.file("both"), "-o", work.file("b.tar.gz")])
+    #expect(both.status == 65, "\(both)")
+    #expect(both.stderr.contains("two names that are the same after Unicode normalisation"))
+  }
+
+  @Test("unpack --plain: a top folder holding its own name, a file that is also a folder, a ./ tar")
+  func plainEdgeCases() throws {
+    let work = try TemporaryFolder()
+    try work.write("same/x/x/a", "a")
+    try work.write("same/x/b", "b")
+    #expect(try Harness.shell("tar -czf '\(work.file("same.tgz"))' -C '\(work.file("same"))' x").status == 0)
+    let unpacked = try Harness.confvault(["unpack", "--plain", work.file("same.tgz"), "--to", work.file("out")])
+    #expect(unpacked.status == 0, "\(unpacked)")
+    #expect(try folderFingerprint(work.file("out")).keys.sorted() == ["b", "x/a"])
+
+    let conflict = work.file("conflict.tar")
+    #expect(
+      try Harness.run(
+        "/usr/bin/env",
+        [
+          "python3", "-c",
+          "import tarfile,io,sys; t=tarfile.open(sys.argv[1],'w')\nfor n in ('a','a/b'):\n i=tarfile.TarInfo(n); i.size=1; t.addfile(i, io.BytesIO(b'x'))\nt.close()",
+          conflict,
+        ]
+      ).status == 0)
+    let refused = try Harness.confvault(["unpack", "--plain", conflict, "--to", work.file("out2")])
+    #expect(refused.status == 65, "\(refused)")
+    #expect(refused.stderr.contains("path is both a file and a folder"))
+    #expect(!work.exists("out2"))
+
+    try work.write("contents/entities/customer.json", "{}\n")
+    #expect(try Harness.shell("tar -czf '\(work.file("dot.tgz"))' -C '\(work.file("contents"))' .").status == 0)
+    let inspected = try Harness.confvault(["inspect", "--plain", work.file("dot.tgz")])
+    #expect(inspected.stdout.contains("entities/customer.json"), "a tar of a folder's contents keeps its folders")
+    #expect(!inspected.stdout.contains("stripped"))
+  }
+
   // MARK: Refusals and exit codes
 
   @Test("pack refuses symlinks and special files, naming each, and writes nothing")

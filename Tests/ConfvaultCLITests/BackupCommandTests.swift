@@ -128,6 +128,23 @@ import Testing
     #expect(try store.run(["check"]).status == 1, "check finds the damaged blob")
   }
 
+  @Test("the backup just written is kept even when an older file's name claims a later time")
+  func futureDatedFile() throws {
+    let (store, backups) = try prepared()
+    try store.ok(["backup", "--to", backups, "--env", "production"])
+    let folder = backups + "/inventory/production"
+    let old = try #require(try backupFiles(backups, "production").first)
+    try FileManager.default.moveItem(
+      atPath: folder + "/" + old, toPath: folder + "/inventory-production-v2-20300101T000000Z.tar.zst")
+    let changed = try store.copy("production", to: "prod")
+    try Data("more: 1\n".utf8).write(to: URL(fileURLWithPath: changed + "/more.yaml"))
+    try store.ok(["push", "--app", "inventory", "--env", "production", changed])
+    let output = try store.ok(["backup", "--to", backups, "--env", "production", "--keep-last", "1"])
+    #expect(output.contains("written  v3"))
+    let remaining = try backupFiles(backups, "production")
+    #expect(remaining.contains { $0.contains("-v3-") }, "the verified backup of the head stays: \(remaining)")
+  }
+
   @Test("a held lock gives exit 75, or is waited for with --wait")
   func lock() throws {
     let (store, backups) = try prepared()

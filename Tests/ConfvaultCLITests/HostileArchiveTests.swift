@@ -23,6 +23,7 @@ import Testing
     Case(name: "component-too-long", entry: "config/ccc", rule: "name too long (a component of 305 bytes"),
     Case(name: "duplicate-path", entry: "config/settings.yaml", rule: "same path twice"),
     Case(name: "duplicate-after-normalisation", entry: "config/café.json", rule: "same path twice"),
+    Case(name: "manifest-path-not-nfc", entry: "config/caf", rule: "name is not in Unicode NFC form"),
     Case(name: "symlink", entry: "config/link.json", rule: "not a regular file (symbolic link"),
     Case(name: "hard-link", entry: "config/hard.json", rule: "not a regular file (hard link"),
     Case(name: "character-device", entry: "config/tty", rule: "not a regular file (character device"),

@@ -310,6 +310,38 @@ final class StoreFixture {
     #expect(environments.contains("(staging -> production)") && environments.contains("A logo.bin"))
   }
 
+  @Test("a YAML alias bomb is compared as text, not expanded", .timeLimit(.minutes(1)))
+  func yamlAliasBomb() throws {
+    let store = try StoreFixture()
+    var lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for level in 1...9 {
+      lines.append(
+        "a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 9).joined(separator: ", ") + "]")
+    }
+    let folder = store.folder.file("bomb")
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    try (lines.joined(separator: "\n") + "\n").write(toFile: folder + "/bomb.yaml", atomically: true, encoding: .utf8)
+    try store.ok(["push", "--app", "inventory", "--env", "staging", folder])
+    try (lines.joined(separator: "\n") + "\nend: true\n").write(
+      toFile: folder + "/bomb.yaml", atomically: true, encoding: .utf8)
+    try store.ok(["push", "--app", "inventory", "--env", "staging", folder])
+    let diff = try store.ok(["diff", "--app", "inventory", "2"])
+    #expect(diff.contains("+end: true"), "\(diff)")
+  }
+
+  @Test("a folder with decomposed (NFD) names is pushed, backed up and checked out")
+  func decomposedNames() throws {
+    let store = try StoreFixture()
+    let folder = store.folder.file("nfd")
+    try store.folder.write("nfd/caf\u{65}\u{301}.json", "{}\n")
+    try store.ok(["push", "--app", "inventory", "--env", "production", folder])
+    let backup = try store.run(["backup", "--to", store.folder.file("backups")])
+    #expect(backup.status == 0 && backup.stdout.contains("written  v1"), "\(backup)")
+    #expect(try store.ok(["check"]).hasPrefix("OK"))
+    try store.ok(["checkout", "--app", "inventory", "--env", "production", "--to", store.folder.file("out")])
+    #expect(try folderFingerprint(store.folder.file("out")).count == 1)
+  }
+
   @Test("checkout writes the head into a new folder; env create and delete; errors name what exists")
   func checkoutAndEnvironments() throws {
     let store = try StoreFixture()

@@ -91,6 +91,8 @@ private final class ReadSession {
   private var entries = 0
   private var totalBytes: Int64 = 0
   private var sawFileEntry = false
+  /// Whether every name began with `./`: a tar of a folder's contents, whose top folder is real.
+  private var allNamesDotSlash = true
 
   init(
     input: ArchiveInputStream, limits: ArchiveLimits, layout: ArchiveLayout,
@@ -155,7 +157,8 @@ private final class ReadSession {
     guard overflow || entries <= doubled + 16 else {
       throw ArchiveRefusal(entry: shown, rule: .tooManyFiles, detail: "limit \(limits.maxFiles)")
     }
-    let path = try EntryPath.normalized(entryName: name, limits: limits)
+    let path = EntryPath.nfc(try EntryPath.normalized(entryName: name, limits: limits))
+    if !name.starts(with: Array("./".utf8)) { allNamesDotSlash = false }
     if archive_entry_hardlink(entry) != nil {
       throw ArchiveRefusal(
         entry: shown, rule: .notRegularFile, detail: "hard link; only regular files are allowed")
@@ -293,9 +296,16 @@ private final class ReadSession {
           entry: Manifest.configPrefix + missing.path, rule: .missingFile,
           detail: expected.count > 1 ? "and \(expected.count - 1) more" : nil)
       }
+      // Every entry matched the manifest, so this holds; it is checked all the same, as the last word.
+      let read = TreeDigest(files: files)
+      guard read == manifest.treeDigest else {
+        throw ArchiveRefusal(
+          entry: Manifest.entryName, rule: .manifestInvalid,
+          detail: "the files read give tree digest \(read), the manifest says \(manifest.treeDigest)")
+      }
     case .plain:
       guard !files.isEmpty else { throw ArchiveRefusal(entry: nil, rule: .noFiles) }
-      (files, stripped) = stripSingleTopFolder(files)
+      if !allNamesDotSlash { (files, stripped) = stripSingleTopFolder(files) }
       if let conflict = EntryPath.fileAndFolderConflict(in: files.map(\.path)) {
         throw ArchiveRefusal(
           entry: conflict.file, rule: .fileAndFolder, detail: "`\(conflict.inside)` is inside it")

@@ -35,6 +35,7 @@ public struct ArchiveRefusal: ConfvaultError, Equatable {
     case trailingData = "data after the end of the archive"
     case noFiles = "archive holds no files"
     case otherApp = "archive of another app"
+    case notNFC = "name is not in Unicode NFC form"
   }
 
   /// The entry's name as read, escaped for display; nil when the rule concerns the whole archive.

@@ -2,8 +2,9 @@ import Foundation
 
 /// A regular file found in a configuration folder.
 public struct FolderFile: Sendable, Equatable {
-  /// The path relative to the folder, `/`-separated.
+  /// The path relative to the folder, `/`-separated, in NFC form.
   public var path: String
+  /// The path on disk, with the name's bytes as the file system has them.
   public var absolutePath: String
   public var mode: FileMode
   public var size: Int64
@@ -28,12 +29,16 @@ public enum ConfigurationFolder {
     var files: [FolderFile] = []
     var problems: [String] = []
     try walk(root: root, relative: [], limits: limits, files: &files, problems: &problems)
+    files.sort { EntryPath.byteOrder($0.path, $1.path) }
+    for (previous, next) in zip(files, files.dropFirst()) where previous.path.utf8.elementsEqual(next.path.utf8) {
+      problems.append("`\(next.path)`: two names that are the same after Unicode normalisation (NFC)")
+    }
     if !problems.isEmpty { throw FolderRefusal(folder: root, problems: problems) }
     guard files.count <= limits.maxFiles else {
       throw OperationError(
         .badInput, "`\(root)` holds \(files.count) files, more than the limit of \(limits.maxFiles)")
     }
-    return files.sorted { EntryPath.byteOrder($0.path, $1.path) }
+    return files
   }
 
   private static func walk(
@@ -73,7 +78,7 @@ public enum ConfigurationFolder {
         }
         files.append(
           FolderFile(
-            path: text, absolutePath: absolute, mode: FileMode(permissions: UInt32(info.st_mode)),
+            path: EntryPath.nfc(text), absolutePath: absolute, mode: FileMode(permissions: UInt32(info.st_mode)),
             size: Int64(info.st_size), modificationTime: Int64(info.st_mtim.tv_sec)))
       default:
         problems.append(

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The path rules every configuration path obeys, whether it comes from a folder, a manifest or a tar entry.
 ///
 /// A configuration path is relative, UTF-8, made of non-empty components none of which is `.` or `..`,
@@ -79,6 +81,19 @@ public enum EntryPath {
       length += 1
     }
     try endComponent()
+  }
+
+  /// The Unicode NFC form of a path: how Confvault stores every name, so that one name has one byte
+  /// sequence (libarchive composes pax names when it reads them; macOS writes decomposed ones).
+  /// ASCII paths, the usual case, are returned as they are.
+  public static func nfc(_ path: String) -> String {
+    if path.utf8.allSatisfy({ $0 < 0x80 }) { return path }
+    return path.precomposedStringWithCanonicalMapping
+  }
+
+  /// Whether `path` is in NFC form, compared byte for byte (Swift's `==` ignores normalisation).
+  public static func isNFC(_ path: String) -> Bool {
+    nfc(path).utf8.elementsEqual(path.utf8)
   }
 
   /// Whether `a` sorts before `b` in byte order, the order of archives and tree digests.

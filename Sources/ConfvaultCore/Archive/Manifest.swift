@@ -164,6 +164,11 @@ public struct Manifest: Sendable, Equatable {
     var total: Int64 = 0
     for file in files {
       try EntryPath.validate(relativePath: file.path, shownAs: Manifest.configPrefix, limits: limits)
+      guard EntryPath.isNFC(file.path) else {
+        throw ArchiveRefusal(
+          entry: displayName(Array((Manifest.configPrefix + file.path).utf8)), rule: .notNFC,
+          detail: "tar readers compose names, so this one could never match its entry")
+      }
       guard seen.insert(file.path).inserted else {
         throw ArchiveRefusal(
           entry: Manifest.configPrefix + file.path, rule: .duplicatePath,

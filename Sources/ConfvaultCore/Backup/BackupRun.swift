@@ -201,6 +201,9 @@ public struct BackupRun: Sendable {
     var all = backups(in: folder, app: app, environment: environment)
     if let knownGood, !all.contains(knownGood) { all.append(knownGood) }  // a dry run's planned file
     var keep = options.retention.kept(all)
+    // The backup this run read back good is kept whatever the names of older files say about time
+    // (a file copied in, or written under a clock that ran ahead, may look newer).
+    if let knownGood, let index = all.firstIndex(of: knownGood) { keep.insert(index) }
     let newestFirst = all.indices.sorted { all[$0] > all[$1] }
     let readsBackGood = { (index: Int) in
       all[index] == knownGood || (try? verify(folder + "/" + all[index].fileName)) != nil

@@ -51,14 +51,18 @@ public final class AtomicFile {
         guard rename(temporaryPath, path) == 0 else { throw SystemError(.rename, path) }
       } else {
         // link() fails if the name was taken meanwhile, so a file another process wrote is never lost.
-        guard link(temporaryPath, path) == 0 else {
+        if link(temporaryPath, path) == 0 {
+          unlink(temporaryPath)
+        } else {
           let code = errno
           if code == EEXIST {
             throw OperationError(.cannotCreateOutput, "`\(path)` appeared while writing; nothing was replaced")
           }
-          throw SystemError(.rename, path, code: code)
+          // File systems without hard links (SMB shares, vfat): rename, after one last look for the name.
+          guard code == EPERM || code == ENOTSUP || code == EOPNOTSUPP || code == EMLINK,
+            access(path, F_OK) != 0, rename(temporaryPath, path) == 0
+          else { throw SystemError(.rename, path, code: code) }
         }
-        unlink(temporaryPath)
       }
     } catch {
       unlink(temporaryPath)

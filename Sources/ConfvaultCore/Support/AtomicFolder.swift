@@ -40,9 +40,18 @@ public final class AtomicFolder {
     }
   }
 
-  /// Flushes every file to disk and renames the staging folder to the target.
+  /// Flushes every folder to disk and renames the staging folder to the target.
+  ///
+  /// Files were flushed as they were written; the folders' entries are flushed here, so that after a
+  /// power cut the renamed folder holds every file.
   public func commit() throws {
     precondition(!finished, "AtomicFolder committed twice")
+    let subfolders = FileManager.default.enumerator(atPath: stagingPath)?.compactMap { item -> String? in
+      let full = stagingPath + "/" + (item as! String)
+      var info = stat()
+      return lstat(full, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR ? full : nil
+    }
+    for folder in (subfolders ?? []).reversed() + [stagingPath] { syncFolder(folder) }
     try AtomicFolder.checkTarget(path)
     var info = stat()
     if lstat(path, &info) == 0 { rmdir(path) }
@@ -80,7 +89,7 @@ public final class FolderWritingSink: ArchiveFileSink {
     try makeFolders(for: path)
     current = root + "/" + path
     fd = open(current, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-    guard fd >= 0 else { throw SystemError(.create, current) }
+    guard fd >= 0 else { throw refusalOrFailure(.create, path: path) }
     guard fchmod(fd, mode_t(mode.permissions)) == 0 else { throw SystemError(.create, current) }
   }
 
@@ -110,8 +119,17 @@ public final class FolderWritingSink: ArchiveFileSink {
     guard !madeFolders.contains(folder) else { return }
     try makeFolders(for: folder)
     let absolute = root + "/" + folder
-    if mkdir(absolute, 0o755) != 0 && errno != EEXIST { throw SystemError(.create, absolute) }
+    if mkdir(absolute, 0o755) != 0 && errno != EEXIST { throw refusalOrFailure(.create, path: folder) }
     madeFolders.insert(folder)
+  }
+
+  /// A name taken already by a file where a folder goes (or the reverse) is the archive's fault, not the disk's.
+  private func refusalOrFailure(_ operation: SystemError.Operation, path: String) -> any Error {
+    let code = errno
+    if code == EEXIST || code == ENOTDIR || code == EISDIR {
+      return ArchiveRefusal(entry: path, rule: .fileAndFolder)
+    }
+    return SystemError(operation, root + "/" + path, code: code)
   }
 }
 
@@ -126,8 +144,12 @@ extension ConfigurationArchive {
     let target = try AtomicFolder(path: folder)
     let contents = try reader.read(from: source, into: FolderWritingSink(root: target.stagingPath))
     if let stripped = contents.strippedFolder {
-      // A plain archive's files were written under their top folder; lift them out of it.
-      let inner = target.stagingPath + "/" + stripped
+      // A plain archive's files were written under their top folder; lift them out of it. The folder
+      // is renamed first, as it may hold an entry of its own name.
+      let inner = target.stagingPath + "/.top-\(UInt32.random(in: 0...UInt32.max))"
+      guard rename(target.stagingPath + "/" + stripped, inner) == 0 else {
+        throw SystemError(.rename, folder + "/" + stripped)
+      }
       for name in try FileManager.default.contentsOfDirectory(atPath: inner) {
         guard rename(inner + "/" + name, target.stagingPath + "/" + name) == 0 else {
           throw SystemError(.rename, folder + "/" + name)

@@ -64,6 +64,7 @@ public enum ContentDiff {
     }
     if lower.hasSuffix(".yaml") || lower.hasSuffix(".yml"),
       let oldText = String(data: before, encoding: .utf8), let newText = String(data: after, encoding: .utf8),
+      !hasAlias(oldText), !hasAlias(newText),
       let old = try? YAMLDecoder().decode(TreeValue.self, from: oldText),
       let new = try? YAMLDecoder().decode(TreeValue.self, from: newText)
     {
@@ -75,6 +76,12 @@ public enum ContentDiff {
       return .sizes(old: Int64(before.count), new: Int64(after.count))
     }
     return .text(unifiedDiff(oldText, newText))
+  }
+
+  /// Whether YAML text uses an alias (`*name`). Expanding aliases can grow a few hundred bytes into
+  /// billions of nodes, so such files are compared as text.
+  static func hasAlias(_ text: String) -> Bool {
+    text.range(of: #"(^|[\s\[\{,:-])\*[^\s,\]\}]"#, options: .regularExpression) != nil
   }
 
   private static func content(_ file: ManifestFile, _ store: any VersionStore) throws -> Data {

@@ -103,6 +103,10 @@ def hostile(folder):
             regular("config/" + unicodedata.normalize("NFC", "café.json"), b"1"),
             regular("config/" + unicodedata.normalize("NFD", "café.json"), b"1"),
         ],
+        "manifest-path-not-nfc": [
+            regular("confvault.json", manifest_for([(unicodedata.normalize("NFD", "café.json"), b"1", "0644")])),
+            regular("config/" + unicodedata.normalize("NFD", "café.json"), b"1"),
+        ],
         "symlink": good_members([special("config/link.json", tarfile.SYMTYPE, "/etc/passwd")]),
         "hard-link": good_members([special("config/hard.json", tarfile.LNKTYPE, "config/settings.yaml")]),
         "character-device": good_members([special("config/tty", tarfile.CHRTYPE)]),
