@@ -267,6 +267,16 @@ import Testing
     let inspected = try Harness.confvault(["inspect", "--plain", work.file("dot.tgz")])
     #expect(inspected.stdout.contains("entities/customer.json"), "a tar of a folder's contents keeps its folders")
     #expect(!inspected.stdout.contains("stripped"))
+
+    // Cut right after an entry, as an interrupted copy would: no end-of-archive blocks.
+    #expect(try Harness.shell("tar -cf '\(work.file("whole.tar"))' -C '\(work.file("same"))' x").status == 0)
+    let cut = try Harness.shell(
+      "python3 -c \"import sys; d=open(sys.argv[1],'rb').read(); n=len(d.rstrip(bytes(1))); sys.stdout.buffer.write(d[:n + (-n % 512)])\" '\(work.file("whole.tar"))' > '\(work.file("cut.tar"))'"
+    )
+    #expect(cut.status == 0, "\(cut)")
+    let truncated = try Harness.confvault(["verify", "--plain", work.file("cut.tar")])
+    #expect(truncated.status == 65, "\(truncated)")
+    #expect(truncated.stderr.contains("truncated"))
   }
 
   // MARK: Refusals and exit codes

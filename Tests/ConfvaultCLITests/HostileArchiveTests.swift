@@ -46,6 +46,7 @@ import Testing
     Case(name: "truncated", entry: "config/big.txt", rule: "corrupt or truncated (truncated gzip input)"),
     Case(name: "corrupt", entry: "", rule: "corrupt or truncated"),
     Case(name: "not-an-archive", entry: "", rule: "not a tar archive"),
+    Case(name: "end-marker-missing", entry: "", rule: "without the end-of-archive blocks: truncated"),
   ]
 
   /// The crafted archives, written once for all cases.

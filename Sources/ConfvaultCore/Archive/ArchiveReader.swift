@@ -93,6 +93,8 @@ private final class ReadSession {
   private var sawFileEntry = false
   /// Whether every name began with `./`: a tar of a folder's contents, whose top folder is real.
   private var allNamesDotSlash = true
+  /// Where the last header or entry data ended in the uncompressed stream, to find the end marker after it.
+  private var lastEntryEnd: Int64 = 0
 
   init(
     input: ArchiveInputStream, limits: ArchiveLimits, layout: ArchiveLayout,
@@ -128,7 +130,11 @@ private final class ReadSession {
     var entry: OpaquePointer?
     while true {
       let result = archive_read_next_header(archive, &entry)
-      if result == ARCHIVE_EOF { break }
+      if result == ARCHIVE_EOF {
+        try checkEndMarker()
+        break
+      }
+      lastEntryEnd = archive_filter_bytes(archive, 0)
       let name = entry.flatMap { archive_entry_pathname($0) }.map { Array(cStringBytes: $0) }
       if result == ARCHIVE_WARN {
         throw ArchiveRefusal(
@@ -271,11 +277,27 @@ private final class ReadSession {
     files.append(file)
   }
 
+  /// Refuses a tar that stops after an entry without the two zero blocks that end an archive: libarchive
+  /// takes that for a normal end, but it is how a cut-off plain tar looks.
+  private func checkEndMarker() throws {
+    guard sawFileEntry else { return }
+    let dataEnd = (lastEntryEnd + 511) / 512 * 512
+    let end = archive_filter_bytes(archive, 0)
+    guard end - dataEnd >= 1024 else {
+      throw ArchiveRefusal(
+        entry: nil, rule: .corrupt,
+        detail: "it stops after \(end) bytes without the end-of-archive blocks: truncated")
+    }
+  }
+
   /// Streams the current entry's data through `body`, chunk by chunk, as libarchive decompresses it.
   private func streamData(shown: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
     while true {
       let count = archive_read_data(archive, buffer.baseAddress, buffer.count)
-      if count == 0 { return }
+      if count == 0 {
+        lastEntryEnd = archive_filter_bytes(archive, 0)
+        return
+      }
       guard count > 0 else { throw failure(entry: shown, whileReadingHeader: false) }
       try body(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
     }

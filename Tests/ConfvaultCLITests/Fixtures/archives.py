@@ -143,6 +143,15 @@ def hostile(folder):
     for i in range(40, 60):  # inside the compressed manifest: the deflate stream breaks
         corrupt[i] ^= 0x55
     open(os.path.join(folder, "corrupt.tar.gz"), "wb").write(bytes(corrupt))
+    # A tar cut exactly after its last entry: libarchive alone would take it for a complete one.
+    whole = io.BytesIO()
+    with tarfile.open(fileobj=whole, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in good_members():
+            tar.addfile(info, io.BytesIO(data))
+    raw = whole.getvalue()
+    end = len(raw.rstrip(b"\0"))
+    end += -end % 512
+    open(os.path.join(folder, "end-marker-missing.tar.gz"), "wb").write(gzip.compress(raw[:end], mtime=0))
     open(os.path.join(folder, "not-an-archive.tar.gz"), "wb").write(b"PK\x03\x04 this is a zip, or pretends to be" * 40)
     os.remove(os.path.join(folder, "base.tar.gz"))
 
