@@ -82,7 +82,7 @@ struct Backup: ParsableCommand {
     let took = String(format: "%.2fs", outcome.seconds)
     switch outcome.status {
     case .failed:
-      Terminal.error("confvault: backup of \(name) failed: \(outcome.message ?? "unknown error"); nothing was deleted")
+      Terminal.error("confvault: backup of \(name) failed: \(outcome.message ?? "unknown error")")
     case .unchanged:
       output.say("\(name)  unchanged  v\(outcome.version ?? 0)  \(outcome.message ?? "")  \(took)")
     case .written:

@@ -42,6 +42,7 @@ import Testing
     Case(name: "checksum-differs", entry: "config/a.json", rule: "SHA-256 differs from the manifest"),
     Case(name: "mode-differs", entry: "config/a.json", rule: "mode differs from the manifest"),
     Case(name: "outside-config", entry: "README.txt", rule: "outside `config/`"),
+    Case(name: "folder-outside-config", entry: "zzz", rule: "outside `config/`"),
     Case(name: "file-and-folder", entry: "config/a", rule: "both a file and a folder"),
     Case(name: "truncated", entry: "config/big.txt", rule: "corrupt or truncated (truncated gzip input)"),
     Case(name: "corrupt", entry: "", rule: "corrupt or truncated"),

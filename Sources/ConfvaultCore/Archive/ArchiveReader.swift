@@ -172,6 +172,11 @@ private final class ReadSession {
     let type = archive_entry_filetype(entry) & LibArchive.typeMask
     if type == LibArchive.directory {
       // Folders are implied by their files; other writers add entries for them, which carry nothing.
+      // After the manifest, a Confvault archive's folders can only be `config/` and what is below it
+      // (before it, the first file decides: a plain tar gets told to use --plain).
+      if manifest != nil && !path.isEmpty && path != "config" && !path.hasPrefix(Manifest.configPrefix) {
+        throw ArchiveRefusal(entry: shown, rule: .outsideConfig)
+      }
       return
     }
     guard type == LibArchive.regular else {

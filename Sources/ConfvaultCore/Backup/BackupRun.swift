@@ -216,7 +216,12 @@ public struct BackupRun: Sendable {
     var deleted: [String] = []
     for index in newestFirst where !keep.contains(index) {
       let path = folder + "/" + all[index].fileName
-      if !options.dryRun { guard unlink(path) == 0 else { throw SystemError(.remove, path) } }
+      if !options.dryRun && unlink(path) != 0 {
+        let failure = SystemError(.remove, path)
+        throw OperationError(
+          failure.kind,
+          "retention: \(failure)" + (deleted.isEmpty ? "" : " (after deleting \(deleted.joined(separator: ", ")))"))
+      }
       deleted.append(path)
     }
     if !deleted.isEmpty && !options.dryRun { syncFolder(folder) }

@@ -125,6 +125,7 @@ def hostile(folder):
         "checksum-differs": [regular("confvault.json", manifest_for(one)), regular("config/a.json", b"[]\n")],
         "mode-differs": [regular("confvault.json", manifest_for(one)), regular("config/a.json", b"{}\n", 0o755)],
         "outside-config": good_members([regular("README.txt", b"hi\n")]),
+        "folder-outside-config": good_members([special("zzz/", tarfile.DIRTYPE)]),
         "file-and-folder": [
             regular("confvault.json", manifest_for([("a", b"1", "0644"), ("a/b", b"2", "0644")])),
             regular("config/a", b"1"),
