@@ -51,6 +51,21 @@ final class StoreFixture {
       .map { try run($0.split(separator: " ").map(String.init) + ["--json"]).stdout }.joined(separator: "\n")
   }
 
+  /// Changes the store's database behind confvault's back, as damage or a crash would: `statements`
+  /// run in Python with `c` (a sqlite3 connection) and `hashlib` at hand; what they print is returned.
+  @discardableResult
+  func tamper(_ statements: String) throws -> String {
+    let database = environment["CONFVAULT_STORE"]! + "/confvault.sqlite"
+    let outcome = try Harness.run(
+      "/usr/bin/env",
+      [
+        "python3", "-c", "import sqlite3,sys,hashlib; c=sqlite3.connect(sys.argv[1]); \(statements); c.commit()",
+        database,
+      ])
+    #expect(outcome.status == 0, "\(outcome)")
+    return outcome.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+  }
+
   /// A copy of a sample environment's folder that the test may change.
   func copy(_ sample: String, to name: String) throws -> String {
     let target = folder.file(name)
@@ -95,15 +110,9 @@ final class StoreFixture {
   func garbage() throws {
     let store = try StoreFixture()
     try store.ok(["push", "--app", "inventory", "--env", "staging", Harness.samples + "/staging"])
-    let database = store.environment["CONFVAULT_STORE"]! + "/confvault.sqlite"
-    let insert = try Harness.run(
-      "/usr/bin/env",
-      [
-        "python3", "-c",
-        "import sqlite3,sys,hashlib; c=sqlite3.connect(sys.argv[1]); d=b'left behind'; k=hashlib.sha256(d).digest(); c.execute('INSERT INTO blob VALUES (?,?,?,1)', (k, len(d), len(d))); c.execute('INSERT INTO blob_chunk (blob, seq, zstd, data) VALUES (?,0,0,?)', (k, d)); c.commit()",
-        database,
-      ])
-    #expect(insert.status == 0, "\(insert)")
+    try store.tamper(
+      "d=b'left behind'; k=hashlib.sha256(d).digest(); c.execute('INSERT INTO blob VALUES (?,?,?,1)', (k, len(d), len(d))); c.execute('INSERT INTO blob_chunk (blob, seq, zstd, data) VALUES (?,0,0,?)', (k, d))"
+    )
     let checked = try store.ok(["check"])
     #expect(checked.contains("OK: 1 versions") && checked.contains("1 unreferenced"), "\(checked)")
     #expect(try store.ok(["gc"]).contains("removed 1 unreferenced blobs"))
