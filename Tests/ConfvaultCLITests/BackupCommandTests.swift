@@ -150,7 +150,7 @@ import Testing
     holder.arguments = [
       "python3", "-c",
       "import fcntl,sys,time; f=open(sys.argv[1],'w'); fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(float(sys.argv[2]))",
-      backups + "/.confvault-backup.lock", "2",
+      backups + "/.confvault-backup.lock", "6",
     ]
     let ready = Pipe()
     holder.standardOutput = ready
