@@ -117,17 +117,19 @@ public final class SQLiteStore: VersionStore {
 
   public func readBlob(_ digest: SHA256Hex, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
     try reading { db in
-      let key = Data(hexDigest: digest)
-      guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?"), arguments: [key]) == true
-      else {
-        throw OperationError(.operationFailed, "blob \(digest) is missing from the store; run `confvault check`")
-      }
+      // Every stored blob has at least one chunk (an empty file has an empty one), so no chunk means no blob.
       let rows = try Row.fetchCursor(
-        db.cachedStatement(sql: "SELECT zstd, data FROM blob_chunk WHERE blob = ? ORDER BY seq"), arguments: [key])
+        db.cachedStatement(sql: "SELECT zstd, data FROM blob_chunk WHERE blob = ? ORDER BY seq"),
+        arguments: [Data(hexDigest: digest)])
       var buffer = Data()
+      var chunks = 0
       while let row = try rows.next() {
         try BlobCodec.decode(row["data"], compressed: row["zstd"], into: &buffer)
         try buffer.withUnsafeBytes { try body($0) }
+        chunks += 1
+      }
+      guard chunks > 0 else {
+        throw OperationError(.operationFailed, "blob \(digest) is missing from the store; run `confvault check`")
       }
     }
   }
