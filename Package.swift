@@ -1,12 +1,15 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// Linux with glibc only: the code calls Glibc (O_NOFOLLOW, flock, getpwuid, mkdtemp) and the tests use
+// GNU find, stat and tar. SwiftPM has no way to name Linux as the only platform, so no Apple platform
+// is declared.
 let package = Package(
   name: "confvault",
-  platforms: [.macOS(.v13)],
   products: [
     .executable(name: "confvault", targets: ["confvault"]),
     .library(name: "ConfvaultCore", targets: ["ConfvaultCore"]),
+    .library(name: "ConfvaultSQLite", targets: ["ConfvaultSQLite"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -35,14 +38,24 @@ let package = Package(
         "CZstd",
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Logging", package: "swift-log"),
-        .product(name: "GRDB", package: "GRDB.swift"),
         .product(name: "Yams", package: "Yams"),
+      ]
+    ),
+    // The embedded store; the only importer of GRDB.
+    .target(
+      name: "ConfvaultSQLite",
+      dependencies: [
+        "ConfvaultCore",
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "GRDB", package: "GRDB.swift"),
+        .product(name: "Logging", package: "swift-log"),
       ]
     ),
     .executableTarget(
       name: "confvault",
       dependencies: [
         "ConfvaultCore",
+        "ConfvaultSQLite",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]
@@ -50,6 +63,14 @@ let package = Package(
     .testTarget(
       name: "ConfvaultCoreTests",
       dependencies: ["ConfvaultCore"]
+    ),
+    // The store conformance suite, run over every store, and the use cases in process.
+    .testTarget(
+      name: "ConfvaultStoreTests",
+      dependencies: [
+        "ConfvaultCore", "ConfvaultSQLite",
+        .product(name: "Logging", package: "swift-log"),
+      ]
     ),
     .testTarget(
       name: "ConfvaultCLITests",

@@ -2,7 +2,7 @@ import ArgumentParser
 import ConfvaultCore
 import Foundation
 
-struct Backup: ParsableCommand {
+struct Backup: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Write each environment's head to a backup folder, read it back, and apply retention.",
     discussion: """
@@ -48,7 +48,7 @@ struct Backup: ParsableCommand {
     guard wait >= 0 else { throw ValidationError("--wait must be 0 or more seconds") }
   }
 
-  func run() throws {
+  func run() async throws {
     var options = BackupRun.Options(folder: to, author: storeOptions.who)
     options.apps = app
     options.environments = environments
@@ -59,7 +59,7 @@ struct Backup: ParsableCommand {
     options.always = always
     options.dryRun = dryRun
     options.wait = wait
-    let report = try BackupRun(vault: try storeOptions.vault(), options: options).run()
+    let report = try await BackupRun(vault: try storeOptions.vault(), options: options).run(logger: storeOptions.logger)
     if let metricsFile, let state = report.state {
       try writeAtomically(Data(state.prometheusText().utf8), to: metricsFile)
     }

@@ -2,7 +2,7 @@ import ArgumentParser
 import ConfvaultCore
 import Foundation
 
-struct Check: ParsableCommand {
+struct Check: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Check the store: every blob's hash, every tree entry, every head, the numbering.",
     discussion: "Exits 1 and lists every inconsistency found. Unreferenced blobs are reported, not errors."
@@ -11,8 +11,8 @@ struct Check: ParsableCommand {
   @Flag(help: "Print JSON for machines.") var json = false
   @OptionGroup var storeOptions: StoreOptions
 
-  func run() throws {
-    let report = try storeOptions.vault().store.check()
+  func run() async throws {
+    let report = try await storeOptions.vault().check(logger: storeOptions.logger)
     if json {
       try JSONOutput.print(report)
     } else {
@@ -26,19 +26,31 @@ struct Check: ParsableCommand {
   }
 }
 
-struct GC: ParsableCommand {
+struct GC: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "gc", abstract: "Remove stored blobs that no version refers to.")
+    commandName: "gc",
+    abstract: "Remove stored blobs that no version refers to, and what killed imports left behind.",
+    discussion: """
+      Blobs stored less than --grace seconds ago are kept: an import or push in flight in another \
+      process stores its blobs before it adds its version.
+      """)
+  @Option(help: "Keep unreferenced blobs stored less than this many seconds ago.") var grace: Double = 3600
   @OptionGroup var storeOptions: StoreOptions
   @OptionGroup var output: OutputOptions
 
-  func run() throws {
-    let removed = try storeOptions.vault().store.collectGarbage()
-    output.say("removed \(removed) unreferenced blobs")
+  func validate() throws {
+    guard grace >= 0 else { throw ValidationError("--grace must be 0 or more seconds") }
+  }
+
+  func run() async throws {
+    let collected = try await storeOptions.vault().collectGarbage(grace: grace, logger: storeOptions.logger)
+    output.say(
+      "removed \(collected.blobs) unreferenced blobs"
+        + (collected.stagingFolders > 0 ? " and \(collected.stagingFolders) abandoned import staging folders" : ""))
   }
 }
 
-struct Audit: ParsableCommand {
+struct Audit: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Who did what, when, to which version, with which archive digest.",
     discussion: "Example: confvault audit --app inventory --limit 20"
@@ -49,13 +61,13 @@ struct Audit: ParsableCommand {
   @Flag(help: "Print JSON for machines.") var json = false
   @OptionGroup var storeOptions: StoreOptions
 
-  func run() throws {
-    let entries = try storeOptions.vault().store.audit(app: app, limit: limit)
+  func run() async throws {
+    let entries = try await storeOptions.vault().audit(app: app, limit: limit, logger: storeOptions.logger)
     if json { return try JSONOutput.print(entries) }
     for entry in entries {
       let target = [entry.app, entry.environment].compactMap { $0 }.joined(separator: "/")
       print(
-        "\(Timestamp.iso8601(entry.at))  \(entry.author)  \(entry.action)  \(target)"
+        "\(Timestamp.iso8601(entry.at))  \(entry.author)  \(entry.action.rawValue)  \(target)"
           + (entry.version.map { "  v\($0)" } ?? "") + "  \(entry.detail)"
           + (entry.archiveSHA256.map { "  archive sha256 \($0)" } ?? ""))
     }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import ConfvaultCore
 
-struct Checkout: ParsableCommand {
+struct Checkout: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Write an environment's current configuration into a new folder, atomically.",
     discussion: "Example: confvault checkout --app inventory --env production --to /tmp/production"
@@ -13,8 +13,9 @@ struct Checkout: ParsableCommand {
   @OptionGroup var storeOptions: StoreOptions
   @OptionGroup var output: OutputOptions
 
-  func run() throws {
-    let version = try storeOptions.vault().checkout(app: app.app, environment: environment, to: to)
+  func run() async throws {
+    let version = try await storeOptions.vault().checkout(
+      app: app.app, environment: environment, to: to, logger: storeOptions.logger)
     output.say("checked out v\(version.number) of \(app.app)/\(environment) into \(to) (\(version.fileCount) files)")
   }
 }

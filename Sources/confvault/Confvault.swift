@@ -3,7 +3,7 @@ import ConfvaultCore
 import Foundation
 
 @main
-struct Confvault: ParsableCommand {
+struct Confvault: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "confvault",
     abstract: "Keep every version of an app's configuration; move it in and out as verifiable archives.",
@@ -16,15 +16,38 @@ struct Confvault: ParsableCommand {
   )
 
   /// Runs the command and turns every failure into its documented exit code (PRODUCT.md, sysexits).
-  static func main() {
+  static func main() async {
     do {
       var command = try parseAsRoot()
-      try command.run()
+      if var command = command as? any AsyncParsableCommand {
+        try await command.run()
+      } else {
+        try command.run()
+      }
     } catch let error as any ConfvaultError {
-      Terminal.error("confvault: \(error)")
+      Terminal.error("confvault: \(error)" + (error.hint.map { "; " + Advice.words(for: $0) } ?? ""))
       Foundation.exit(ExitStatus.code(for: error.kind))
     } catch {
       exit(withError: error)
+    }
+  }
+}
+
+/// What the command line tells a person to do about a failure, in its own words (flags, commands).
+enum Advice {
+  static func words(for hint: Hint) -> String {
+    switch hint {
+    case .createStore: return "create one with `confvault init --app NAME` or name it with --store"
+    case .createApp(let name): return "create it with `confvault init --app \(name)`"
+    case .createEnvironment(let app, let name): return "create it with `confvault env create --app \(app) \(name)`"
+    case .nameTargetOrCreateProduction:
+      return "name the target with --to or create one with `confvault env create --production`"
+    case .readAsPlain: return "for an ordinary tar of a folder use --plain"
+    case .allowOtherApp: return "use --allow-other-app if that is intended"
+    case .replaceExisting: return "use --force to replace it"
+    case .waitForLock: return "try again later or pass --wait SECONDS"
+    case .runCheck: return "run `confvault check`"
+    case .upgrade: return "upgrade confvault"
     }
   }
 }
@@ -33,7 +56,7 @@ struct Confvault: ParsableCommand {
 enum ExitStatus {
   static func code(for kind: FailureKind) -> Int32 {
     switch kind {
-    case .operationFailed: return 1
+    case .operationFailed, .notFound, .conflict, .internal: return 1
     case .usage: return 64
     case .badInput: return 65
     case .inputUnreadable: return 66

@@ -1,7 +1,7 @@
 import ArgumentParser
 import ConfvaultCore
 
-struct Diff: ParsableCommand {
+struct Diff: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "View changes: a version against its parent or another version, or two environments' heads.",
     discussion: """
@@ -34,26 +34,14 @@ struct Diff: ParsableCommand {
     var files: [FileDiff]
   }
 
-  func run() throws {
+  func run() async throws {
     let vault = try storeOptions.vault()
-    let store = vault.store
-    let (from, to): (Int?, Int)
-    if environments.count == 2 {
-      let info = try store.app(app.app)
-      let heads = try environments.map { name -> Int in
-        guard let head = try info.environment(name).head else {
-          throw OperationError(.operationFailed, "environment '\(name)' of app '\(app.app)' has no version yet")
-        }
-        return head
-      }
-      (from, to) = (heads[0], heads[1])
-    } else if numbers.count == 2 {
-      (from, to) = (numbers[0], numbers[1])
-    } else {
-      (from, to) = (try store.version(app: app.app, number: numbers[0]).parent, numbers[0])
-    }
-    if let from { _ = try store.version(app: app.app, number: from) }
-    let changes = try store.changedFiles(app: app.app, from: from, to: to)
+    let selection: Vault.DiffSelection =
+      environments.count == 2
+      ? .environments(from: environments[0], to: environments[1])
+      : numbers.count == 2 ? .versions(from: numbers[0], to: numbers[1]) : .version(numbers[0])
+    let comparison = try await vault.compare(app: app.app, selection, logger: storeOptions.logger)
+    let (from, to, changes) = (comparison.from, comparison.to, comparison.changes)
     let title =
       "diff \(app.app) \(from.map { "v\($0)" } ?? "(empty)") -> v\(to)"
       + (environments.count == 2 ? " (\(environments[0]) -> \(environments[1]))" : "")
@@ -68,7 +56,7 @@ struct Diff: ParsableCommand {
       ChangePrinter.summary(changes).forEach { print($0) }
       return
     }
-    let diffs = try changes.map { try ContentDiff.describe($0, store: store) }
+    let diffs = try await vault.describe(changes, logger: storeOptions.logger)
     if json { return try JSONOutput.print(Report(from: from, to: to, files: diffs)) }
     print(title)
     for diff in diffs { print(Self.render(diff), terminator: "") }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import ConfvaultCore
 
-struct Env: ParsableCommand {
+struct Env: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "env",
     abstract: "List, create or delete an app's environments.",
@@ -9,14 +9,14 @@ struct Env: ParsableCommand {
     defaultSubcommand: List.self
   )
 
-  struct List: ParsableCommand {
+  struct List: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List environments with their heads.")
     @OptionGroup var app: AppOption
     @Flag(help: "Print JSON for machines.") var json = false
     @OptionGroup var storeOptions: StoreOptions
 
-    func run() throws {
-      let info = try storeOptions.vault().store.app(app.app)
+    func run() async throws {
+      let info = try await storeOptions.vault().app(app.app, logger: storeOptions.logger)
       if json { return try JSONOutput.print(info.environments) }
       for environment in info.environments {
         let head = environment.head.map { "v\($0)" } ?? "no version"
@@ -25,7 +25,7 @@ struct Env: ParsableCommand {
     }
   }
 
-  struct Create: ParsableCommand {
+  struct Create: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Create an environment.")
     @OptionGroup var app: AppOption
     @Argument(help: "The new environment's name.") var name: String
@@ -35,14 +35,14 @@ struct Env: ParsableCommand {
 
     func validate() throws { try validateName(name, as: "environment") }
 
-    func run() throws {
-      try storeOptions.vault().store.createEnvironment(
-        app: app.app, name: name, production: production, author: storeOptions.who)
+    func run() async throws {
+      try await storeOptions.vault().createEnvironment(
+        app: app.app, name: name, production: production, author: storeOptions.who, logger: storeOptions.logger)
       output.say("created environment '\(name)' in app '\(app.app)'\(production ? " (production)" : "")")
     }
   }
 
-  struct Delete: ParsableCommand {
+  struct Delete: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Delete an environment; its versions stay in the history.")
     @OptionGroup var app: AppOption
@@ -50,8 +50,9 @@ struct Env: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var output: OutputOptions
 
-    func run() throws {
-      try storeOptions.vault().store.deleteEnvironment(app: app.app, name: name, author: storeOptions.who)
+    func run() async throws {
+      try await storeOptions.vault().deleteEnvironment(
+        app: app.app, name: name, author: storeOptions.who, logger: storeOptions.logger)
       output.say("deleted environment '\(name)' of app '\(app.app)'; its versions stay in the history")
     }
   }

@@ -2,7 +2,7 @@ import ArgumentParser
 import ConfvaultCore
 import Foundation
 
-struct Export: ParsableCommand {
+struct Export: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Write an environment's current configuration (or any version) as a verifiable archive.",
     discussion: """
@@ -28,16 +28,17 @@ struct Export: ParsableCommand {
     }
   }
 
-  func run() throws {
+  func run() async throws {
     let vault = try storeOptions.vault()
-    let version = try vault.resolve(app: app.app, environment: environment, number: number)
+    let version = try await vault.resolve(
+      app: app.app, environment: environment, number: number, logger: storeOptions.logger)
     let label = number == nil ? environment! : version.environment
     let path = output ?? "\(app.app)-\(label)-v\(version.number)\(compression.fileExtension)"
     let destination: ArchiveOutput = path == "-" ? .standardOutput : .file(path, replaceExisting: force)
-    let written = try vault.export(
+    let written = try await vault.export(
       version, environment: number == nil ? environment : nil, compression: compression, to: destination,
-      author: storeOptions.who)
-    guard destination != .standardOutput else { return }
+      author: storeOptions.who, logger: storeOptions.logger)
+    if case .standardOutput = destination { return }
     outputOptions.say(
       "exported v\(version.number) of \(app.app)/\(label) to \(path) (\(written.manifest.fileCount) files, \(ByteCount.format(written.bytes)))"
     )

@@ -1,7 +1,7 @@
 import ArgumentParser
 import ConfvaultCore
 
-struct Import: ParsableCommand {
+struct Import: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Roll an environment back to an archive: checked whole, then pushed as a new version.",
     discussion: """
@@ -21,11 +21,12 @@ struct Import: ParsableCommand {
   @OptionGroup var storeOptions: StoreOptions
   @OptionGroup var output: OutputOptions
 
-  func run() throws {
+  func run() async throws {
     let vault = try storeOptions.vault()
-    let result = try vault.importArchive(
+    let result = try await vault.importArchive(
       ArchiveSource(argument: archive), app: app.app, environment: environment, comment: message,
-      author: storeOptions.who, reader: reading.reader, allowOtherApp: allowOtherApp, dryRun: dryRun)
+      author: storeOptions.who, reader: reading.reader, allowOtherApp: allowOtherApp, dryRun: dryRun,
+      logger: storeOptions.logger)
     output.say(
       "archive OK: \(result.contents.files.count) files, \(ByteCount.format(result.contents.totalSize)), tree \(result.contents.treeDigest)"
     )

@@ -1,7 +1,7 @@
 import ArgumentParser
 import ConfvaultCore
 
-struct Init: ParsableCommand {
+struct Init: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Create an app (and the store, the first time) with its environments.",
     discussion: """
@@ -25,11 +25,12 @@ struct Init: ParsableCommand {
     }
   }
 
-  func run() throws {
+  func run() async throws {
     let names = environments.isEmpty ? ["development", "staging", "production"] : environments
     let productionName = production ?? (environments.isEmpty ? "production" : nil)
     let vault = try storeOptions.vault(create: true)
-    try vault.store.createApp(app.app, environments: names, production: productionName, author: storeOptions.who)
+    try await vault.createApp(
+      app.app, environments: names, production: productionName, author: storeOptions.who, logger: storeOptions.logger)
     output.say(
       "created app '\(app.app)' with environments \(names.joined(separator: ", "))"
         + (productionName.map { "; production: \($0)" } ?? "") + " in \(storeOptions.folder)")

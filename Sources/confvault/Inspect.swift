@@ -2,7 +2,7 @@ import ArgumentParser
 import ConfvaultCore
 import Foundation
 
-struct Inspect: ParsableCommand {
+struct Inspect: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Show an archive's manifest and files, after checking it in full.",
     discussion: "Example: confvault inspect production.tar.gz --json"
@@ -16,7 +16,7 @@ struct Inspect: ParsableCommand {
 
   @OptionGroup var reading: ArchiveReadingOptions
 
-  func run() throws {
+  func run() async throws {
     let contents = try reading.reader.read(from: ArchiveSource(argument: archive))
     if json {
       try JSONOutput.print(Report(contents))
@@ -58,7 +58,7 @@ struct Inspect: ParsableCommand {
   struct Report: Encodable {
     var archiveSHA256: String
     var archiveBytes: Int64
-    var compression: String
+    var compression: Compression
     var plain: Bool
     var strippedFolder: String?
     var manifest: Manifest?

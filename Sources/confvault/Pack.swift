@@ -2,7 +2,7 @@ import ArgumentParser
 import ConfvaultCore
 import Foundation
 
-struct Pack: ParsableCommand {
+struct Pack: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Pack a configuration folder into a verifiable archive.",
     discussion: """
@@ -40,13 +40,13 @@ struct Pack: ParsableCommand {
     }
   }
 
-  func run() throws {
+  func run() async throws {
     let destination: ArchiveOutput =
       output == "-" ? .standardOutput : .file(output, replaceExisting: force)
     let written = try ConfigurationArchive.pack(
       folder: folder, app: app, environment: environment, compression: compression,
       to: destination)
-    guard destination != .standardOutput else { return }
+    if case .standardOutput = destination { return }
     let manifest = written.manifest
     outputOptions.say(
       "packed \(manifest.fileCount) files (\(ByteCount.format(manifest.totalSize))) from \(folder) into \(output)"

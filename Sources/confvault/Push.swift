@@ -1,7 +1,7 @@
 import ArgumentParser
 import ConfvaultCore
 
-struct Push: ParsableCommand {
+struct Push: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Make a new version of an environment from a configuration folder.",
     discussion: """
@@ -18,11 +18,11 @@ struct Push: ParsableCommand {
   @OptionGroup var storeOptions: StoreOptions
   @OptionGroup var output: OutputOptions
 
-  func run() throws {
+  func run() async throws {
     let vault = try storeOptions.vault()
-    let change = try vault.push(
+    let change = try await vault.push(
       app: app.app, environment: environment, folder: folder, comment: message, author: storeOptions.who,
-      backup: backup)
+      backup: backup, logger: storeOptions.logger)
     Report.change(change, verb: "pushed", output: output)
   }
 }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import ConfvaultCore
 
-struct Restore: ParsableCommand {
+struct Restore: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Revert an environment to a version: a new version with that version's files.",
     discussion: """
@@ -18,9 +18,10 @@ struct Restore: ParsableCommand {
   @OptionGroup var storeOptions: StoreOptions
   @OptionGroup var output: OutputOptions
 
-  func run() throws {
-    let change = try storeOptions.vault().restore(
-      app: app.app, number: number, environment: environment, comment: message, author: storeOptions.who)
+  func run() async throws {
+    let change = try await storeOptions.vault().restore(
+      app: app.app, number: number, environment: environment, comment: message, author: storeOptions.who,
+      logger: storeOptions.logger)
     Report.change(change, verb: "restored v\(number) as", output: output)
   }
 }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import ConfvaultCore
 
-struct Show: ParsableCommand {
+struct Show: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Show one version: who, when, where from, which environments have it as head.",
     discussion: "Example: confvault show --app inventory 12"
@@ -12,19 +12,10 @@ struct Show: ParsableCommand {
   @Flag(help: "Print JSON for machines.") var json = false
   @OptionGroup var storeOptions: StoreOptions
 
-  struct Report: Encodable {
-    var version: Version
-    var status: SyncStatus
-    var headOf: [String]
-  }
-
-  func run() throws {
-    let store = try storeOptions.vault().store
-    let info = try store.app(app.app)
-    let version = try store.version(app: app.app, number: number)
-    let status = Vault.status(of: version, productionHead: info.production?.head)
-    let heads = info.environments.filter { $0.head == number }.map(\.name)
-    if json { return try JSONOutput.print(Report(version: version, status: status, headOf: heads)) }
+  func run() async throws {
+    let detail = try await storeOptions.vault().show(app: app.app, number: number, logger: storeOptions.logger)
+    if json { return try JSONOutput.print(detail) }
+    let (version, status, heads) = (detail.version, detail.status, detail.headOf)
     print("version      v\(version.number) of \(version.app), made in \(version.environment)")
     print("author       \(version.author)")
     print("created      \(Timestamp.iso8601(version.createdAt))")

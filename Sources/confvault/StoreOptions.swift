@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConfvaultCore
+import ConfvaultSQLite
 import Foundation
 import Logging
 
@@ -37,12 +38,17 @@ struct StoreOptions: ParsableArguments {
     ProcessInfo.processInfo.environment["CONFVAULT_LOCK_TIMEOUT"].flatMap(TimeInterval.init) ?? 30
   }
 
-  /// Opens the store and the use cases over it.
-  func vault(create: Bool = false) throws -> Vault {
+  /// The logger every use case is handed: debug with --verbose, else warnings only, on standard error.
+  var logger: Logger {
     var logger = Logger(label: "confvault")
     logger.logLevel = verbose ? .debug : .warning
+    return logger
+  }
+
+  /// Opens the store and the use cases over it.
+  func vault(create: Bool = false) throws -> Vault {
     let store = try SQLiteStore(folder: folder, create: create, lockTimeout: lockTimeout, logger: logger)
-    return Vault(store: store, logger: logger)
+    return Vault(store: store)
   }
 }
 

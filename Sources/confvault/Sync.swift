@@ -1,7 +1,7 @@
 import ArgumentParser
 import ConfvaultCore
 
-struct Sync: ParsableCommand {
+struct Sync: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Put a version into production: its head, its synced-at, and pinned as a backup.",
     discussion: """
@@ -16,9 +16,9 @@ struct Sync: ParsableCommand {
   @OptionGroup var storeOptions: StoreOptions
   @OptionGroup var output: OutputOptions
 
-  func run() throws {
-    let result = try storeOptions.vault().sync(
-      app: app.app, number: number, environment: to, author: storeOptions.who)
+  func run() async throws {
+    let result = try await storeOptions.vault().sync(
+      app: app.app, number: number, environment: to, author: storeOptions.who, logger: storeOptions.logger)
     output.say(
       "synced v\(number) to \(app.app)/\(result.environment)"
         + (result.replaced.map { "; previous head v\($0) pinned as a backup" } ?? "")

@@ -1,7 +1,7 @@
 import ArgumentParser
 import ConfvaultCore
 
-struct Unpack: ParsableCommand {
+struct Unpack: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Check an archive in full and extract its configuration into a new folder.",
     discussion: """
@@ -20,7 +20,7 @@ struct Unpack: ParsableCommand {
   @OptionGroup var reading: ArchiveReadingOptions
   @OptionGroup var outputOptions: OutputOptions
 
-  func run() throws {
+  func run() async throws {
     let contents = try ConfigurationArchive.unpack(
       ArchiveSource(argument: archive), to: to, reader: reading.reader)
     outputOptions.say(

@@ -1,7 +1,7 @@
 import ArgumentParser
 import ConfvaultCore
 
-struct Verify: ParsableCommand {
+struct Verify: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Check an archive in full: every rule, every size and SHA-256.",
     discussion: """
@@ -15,7 +15,7 @@ struct Verify: ParsableCommand {
 
   @OptionGroup var reading: ArchiveReadingOptions
 
-  func run() throws {
+  func run() async throws {
     let contents = try reading.reader.read(from: ArchiveSource(argument: archive))
     print("OK \(contents.treeDigest) \(contents.files.count) files \(contents.totalSize) bytes")
   }

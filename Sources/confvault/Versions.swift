@@ -2,7 +2,7 @@ import ArgumentParser
 import ConfvaultCore
 import Foundation
 
-struct Versions: ParsableCommand {
+struct Versions: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "List versions, newest first: number, environment, author, dates, comment, production.",
     discussion: """
@@ -81,13 +81,10 @@ struct Versions: ParsableCommand {
     }
   }
 
-  func run() throws {
-    let store = try storeOptions.vault().store
-    let info = try store.app(app.app)
-    if let environment { _ = try info.environment(environment) }
-    let productionHead = info.production?.head
-    let versions = try store.versions(app: app.app, environment: environment, before: before, limit: limit)
-    let rows = versions.map { Row($0, status: Vault.status(of: $0, productionHead: productionHead)) }
+  func run() async throws {
+    let page = try await storeOptions.vault().versionsPage(
+      app: app.app, environment: environment, before: before, limit: limit, logger: storeOptions.logger)
+    let rows = page.rows.map { Row($0.version, status: $0.status) }
     if json { return try JSONOutput.print(rows) }
     if rows.isEmpty {
       print("no versions" + (environment.map { " in '\($0)'" } ?? "") + " of app '\(app.app)' yet")
@@ -117,8 +114,8 @@ struct Versions: ParsableCommand {
       }
       print(line.trimmingCharacters(in: .whitespaces))
     }
-    if let oldest = rows.last, oldest.number > 1, rows.count == limit {
-      print("(older: --before \(oldest.number))")
+    if let next = page.nextBefore {
+      print("(older: --before \(next))")
     }
   }
 }

@@ -111,7 +111,7 @@ final class StoreFixture {
     let store = try StoreFixture()
     try store.ok(["push", "--app", "inventory", "--env", "staging", Harness.samples + "/staging"])
     try store.tamper(
-      "d=b'left behind'; k=hashlib.sha256(d).digest(); c.execute('INSERT INTO blob VALUES (?,?,?,1)', (k, len(d), len(d))); c.execute('INSERT INTO blob_chunk (blob, seq, zstd, data) VALUES (?,0,0,?)', (k, d))"
+      "d=b'left behind'; k=hashlib.sha256(d).digest(); c.execute('INSERT INTO blob (sha256, size, stored_size, chunk_count) VALUES (?,?,?,1)', (k, len(d), len(d))); c.execute('INSERT INTO blob_chunk (blob, seq, zstd, data) VALUES (?,0,0,?)', (k, d))"
     )
     let checked = try store.ok(["check"])
     #expect(checked.contains("OK: 1 versions") && checked.contains("1 unreferenced"), "\(checked)")

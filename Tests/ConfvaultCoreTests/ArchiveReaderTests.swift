@@ -55,7 +55,7 @@ final class CollectingSink: ArchiveFileSink {
     let contents = try ArchiveReader().read(from: .file(archive), into: sink)
     #expect(contents.treeDigest == written.manifest.treeDigest)
     #expect(contents.manifest == written.manifest)
-    #expect(contents.compression == compression.rawValue)
+    #expect(contents.compression == compression)
     #expect(sink.files.count == 5)
     for (path, data) in sink.files {
       #expect(data == (try Data(contentsOf: URL(fileURLWithPath: folder + "/" + path))), "\(path)")

@@ -1,14 +1,19 @@
 import Foundation
+import Logging
 
-/// Where an archive is written: a file (atomically) or standard output (`-o -`).
-public enum ArchiveOutput: Sendable, Equatable {
+/// Where an archive is written: a file (atomically), standard output (`-o -`), or a stream of pieces
+/// handed to the caller as they are made (a server's response body).
+public enum ArchiveOutput: Sendable {
   case file(String, replaceExisting: Bool)
   case standardOutput
+  /// Each piece of the archive, in order, about a file's worth at a time; named `name` in messages.
+  case stream(name: String, piece: @Sendable (Data) async throws -> Void)
 
   public var displayName: String {
     switch self {
     case .file(let path, _): return path
     case .standardOutput: return "standard output"
+    case .stream(let name, _): return name
     }
   }
 }
@@ -22,13 +27,90 @@ public struct WrittenArchive: Sendable {
   public var sha256: SHA256Hex
 }
 
-/// Writes Confvault archives: the manifest first, then each file under `config/`, in path byte order.
+/// Writes one Confvault archive: the manifest first, then each of its files under `config/`, in the
+/// manifest's order, each checked against the manifest as it is written.
+///
+/// A file whose bytes differ from what the manifest says (changed since it was hashed, or a damaged
+/// stored blob) stops the archive, instead of producing one that would fail verification.
+public final class ConfigurationArchiveWriter {
+  public let manifest: Manifest
+  private let writer: ArchiveWriter
+  private let modificationTime: Int64
+  private var next = 0
+
+  /// Starts the archive and writes its manifest.
+  ///
+  /// - Parameter modificationTime: the mtime of every entry, in seconds since 1970.
+  public init(
+    manifest: Manifest, modificationTime: Int64, compression: Compression, sink: any ArchiveByteSink,
+    destination: String, logger: Logger? = nil
+  ) throws {
+    self.manifest = manifest
+    self.modificationTime = modificationTime
+    writer = try ArchiveWriter(sink: sink, compression: compression, destination: destination, logger: logger)
+    let manifestBytes = manifest.encoded()
+    try writer.beginFile(
+      path: Manifest.entryName, size: Int64(manifestBytes.count), mode: .regular, modificationTime: modificationTime)
+    try manifestBytes.withUnsafeBytes { try writer.writeData($0) }
+    try writer.finishFile()
+  }
+
+  /// The manifest's next file, which the next `writeFile` call writes; nil when all are written.
+  public var nextFile: ManifestFile? { next < manifest.files.count ? manifest.files[next] : nil }
+
+  /// Writes the manifest's next file, whose bytes `content` streams through the closure it is handed.
+  public func writeFile(content: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
+    let file = try beginNextFile()
+    var hasher = SHA256Stream()
+    try content { chunk in
+      hasher.update(chunk)
+      try writer.writeData(chunk)
+    }
+    try finishFile(file, digest: hasher.finalize())
+  }
+
+  /// `writeFile` for content that arrives asynchronously (from a store).
+  public func writeFile(content: ((UnsafeRawBufferPointer) throws -> Void) async throws -> Void) async throws {
+    let file = try beginNextFile()
+    var hasher = SHA256Stream()
+    try await content { chunk in
+      hasher.update(chunk)
+      try writer.writeData(chunk)
+    }
+    try finishFile(file, digest: hasher.finalize())
+  }
+
+  /// Ends the archive; it is complete only after this.
+  public func finish() throws -> WrittenArchive {
+    precondition(next == manifest.files.count, "an archive finished before all its files")
+    try writer.close()
+    return WrittenArchive(manifest: manifest, bytes: writer.output.bytes, sha256: writer.output.hasher.finalize())
+  }
+
+  private func beginNextFile() throws -> ManifestFile {
+    guard let file = nextFile else { preconditionFailure("more files written than the manifest lists") }
+    next += 1
+    try writer.beginFile(
+      path: Manifest.configPrefix + file.path, size: file.size, mode: file.mode, modificationTime: modificationTime)
+    return file
+  }
+
+  private func finishFile(_ file: ManifestFile, digest: SHA256Hex) throws {
+    guard digest == file.sha256 else {
+      throw OperationError(
+        .conflict,
+        "`\(file.path)` changed while it was being archived (SHA-256 \(digest), expected \(file.sha256)); nothing was written"
+      )
+    }
+    try writer.finishFile()
+  }
+}
+
+/// Writes Confvault archives from content at hand.
 public enum ConfigurationArchive {
   /// Streams an archive of `manifest`'s files to `output`, fetching each file's bytes through `content`.
   ///
-  /// Each file's bytes are checked against the manifest as they are written, so a file that changed
-  /// since it was hashed (or a damaged stored blob) stops the write instead of producing an archive
-  /// that would fail verification. A file output is atomic: complete at its name, or absent.
+  /// A file output is atomic: complete at its name, or absent.
   ///
   /// - Parameters:
   ///   - modificationTime: the mtime of every entry, in seconds since 1970.
@@ -37,58 +119,22 @@ public enum ConfigurationArchive {
     manifest: Manifest, modificationTime: Int64, compression: Compression, to output: ArchiveOutput,
     content: (ManifestFile, (UnsafeRawBufferPointer) throws -> Void) throws -> Void
   ) throws -> WrittenArchive {
-    switch output {
-    case .standardOutput:
-      let written = try writeEntries(
-        manifest: manifest, modificationTime: modificationTime, compression: compression,
-        fd: STDOUT_FILENO, destination: output.displayName, content: content)
-      return WrittenArchive(manifest: manifest, bytes: written.bytes, sha256: written.hasher.finalize())
-    case .file(let path, let replaceExisting):
-      let file = try AtomicFile(path: path, replaceExisting: replaceExisting)
-      let written = try writeEntries(
-        manifest: manifest, modificationTime: modificationTime, compression: compression,
-        fd: file.fileDescriptor, destination: path, content: content)
-      try file.commit()
-      return WrittenArchive(manifest: manifest, bytes: written.bytes, sha256: written.hasher.finalize())
+    if case .stream = output {
+      // A stream hands its pieces on asynchronously; `Vault.export` writes those.
+      throw OperationError(.internal, "a streamed archive cannot be written synchronously")
     }
-  }
-
-  private static func writeEntries(
-    manifest: Manifest, modificationTime: Int64, compression: Compression, fd: Int32,
-    destination: String,
-    content: (ManifestFile, (UnsafeRawBufferPointer) throws -> Void) throws -> Void
-  ) throws -> ArchiveWriter.Output {
-    let writer = try ArchiveWriter(fd: fd, compression: compression, destination: destination)
-    let manifestBytes = manifest.encoded()
-    try writer.writeFile(
-      path: Manifest.entryName, size: Int64(manifestBytes.count), mode: .regular,
-      modificationTime: modificationTime
-    ) { write in
-      try manifestBytes.withUnsafeBytes { try write($0) }
-    }
-    for file in manifest.files {
-      try writer.writeFile(
-        path: Manifest.configPrefix + file.path, size: file.size, mode: file.mode,
-        modificationTime: modificationTime
-      ) { write in
-        var hasher = SHA256Stream()
-        try withoutActuallyEscaping(write) { write in
-          try content(file) { chunk in
-            hasher.update(chunk)
-            try write(chunk)
-          }
-        }
-        let digest = hasher.finalize()
-        guard digest == file.sha256 else {
-          throw OperationError(
-            .operationFailed,
-            "`\(file.path)` changed while it was being archived (SHA-256 \(digest), expected \(file.sha256)); nothing was written"
-          )
-        }
+    let target = try OpenedOutput(output)
+    let writer = try ConfigurationArchiveWriter(
+      manifest: manifest, modificationTime: modificationTime, compression: compression, sink: target.sink,
+      destination: output.displayName)
+    while let file = writer.nextFile {
+      try writer.writeFile { write in
+        try withoutActuallyEscaping(write) { write in try content(file, write) }
       }
     }
-    try writer.close()
-    return writer.output
+    let written = try writer.finish()
+    try target.commit()
+    return written
   }
 
   /// Packs the configuration folder at `folder` into an archive.
@@ -155,5 +201,42 @@ private final class ResultSlots<Value>: @unchecked Sendable {
 
   func values() throws -> [Value] {
     try slots.map { try $0!.get() }
+  }
+}
+
+/// An `ArchiveOutput` opened for writing: the sink to write to, and how to make the result final.
+///
+/// A stream's pieces are handed on by `flush()`, which the writer of an archive calls between files.
+public final class OpenedOutput {
+  public let sink: any ArchiveByteSink
+  private let file: AtomicFile?
+  private let memory: MemorySink?
+  private let piece: (@Sendable (Data) async throws -> Void)?
+
+  public init(_ output: ArchiveOutput) throws {
+    switch output {
+    case .standardOutput:
+      sink = FileDescriptorSink(fd: STDOUT_FILENO, name: output.displayName)
+      (file, memory, piece) = (nil, nil, nil)
+    case .file(let path, let replaceExisting):
+      let atomic = try AtomicFile(path: path, replaceExisting: replaceExisting)
+      sink = FileDescriptorSink(fd: atomic.fileDescriptor, name: path)
+      (file, memory, piece) = (atomic, nil, nil)
+    case .stream(_, let handOn):
+      let memory = MemorySink()
+      sink = memory
+      (file, self.memory, piece) = (nil, memory, handOn)
+    }
+  }
+
+  /// Hands what was written so far to a stream's caller.
+  public func flush() async throws {
+    guard let memory, let piece, memory.count > 0 else { return }
+    try await piece(memory.drain())
+  }
+
+  /// Makes the output final: a file moved into place, a stream's last piece handed on.
+  public func commit() throws {
+    try file?.commit()
   }
 }

@@ -31,8 +31,8 @@ public struct ArchiveContents: Sendable {
   public var archiveSHA256: SHA256Hex
   /// The archive's size as read (compressed).
   public var archiveBytes: Int64
-  /// The compression found in the content (`gzip`, `zstd`, `xz`, `bzip2`, `none`).
-  public var compression: String
+  /// The compression found in the content.
+  public var compression: Compression
   /// The folder stripped from a plain archive's paths, if any.
   public var strippedFolder: String?
 
@@ -110,11 +110,19 @@ private final class ReadSession {
     self.layout = layout
     self.sink = sink
     // Only tar and in-process filters: support_filter_all would also enable filters that run programs.
-    archive_read_support_format_tar(archive)
-    archive_read_support_filter_gzip(archive)
-    archive_read_support_filter_bzip2(archive)
-    archive_read_support_filter_xz(archive)
-    archive_read_support_filter_zstd(archive)
+    // A libarchive built without one of these codecs answers ARCHIVE_WARN and registers an external
+    // program instead, which would then run on untrusted input: anything but ARCHIVE_OK is refused.
+    let supports: [(String, (OpaquePointer) -> Int32)] = [
+      ("tar", { archive_read_support_format_tar($0) }), ("gzip", { archive_read_support_filter_gzip($0) }),
+      ("xz", { archive_read_support_filter_xz($0) }), ("zstd", { archive_read_support_filter_zstd($0) }),
+    ]
+    for (name, support) in supports where support(archive) != ARCHIVE_OK {
+      // Every stored property is set: deinit frees the handle.
+      throw OperationError(
+        .internal,
+        "this libarchive has no built-in \(name) reader (\(LibArchive.message(archive, fallback: "no reason given"))); it would run an external program on untrusted input, so nothing is read"
+      )
+    }
     let context = Unmanaged.passUnretained(input).toOpaque()
     if archive_read_open(archive, context, nil, readCallback, nil) != ARCHIVE_OK {
       throw failure(entry: nil, whileReadingHeader: true)
@@ -201,7 +209,7 @@ private final class ReadSession {
       guard manifest != nil else {
         throw ArchiveRefusal(
           entry: shown, rule: .manifestMissing,
-          detail: "the first entry is `\(shown)`; for an ordinary tar of a folder use --plain")
+          detail: "the first entry is `\(shown)`", hint: .readAsPlain)
       }
       guard path.hasPrefix(Manifest.configPrefix) else {
         throw ArchiveRefusal(entry: shown, rule: .outsideConfig)
@@ -316,7 +324,7 @@ private final class ReadSession {
       guard let manifest else {
         throw ArchiveRefusal(
           entry: nil, rule: .manifestMissing,
-          detail: "the archive holds no files; for an ordinary tar of a folder use --plain")
+          detail: "the archive holds no files", hint: .readAsPlain)
       }
       if let missing = manifest.files.first(where: { expected[$0.path] != nil }) {
         throw ArchiveRefusal(
@@ -339,9 +347,13 @@ private final class ReadSession {
       }
     }
     files.sort { EntryPath.byteOrder($0.path, $1.path) }
-    let compression =
-      archive_filter_count(archive) > 1
-      ? String(cString: archive_filter_name(archive, 0)) : "none"
+    let compression: Compression
+    switch archive_filter_code(archive, 0) {
+    case ARCHIVE_FILTER_GZIP: compression = .gzip
+    case ARCHIVE_FILTER_XZ: compression = .xz
+    case ARCHIVE_FILTER_ZSTD: compression = .zstd
+    default: compression = .none
+    }
     return ArchiveContents(
       manifest: manifest, files: files, treeDigest: TreeDigest(files: files),
       archiveSHA256: input.digest(), archiveBytes: input.bytesRead, compression: compression,

@@ -43,11 +43,13 @@ public struct ArchiveRefusal: ConfvaultError, Equatable {
   public var rule: Rule
   /// What exactly was found, in words.
   public var detail: String?
+  public var hint: Hint?
 
-  public init(entry: String?, rule: Rule, detail: String? = nil) {
+  public init(entry: String?, rule: Rule, detail: String? = nil, hint: Hint? = nil) {
     self.entry = entry
     self.rule = rule
     self.detail = detail
+    self.hint = hint
   }
 
   public var kind: FailureKind { .badInput }

@@ -1,44 +1,103 @@
 import CArchive
 import Foundation
+import Logging
 
-/// A streaming, deterministic tar writer onto a file descriptor.
+/// Where an archive's compressed bytes go as they are made.
+public protocol ArchiveByteSink: AnyObject {
+  /// Takes the next bytes of the archive; throwing stops the archive.
+  func write(_ bytes: UnsafeRawBufferPointer) throws
+}
+
+/// Writes to a file descriptor, which it does not close.
+public final class FileDescriptorSink: ArchiveByteSink {
+  public let fd: Int32
+  /// The output's name, for error messages.
+  public let name: String
+
+  public init(fd: Int32, name: String) {
+    self.fd = fd
+    self.name = name
+  }
+
+  public func write(_ bytes: UnsafeRawBufferPointer) throws {
+    var offset = 0
+    while offset < bytes.count {
+      let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+      if written < 0 {
+        if errno == EINTR { continue }
+        throw SystemError(.write, name)
+      }
+      offset += written
+    }
+  }
+}
+
+/// Keeps the bytes in memory until the caller drains them: a server streams an archive into a
+/// response this way, a drained piece at a time, never the whole archive.
+public final class MemorySink: ArchiveByteSink {
+  private var buffered = Data()
+
+  public init() {}
+
+  public func write(_ bytes: UnsafeRawBufferPointer) throws {
+    buffered.append(contentsOf: bytes)
+  }
+
+  /// How many bytes wait to be drained.
+  public var count: Int { buffered.count }
+
+  /// The bytes written since the last drain.
+  public func drain() -> Data {
+    defer { buffered.removeAll(keepingCapacity: true) }
+    return buffered
+  }
+}
+
+/// A streaming, deterministic tar writer onto a byte sink.
 ///
 /// Entries are pax-restricted tar (ustar headers, a pax header only where a name needs one; no
 /// per-run fields), owned by uid/gid 0 with no names, with no atime or ctime; gzip carries no
 /// timestamp or name; the last block is not padded. One `ArchiveWriter` owns one libarchive handle.
 final class ArchiveWriter {
-  /// Where the compressed bytes go: the descriptor, through a hash of everything written.
+  /// What libarchive's write callback reaches: the sink, through a hash and count of everything written.
   final class Output {
-    let fd: Int32
+    let sink: any ArchiveByteSink
     var hasher = SHA256Stream()
     var bytes: Int64 = 0
-    var error: Int32?
+    var error: (any Error)?
 
-    init(fd: Int32) { self.fd = fd }
+    init(sink: any ArchiveByteSink) { self.sink = sink }
   }
 
   let output: Output
   private let archive: OpaquePointer
   private let entry: OpaquePointer
   private let destination: String
+  private let logger: Logger?
   private var closed = false
+  private var entryPath = ""
+  private var entrySize: Int64 = 0
+  private var entryWritten: Int64 = 0
 
-  /// Opens a writer onto `fd`, which it does not close.
+  /// Opens a writer onto `sink`.
   ///
-  /// - Parameter destination: the output's name, for error messages.
-  init(fd: Int32, compression: Compression, destination: String) throws {
+  /// - Parameters:
+  ///   - destination: the output's name, for error messages.
+  ///   - logger: where libarchive's warnings go.
+  init(sink: any ArchiveByteSink, compression: Compression, destination: String, logger: Logger? = nil) throws {
     LibArchive.prepare()
     guard let archive = archive_write_new() else {
-      throw OperationError(.ioError, "libarchive could not allocate a writer")
+      throw OperationError(.internal, "libarchive could not allocate a writer (out of memory)")
     }
     guard let entry = archive_entry_new() else {
       archive_write_free(archive)
-      throw OperationError(.ioError, "libarchive could not allocate an entry")
+      throw OperationError(.internal, "libarchive could not allocate an entry (out of memory)")
     }
     self.archive = archive
     self.entry = entry
     self.destination = destination
-    self.output = Output(fd: fd)
+    self.logger = logger
+    self.output = Output(sink: sink)
     try check(archive_write_set_format_pax_restricted(archive), "set the tar format")
     switch compression {
     case .gzip:
@@ -64,13 +123,8 @@ final class ArchiveWriter {
     archive_write_free(archive)
   }
 
-  /// Writes one regular-file entry whose content `body` streams through the `write` it is handed.
-  ///
-  /// - Throws: an I/O error from the output, or whatever `body` throws.
-  func writeFile(
-    path: String, size: Int64, mode: FileMode, modificationTime: Int64,
-    body: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void
-  ) throws {
+  /// Starts a regular-file entry of `size` bytes; its content follows through `writeData`.
+  func beginFile(path: String, size: Int64, mode: FileMode, modificationTime: Int64) throws {
     archive_entry_clear(entry)
     archive_entry_copy_pathname(entry, path)
     archive_entry_set_filetype(entry, LibArchive.regular)
@@ -79,22 +133,28 @@ final class ArchiveWriter {
     archive_entry_set_mtime(entry, time_t(modificationTime), 0)
     archive_entry_set_uid(entry, 0)
     archive_entry_set_gid(entry, 0)
+    entryPath = path
+    entrySize = size
+    entryWritten = 0
     try check(archive_write_header(archive, entry), "write the header of `\(path)`")
-    var written: Int64 = 0
-    try body { chunk in
-      guard chunk.count > 0 else { return }
-      written += Int64(chunk.count)
-      guard written <= size else {
-        throw OperationError(.operationFailed, "`\(path)` grew while it was being written")
-      }
-      let result = archive_write_data(archive, chunk.baseAddress, chunk.count)
-      if result < 0 { try check(Int32(result), "write `\(path)`") }
+  }
+
+  func writeData(_ chunk: UnsafeRawBufferPointer) throws {
+    guard chunk.count > 0 else { return }
+    entryWritten += Int64(chunk.count)
+    guard entryWritten <= entrySize else {
+      throw OperationError(.conflict, "`\(entryPath)` grew while it was being written")
     }
-    guard written == size else {
+    let result = archive_write_data(archive, chunk.baseAddress, chunk.count)
+    if result < 0 { try check(Int32(result), "write `\(entryPath)`") }
+  }
+
+  func finishFile() throws {
+    guard entryWritten == entrySize else {
       throw OperationError(
-        .operationFailed, "`\(path)` changed while it was being written (\(written) of \(size) bytes)")
+        .conflict, "`\(entryPath)` changed while it was being written (\(entryWritten) of \(entrySize) bytes)")
     }
-    try check(archive_write_finish_entry(archive), "finish `\(path)`")
+    try check(archive_write_finish_entry(archive), "finish `\(entryPath)`")
   }
 
   /// Flushes the compressor and the last block; the archive is complete only after this.
@@ -103,15 +163,26 @@ final class ArchiveWriter {
     try check(archive_write_close(archive), "finish the archive")
   }
 
+  /// Turns libarchive's return code into an error; a warning is logged, not ignored, and not fatal:
+  /// our own writes are checked again when the archive is read back.
   private func check(_ result: Int32, _ action: String) throws {
-    guard result < LibArchive.ok && result != LibArchive.warn else { return }
-    if let code = output.error { throw SystemError(.write, destination, code: code) }
+    if result == LibArchive.warn {
+      logger?.warning(
+        "libarchive warned",
+        metadata: [
+          "action": "\(action)", "destination": "\(destination)",
+          "message": "\(LibArchive.message(archive, fallback: "no message"))",
+        ])
+      return
+    }
+    guard result < LibArchive.ok else { return }
+    if let error = output.error { throw error }
     let code = LibArchive.errorNumber(archive)
     // A positive code is the operating system's errno (disk full, I/O error); libarchive's own are negative.
     if code > 0 { throw SystemError(.write, destination, code: code) }
     throw OperationError(
       .ioError,
-      "cannot \(action) in `\(destination)`: \(LibArchive.message(archive, fallback: "unknown libarchive error"))"
+      "cannot \(action) in `\(destination)`: \(LibArchive.message(archive, fallback: "libarchive gave no message"))"
     )
   }
 }
@@ -120,17 +191,14 @@ private func writeCallback(
   _ archive: OpaquePointer?, _ context: UnsafeMutableRawPointer?, _ buffer: UnsafeRawPointer?, _ length: Int
 ) -> la_ssize_t {
   let output = Unmanaged<ArchiveWriter.Output>.fromOpaque(context!).takeUnretainedValue()
-  var offset = 0
-  while offset < length {
-    let written = write(output.fd, buffer! + offset, length - offset)
-    if written < 0 {
-      if errno == EINTR { continue }
-      output.error = errno
-      return -1
-    }
-    offset += written
+  let bytes = UnsafeRawBufferPointer(start: buffer, count: length)
+  do {
+    try output.sink.write(bytes)
+  } catch {
+    output.error = error
+    return -1
   }
-  output.hasher.update(UnsafeRawBufferPointer(start: buffer, count: length))
+  output.hasher.update(bytes)
   output.bytes += Int64(length)
   return length
 }

@@ -35,6 +35,23 @@ public struct SHA256Hex: Sendable, Hashable, Codable, CustomStringConvertible, C
 
   public static func < (a: SHA256Hex, b: SHA256Hex) -> Bool { a.value < b.value }
 
+  /// The digest whose 32 bytes are `bytes`, or nil when there are not 32.
+  public init?(bytes: Data) {
+    guard bytes.count == 32 else { return nil }
+    value = hexString(bytes)
+  }
+
+  /// The digest's 32 bytes, as stores key blobs by them.
+  public var bytes: Data {
+    var bytes = Data(capacity: 32)
+    var iterator = value.utf8.makeIterator()
+    func nibble(_ c: UInt8) -> UInt8 { c <= 0x39 ? c - 0x30 : c - 0x61 + 10 }
+    while let high = iterator.next(), let low = iterator.next() {
+      bytes.append(nibble(high) << 4 | nibble(low))
+    }
+    return bytes
+  }
+
   /// The digest of `bytes`.
   public static func of<Bytes: DataProtocol>(_ bytes: Bytes) -> SHA256Hex {
     SHA256Hex(SHA256.hash(data: bytes))
@@ -42,7 +59,7 @@ public struct SHA256Hex: Sendable, Hashable, Codable, CustomStringConvertible, C
 }
 
 /// Lowercase hexadecimal of any byte sequence.
-func hexString<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+public func hexString<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
   let digits = Array("0123456789abcdef".utf8)
   var out: [UInt8] = []
   out.reserveCapacity(64)

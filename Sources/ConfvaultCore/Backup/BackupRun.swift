@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// One scheduled backup: each selected environment's head written to a folder, read back, and the
 /// folder's older backups thinned by a retention policy that never loses the last good one.
@@ -64,7 +65,7 @@ public struct BackupRun: Sendable {
   /// Runs the backup; one environment's failure does not stop the others.
   ///
   /// - Throws: only what stops the whole run: the folder cannot be made or locked, the store fails.
-  public func run() throws -> Report {
+  public func run(logger: Logger) async throws -> Report {
     let lock: FolderLock?
     if options.dryRun {
       lock = nil
@@ -75,25 +76,30 @@ public struct BackupRun: Sendable {
     defer { withExtendedLifetime(lock) {} }
     let startedAt = Timestamp.now()
     var outcomes: [Outcome] = []
-    for (app, environment, head) in try selection() {
-      outcomes.append(backUp(app: app, environment: environment, head: head))
+    for (app, environment, head) in try await selection() {
+      outcomes.append(await backUp(app: app, environment: environment, head: head, logger: logger))
     }
     guard !options.dryRun else { return Report(outcomes: outcomes, state: nil) }
     let state = try BackupState.record(outcomes, startedAt: startedAt, in: options.folder)
-    try recordAudit(outcomes)
+    try await recordAudit(outcomes)
     return Report(outcomes: outcomes, state: state)
   }
 
-  private func selection() throws -> [(String, String, Int)] {
+  private func selection() async throws -> [(String, String, Int)] {
     let store = vault.store
-    let apps = options.apps.isEmpty ? try store.apps() : try options.apps.map { try store.app($0) }
+    var apps: [AppInfo] = []
+    if options.apps.isEmpty {
+      apps = try await store.apps()
+    } else {
+      for name in options.apps { apps.append(try await store.app(name)) }
+    }
     for name in options.environments where !apps.contains(where: { $0.environments.contains { $0.name == name } }) {
       var known: [String] = []
       for environment in apps.flatMap(\.environments) where !known.contains(environment.name) {
         known.append(environment.name)
       }
       throw OperationError(
-        .operationFailed,
+        .notFound,
         "no environment '\(name)' in the selected apps; environments: \(known.isEmpty ? "none" : known.joined(separator: ", "))"
       )
     }
@@ -109,13 +115,13 @@ public struct BackupRun: Sendable {
     return selected
   }
 
-  private func backUp(app: String, environment: String, head: Int) -> Outcome {
+  private func backUp(app: String, environment: String, head: Int, logger: Logger) async -> Outcome {
     let started = Date()
     var outcome = Outcome(app: app, environment: environment, status: .failed, version: head, seconds: 0)
     defer { outcome.seconds = Date().timeIntervalSince(started) }
     let folder = options.folder + "/" + app + "/" + environment
     do {
-      let version = try vault.store.version(app: app, number: head)
+      let version = try await vault.store.version(app: app, number: head)
       if !options.dryRun {
         try makeFolders(folder)
         removeLeftovers(in: folder, app: app, environment: environment)
@@ -146,9 +152,9 @@ public struct BackupRun: Sendable {
           outcome.status = .written
           outcome.wouldWrite = path
         } else {
-          let written = try vault.writeArchive(
+          let written = try await vault.writeArchive(
             version, environment: environment, compression: options.compression,
-            to: .file(path, replaceExisting: false))
+            to: .file(path, replaceExisting: false), logger: logger)
           // A backup counts only once it has been read back in full and matches the store.
           guard (try? verify(path)) == version.treeDigest else {
             unlink(path)
@@ -228,29 +234,16 @@ public struct BackupRun: Sendable {
     return deleted
   }
 
-  private func recordAudit(_ outcomes: [Outcome]) throws {
-    try vault.store.write { transaction in
-      for outcome in outcomes {
-        try transaction.appendAudit(
-          AuditEntry(
-            at: Timestamp.now(), author: options.author, app: outcome.app, environment: outcome.environment,
-            action: "backup", version: outcome.version, archiveSHA256: outcome.sha256,
-            detail: "\(outcome.status.rawValue)" + (outcome.file.map { " \($0)" } ?? "")
-              + (outcome.message.map { ": \($0)" } ?? "")
-              + (outcome.deleted.isEmpty ? "" : "; retention deleted \(outcome.deleted.count)")))
-      }
+  private func recordAudit(_ outcomes: [Outcome]) async throws {
+    for outcome in outcomes {
+      try await vault.store.apply(
+        StoreChange(
+          .note(app: outcome.app, environment: outcome.environment, action: .backup, version: outcome.version),
+          author: options.author, at: vault.clock(),
+          detail: "\(outcome.status.rawValue)" + (outcome.file.map { " \($0)" } ?? "")
+            + (outcome.message.map { ": \($0)" } ?? "")
+            + (outcome.deleted.isEmpty ? "" : "; retention deleted \(outcome.deleted.count)"),
+          archiveSHA256: outcome.sha256.flatMap(SHA256Hex.init)))
     }
   }
-}
-
-/// `mkdir -p`, with the failing folder and errno in the error.
-func makeFolders(_ path: String) throws {
-  var info = stat()
-  if stat(path, &info) == 0 {
-    guard info.st_mode & S_IFMT == S_IFDIR else { throw SystemError(.create, path, code: ENOTDIR) }
-    return
-  }
-  let parent = splitPath(path).folder
-  if parent != path && parent != "." && parent != "/" { try makeFolders(parent) }
-  guard mkdir(path, 0o755) == 0 || errno == EEXIST else { throw SystemError(.create, path) }
 }

@@ -23,7 +23,7 @@ public final class FolderLock {
         close(fd)
         throw OperationError(
           .temporaryFailure,
-          "another backup is running into `\(folder)` (it holds `\(name)`); try again later or pass --wait SECONDS")
+          "another backup is running into `\(folder)` (it holds `\(name)`)", hint: .waitForLock)
       }
       usleep(100_000)
     }

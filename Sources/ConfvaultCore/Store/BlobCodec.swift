@@ -2,25 +2,29 @@ import CZstd
 import Foundation
 
 /// How stored blobs are cut and compressed: chunks of at most 1 MiB, each zstd-compressed when that
-/// saves space, so neither writing nor reading a blob holds more than a chunk in memory.
-enum BlobCodec {
-  static let chunkSize = 1 << 20
+/// saves space, so neither writing nor reading a blob holds more than a chunk in memory. Every store
+/// keeps the same chunks.
+public enum BlobCodec {
+  public static let chunkSize = 1 << 20
   static let level: Int32 = 3
 
   /// A zstd compression context, reused for every chunk of a write: making one per call costs more
   /// than compressing a small file.
-  final class Compressor {
+  public final class Compressor {
     private let context: OpaquePointer
 
-    init() {
-      guard let context = ZSTD_createCCtx() else { fatalError("zstd could not allocate a compression context") }
+    /// - Throws: `.internal` when zstd cannot allocate its context (out of memory).
+    public init() throws {
+      guard let context = ZSTD_createCCtx() else {
+        throw OperationError(.internal, "zstd could not allocate a compression context (out of memory)")
+      }
       self.context = context
     }
 
     deinit { ZSTD_freeCCtx(context) }
 
     /// The bytes to store for `chunk`, and whether they are compressed.
-    func encode(_ chunk: UnsafeRawBufferPointer) -> (data: Data, compressed: Bool) {
+    public func encode(_ chunk: UnsafeRawBufferPointer) -> (data: Data, compressed: Bool) {
       BlobCodec.encode(chunk) { out, capacity in
         ZSTD_compressCCtx(context, out, capacity, chunk.baseAddress, chunk.count, BlobCodec.level)
       }
@@ -43,15 +47,15 @@ enum BlobCodec {
 
   /// The original bytes of a stored chunk.
   ///
-  /// - Throws: `OperationError` when the stored bytes do not decompress to `expectedSize` or less.
-  static func decode(_ stored: Data, compressed: Bool, into buffer: inout Data) throws {
+  /// - Throws: `.internal` when the stored bytes are not a zstd frame of at most one chunk.
+  public static func decode(_ stored: Data, compressed: Bool, into buffer: inout Data) throws {
     guard compressed else {
       buffer = stored
       return
     }
     let size = stored.withUnsafeBytes { ZSTD_getFrameContentSize($0.baseAddress, $0.count) }
     guard size != ZSTD_CONTENTSIZE_ERROR, size != ZSTD_CONTENTSIZE_UNKNOWN, size <= UInt64(chunkSize) else {
-      throw OperationError(.operationFailed, "a stored chunk is damaged (no valid zstd frame); run `confvault check`")
+      throw OperationError(.internal, "a stored chunk is damaged (no valid zstd frame)", hint: .runCheck)
     }
     buffer.count = Int(size)
     let result = buffer.withUnsafeMutableBytes { out in
@@ -60,7 +64,7 @@ enum BlobCodec {
       }
     }
     guard ZSTD_isError(result) == 0, result == Int(size) else {
-      throw OperationError(.operationFailed, "a stored chunk is damaged (zstd error); run `confvault check`")
+      throw OperationError(.internal, "a stored chunk is damaged (zstd error)", hint: .runCheck)
     }
   }
 }

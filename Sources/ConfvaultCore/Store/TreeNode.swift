@@ -6,22 +6,24 @@ import Foundation
 /// Versions share every folder that did not change, so 200 versions of a 20,000-file tree that each
 /// change one file store a handful of new folders each, and a diff skips every folder whose digest
 /// is the same on both sides.
-struct TreeNode {
-  enum Entry {
+public struct TreeNode: Sendable {
+  public enum Entry: Sendable {
     case file(name: String, mode: FileMode, size: Int64, blob: SHA256Hex)
     case folder(name: String, node: Data)
 
-    var name: String {
+    public var name: String {
       switch self {
       case .file(let name, _, _, _), .folder(let name, _): return name
       }
     }
   }
 
-  var entries: [Entry]
+  public var entries: [Entry]
+
+  public init(entries: [Entry]) { self.entries = entries }
 
   /// The digest that names this folder: SHA-256 over its entries in name byte order.
-  var digest: Data {
+  public var digest: Data {
     var hasher = SHA256()
     for entry in entries.sorted(by: { EntryPath.byteOrder($0.name, $1.name) }) {
       switch entry {
@@ -35,7 +37,7 @@ struct TreeNode {
   }
 
   /// Builds the folders of a flat file list, children before parents, the root last.
-  static func build(_ files: [ManifestFile]) -> [(digest: Data, node: TreeNode)] {
+  public static func build(_ files: [ManifestFile]) -> [(digest: Data, node: TreeNode)] {
     final class Folder {
       var files: [TreeNode.Entry] = []
       var folders: [String: Folder] = [:]

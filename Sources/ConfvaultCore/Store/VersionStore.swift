@@ -1,56 +1,121 @@
 import Foundation
 
-/// Where versions live. The embedded SQLite store is one conformance; a PostgreSQL store can be another.
+/// Where versions live: the embedded SQLite store is one conformance, a shared database another.
 ///
-/// Every method that changes something is atomic: it happens whole or not at all, and concurrent
-/// processes on one store each succeed or fail cleanly.
+/// The operations are coarse and async, so that a store over a network and an HTTP handler can host
+/// them. A read is one consistent snapshot. Content is immutable and content-addressed: blobs are
+/// stored before, and outside, the change that uses them, idempotently. A change is one short `apply`
+/// that names the head it was decided against and fails with a `.conflict` when that head has moved,
+/// so no update is ever lost.
 public protocol VersionStore: Sendable {
-  func apps() throws -> [AppInfo]
-  /// The app named `name`, or an error that lists the apps there are.
-  func app(_ name: String) throws -> AppInfo
+  // MARK: Reading
 
-  func createApp(_ name: String, environments: [String], production: String?, author: String) throws
-  func createEnvironment(app: String, name: String, production: Bool, author: String) throws
-  func deleteEnvironment(app: String, name: String, author: String) throws
-
+  func apps() async throws -> [AppInfo]
+  /// The app named `name`, or a `.notFound` error that lists the apps there are.
+  func app(_ name: String) async throws -> AppInfo
   /// Versions of `app` (of one environment if given), newest first, numbered below `before`.
-  func versions(app: String, environment: String?, before: Int?, limit: Int) throws -> [Version]
-  func version(app: String, number: Int) throws -> Version
+  func versions(app: String, environment: String?, before: Int?, limit: Int) async throws -> [Version]
+  func version(app: String, number: Int) async throws -> Version
   /// The files of a version, in path byte order.
-  func files(app: String, number: Int) throws -> [ManifestFile]
+  func files(app: String, number: Int) async throws -> [ManifestFile]
   /// The files that differ between two versions' trees, found without reading unchanged folders.
-  func changedFiles(app: String, from: Int?, to: Int) throws -> [FileChange]
-  /// Streams a stored blob's bytes.
-  func readBlob(_ digest: SHA256Hex, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
-  /// Runs `body` in one write transaction: everything it does is committed together, or nothing is.
-  func write<T>(_ body: (any StoreTransaction) throws -> T) throws -> T
+  func changedFiles(app: String, from: Int?, to: Int) async throws -> [FileChange]
+  /// The newest `limit` audit entries (of one app if given), oldest first.
+  func audit(app: String?, limit: Int) async throws -> [AuditEntry]
 
-  func audit(app: String?, limit: Int) throws -> [AuditEntry]
-  func check() throws -> CheckReport
-  /// Removes blobs no version refers to; returns how many.
-  func collectGarbage() throws -> Int
+  // MARK: Content
+
+  /// Streams a stored blob's bytes through `body`, a chunk at a time.
+  func readBlob(_ digest: SHA256Hex, _ body: (UnsafeRawBufferPointer) throws -> Void) async throws
+  /// The digests among `digests` the store does not hold.
+  func missingBlobs(_ digests: [SHA256Hex]) async throws -> Set<SHA256Hex>
+  /// Stores the content of each file as a blob, unless it is stored already.
+  ///
+  /// Each file is read as it is stored and must still have the digest and size it is listed with.
+  /// Stored blobs stay unreferenced until a change uses them; `collectGarbage` spares them for its
+  /// grace period, so a change in flight in another process keeps them.
+  ///
+  /// - Throws: `.conflict` when a file's content is no longer what was listed.
+  func storeBlobs(_ blobs: [BlobFile]) async throws
+
+  // MARK: Changing
+
+  /// Makes one change, whole or not at all, with its audit entry.
+  ///
+  /// - Returns: the version the change added or moved a head to, if any.
+  /// - Throws: `.conflict` when a head is not the one the change names, or a name is taken;
+  ///   `.notFound` when the app, environment or a version is missing.
+  @discardableResult
+  func apply(_ change: StoreChange) async throws -> Version?
+
+  // MARK: Upkeep
+
+  func check() async throws -> CheckReport
+  /// Removes blobs no version refers to that were stored more than `grace` ago; returns how many.
+  func collectGarbage(grace: TimeInterval) async throws -> Int
+  /// A folder on this machine where an import may stage what it reads before anything is stored.
+  var stagingFolder: String { get }
 }
 
-/// What may be done inside `VersionStore.write`.
-public protocol StoreTransaction {
-  /// A sink that stores the bytes of each file it is handed as a blob (deduplicated by SHA-256).
-  func blobSink() -> any ArchiveFileSink
-  /// Whether a blob is already stored.
-  func hasBlob(_ digest: SHA256Hex) throws -> Bool
-  /// The app, as it is inside this transaction.
-  func app(_ name: String) throws -> AppInfo
-  func version(app: String, number: Int) throws -> Version
-  /// Adds a version with the next number and makes it the environment's head; every blob must be stored.
-  ///
-  /// The head it replaces is pinned as a backup when `pinReplacedHead` is true.
-  func addVersion(_ draft: VersionDraft, pinReplacedHead: Bool) throws -> Version
-  /// Makes `number` the head of `environment`, pinning the head it replaces.
-  func moveHead(app: String, environment: String, to number: Int) throws
-  /// Marks a version as synced to production now, and pins it.
-  func markSynced(app: String, number: Int, at: Date) throws
-  /// Pins a version as a backup: retention keeps it.
-  func pin(app: String, number: Int) throws
-  func appendAudit(_ entry: AuditEntry) throws
+/// A file whose content is to be stored as a blob.
+public struct BlobFile: Sendable, Hashable {
+  public var sha256: SHA256Hex
+  public var size: Int64
+  /// Where its bytes are on this machine.
+  public var path: String
+
+  public init(sha256: SHA256Hex, size: Int64, path: String) {
+    self.sha256 = sha256
+    self.size = size
+    self.path = path
+  }
+}
+
+/// One change to a store, as `VersionStore.apply` takes it: what to do, and who does it when.
+public struct StoreChange: Sendable {
+  public enum Operation: Sendable {
+    case createApp(name: String, environments: [String], production: String?)
+    case createEnvironment(app: String, name: String, production: Bool)
+    /// Deletes an environment whose head is `expectedHead`; its versions stay in the history.
+    case deleteEnvironment(app: String, name: String, expectedHead: Int?)
+    /// Adds a version with the next number and makes it its environment's head, if that head is still
+    /// `expectedHead` (nil: the environment has none). Every blob must be stored.
+    case addVersion(VersionDraft, expectedHead: Int?)
+    /// Makes `number` the head of `environment` if its head is still `expectedHead`, pins the version
+    /// and the head it replaces, and sets its synced-at when `environment` is production.
+    case sync(app: String, environment: String, number: Int, expectedHead: Int?)
+    /// An audit entry alone: an export, a backup run.
+    case note(app: String, environment: String?, action: AuditAction, version: Int?)
+  }
+
+  public var operation: Operation
+  public var author: String
+  /// When the change is made; also the created-at of a version it adds.
+  public var at: Date
+  /// The audit entry's words.
+  public var detail: String
+  public var archiveSHA256: SHA256Hex?
+
+  public init(
+    _ operation: Operation, author: String, at: Date, detail: String, archiveSHA256: SHA256Hex? = nil
+  ) {
+    self.operation = operation
+    self.author = author
+    self.at = at
+    self.detail = detail
+    self.archiveSHA256 = archiveSHA256
+  }
+
+  /// The app the change is to.
+  public var app: String {
+    switch operation {
+    case .createApp(let name, _, _): return name
+    case .createEnvironment(let app, _, _), .deleteEnvironment(let app, _, _), .sync(let app, _, _, _),
+      .note(let app, _, _, _):
+      return app
+    case .addVersion(let draft, _): return draft.app
+    }
+  }
 }
 
 /// One file that differs between two trees.
@@ -63,4 +128,40 @@ public struct FileChange: Sendable, Equatable, Codable {
   public var kind: Kind
   public var old: ManifestFile?
   public var new: ManifestFile?
+
+  public init(path: String, kind: Kind, old: ManifestFile?, new: ManifestFile?) {
+    self.path = path
+    self.kind = kind
+    self.old = old
+    self.new = new
+  }
+
+  /// The change from `old` to `new` at one path, or nil when both are the same file.
+  public init?(path: String, old: ManifestFile?, new: ManifestFile?) {
+    switch (old, new) {
+    case (nil, nil):
+      return nil
+    case (let old?, nil):
+      self.init(path: path, kind: .removed, old: old, new: nil)
+    case (nil, let new?):
+      self.init(path: path, kind: .added, old: nil, new: new)
+    case (let old?, let new?):
+      if old.sha256 != new.sha256 {
+        self.init(path: path, kind: .modified, old: old, new: new)
+      } else if old.mode != new.mode {
+        self.init(path: path, kind: .modeChanged, old: old, new: new)
+      } else {
+        return nil
+      }
+    }
+  }
+
+  /// The changes from `old` to `new`, two flat file lists (for trees not in the store, such as an archive).
+  public static func between(old: [ManifestFile], new: [ManifestFile]) -> [FileChange] {
+    let before = Dictionary(old.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
+    let after = Dictionary(new.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
+    return Set(before.keys).union(after.keys)
+      .compactMap { FileChange(path: $0, old: before[$0], new: after[$0]) }
+      .sorted { EntryPath.byteOrder($0.path, $1.path) }
+  }
 }

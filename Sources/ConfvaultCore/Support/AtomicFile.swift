@@ -25,8 +25,7 @@ public final class AtomicFile {
         throw OperationError(.cannotCreateOutput, "`\(path)` is a folder; name a file to write")
       }
       if !replaceExisting {
-        throw OperationError(
-          .cannotCreateOutput, "`\(path)` exists; use --force to replace it (nothing was written)")
+        throw OperationError(.cannotCreateOutput, "`\(path)` exists; nothing was written", hint: .replaceExisting)
       }
     }
     let (folder, name) = splitPath(path)

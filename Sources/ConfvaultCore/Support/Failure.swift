@@ -1,11 +1,18 @@
-/// What kind of failure an error is, so that the executable can map it to one exit code.
+/// What kind of failure an error is, so that each front end can map it to one exit code or status.
 ///
-/// The library never exits; it says what happened. The mapping to the sysexits codes of
-/// PRODUCT.md lives in one place in the executable.
+/// The library never exits and never names a flag or a route; it says what happened. The mapping to
+/// the sysexits codes of PRODUCT.md lives in one place in the executable (and to HTTP statuses in one
+/// place in a server).
 public enum FailureKind: String, Sendable, Equatable, Codable {
-  /// Not found, conflict, inconsistency: the operation could not be done.
+  /// The operation could not be done (a rule of the product forbids it).
   case operationFailed
-  /// The command line itself is wrong.
+  /// An app, environment, version or blob that does not exist.
+  case notFound
+  /// The state moved under the change: a head that moved since the change was decided, a name taken.
+  case conflict
+  /// A bug or damaged state: something that should not happen; the cause is kept for the logs.
+  case `internal`
+  /// The request itself is wrong.
   case usage
   /// An archive, manifest, checksum or entry is bad or unsafe.
   case badInput
@@ -21,20 +28,62 @@ public enum FailureKind: String, Sendable, Equatable, Codable {
   case permissionDenied
 }
 
+/// What a person can do about a failure, which each front end says in its own words (a flag on the
+/// command line, a button on a page).
+public enum Hint: Sendable, Equatable {
+  /// There is no store yet: create one (with a first app).
+  case createStore
+  /// There is no such app: create it.
+  case createApp(String)
+  /// There is no such environment: create it.
+  case createEnvironment(app: String, name: String)
+  /// The app has no production environment: name the target, or make one production.
+  case nameTargetOrCreateProduction
+  /// An ordinary tar of a folder (no manifest) is read in the plain layout.
+  case readAsPlain
+  /// The archive is of another app; accepting it must be said explicitly.
+  case allowOtherApp
+  /// The output exists; replacing it must be said explicitly.
+  case replaceExisting
+  /// Another run holds the lock; wait for it.
+  case waitForLock
+  /// The store may be damaged: run its check.
+  case runCheck
+  /// The store was written by a newer confvault.
+  case upgrade
+}
+
 /// An error Confvault reports to a person: its description says what happened, to what, and what to do.
 public protocol ConfvaultError: Error, CustomStringConvertible {
   var kind: FailureKind { get }
+  /// What to do about it, for the front end to say; nil when the description says it all.
+  var hint: Hint? { get }
 }
 
-/// A failure that is fully described by a sentence and a kind.
-public struct OperationError: ConfvaultError, Equatable {
+extension ConfvaultError {
+  public var hint: Hint? { nil }
+}
+
+/// A failure that is fully described by a sentence and a kind, with the error that caused it, if any.
+public struct OperationError: ConfvaultError, Sendable {
   public var kind: FailureKind
   public var message: String
+  public var hint: Hint?
+  /// The underlying error (a database's, the system's), for logs; never shown instead of `message`.
+  public var cause: (any Error)?
 
-  public init(_ kind: FailureKind, _ message: String) {
+  public init(_ kind: FailureKind, _ message: String, hint: Hint? = nil, cause: (any Error)? = nil) {
     self.kind = kind
     self.message = message
+    self.hint = hint
+    self.cause = cause
   }
 
   public var description: String { message }
+}
+
+extension OperationError: Equatable {
+  public static func == (a: OperationError, b: OperationError) -> Bool {
+    a.kind == b.kind && a.message == b.message && a.hint == b.hint
+  }
 }

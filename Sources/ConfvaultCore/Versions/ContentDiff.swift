@@ -43,14 +43,14 @@ public enum ContentDiff {
   /// Files larger than this are compared by size only.
   public static let largestCompared: Int64 = 4 << 20
 
-  public static func describe(_ change: FileChange, store: any VersionStore) throws -> FileDiff {
+  public static func describe(_ change: FileChange, store: any VersionStore) async throws -> FileDiff {
     guard change.kind == .modified, let old = change.old, let new = change.new,
       old.size <= largestCompared, new.size <= largestCompared
     else {
       return FileDiff(change: change, detail: .sizes(old: change.old?.size, new: change.new?.size))
     }
-    let before = try content(old, store)
-    let after = try content(new, store)
+    let before = try await content(old, store)
+    let after = try await content(new, store)
     return FileDiff(change: change, detail: compare(path: change.path, before, after))
   }
 
@@ -84,9 +84,9 @@ public enum ContentDiff {
     text.range(of: #"(^|[\s\[\{,:-])\*[^\s,\]\}]"#, options: .regularExpression) != nil
   }
 
-  private static func content(_ file: ManifestFile, _ store: any VersionStore) throws -> Data {
+  private static func content(_ file: ManifestFile, _ store: any VersionStore) async throws -> Data {
     var data = Data()
-    try store.readBlob(file.sha256) { data.append(contentsOf: $0) }
+    try await store.readBlob(file.sha256) { data.append(contentsOf: $0) }
     return data
   }
 

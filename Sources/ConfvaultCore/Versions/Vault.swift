@@ -1,17 +1,25 @@
 import Foundation
 import Logging
 
-/// Everything a user can do with versions, over any `VersionStore`.
+/// Everything a user can do with versions, over any `VersionStore`: the one place the CLI, a server
+/// and a remote client call.
 ///
-/// Each operation that changes the store is one store transaction, so it happens whole or not at all;
-/// each records who did it in the audit log.
+/// A change is decided on what the store shows (the head, the tree), prepared outside any lock
+/// (archives read, blobs stored), then made by one short `apply` that names the head it was decided
+/// on. When the caller names no head of its own, a head that moved meanwhile makes the change be
+/// decided again, a bounded number of times; a head the caller named (from a preview) that moved is
+/// a `.conflict`. Every change records who made it in the audit log, and reads the clock once.
 public struct Vault: Sendable {
   public let store: any VersionStore
-  public let logger: Logger
+  /// Now; read once per change.
+  public let clock: @Sendable () -> Date
 
-  public init(store: any VersionStore, logger: Logger) {
+  /// How many times a change is decided again when another writer moved the head first.
+  static let attempts = 16
+
+  public init(store: any VersionStore, clock: @escaping @Sendable () -> Date = Timestamp.now) {
     self.store = store
-    self.logger = logger
+    self.clock = clock
   }
 
   /// The outcome of an operation that adds a version unless nothing changed.
@@ -22,279 +30,201 @@ public struct Vault: Sendable {
     case unchanged(head: Version)
   }
 
-  /// The status colour of `version` given the production head.
-  public static func status(of version: Version, productionHead: Int?) -> SyncStatus {
-    if version.number == productionHead { return .currentProduction }
-    return version.syncedAt == nil ? .notSynced : .synced
+  // MARK: Reading
+
+  public func apps(logger: Logger) async throws -> [AppInfo] {
+    try await store.apps()
   }
 
-  // MARK: Push
-
-  /// Makes a new version of `environment` from a configuration folder.
-  ///
-  /// - Throws: `FolderRefusal` for symlinks and special files; `OperationError` when a file changes
-  ///   while it is stored, or the app or environment does not exist.
-  public func push(
-    app: String, environment: String, folder: String, comment: String, author: String, backup: Bool,
-    limits: ArchiveLimits = .default
-  ) throws -> Change {
-    let found = try ConfigurationFolder.scan(folder, limits: limits)
-    let files = try ConfigurationArchive.hash(found)
-    let absolutePaths = Dictionary(uniqueKeysWithValues: found.map { ($0.path, $0.absolutePath) })
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-    defer { buffer.deallocate() }
-    return try store.write { transaction -> Change in
-      let target = try transaction.app(app).environment(environment)
-      let head = try target.head.map { try transaction.version(app: app, number: $0) }
-      if let head, head.treeDigest == TreeDigest(files: files) { return .unchanged(head: head) }
-      let sink = transaction.blobSink()
-      for file in files where try !transaction.hasBlob(file.sha256) {
-        try sink.beginFile(path: file.path, mode: file.mode)
-        var hasher = SHA256Stream()
-        try ConfigurationFolder.stream(absolutePaths[file.path]!, buffer: buffer) { chunk in
-          hasher.update(chunk)
-          try sink.write(chunk)
-        }
-        guard hasher.finalize() == file.sha256 else {
-          throw OperationError(
-            .operationFailed, "`\(file.path)` changed while it was being pushed; nothing was stored, push again")
-        }
-        try sink.endFile(file)
-      }
-      let version = try transaction.addVersion(
-        VersionDraft(
-          app: app, environment: environment, author: author, createdAt: Timestamp.now(), comment: comment,
-          origin: .push, backup: backup, files: files),
-        pinReplacedHead: false)
-      try transaction.appendAudit(
-        AuditEntry(
-          at: version.createdAt, author: author, app: app, environment: environment, action: "push",
-          version: version.number, archiveSHA256: nil,
-          detail: "pushed from \(folder)\(backup ? " as a backup" : "")"))
-      return .created(version, changes: [])
-    }.withChanges(from: store)
+  public func app(_ name: String, logger: Logger) async throws -> AppInfo {
+    try await store.app(name)
   }
 
-  // MARK: Import
-
-  /// What `import` read, and what it did.
-  public struct ImportResult: Sendable {
-    public enum Outcome: Sendable {
-      case imported(Change)
-      /// A dry run: what importing would change against the head (nil when there is none); nothing was written.
-      case dryRun(changes: [FileChange], head: Version?)
+  /// One page of the versions list.
+  public struct VersionsPage: Sendable {
+    public struct Row: Sendable {
+      public var version: Version
+      public var status: SyncStatus
     }
 
-    public var contents: ArchiveContents
-    public var outcome: Outcome
+    public var app: AppInfo
+    /// Newest first.
+    public var rows: [Row]
+    /// The `before` that asks for the next, older page; nil on the last page.
+    public var nextBefore: Int?
   }
 
-  /// Reads and checks a whole archive; only then adds it as a new version of `environment`.
-  ///
-  /// The archive's bytes stream into the store inside one transaction that commits only after the
-  /// last entry is checked, so a refused archive changes nothing.
-  ///
-  /// - Throws: `ArchiveRefusal` for a bad archive or one of another app (unless `allowOtherApp`).
-  public func importArchive(
-    _ source: ArchiveSource, app: String, environment: String, comment: String?, author: String,
-    reader: ArchiveReader, allowOtherApp: Bool, dryRun: Bool
-  ) throws -> ImportResult {
-    if dryRun {
-      let target = try store.app(app).environment(environment)
-      let contents = try reader.read(from: source)
-      try checkApp(contents, app: app, allowOtherApp: allowOtherApp)
-      let headFiles = try target.head.map { try store.files(app: app, number: $0) } ?? []
-      let head = try target.head.map { try store.version(app: app, number: $0) }
-      let changes = FileChange.between(old: headFiles, new: contents.files)
-      return ImportResult(contents: contents, outcome: .dryRun(changes: changes, head: head))
-    }
-    var read: ArchiveContents?
-    let change = try store.write { transaction -> Change in
-      let target = try transaction.app(app).environment(environment)
-      let contents = try reader.read(from: source, into: transaction.blobSink())
-      read = contents
-      try checkApp(contents, app: app, allowOtherApp: allowOtherApp)
-      let head = try target.head.map { try transaction.version(app: app, number: $0) }
-      if let head, head.treeDigest == contents.treeDigest { return .unchanged(head: head) }
-      let manifest = contents.manifest
-      let origin = ImportOrigin(
-        archiveSHA256: contents.archiveSHA256.value, app: manifest?.app, environment: manifest?.environment,
-        version: manifest?.version?.number)
-      let described = manifest?.version.map {
-        "v\($0.number) of \(manifest?.app ?? "?")/\(manifest?.environment ?? "?")"
-      }
-      let version = try transaction.addVersion(
-        VersionDraft(
-          app: app, environment: environment, author: author, createdAt: Timestamp.now(),
-          comment: comment ?? "import of \(source.displayName)" + (described.map { " (\($0))" } ?? ""),
-          origin: .import, importedFrom: origin, files: contents.files),
-        pinReplacedHead: true)
-      try transaction.appendAudit(
-        AuditEntry(
-          at: version.createdAt, author: author, app: app, environment: environment, action: "import",
-          version: version.number, archiveSHA256: contents.archiveSHA256.value,
-          detail: "imported \(source.displayName)\(manifest == nil ? " (plain tar)" : "")"))
-      return .created(version, changes: [])
-    }.withChanges(from: store)
-    return ImportResult(contents: read!, outcome: .imported(change))
+  /// Versions of `app` (made in `environment`, if given), newest first, numbered below `before`.
+  public func versionsPage(
+    app: String, environment: String?, before: Int?, limit: Int, logger: Logger
+  ) async throws -> VersionsPage {
+    let info = try await store.app(app)
+    if let environment { _ = try info.environment(environment) }
+    let versions = try await store.versions(app: app, environment: environment, before: before, limit: limit)
+    let productionHead = info.production?.head
+    let rows = versions.map { VersionsPage.Row(version: $0, status: SyncStatus(of: $0, productionHead: productionHead)) }
+    let next = rows.count == limit ? rows.last.flatMap { $0.version.number > 1 ? $0.version.number : nil } : nil
+    return VersionsPage(app: info, rows: rows, nextBefore: next)
   }
 
-  private func checkApp(_ contents: ArchiveContents, app: String, allowOtherApp: Bool) throws {
-    guard let other = contents.manifest?.app, other != app, !allowOtherApp else { return }
-    throw ArchiveRefusal(
-      entry: Manifest.entryName, rule: .otherApp,
-      detail: "the archive is of app '\(other)', not '\(app)'; use --allow-other-app if that is intended")
-  }
-
-  // MARK: Export
-
-  /// The version to export: `number`, or the head of `environment`.
-  public func resolve(app: String, environment: String?, number: Int?) throws -> Version {
-    if let number { return try store.version(app: app, number: number) }
-    guard let environment else {
-      throw OperationError(.usage, "name a version or an environment (--env)")
-    }
-    guard let head = try store.app(app).environment(environment).head else {
-      throw OperationError(
-        .operationFailed, "environment '\(environment)' of app '\(app)' has no version yet; push or import one first")
-    }
-    return try store.version(app: app, number: head)
-  }
-
-  /// Writes `version` as a v1 archive, streaming from the store; deterministic for a given version.
-  ///
-  /// - Parameter environment: the environment the archive is said to come from (its head was asked
-  ///   for); nil for a version asked for by number, which names the environment it was made in.
-  public func export(
-    _ version: Version, environment: String?, compression: Compression, to output: ArchiveOutput, author: String
-  ) throws -> WrittenArchive {
-    let environment = environment ?? version.environment
-    let written = try writeArchive(version, environment: environment, compression: compression, to: output)
-    try store.write { transaction in
-      try transaction.appendAudit(
-        AuditEntry(
-          at: Timestamp.now(), author: author, app: version.app, environment: environment,
-          action: "export", version: version.number, archiveSHA256: written.sha256.value,
-          detail: "exported to \(output.displayName) (\(compression.rawValue), \(written.bytes) bytes)"))
-    }
-    return written
-  }
-
-  /// Streams `version` from the store into a v1 archive, recording nothing.
-  func writeArchive(
-    _ version: Version, environment: String, compression: Compression, to output: ArchiveOutput
-  ) throws -> WrittenArchive {
-    let files = try store.files(app: version.app, number: version.number)
-    let manifest = Manifest(
-      app: version.app, environment: environment,
-      version: Manifest.VersionInfo(
-        number: version.number, author: version.author, createdAt: version.createdAt, comment: version.comment,
-        origin: version.origin.rawValue, syncedAt: version.syncedAt),
-      files: files)
-    return try ConfigurationArchive.write(
-      manifest: manifest, modificationTime: Int64(version.createdAt.timeIntervalSince1970),
-      compression: compression, to: output
-    ) { file, write in
-      try store.readBlob(file.sha256, write)
-    }
-  }
-
-  // MARK: Restore and sync
-
-  /// Makes a new version of `environment` with the tree of version `number`.
-  public func restore(app: String, number: Int, environment: String, comment: String?, author: String) throws
-    -> Change
-  {
-    let files = try store.files(app: app, number: number)
-    return try store.write { transaction -> Change in
-      let target = try transaction.app(app).environment(environment)
-      let head = try target.head.map { try transaction.version(app: app, number: $0) }
-      if let head, head.treeDigest == TreeDigest(files: files) { return .unchanged(head: head) }
-      let version = try transaction.addVersion(
-        VersionDraft(
-          app: app, environment: environment, author: author, createdAt: Timestamp.now(),
-          comment: comment ?? "restore of version \(number)", origin: .restore, restoredFrom: number, files: files),
-        pinReplacedHead: true)
-      try transaction.appendAudit(
-        AuditEntry(
-          at: version.createdAt, author: author, app: app, environment: environment, action: "restore",
-          version: version.number, archiveSHA256: nil, detail: "restored version \(number)"))
-      return .created(version, changes: [])
-    }.withChanges(from: store)
-  }
-
-  /// What `sync` did.
-  public struct SyncResult: Sendable {
+  /// One version with what the versions page says of it.
+  public struct VersionDetail: Sendable, Encodable {
     public var version: Version
-    public var environment: String
-    /// The head it replaced (now pinned as a backup), if it was another version.
-    public var replaced: Int?
-    /// Whether the version was the environment's head already.
-    public var wasHead: Bool
+    public var status: SyncStatus
+    /// The environments whose head it is.
+    public var headOf: [String]
   }
 
-  /// Puts version `number` into production (or `environment`): head moved, synced-at set, pinned.
-  public func sync(app: String, number: Int, environment: String?, author: String) throws -> SyncResult {
-    try store.write { transaction in
-      let info = try transaction.app(app)
-      guard let target = try environment.map({ try info.environment($0) }) ?? info.production else {
-        throw OperationError(
-          .operationFailed,
-          "app '\(app)' has no production environment; name one with --to or create it with `confvault env create --production`"
-        )
-      }
-      _ = try transaction.version(app: app, number: number)
-      let replaced = target.head == number ? nil : target.head
-      if target.head != number {
-        try transaction.moveHead(app: app, environment: target.name, to: number)
-      }
-      let now = Timestamp.now()
-      if target.isProduction {
-        try transaction.markSynced(app: app, number: number, at: now)
-      } else {
-        try transaction.pin(app: app, number: number)  // synced-at is for production only
-      }
-      try transaction.appendAudit(
-        AuditEntry(
-          at: now, author: author, app: app, environment: target.name, action: "sync", version: number,
-          archiveSHA256: nil,
-          detail: "version \(number) synced to \(target.name)"
-            + (replaced.map { "; replaced head \($0), pinned" } ?? "")))
-      return SyncResult(
-        version: try transaction.version(app: app, number: number), environment: target.name, replaced: replaced,
-        wasHead: target.head == number)
+  public func show(app: String, number: Int, logger: Logger) async throws -> VersionDetail {
+    let info = try await store.app(app)
+    let version = try await store.version(app: app, number: number)
+    return VersionDetail(
+      version: version, status: SyncStatus(of: version, productionHead: info.production?.head),
+      headOf: info.environments.filter { $0.head == number }.map(\.name))
+  }
+
+  /// Which two trees "view changes" compares.
+  public enum DiffSelection: Sendable {
+    /// A version against its parent.
+    case version(Int)
+    /// The first version against the second.
+    case versions(from: Int, to: Int)
+    /// The first environment's head against the second's.
+    case environments(from: String, to: String)
+  }
+
+  /// The files that differ between two versions.
+  public struct Comparison: Sendable {
+    /// Nil: the empty tree (a first version).
+    public var from: Int?
+    public var to: Int
+    public var changes: [FileChange]
+  }
+
+  public func compare(app: String, _ selection: DiffSelection, logger: Logger) async throws -> Comparison {
+    let from: Int?
+    let to: Int
+    switch selection {
+    case .version(let number):
+      (from, to) = (try await store.version(app: app, number: number).parent, number)
+    case .versions(let first, let second):
+      _ = try await store.version(app: app, number: first)
+      (from, to) = (first, second)
+    case .environments(let first, let second):
+      let info = try await store.app(app)
+      (from, to) = (try head(of: first, in: info), try head(of: second, in: info))
+    }
+    return Comparison(from: from, to: to, changes: try await store.changedFiles(app: app, from: from, to: to))
+  }
+
+  /// What changed inside each file: key paths, text hunks or sizes.
+  public func describe(_ changes: [FileChange], logger: Logger) async throws -> [FileDiff] {
+    var diffs: [FileDiff] = []
+    for change in changes { diffs.append(try await ContentDiff.describe(change, store: store)) }
+    return diffs
+  }
+
+  private func head(of environment: String, in app: AppInfo) throws -> Int {
+    guard let head = try app.environment(environment).head else {
+      throw OperationError(.notFound, "environment '\(environment)' of app '\(app.name)' has no version yet")
+    }
+    return head
+  }
+
+  public func audit(app: String?, limit: Int, logger: Logger) async throws -> [AuditEntry] {
+    if let app { _ = try await store.app(app) }
+    return try await store.audit(app: app, limit: limit)
+  }
+
+  // MARK: Apps and environments
+
+  public func createApp(
+    _ name: String, environments: [String], production: String?, author: String, logger: Logger
+  ) async throws {
+    try await store.apply(
+      StoreChange(
+        .createApp(name: name, environments: environments, production: production), author: author, at: clock(),
+        detail: "app created"))
+    logger.info("app created", metadata: ["app": "\(name)"])
+  }
+
+  public func createEnvironment(
+    app: String, name: String, production: Bool, author: String, logger: Logger
+  ) async throws {
+    try await store.apply(
+      StoreChange(
+        .createEnvironment(app: app, name: name, production: production), author: author, at: clock(),
+        detail: production ? "production environment created" : "environment created"))
+  }
+
+  /// Deletes an environment; its versions stay in the history.
+  public func deleteEnvironment(app: String, name: String, author: String, logger: Logger) async throws {
+    try await deciding(expectedHead: nil, logger: logger) {
+      let environment = try await store.app(app).environment(name)
+      try await store.apply(
+        StoreChange(
+          .deleteEnvironment(app: app, name: name, expectedHead: environment.head), author: author, at: clock(),
+          detail: "environment deleted; its versions stay in the history"))
     }
   }
 
-  // MARK: Checkout
+  // MARK: Deciding again
 
-  /// Writes the head of `environment` into a new folder, atomically.
-  public func checkout(app: String, environment: String, to folder: String) throws -> Version {
-    let version = try resolve(app: app, environment: environment, number: nil)
-    let target = try AtomicFolder(path: folder)
-    let sink = FolderWritingSink(root: target.stagingPath)
-    for file in try store.files(app: app, number: version.number) {
-      try sink.beginFile(path: file.path, mode: file.mode)
-      var hasher = SHA256Stream()
-      try store.readBlob(file.sha256) { chunk in
-        hasher.update(chunk)
-        try sink.write(chunk)
+  /// Runs `decideAndApply` again while another writer's head move makes it fail with a conflict,
+  /// unless the caller named the head it decided on (`expectedHead`): that conflict is the caller's.
+  func deciding<T>(
+    expectedHead: ExpectedHead?, logger: Logger, _ decideAndApply: () async throws -> T
+  ) async throws -> T {
+    var attempt = 1
+    while true {
+      do {
+        return try await decideAndApply()
+      } catch let error as OperationError where error.kind == .conflict && expectedHead == nil && attempt < Self.attempts {
+        logger.debug("the head moved while deciding; deciding again", metadata: ["attempt": "\(attempt)"])
+        attempt += 1
       }
-      guard hasher.finalize() == file.sha256 else {
-        throw OperationError(.operationFailed, "stored content of `\(file.path)` is damaged; run `confvault check`")
-      }
-      try sink.endFile(file)
     }
-    try target.commit()
-    return version
   }
-}
 
-extension Vault.Change {
-  /// Fills in what a new version changed against its parent (read after the transaction committed).
-  fileprivate func withChanges(from store: any VersionStore) throws -> Vault.Change {
-    guard case .created(let version, _) = self else { return self }
-    return .created(
-      version, changes: try store.changedFiles(app: version.app, from: version.parent, to: version.number))
+  /// The head a caller decided a change on (from a preview), which the change must still find.
+  public enum ExpectedHead: Sendable, Equatable {
+    case none
+    case version(Int)
+
+    var number: Int? {
+      if case .version(let number) = self { return number }
+      return nil
+    }
+  }
+
+  /// The head to decide on: the caller's, or the store's now.
+  func decisionHead(_ expected: ExpectedHead?, current: Int?) -> Int? {
+    expected.map(\.number) ?? current
+  }
+
+  /// Fills in what a new version changed against its parent.
+  func created(_ version: Version) async throws -> Change {
+    .created(version, changes: try await store.changedFiles(app: version.app, from: version.parent, to: version.number))
+  }
+
+  // MARK: Upkeep
+
+  public func check(logger: Logger) async throws -> CheckReport {
+    try await store.check()
+  }
+
+  /// What `collectGarbage` removed.
+  public struct Collected: Sendable {
+    public var blobs: Int
+    /// Staging folders of imports whose process is gone.
+    public var stagingFolders: Int
+  }
+
+  /// Removes blobs nothing refers to that are older than `grace`, and abandoned staging folders.
+  public func collectGarbage(grace: TimeInterval = 3600, logger: Logger) async throws -> Collected {
+    let staging = StagingArea.removeAbandoned(in: store.stagingFolder)
+    let blobs = try await store.collectGarbage(grace: grace)
+    logger.info("garbage collected", metadata: ["blobs": "\(blobs)", "staging": "\(staging)"])
+    return Collected(blobs: blobs, stagingFolders: staging)
   }
 }

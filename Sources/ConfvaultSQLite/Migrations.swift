@@ -99,6 +99,11 @@ enum Migrations {
             BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
           """)
     }
+    // When each blob was stored, so that `gc` spares blobs stored for a change still in flight.
+    // Blobs of older stores count as stored long ago (0).
+    migrator.registerMigration("v2-blob-stored-at") { db in
+      try db.execute(sql: "ALTER TABLE blob ADD COLUMN stored_at INTEGER NOT NULL DEFAULT 0")
+    }
     return migrator
   }
 }

@@ -1,3 +1,4 @@
+import ConfvaultCore
 import Foundation
 import GRDB
 
@@ -9,9 +10,8 @@ enum Queries {
     }
     let names = try String.fetchAll(db, sql: "SELECT name FROM app ORDER BY name")
     throw OperationError(
-      .operationFailed,
-      "no app '\(name)' in the store; apps: \(names.isEmpty ? "none (create one with `confvault init --app \(name)`)" : names.joined(separator: ", "))"
-    )
+      .notFound, "no app '\(name)' in the store; apps: \(names.isEmpty ? "none" : names.joined(separator: ", "))",
+      hint: .createApp(name))
   }
 
   static func app(_ db: Database, _ name: String) throws -> AppInfo {
@@ -40,29 +40,48 @@ enum Queries {
     else {
       let newest = try Int.fetchOne(db, sql: "SELECT MAX(number) FROM version WHERE app_id = ?", arguments: [appID])
       throw OperationError(
-        .operationFailed,
+        .notFound,
         "no version \(number) in app '\(app)'; "
           + (newest.map { "versions are 1 to \($0)" } ?? "it has no versions yet (push one first)"))
     }
-    return version(row, app: app)
+    return try version(row, app: app)
   }
 
-  static func version(_ row: Row, app: String) -> Version {
-    let importSHA: String? = row["imported_archive_sha256"]
+  /// A version row as a `Version`; a damaged row is an error, never a plausible version.
+  static func version(_ row: Row, app: String) throws -> Version {
+    let number: Int = row["number"]
+    func damaged(_ what: String) -> OperationError {
+      OperationError(.internal, "app '\(app)' version \(number) is damaged in the store: \(what)", hint: .runCheck)
+    }
+    let originText: String = row["origin"]
+    guard let origin = Origin(rawValue: originText) else { throw damaged("unknown origin `\(originText)`") }
+    let digestText: String = row["tree_digest"]
+    guard let treeDigest = TreeDigest(digestText) else { throw damaged("tree digest `\(digestText)`") }
+    var importedFrom: ImportOrigin?
+    if let importSHA: String = row["imported_archive_sha256"] {
+      guard let archiveSHA256 = SHA256Hex(importSHA) else { throw damaged("archive SHA-256 `\(importSHA)`") }
+      importedFrom = ImportOrigin(
+        archiveSHA256: archiveSHA256, app: row["imported_app"], environment: row["imported_environment"],
+        version: row["imported_version"])
+    }
     return Version(
-      app: app, number: row["number"], environment: row["environment"], author: row["author"],
-      createdAt: Date(timeIntervalSince1970: TimeInterval(row["created_at"] as Int64)),
-      comment: row["comment"], origin: Origin(rawValue: row["origin"]) ?? .push, parent: row["parent"],
-      restoredFrom: row["restored_from"],
-      importedFrom: importSHA.map {
-        ImportOrigin(
-          archiveSHA256: $0, app: row["imported_app"], environment: row["imported_environment"],
-          version: row["imported_version"])
-      },
-      backup: row["backup"],
-      syncedAt: (row["synced_at"] as Int64?).map { Date(timeIntervalSince1970: TimeInterval($0)) },
-      treeDigest: TreeDigest(row["tree_digest"]) ?? TreeDigest(files: []), fileCount: row["file_count"],
+      app: app, number: number, environment: row["environment"], author: row["author"],
+      createdAt: date(row["created_at"]), comment: row["comment"], origin: origin, parent: row["parent"],
+      restoredFrom: row["restored_from"], importedFrom: importedFrom, backup: row["backup"],
+      syncedAt: (row["synced_at"] as Int64?).map(date), treeDigest: treeDigest, fileCount: row["file_count"],
       totalSize: row["total_size"])
+  }
+
+  static func date(_ seconds: Int64) -> Date { Date(timeIntervalSince1970: TimeInterval(seconds)) }
+
+  static func seconds(_ date: Date) -> Int64 { Int64(date.timeIntervalSince1970.rounded(.down)) }
+
+  /// A blob digest as stored; a damaged one is an error.
+  static func digest(_ bytes: Data) throws -> SHA256Hex {
+    guard let digest = SHA256Hex(bytes: bytes) else {
+      throw OperationError(.internal, "a stored digest is damaged (\(bytes.count) bytes)", hint: .runCheck)
+    }
+    return digest
   }
 
   static func treeRoot(_ db: Database, app: String, number: Int) throws -> Data {
@@ -72,7 +91,7 @@ enum Queries {
         db, sql: "SELECT tree FROM version WHERE app_id = ? AND number = ?", arguments: [appID, number])
     else {
       _ = try version(db, app: app, number: number)  // throws the message that says which versions exist
-      throw OperationError(.operationFailed, "no version \(number) in app '\(app)'")
+      throw OperationError(.notFound, "no version \(number) in app '\(app)'")
     }
     return root
   }
@@ -104,8 +123,7 @@ enum Queries {
       if entry.isFolder {
         files += try flatten(db, node: entry.target, prefix: path + "/")
       } else {
-        files.append(
-          ManifestFile(path: path, size: entry.size, mode: entry.mode, sha256: SHA256Hex(bytes: entry.target)))
+        files.append(ManifestFile(path: path, size: entry.size, mode: entry.mode, sha256: try digest(entry.target)))
       }
     }
     return files
@@ -118,8 +136,8 @@ enum Queries {
     let newEntries = try new.map { try entries(db, node: $0) } ?? []
     let oldByName = Dictionary(uniqueKeysWithValues: oldEntries.map { ($0.name, $0) })
     let newByName = Dictionary(uniqueKeysWithValues: newEntries.map { ($0.name, $0) })
-    func file(_ entry: EntryRow, _ path: String) -> ManifestFile {
-      ManifestFile(path: path, size: entry.size, mode: entry.mode, sha256: SHA256Hex(bytes: entry.target))
+    func file(_ entry: EntryRow, _ path: String) throws -> ManifestFile {
+      ManifestFile(path: path, size: entry.size, mode: entry.mode, sha256: try digest(entry.target))
     }
     for name in Set(oldByName.keys).union(newByName.keys) {
       let path = prefix + name
@@ -130,53 +148,22 @@ enum Queries {
       if oldFolder != nil || newFolder != nil {
         try diff(db, old: oldFolder, new: newFolder, prefix: path + "/", into: &changes)
       }
-      let oldFile = before.flatMap { $0.isFolder ? nil : file($0, path) }
-      let newFile = after.flatMap { $0.isFolder ? nil : file($0, path) }
-      switch (oldFile, newFile) {
-      case (nil, nil):
-        break
-      case (let old?, nil):
-        changes.append(FileChange(path: path, kind: .removed, old: old, new: nil))
-      case (nil, let new?):
-        changes.append(FileChange(path: path, kind: .added, old: nil, new: new))
-      case (let old?, let new?):
-        if old.sha256 != new.sha256 {
-          changes.append(FileChange(path: path, kind: .modified, old: old, new: new))
-        } else if old.mode != new.mode {
-          changes.append(FileChange(path: path, kind: .modeChanged, old: old, new: new))
-        }
-      }
+      let oldFile = try before.flatMap { $0.isFolder ? nil : try file($0, path) }
+      let newFile = try after.flatMap { $0.isFolder ? nil : try file($0, path) }
+      if let change = FileChange(path: path, old: oldFile, new: newFile) { changes.append(change) }
     }
   }
 
-  static func auditEntry(_ row: Row) -> AuditEntry {
-    AuditEntry(
-      id: row["id"], at: Date(timeIntervalSince1970: TimeInterval(row["at"] as Int64)), author: row["author"],
-      app: row["app"], environment: row["environment"], action: row["action"], version: row["version"],
-      archiveSHA256: row["archive_sha256"], detail: row["detail"])
-  }
-}
-
-extension FileChange {
-  /// The changes from `old` to `new`, two flat file lists (for trees not in the store, such as an archive).
-  public static func between(old: [ManifestFile], new: [ManifestFile]) -> [FileChange] {
-    let before = Dictionary(old.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
-    let after = Dictionary(new.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
-    var changes: [FileChange] = []
-    for (path, file) in before where after[path] == nil {
-      changes.append(FileChange(path: path, kind: .removed, old: file, new: nil))
+  static func auditEntry(_ row: Row) throws -> AuditEntry {
+    let actionText: String = row["action"]
+    let id: Int64 = row["id"]
+    guard let action = AuditAction(rawValue: actionText) else {
+      throw OperationError(.internal, "audit entry \(id) is damaged: unknown action `\(actionText)`", hint: .runCheck)
     }
-    for (path, file) in after {
-      guard let previous = before[path] else {
-        changes.append(FileChange(path: path, kind: .added, old: nil, new: file))
-        continue
-      }
-      if previous.sha256 != file.sha256 {
-        changes.append(FileChange(path: path, kind: .modified, old: previous, new: file))
-      } else if previous.mode != file.mode {
-        changes.append(FileChange(path: path, kind: .modeChanged, old: previous, new: file))
-      }
-    }
-    return changes.sorted { EntryPath.byteOrder($0.path, $1.path) }
+    let archive: String? = row["archive_sha256"]
+    return AuditEntry(
+      id: id, at: date(row["at"]), author: row["author"], app: row["app"], environment: row["environment"],
+      action: action, version: row["version"], archiveSHA256: archive.flatMap(SHA256Hex.init),
+      detail: row["detail"])
   }
 }

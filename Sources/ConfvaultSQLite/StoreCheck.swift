@@ -1,3 +1,4 @@
+import ConfvaultCore
 import Crypto
 import Foundation
 import GRDB
@@ -13,6 +14,7 @@ struct StoreCheck {
     try checkTrees(&problems)
     let versions = try checkVersions(&problems)
     try checkHeads(&problems)
+    try checkAudit(&problems)
     let unreferenced =
       try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM blob WHERE sha256 NOT IN (SELECT target FROM tree_entry)") ?? 0
     return CheckReport(problems: problems, unreferencedBlobs: unreferenced, versions: versions, blobs: blobs)
@@ -81,7 +83,7 @@ struct StoreCheck {
       let entries = try Queries.entries(db, node: digest).map { entry -> TreeNode.Entry in
         entry.isFolder
           ? .folder(name: entry.name, node: entry.target)
-          : .file(name: entry.name, mode: entry.mode, size: entry.size, blob: SHA256Hex(bytes: entry.target))
+          : .file(name: entry.name, mode: entry.mode, size: entry.size, blob: try Queries.digest(entry.target))
       }
       if TreeNode(entries: entries).digest != digest {
         problems.append("folder \(hexString(digest)): its entries do not match its digest")
@@ -100,8 +102,14 @@ struct StoreCheck {
       var previous = 0
       for row in rows {
         count += 1
-        let version = Queries.version(row, app: name)
-        let label = "app '\(name)' version \(version.number)"
+        let label = "app '\(name)' version \(row["number"] as Int)"
+        let version: Version
+        do {
+          version = try Queries.version(row, app: name)
+        } catch {
+          problems.append("\(label): \(error)")
+          continue
+        }
         if version.number <= previous { problems.append("\(label): numbering is not increasing") }
         previous = version.number
         if let parent = version.parent, parent >= version.number {
@@ -148,5 +156,11 @@ struct StoreCheck {
       try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM head WHERE environment_id NOT IN (SELECT id FROM environment)")
       ?? 0
     if strays > 0 { problems.append("\(strays) heads belong to no environment") }
+  }
+
+  private func checkAudit(_ problems: inout [String]) throws {
+    let known = AuditAction.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+    let damaged = try Int64.fetchAll(db, sql: "SELECT id FROM audit WHERE action NOT IN (\(known))")
+    for id in damaged.prefix(20) { problems.append("audit entry \(id): unknown action") }
   }
 }

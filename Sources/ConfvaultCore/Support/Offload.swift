@@ -1,0 +1,11 @@
+import Foundation
+
+/// Runs blocking work (libarchive, file I/O) on a thread of its own, so an async caller's executor
+/// (a server's event loops, Swift's cooperative pool) is never blocked by it.
+public func offload<T: Sendable>(_ body: @Sendable @escaping () throws -> T) async throws -> T {
+  try await withCheckedThrowingContinuation { continuation in
+    DispatchQueue.global(qos: .userInitiated).async {
+      continuation.resume(with: Result { try body() })
+    }
+  }
+}

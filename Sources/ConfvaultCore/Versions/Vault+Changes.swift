@@ -1,0 +1,200 @@
+import Foundation
+import Logging
+
+extension Vault {
+  // MARK: Push
+
+  /// Makes a new version of `environment` from a configuration folder.
+  ///
+  /// - Parameter expectedHead: the head the caller decided on, if it showed one; nil decides on the head now.
+  /// - Throws: `FolderRefusal` for symlinks and special files; `.conflict` when a file changes while it
+  ///   is stored, or the head is no longer `expectedHead`; `.notFound` for a missing app or environment.
+  public func push(
+    app: String, environment: String, folder: String, comment: String, author: String, backup: Bool,
+    limits: ArchiveLimits = .default, expectedHead: ExpectedHead? = nil, logger: Logger
+  ) async throws -> Change {
+    _ = try await store.app(app).environment(environment)
+    let (files, paths) = try await offload {
+      let found = try ConfigurationFolder.scan(folder, limits: limits)
+      let files = try ConfigurationArchive.hash(found)
+      return (files, Dictionary(found.map { ($0.path, $0.absolutePath) }, uniquingKeysWith: { a, _ in a }))
+    }
+    let tree = TreeDigest(files: files)
+    logger.debug("folder hashed", metadata: ["folder": "\(folder)", "files": "\(files.count)"])
+    var stored = false
+    return try await deciding(expectedHead: expectedHead, logger: logger) {
+      let target = try await store.app(app).environment(environment)
+      let headNumber = decisionHead(expectedHead, current: target.head)
+      if let headNumber, try await store.version(app: app, number: headNumber).treeDigest == tree {
+        return .unchanged(head: try await store.version(app: app, number: headNumber))
+      }
+      if !stored {
+        try await storeMissing(files) { paths[$0.path]! }
+        stored = true
+      }
+      let version = try await store.apply(
+        StoreChange(
+          .addVersion(
+            VersionDraft(
+              app: app, environment: environment, comment: comment, origin: .push, backup: backup, files: files),
+            expectedHead: headNumber),
+          author: author, at: clock(), detail: "pushed from \(folder)\(backup ? " as a backup" : "")"))
+      return try await created(version!)
+    }
+  }
+
+  /// Stores the content of the files the store lacks, each read from where `path` says.
+  func storeMissing(_ files: [ManifestFile], path: (ManifestFile) -> String) async throws {
+    let missing = try await store.missingBlobs(files.map(\.sha256))
+    var seen = Set<SHA256Hex>()
+    let blobs = files.filter { missing.contains($0.sha256) && seen.insert($0.sha256).inserted }
+      .map { BlobFile(sha256: $0.sha256, size: $0.size, path: path($0)) }
+    if !blobs.isEmpty { try await store.storeBlobs(blobs) }
+  }
+
+  // MARK: Import
+
+  /// What `import` read, and what it did.
+  public struct ImportResult: Sendable {
+    public enum Outcome: Sendable {
+      case imported(Change)
+      /// A dry run: what importing would change against the head (nil when there is none); nothing was written.
+      case dryRun(changes: [FileChange], head: Version?)
+    }
+
+    public var contents: ArchiveContents
+    public var outcome: Outcome
+  }
+
+  /// Reads and checks a whole archive; only then adds it as a new version of `environment`.
+  ///
+  /// The archive is read into a staging folder with no lock held, so a slow upload stops no other
+  /// writer; then the blobs the store lacks are stored, and one short change adds the version. A
+  /// refused archive changes nothing in the store.
+  ///
+  /// - Throws: `ArchiveRefusal` for a bad archive, or one of another app unless `allowOtherApp`.
+  public func importArchive(
+    _ source: ArchiveSource, app: String, environment: String, comment: String?, author: String,
+    reader: ArchiveReader, allowOtherApp: Bool, dryRun: Bool, expectedHead: ExpectedHead? = nil,
+    logger: Logger
+  ) async throws -> ImportResult {
+    _ = try await store.app(app).environment(environment)
+    if dryRun {
+      let contents = try await offload { try reader.read(from: source) }
+      try checkApp(contents, app: app, allowOtherApp: allowOtherApp)
+      let target = try await store.app(app).environment(environment)
+      guard let headNumber = decisionHead(expectedHead, current: target.head) else {
+        return ImportResult(
+          contents: contents, outcome: .dryRun(changes: FileChange.between(old: [], new: contents.files), head: nil))
+      }
+      let head = try await store.version(app: app, number: headNumber)
+      let changes = FileChange.between(old: try await store.files(app: app, number: headNumber), new: contents.files)
+      return ImportResult(contents: contents, outcome: .dryRun(changes: changes, head: head))
+    }
+    let staging = try StagingArea(in: store.stagingFolder)
+    defer { staging.remove() }
+    let contents = try await offload { try reader.read(from: source, into: staging.sink()) }
+    logger.debug("archive read", metadata: ["files": "\(contents.files.count)", "source": "\(source.displayName)"])
+    try checkApp(contents, app: app, allowOtherApp: allowOtherApp)
+    let manifest = contents.manifest
+    let origin = ImportOrigin(
+      archiveSHA256: contents.archiveSHA256, app: manifest?.app, environment: manifest?.environment,
+      version: manifest?.version?.number)
+    let described = manifest?.version.map { "v\($0.number) of \(manifest?.app ?? "?")/\(manifest?.environment ?? "?")" }
+    var stored = false
+    let change = try await deciding(expectedHead: expectedHead, logger: logger) { () async throws -> Change in
+      let target = try await store.app(app).environment(environment)
+      let headNumber = decisionHead(expectedHead, current: target.head)
+      if let headNumber {
+        let head = try await store.version(app: app, number: headNumber)
+        if head.treeDigest == contents.treeDigest { return .unchanged(head: head) }
+      }
+      if !stored {
+        try await storeMissing(contents.files) { staging.file($0.sha256) }
+        stored = true
+      }
+      let version = try await store.apply(
+        StoreChange(
+          .addVersion(
+            VersionDraft(
+              app: app, environment: environment,
+              comment: comment ?? "import of \(source.displayName)" + (described.map { " (\($0))" } ?? ""),
+              origin: .import, importedFrom: origin, files: contents.files),
+            expectedHead: headNumber),
+          author: author, at: clock(),
+          detail: "imported \(source.displayName)\(manifest == nil ? " (plain tar)" : "")",
+          archiveSHA256: contents.archiveSHA256))
+      return try await created(version!)
+    }
+    return ImportResult(contents: contents, outcome: .imported(change))
+  }
+
+  private func checkApp(_ contents: ArchiveContents, app: String, allowOtherApp: Bool) throws {
+    guard let other = contents.manifest?.app, other != app, !allowOtherApp else { return }
+    throw ArchiveRefusal(
+      entry: Manifest.entryName, rule: .otherApp, detail: "the archive is of app '\(other)', not '\(app)'",
+      hint: .allowOtherApp)
+  }
+
+  // MARK: Restore and sync
+
+  /// Makes a new version of `environment` with the tree of version `number`.
+  public func restore(
+    app: String, number: Int, environment: String, comment: String?, author: String,
+    expectedHead: ExpectedHead? = nil, logger: Logger
+  ) async throws -> Change {
+    let source = try await store.version(app: app, number: number)
+    let files = try await store.files(app: app, number: number)
+    return try await deciding(expectedHead: expectedHead, logger: logger) {
+      let target = try await store.app(app).environment(environment)
+      let headNumber = decisionHead(expectedHead, current: target.head)
+      if let headNumber {
+        let head = try await store.version(app: app, number: headNumber)
+        if head.treeDigest == source.treeDigest { return .unchanged(head: head) }
+      }
+      let version = try await store.apply(
+        StoreChange(
+          .addVersion(
+            VersionDraft(
+              app: app, environment: environment, comment: comment ?? "restore of version \(number)",
+              origin: .restore, restoredFrom: number, files: files),
+            expectedHead: headNumber),
+          author: author, at: clock(), detail: "restored version \(number)"))
+      return try await created(version!)
+    }
+  }
+
+  /// What `sync` did.
+  public struct SyncResult: Sendable {
+    public var version: Version
+    public var environment: String
+    /// The head it replaced (now pinned as a backup), if it was another version.
+    public var replaced: Int?
+    /// Whether the version was the environment's head already.
+    public var wasHead: Bool
+  }
+
+  /// Puts version `number` into production (or `environment`): head moved, synced-at set, pinned.
+  public func sync(
+    app: String, number: Int, environment: String?, author: String, expectedHead: ExpectedHead? = nil,
+    logger: Logger
+  ) async throws -> SyncResult {
+    try await deciding(expectedHead: expectedHead, logger: logger) {
+      let info = try await store.app(app)
+      guard let target = try environment.map({ try info.environment($0) }) ?? info.production else {
+        throw OperationError(
+          .operationFailed, "app '\(app)' has no production environment", hint: .nameTargetOrCreateProduction)
+      }
+      _ = try await store.version(app: app, number: number)
+      let headNumber = decisionHead(expectedHead, current: target.head)
+      let replaced = headNumber == number ? nil : headNumber
+      let version = try await store.apply(
+        StoreChange(
+          .sync(app: app, environment: target.name, number: number, expectedHead: headNumber), author: author,
+          at: clock(),
+          detail: "version \(number) synced to \(target.name)" + (replaced.map { "; replaced head \($0), pinned" } ?? "")
+        ))
+      return SyncResult(version: version!, environment: target.name, replaced: replaced, wasHead: headNumber == number)
+    }
+  }
+}

@@ -1,0 +1,201 @@
+import ConfvaultCore
+import Foundation
+import GRDB
+
+/// Applies one `StoreChange` inside a write transaction: first the checks of the heads it was decided
+/// against, then the writes, then its audit entry.
+struct ChangeWriter {
+  let db: Database
+  let change: StoreChange
+
+  private var at: Int64 { Queries.seconds(change.at) }
+
+  func apply() throws -> Version? {
+    switch change.operation {
+    case .createApp(let name, let environments, let production):
+      try createApp(name, environments: environments, production: production)
+      return nil
+    case .createEnvironment(let app, let name, let production):
+      try createEnvironment(app: app, name: name, production: production, detail: change.detail)
+      return nil
+    case .deleteEnvironment(let app, let name, let expectedHead):
+      try deleteEnvironment(app: app, name: name, expectedHead: expectedHead)
+      return nil
+    case .addVersion(let draft, let expectedHead):
+      return try addVersion(draft, expectedHead: expectedHead)
+    case .sync(let app, let environment, let number, let expectedHead):
+      return try sync(app: app, environment: environment, number: number, expectedHead: expectedHead)
+    case .note(let app, let environment, let action, let version):
+      _ = try Queries.appID(db, app)
+      try appendAudit(app: app, environment: environment, action: action, version: version)
+      return nil
+    }
+  }
+
+  private func createApp(_ name: String, environments: [String], production: String?) throws {
+    if try Int64.fetchOne(db, sql: "SELECT id FROM app WHERE name = ?", arguments: [name]) != nil {
+      throw OperationError(.conflict, "app '\(name)' exists already")
+    }
+    try db.execute(sql: "INSERT INTO app (name, created_at) VALUES (?, ?)", arguments: [name, at])
+    try appendAudit(app: name, environment: nil, action: .`init`, version: nil)
+    for environment in environments {
+      try createEnvironment(
+        app: name, name: environment, production: environment == production,
+        detail: environment == production ? "production environment created" : "environment created")
+    }
+  }
+
+  private func createEnvironment(app: String, name: String, production: Bool, detail: String) throws {
+    let appID = try Queries.appID(db, app)
+    if try Int64.fetchOne(
+      db, sql: "SELECT id FROM environment WHERE app_id = ? AND name = ?", arguments: [appID, name]) != nil
+    {
+      throw OperationError(.conflict, "environment '\(name)' exists already in app '\(app)'")
+    }
+    if production,
+      let current = try String.fetchOne(
+        db, sql: "SELECT name FROM environment WHERE app_id = ? AND is_production = 1", arguments: [appID])
+    {
+      throw OperationError(.conflict, "app '\(app)' has a production environment already: '\(current)'")
+    }
+    try db.execute(
+      sql: "INSERT INTO environment (app_id, name, is_production, created_at) VALUES (?, ?, ?, ?)",
+      arguments: [appID, name, production, at])
+    try appendAudit(app: app, environment: name, action: .environmentCreate, version: nil, detail: detail)
+  }
+
+  private func deleteEnvironment(app: String, name: String, expectedHead: Int?) throws {
+    let environment = try Queries.app(db, app).environment(name)
+    if environment.isProduction {
+      throw OperationError(
+        .operationFailed, "'\(name)' is the production environment of '\(app)'; it cannot be deleted")
+    }
+    try checkHead(environment, app: app, expected: expectedHead)
+    let appID = try Queries.appID(db, app)
+    try db.execute(
+      sql: "DELETE FROM head WHERE environment_id = (SELECT id FROM environment WHERE app_id = ? AND name = ?)",
+      arguments: [appID, name])
+    try db.execute(sql: "DELETE FROM environment WHERE app_id = ? AND name = ?", arguments: [appID, name])
+    try appendAudit(app: app, environment: name, action: .environmentDelete, version: environment.head)
+  }
+
+  private func addVersion(_ draft: VersionDraft, expectedHead: Int?) throws -> Version {
+    let appID = try Queries.appID(db, draft.app)
+    let environment = try Queries.app(db, draft.app).environment(draft.environment)
+    try checkHead(environment, app: draft.app, expected: expectedHead)
+    let hasBlob = try db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?")
+    for file in draft.files where try Bool.fetchOne(hasBlob, arguments: [file.sha256.bytes]) != true {
+      throw OperationError(.internal, "the content of `\(file.path)` (\(file.sha256)) was not stored first")
+    }
+    let root = try storeTree(draft.files)
+    guard
+      let number = try Int.fetchOne(
+        db, sql: "UPDATE app SET next_version = next_version + 1 WHERE id = ? RETURNING next_version - 1",
+        arguments: [appID])
+    else { throw OperationError(.notFound, "app '\(draft.app)' vanished") }
+    let digest = TreeDigest(files: draft.files)
+    let totalSize = draft.files.reduce(Int64(0)) { $0 + $1.size }
+    try db.execute(
+      sql: """
+        INSERT INTO version (app_id, number, environment, author, created_at, comment, origin, parent,
+          restored_from, imported_archive_sha256, imported_app, imported_environment, imported_version,
+          backup, synced_at, tree, tree_digest, file_count, total_size)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)
+        """,
+      arguments: [
+        appID, number, draft.environment, change.author, at, draft.comment, draft.origin.rawValue,
+        environment.head, draft.restoredFrom, draft.importedFrom?.archiveSHA256.value, draft.importedFrom?.app,
+        draft.importedFrom?.environment, draft.importedFrom?.version, draft.backup, root, digest.value,
+        draft.files.count, totalSize,
+      ])
+    if draft.pinsReplacedHead, let previous = environment.head {
+      try pin(appID: appID, number: previous)
+    }
+    try setHead(appID: appID, environment: draft.environment, number: number)
+    try appendAudit(
+      app: draft.app, environment: draft.environment, action: AuditAction(draft.origin), version: number)
+    return try Queries.version(db, app: draft.app, number: number)
+  }
+
+  private func sync(app: String, environment name: String, number: Int, expectedHead: Int?) throws -> Version {
+    let appID = try Queries.appID(db, app)
+    let environment = try Queries.app(db, app).environment(name)
+    try checkHead(environment, app: app, expected: expectedHead)
+    _ = try Queries.version(db, app: app, number: number)
+    if environment.head != number {
+      if let previous = environment.head { try pin(appID: appID, number: previous) }
+      try setHead(appID: appID, environment: name, number: number)
+    }
+    if environment.isProduction {
+      try db.execute(
+        sql: "UPDATE version SET synced_at = ?, backup = 1 WHERE app_id = ? AND number = ?",
+        arguments: [at, appID, number])
+    } else {
+      try pin(appID: appID, number: number)  // synced-at is for production only
+    }
+    try appendAudit(app: app, environment: name, action: .sync, version: number)
+    return try Queries.version(db, app: app, number: number)
+  }
+
+  /// Refuses the change when the environment's head is not the one it was decided against.
+  private func checkHead(_ environment: EnvironmentInfo, app: String, expected: Int?) throws {
+    guard environment.head != expected else { return }
+    func shown(_ head: Int?) -> String { head.map { "v\($0)" } ?? "no version" }
+    throw OperationError(
+      .conflict,
+      "the head of \(app)/\(environment.name) is \(shown(environment.head)), not \(shown(expected)) as when the change was decided; nothing was changed"
+    )
+  }
+
+  private func pin(appID: Int64, number: Int) throws {
+    try db.execute(
+      sql: "UPDATE version SET backup = 1 WHERE app_id = ? AND number = ?", arguments: [appID, number])
+  }
+
+  private func setHead(appID: Int64, environment: String, number: Int) throws {
+    try db.execute(
+      sql: """
+        INSERT INTO head (environment_id, version, moved_at)
+        VALUES ((SELECT id FROM environment WHERE app_id = ? AND name = ?), ?, ?)
+        ON CONFLICT (environment_id) DO UPDATE SET version = excluded.version, moved_at = excluded.moved_at
+        """,
+      arguments: [appID, environment, number, at])
+  }
+
+  private func appendAudit(
+    app: String, environment: String?, action: AuditAction, version: Int?, detail: String? = nil
+  ) throws {
+    try db.execute(
+      sql: """
+        INSERT INTO audit (at, author, app, environment, action, version, archive_sha256, detail)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+      arguments: [
+        at, change.author, app, environment, action.rawValue, version, change.archiveSHA256?.value,
+        detail ?? change.detail,
+      ])
+  }
+
+  /// Stores the folders of `files` that are not stored yet; returns the root folder's digest.
+  private func storeTree(_ files: [ManifestFile]) throws -> Data {
+    var root = Data()
+    for (digest, node) in TreeNode.build(files) {
+      root = digest
+      try db.cachedStatement(sql: "INSERT OR IGNORE INTO tree_node (digest) VALUES (?)").execute(arguments: [digest])
+      guard db.changesCount > 0 else { continue }
+      for entry in node.entries {
+        switch entry {
+        case .file(let name, let mode, let size, let blob):
+          try db.cachedStatement(
+            sql: "INSERT INTO tree_entry (node, name, is_folder, executable, size, target) VALUES (?, ?, 0, ?, ?, ?)"
+          ).execute(arguments: [digest, name, mode == .executable, size, blob.bytes])
+        case .folder(let name, let child):
+          try db.cachedStatement(
+            sql: "INSERT INTO tree_entry (node, name, is_folder, executable, size, target) VALUES (?, ?, 1, 0, 0, ?)"
+          ).execute(arguments: [digest, name, child])
+        }
+      }
+    }
+    return root
+  }
+}
