@@ -435,7 +435,7 @@ final class StoreFixture {
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice
     try process.run()
-    // Half the archive: the import is streaming blobs inside its open transaction, waiting for the rest.
+    // Half the archive: the import is staging what it read, waiting for the rest.
     input.fileHandleForWriting.write(archive.prefix(archive.count / 2))
     Thread.sleep(forTimeInterval: 1)
     kill(process.processIdentifier, SIGKILL)
@@ -471,5 +471,100 @@ final class StoreFixture {
     holder.waitUntilExit()
     #expect(outcome.status == 75, "\(outcome)")
     #expect(outcome.stderr.contains("busy with another confvault process; try again"))
+  }
+
+  /// Starts `confvault import -` on a pipe, feeds it the first half of `archive`, and waits until it
+  /// has read that much (its staging folder holds a file).
+  private func stalledImport(_ store: StoreFixture, archive: Data, environment: String) throws -> (Process, Pipe, Pipe) {
+    let process = Process()
+    let input = Pipe()
+    let output = Pipe()
+    process.executableURL = URL(fileURLWithPath: Harness.binary)
+    process.arguments = ["import", "-", "--app", "inventory", "--env", environment]
+    process.environment = ProcessInfo.processInfo.environment.merging(store.environment) { _, new in new }
+    process.standardInput = input
+    process.standardOutput = output
+    process.standardError = output
+    try process.run()
+    input.fileHandleForWriting.write(archive.prefix(archive.count / 2))
+    let staging = store.environment["CONFVAULT_STORE"]! + "/staging"
+    let deadline = Date().addingTimeInterval(20)
+    while Date() < deadline {
+      let folders = (try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? []
+      if let folder = folders.first,
+        let staged = try? FileManager.default.contentsOfDirectory(atPath: staging + "/" + folder), !staged.isEmpty
+      {
+        break
+      }
+      Thread.sleep(forTimeInterval: 0.05)
+    }
+    return (process, input, output)
+  }
+
+  private func bigArchive(_ store: StoreFixture) throws -> Data {
+    let big = store.folder.file("big")
+    #expect(
+      try Harness.shell(
+        "mkdir -p '\(big)' && for i in $(seq 1 300); do head -c 20000 /dev/urandom > '\(big)'/file$i.bin; done"
+      ).status == 0)
+    try Harness.confvault([
+      "pack", big, "-o", store.folder.file("big.tar"), "--compression", "none", "--app", "inventory",
+    ])
+    return try store.folder.bytes("big.tar")
+  }
+
+  @Test("an import stalled on a pipe does not block a push to another environment; released, it succeeds")
+  func stalledImportBlocksNoWriter() throws {
+    let store = try StoreFixture()
+    let archive = try bigArchive(store)
+    let (process, input, output) = try stalledImport(store, archive: archive, environment: "staging")
+    // A short lock time-out: a push that had to wait for the import would fail with 75.
+    var environment = store.environment
+    environment["CONFVAULT_LOCK_TIMEOUT"] = "2"
+    let started = Date()
+    let pushed = try Harness.confvault(
+      ["push", "--app", "inventory", "--env", "development", Harness.samples + "/development"],
+      environment: environment)
+    let took = Date().timeIntervalSince(started)
+    #expect(pushed.status == 0 && pushed.stdout.contains("pushed v1 to inventory/development"), "\(pushed)")
+    #expect(took < 2, "the push did not wait for the stalled import (\(took) s)")
+    #expect(process.isRunning, "the import is still waiting for the rest of its archive")
+    input.fileHandleForWriting.write(archive.suffix(from: archive.count / 2))
+    try input.fileHandleForWriting.close()
+    process.waitUntilExit()
+    let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    #expect(process.terminationStatus == 0 && printed.contains("imported as v2 to inventory/staging"), "\(printed)")
+    #expect(try store.heads() == ["development": 1, "staging": 2])
+    #expect(try store.ok(["check"]).hasPrefix("OK: 2 versions"))
+  }
+
+  @Test("a stalled import whose environment's head moved meanwhile still succeeds on the new head")
+  func stalledImportAfterHeadMoved() throws {
+    let store = try StoreFixture()
+    let archive = try bigArchive(store)
+    let (process, input, output) = try stalledImport(store, archive: archive, environment: "staging")
+    try store.ok(["push", "--app", "inventory", "--env", "staging", Harness.samples + "/staging"])
+    input.fileHandleForWriting.write(archive.suffix(from: archive.count / 2))
+    try input.fileHandleForWriting.close()
+    process.waitUntilExit()
+    let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    #expect(process.terminationStatus == 0 && printed.contains("imported as v2"), "\(printed)")
+    let versions = try store.versions()
+    #expect(versions.first?["parent"] as? Int == 1, "decided on the head it found when it was applied")
+  }
+
+  @Test("a killed import leaves its staging folder, which check ignores and gc removes")
+  func killedImportStaging() throws {
+    let store = try StoreFixture()
+    let archive = try bigArchive(store)
+    let (process, _, _) = try stalledImport(store, archive: archive, environment: "staging")
+    kill(process.processIdentifier, SIGKILL)
+    process.waitUntilExit()
+    let staging = store.environment["CONFVAULT_STORE"]! + "/staging"
+    #expect(try FileManager.default.contentsOfDirectory(atPath: staging).count == 1, "the staging folder outlived the kill")
+    let checked = try store.ok(["check"])
+    #expect(checked.hasPrefix("OK: 0 versions, 0 blobs") && !checked.contains("unreferenced"), "\(checked)")
+    #expect(try store.ok(["gc"]).contains("and 1 abandoned import staging folders"))
+    #expect(try FileManager.default.contentsOfDirectory(atPath: staging).isEmpty)
   }
 }

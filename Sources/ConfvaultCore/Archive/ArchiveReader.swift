@@ -115,6 +115,7 @@ private final class ReadSession {
     let supports: [(String, (OpaquePointer) -> Int32)] = [
       ("tar", { archive_read_support_format_tar($0) }), ("gzip", { archive_read_support_filter_gzip($0) }),
       ("xz", { archive_read_support_filter_xz($0) }), ("zstd", { archive_read_support_filter_zstd($0) }),
+      ("bzip2", { archive_read_support_filter_bzip2($0) }),
     ]
     for (name, support) in supports where support(archive) != ARCHIVE_OK {
       // Every stored property is set: deinit frees the handle.
@@ -352,6 +353,7 @@ private final class ReadSession {
     case ARCHIVE_FILTER_GZIP: compression = .gzip
     case ARCHIVE_FILTER_XZ: compression = .xz
     case ARCHIVE_FILTER_ZSTD: compression = .zstd
+    case ARCHIVE_FILTER_BZIP2: compression = .bzip2
     default: compression = .none
     }
     return ArchiveContents(

@@ -107,6 +107,8 @@ final class ArchiveWriter {
       try check(archive_write_add_filter_zstd(archive), "enable zstd")
     case .xz:
       try check(archive_write_add_filter_xz(archive), "enable xz")
+    case .bzip2:
+      try check(archive_write_add_filter_bzip2(archive), "enable bzip2")
     case .none:
       try check(archive_write_add_filter_none(archive), "disable compression")
     }
