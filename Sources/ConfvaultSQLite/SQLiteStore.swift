@@ -266,6 +266,7 @@ private final class BlobWriter {
   private let storedAt: Int64
   private let compressor: BlobCodec.Compressor
   private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BlobCodec.chunkSize, alignment: 16)
+  private let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
 
   init(db: Database, storedAt: Int64) throws {
     self.db = db
@@ -273,30 +274,28 @@ private final class BlobWriter {
     compressor = try BlobCodec.Compressor()
   }
 
-  deinit { buffer.deallocate() }
+  deinit {
+    buffer.deallocate()
+    readBuffer.deallocate()
+  }
 
-  /// Stores `blob` unless it is stored already, checking that the file still has its digest and size.
+  /// Stores `blob` unless it is stored already; its content must still have its digest and size.
   func store(_ blob: BlobFile) throws {
     let key = blob.sha256.bytes
     guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?"), arguments: [key]) != true
     else { return }
-    var hasher = SHA256Stream()
-    var size: Int64 = 0
     var sequence = 0
     var filled = 0
+    var storedSize: Int64 = 0
     func flush() throws {
       let encoded = compressor.encode(UnsafeRawBufferPointer(rebasing: buffer[0..<filled]))
       try db.cachedStatement(sql: "INSERT INTO blob_chunk (blob, seq, zstd, data) VALUES (?, ?, ?, ?)")
         .execute(arguments: [key, sequence, encoded.compressed, encoded.data])
+      storedSize += Int64(encoded.data.count)
       sequence += 1
       filled = 0
     }
-    var storedSize: Int64 = 0
-    let chunkBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
-    defer { chunkBuffer.deallocate() }
-    try ConfigurationFolder.stream(blob.path, buffer: chunkBuffer) { chunk in
-      hasher.update(chunk)
-      size += Int64(chunk.count)
+    try blob.stream(buffer: readBuffer) { chunk in
       var rest = chunk
       while !rest.isEmpty {
         let take = min(rest.count, buffer.count - filled)
@@ -304,24 +303,14 @@ private final class BlobWriter {
           from: UnsafeRawBufferPointer(rebasing: rest[0..<take]))
         filled += take
         rest = UnsafeRawBufferPointer(rebasing: rest[take...])
-        if filled == buffer.count {
-          storedSize += Int64(filled)
-          try flush()
-        }
+        if filled == buffer.count { try flush() }
       }
     }
     // An empty file is one empty chunk, so every blob has at least one.
-    if filled > 0 || sequence == 0 {
-      storedSize += Int64(filled)
-      try flush()
-    }
-    guard size == blob.size, hasher.finalize() == blob.sha256 else {
-      throw OperationError(
-        .conflict, "`\(blob.path)` changed while it was being stored; nothing was changed, try again")
-    }
+    if filled > 0 || sequence == 0 { try flush() }
     try db.cachedStatement(
       sql: "INSERT INTO blob (sha256, size, stored_size, chunk_count, stored_at) VALUES (?, ?, ?, ?, ?)"
-    ).execute(arguments: [key, size, storedSize, sequence, storedAt])
+    ).execute(arguments: [key, blob.size, storedSize, sequence, storedAt])
   }
 }
 

@@ -47,7 +47,6 @@ enum Advice {
     case .replaceExisting: return "use --force to replace it"
     case .waitForLock: return "try again later or pass --wait SECONDS"
     case .runCheck: return "run `confvault check`"
-    case .upgrade: return "upgrade confvault"
     }
   }
 }

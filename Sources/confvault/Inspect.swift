@@ -56,25 +56,25 @@ struct Inspect: AsyncParsableCommand {
 
   /// What `inspect --json` prints: the archive's own facts beside its manifest.
   struct Report: Encodable {
-    var archiveSHA256: String
+    var archiveSHA256: SHA256Hex
     var archiveBytes: Int64
     var compression: Compression
     var plain: Bool
-    var strippedFolder: String?
-    var manifest: Manifest?
-    var treeDigest: String
+    @ExplicitNull var strippedFolder: String?
+    @ExplicitNull var manifest: Manifest?
+    var treeDigest: TreeDigest
     var fileCount: Int
     var totalSize: Int64
     var files: [ManifestFile]
 
     init(_ contents: ArchiveContents) {
-      archiveSHA256 = contents.archiveSHA256.value
+      archiveSHA256 = contents.archiveSHA256
       archiveBytes = contents.archiveBytes
       compression = contents.compression
       plain = contents.manifest == nil
       strippedFolder = contents.strippedFolder
       manifest = contents.manifest
-      treeDigest = contents.treeDigest.value
+      treeDigest = contents.treeDigest
       fileCount = contents.files.count
       totalSize = contents.totalSize
       files = contents.files

@@ -29,13 +29,13 @@ struct Versions: AsyncParsableCommand {
     var environment: String
     var author: String
     var createdAt: Date
-    var syncedAt: Date?
+    @ExplicitNull var syncedAt: Date?
     var comment: String
     var origin: Origin
     var backup: Bool
     var status: SyncStatus
-    var parent: Int?
-    var restoredFrom: Int?
+    @ExplicitNull var parent: Int?
+    @ExplicitNull var restoredFrom: Int?
     var treeDigest: TreeDigest
     var fileCount: Int
     var totalSize: Int64
@@ -55,29 +55,6 @@ struct Versions: AsyncParsableCommand {
       treeDigest = version.treeDigest
       fileCount = version.fileCount
       totalSize = version.totalSize
-    }
-
-    enum CodingKeys: String, CodingKey {
-      case number, environment, author, createdAt, syncedAt, comment, origin, backup, status, parent
-      case restoredFrom, treeDigest, fileCount, totalSize
-    }
-
-    func encode(to encoder: any Encoder) throws {
-      var container = encoder.container(keyedBy: CodingKeys.self)
-      try container.encode(number, forKey: .number)
-      try container.encode(environment, forKey: .environment)
-      try container.encode(author, forKey: .author)
-      try container.encode(createdAt, forKey: .createdAt)
-      try container.encode(syncedAt, forKey: .syncedAt)
-      try container.encode(comment, forKey: .comment)
-      try container.encode(origin, forKey: .origin)
-      try container.encode(backup, forKey: .backup)
-      try container.encode(status, forKey: .status)
-      try container.encode(parent, forKey: .parent)
-      try container.encode(restoredFrom, forKey: .restoredFrom)
-      try container.encode(treeDigest, forKey: .treeDigest)
-      try container.encode(fileCount, forKey: .fileCount)
-      try container.encode(totalSize, forKey: .totalSize)
     }
   }
 

@@ -475,7 +475,8 @@ final class StoreFixture {
 
   /// Starts `confvault import -` on a pipe, feeds it the first half of `archive`, and waits until it
   /// has read that much (its staging folder holds a file).
-  private func stalledImport(_ store: StoreFixture, archive: Data, environment: String) throws -> (Process, Pipe, Pipe) {
+  private func stalledImport(_ store: StoreFixture, archive: Data, environment: String) throws -> (Process, Pipe, Pipe)
+  {
     let process = Process()
     let input = Pipe()
     let output = Pipe()
@@ -561,7 +562,8 @@ final class StoreFixture {
     kill(process.processIdentifier, SIGKILL)
     process.waitUntilExit()
     let staging = store.environment["CONFVAULT_STORE"]! + "/staging"
-    #expect(try FileManager.default.contentsOfDirectory(atPath: staging).count == 1, "the staging folder outlived the kill")
+    #expect(
+      try FileManager.default.contentsOfDirectory(atPath: staging).count == 1, "the staging folder outlived the kill")
     let checked = try store.ok(["check"])
     #expect(checked.hasPrefix("OK: 0 versions, 0 blobs") && !checked.contains("unreferenced"), "\(checked)")
     #expect(try store.ok(["gc"]).contains("and 1 abandoned import staging folders"))

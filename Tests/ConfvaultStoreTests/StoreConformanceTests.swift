@@ -84,7 +84,9 @@ final class ScratchFolder: @unchecked Sendable {
 
 /// The store protocol's contract, checked on every kind of store through the protocol alone.
 @Suite struct StoreConformanceTests {
-  @Test("versions are numbered per app from 1, never reused, each the head of its environment", arguments: StoreKind.allCases)
+  @Test(
+    "versions are numbered per app from 1, never reused, each the head of its environment",
+    arguments: StoreKind.allCases)
   func numbering(kind: StoreKind) async throws {
     let fixture = try kind.make()
     try await fixture.createShop()
@@ -103,7 +105,8 @@ final class ScratchFolder: @unchecked Sendable {
     #expect(dev == 3 && prod == 2)
     let listed = try await fixture.store.versions(app: "shop", environment: nil, before: nil, limit: 10)
     #expect(listed.map(\.number) == [3, 2, 1])
-    #expect(try await fixture.store.versions(app: "shop", environment: "dev", before: 3, limit: 10).map(\.number) == [1])
+    #expect(
+      try await fixture.store.versions(app: "shop", environment: "dev", before: 3, limit: 10).map(\.number) == [1])
     #expect(third.createdAt == Date(timeIntervalSince1970: 1_800_000_000) && third.author == "ana")
     #expect(try await fixture.store.files(app: "shop", number: 3).map(\.path) == ["a.json"])
   }
@@ -140,7 +143,9 @@ final class ScratchFolder: @unchecked Sendable {
     #expect(next.number == 3, "a refused change used no number")
   }
 
-  @Test("restores and imports pin the head they replace; a sync pins the version and the replaced head", arguments: StoreKind.allCases)
+  @Test(
+    "restores and imports pin the head they replace; a sync pins the version and the replaced head",
+    arguments: StoreKind.allCases)
   func pins(kind: StoreKind) async throws {
     let fixture = try kind.make()
     try await fixture.createShop()
@@ -164,7 +169,9 @@ final class ScratchFolder: @unchecked Sendable {
     #expect(try await fixture.head("prod") == 3)
   }
 
-  @Test("synced-at is set by a sync to production only, and the status follows the production head", arguments: StoreKind.allCases)
+  @Test(
+    "synced-at is set by a sync to production only, and the status follows the production head",
+    arguments: StoreKind.allCases)
   func syncStatus(kind: StoreKind) async throws {
     let fixture = try kind.make()
     try await fixture.createShop()
@@ -173,9 +180,11 @@ final class ScratchFolder: @unchecked Sendable {
     try await fixture.addVersion("dev", ["a.json": "3"], expectedHead: 2)
     let at = Date(timeIntervalSince1970: 1_900_000_000)
     try await fixture.store.apply(
-      StoreChange(.sync(app: "shop", environment: "prod", number: 1, expectedHead: nil), author: "a", at: at, detail: "s"))
+      StoreChange(
+        .sync(app: "shop", environment: "prod", number: 1, expectedHead: nil), author: "a", at: at, detail: "s"))
     try await fixture.store.apply(
-      StoreChange(.sync(app: "shop", environment: "prod", number: 2, expectedHead: 1), author: "a", at: at, detail: "s"))
+      StoreChange(.sync(app: "shop", environment: "prod", number: 2, expectedHead: 1), author: "a", at: at, detail: "s")
+    )
     try await fixture.store.apply(
       StoreChange(.sync(app: "shop", environment: "dev", number: 1, expectedHead: 3), author: "a", at: at, detail: "s"))
     let production = try await fixture.store.app("shop").production?.head
@@ -197,13 +206,16 @@ final class ScratchFolder: @unchecked Sendable {
         .note(app: "shop", environment: "dev", action: .export, version: 1), author: "bob", at: Date(),
         detail: "exported", archiveSHA256: archive))
     try await fixture.store.apply(
-      StoreChange(.sync(app: "shop", environment: "prod", number: 1, expectedHead: nil), author: "cy", at: Date(), detail: "s"))
+      StoreChange(
+        .sync(app: "shop", environment: "prod", number: 1, expectedHead: nil), author: "cy", at: Date(), detail: "s"))
     let entries = try await fixture.store.audit(app: "shop", limit: 100)
     #expect(entries.map(\.action) == [.`init`, .environmentCreate, .environmentCreate, .push, .export, .sync])
     #expect(entries.map(\.id) == entries.map(\.id).sorted() && Set(entries.map(\.id)).count == entries.count)
     #expect(entries[4].archiveSHA256 == archive && entries[4].author == "bob" && entries[4].version == 1)
     #expect(entries[3].version == 1 && entries[5].author == "cy")
-    #expect(try await fixture.store.audit(app: "shop", limit: 2).map(\.action) == [.export, .sync], "the newest, oldest first")
+    #expect(
+      try await fixture.store.audit(app: "shop", limit: 2).map(\.action) == [.export, .sync], "the newest, oldest first"
+    )
   }
 
   @Test("content is stored once, whoever stores it and however often", arguments: StoreKind.allCases)
@@ -215,7 +227,8 @@ final class ScratchFolder: @unchecked Sendable {
     try await fixture.store.storeBlobs([blob, blob])
     try await fixture.store.storeBlobs([blob])
     #expect(try await fixture.store.missingBlobs([file.sha256]).isEmpty)
-    try await fixture.addVersion("dev", ["a.json": "{\"same\": true}", "b/c.json": "{\"same\": true}"], expectedHead: nil)
+    try await fixture.addVersion(
+      "dev", ["a.json": "{\"same\": true}", "b/c.json": "{\"same\": true}"], expectedHead: nil)
     try await fixture.addVersion("prod", ["x.json": "{\"same\": true}"], expectedHead: nil)
     let report = try await fixture.store.check()
     #expect(report.isConsistent && report.blobs == 1 && report.versions == 2, "\(report)")
@@ -246,7 +259,8 @@ final class ScratchFolder: @unchecked Sendable {
     #expect(try await fixture.store.missingBlobs([stale.sha256]) == [stale.sha256])
   }
 
-  @Test("gc spares unreferenced blobs younger than its grace period and removes older ones", arguments: StoreKind.allCases)
+  @Test(
+    "gc spares unreferenced blobs younger than its grace period and removes older ones", arguments: StoreKind.allCases)
   func garbageGrace(kind: StoreKind) async throws {
     let fixture = try kind.make()
     try await fixture.createShop()
@@ -284,7 +298,8 @@ final class ScratchFolder: @unchecked Sendable {
     } throws: { ($0 as? OperationError)?.kind == .conflict }
     await #expect {
       try await fixture.store.apply(
-        StoreChange(.createEnvironment(app: "shop", name: "qa", production: true), author: "a", at: Date(), detail: "e"))
+        StoreChange(.createEnvironment(app: "shop", name: "qa", production: true), author: "a", at: Date(), detail: "e")
+      )
     } throws: { ($0 as? OperationError)?.kind == .conflict }
     await #expect { try await fixture.store.app("nope") } throws: { ($0 as? OperationError)?.kind == .notFound }
     await #expect { try await fixture.store.version(app: "shop", number: 9) } throws: {
@@ -292,7 +307,9 @@ final class ScratchFolder: @unchecked Sendable {
     }
   }
 
-  @Test("8 concurrent writers on one app get gap-free numbers, each version's parent its environment's previous head", arguments: StoreKind.allCases)
+  @Test(
+    "8 concurrent writers on one app get gap-free numbers, each version's parent its environment's previous head",
+    arguments: StoreKind.allCases)
   func concurrentWriters(kind: StoreKind) async throws {
     let fixture = try kind.make()
     try await fixture.createShop()

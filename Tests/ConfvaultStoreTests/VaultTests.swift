@@ -234,7 +234,8 @@ import Testing
     let synced = try await fixture.vault.sync(
       app: "shop", number: 2, environment: nil, author: "ana", logger: fixture.logger)
     #expect(synced.environment == "prod" && synced.replaced == nil && !synced.wasHead && synced.version.syncedAt != nil)
-    let again = try await fixture.vault.sync(app: "shop", number: 3, environment: nil, author: "ana", logger: fixture.logger)
+    let again = try await fixture.vault.sync(
+      app: "shop", number: 3, environment: nil, author: "ana", logger: fixture.logger)
     #expect(again.replaced == 2)
     await #expect {
       try await fixture.vault.sync(
@@ -259,10 +260,14 @@ import Testing
   func environmentsCheckoutBackup() async throws {
     let fixture = try await Fixture()
     _ = try await fixture.push("dev", Self.v1, as: "one")
-    try await fixture.vault.createEnvironment(app: "shop", name: "qa", production: false, author: "ana", logger: fixture.logger)
+    try await fixture.vault.createEnvironment(
+      app: "shop", name: "qa", production: false, author: "ana", logger: fixture.logger)
     _ = try await fixture.push("qa", Self.v2, as: "qa")
     try await fixture.vault.deleteEnvironment(app: "shop", name: "qa", author: "ana", logger: fixture.logger)
-    #expect(try await fixture.vault.app("shop", logger: fixture.logger).environments.map(\.name) == ["dev", "staging", "prod"])
+    #expect(
+      try await fixture.vault.app("shop", logger: fixture.logger).environments.map(\.name) == [
+        "dev", "staging", "prod",
+      ])
     await #expect {
       try await fixture.vault.deleteEnvironment(app: "shop", name: "prod", author: "ana", logger: fixture.logger)
     } throws: { ($0 as? OperationError)?.kind == .operationFailed }

@@ -24,7 +24,7 @@ public struct Manifest: Sendable, Equatable {
     public var createdAt: Date
     public var comment: String
     public var origin: String
-    public var syncedAt: Date?
+    @ExplicitNull public var syncedAt: Date?
 
     public init(
       number: Int, author: String, createdAt: Date, comment: String, origin: String,
@@ -52,15 +52,6 @@ public struct Manifest: Sendable, Equatable {
       syncedAt = try container.decodeIfPresent(Date.self, forKey: .syncedAt)
     }
 
-    public func encode(to encoder: any Encoder) throws {
-      var container = encoder.container(keyedBy: CodingKeys.self)
-      try container.encode(number, forKey: .number)
-      try container.encode(author, forKey: .author)
-      try container.encode(createdAt, forKey: .createdAt)
-      try container.encode(comment, forKey: .comment)
-      try container.encode(origin, forKey: .origin)
-      try container.encode(syncedAt, forKey: .syncedAt)
-    }
   }
 
   public static let formatName = "confvault-archive"
@@ -72,9 +63,9 @@ public struct Manifest: Sendable, Equatable {
   public var format: String = Manifest.formatName
   public var formatVersion: Int = Manifest.currentFormatVersion
   public var generator: String
-  public var app: String?
-  public var environment: String?
-  public var version: VersionInfo?
+  @ExplicitNull public var app: String?
+  @ExplicitNull public var environment: String?
+  @ExplicitNull public var version: VersionInfo?
   public var fileCount: Int
   public var totalSize: Int64
   public var treeDigest: TreeDigest
@@ -246,18 +237,4 @@ extension Manifest: Codable {
     files = try container.decode([ManifestFile].self, forKey: .files)
   }
 
-  public func encode(to encoder: any Encoder) throws {
-    // Optional fields are written as `null`, never left out: the format is the same for every archive.
-    var container = encoder.container(keyedBy: CodingKeys.self)
-    try container.encode(format, forKey: .format)
-    try container.encode(formatVersion, forKey: .formatVersion)
-    try container.encode(generator, forKey: .generator)
-    try container.encode(app, forKey: .app)
-    try container.encode(environment, forKey: .environment)
-    try container.encode(version, forKey: .version)
-    try container.encode(fileCount, forKey: .fileCount)
-    try container.encode(totalSize, forKey: .totalSize)
-    try container.encode(treeDigest, forKey: .treeDigest)
-    try container.encode(files, forKey: .files)
-  }
 }

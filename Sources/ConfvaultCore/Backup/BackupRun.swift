@@ -35,7 +35,7 @@ public struct BackupRun: Sendable {
     public var version: Int?
     public var file: String?
     public var bytes: Int64?
-    public var sha256: String?
+    public var sha256: SHA256Hex?
     public var seconds: Double
     public var message: String?
     /// The failure's kind, for the exit code.
@@ -163,7 +163,7 @@ public struct BackupRun: Sendable {
           outcome.status = .written
           outcome.file = path
           outcome.bytes = written.bytes
-          outcome.sha256 = written.sha256.value
+          outcome.sha256 = written.sha256
         }
       }
       outcome.deleted = try applyRetention(in: folder, app: app, environment: environment, knownGood: knownGood)
@@ -243,7 +243,16 @@ public struct BackupRun: Sendable {
           detail: "\(outcome.status.rawValue)" + (outcome.file.map { " \($0)" } ?? "")
             + (outcome.message.map { ": \($0)" } ?? "")
             + (outcome.deleted.isEmpty ? "" : "; retention deleted \(outcome.deleted.count)"),
-          archiveSHA256: outcome.sha256.flatMap(SHA256Hex.init)))
+          archiveSHA256: outcome.sha256))
     }
+  }
+}
+
+extension Vault {
+  /// Writes each selected environment's head to a backup folder, reads it back, applies retention.
+  ///
+  /// - Throws: only what stops the whole run: the folder cannot be made or locked, the store fails.
+  public func backup(_ options: BackupRun.Options, logger: Logger) async throws -> BackupRun.Report {
+    try await BackupRun(vault: self, options: options).run(logger: logger)
   }
 }

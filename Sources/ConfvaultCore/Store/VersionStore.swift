@@ -57,17 +57,44 @@ public protocol VersionStore: Sendable {
   var stagingFolder: String { get }
 }
 
-/// A file whose content is to be stored as a blob.
+/// Content to be stored as a blob: `size` bytes at `offset` of a file on this machine.
 public struct BlobFile: Sendable, Hashable {
   public var sha256: SHA256Hex
   public var size: Int64
-  /// Where its bytes are on this machine.
   public var path: String
+  public var offset: Int64
 
-  public init(sha256: SHA256Hex, size: Int64, path: String) {
+  public init(sha256: SHA256Hex, size: Int64, path: String, offset: Int64 = 0) {
     self.sha256 = sha256
     self.size = size
     self.path = path
+    self.offset = offset
+  }
+
+  /// Streams the blob's bytes through `body`, and checks that they still have its size and digest.
+  ///
+  /// - Throws: `.conflict` when the content is no longer what was listed; `SystemError` when it cannot be read.
+  public func stream(buffer: UnsafeMutableRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+    let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    guard fd >= 0 else { throw SystemError(.open, path) }
+    defer { close(fd) }
+    var hasher = SHA256Stream()
+    var done: Int64 = 0
+    while done < size {
+      let count = pread(fd, buffer.baseAddress, Int(min(Int64(buffer.count), size - done)), off_t(offset + done))
+      if count < 0 {
+        if errno == EINTR { continue }
+        throw SystemError(.read, path)
+      }
+      if count == 0 { break }
+      let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+      hasher.update(chunk)
+      try body(chunk)
+      done += Int64(count)
+    }
+    guard done == size, hasher.finalize() == sha256 else {
+      throw OperationError(.conflict, "`\(path)` changed while it was being stored; nothing was changed, try again")
+    }
   }
 }
 

@@ -1,32 +1,51 @@
 import Foundation
 
-/// A private folder where an import puts what it reads, before the store holds any of it.
+/// A private place where an import puts what it reads, before the store holds any of it.
 ///
-/// Each file is kept under its SHA-256, so the store is later handed each new blob once. It lives in
-/// `<store's staging folder>/<pid>-<random>`; it is removed when the import ends, and if the process is
-/// killed first, `Vault.collectGarbage` removes it once no process of that id runs. It is never part of
-/// the store: `check` does not look at it.
+/// Every file's content is appended to one spool file, once per distinct content, so staging costs
+/// one sequential write instead of a file per entry, and the store is later handed each new blob once.
+/// It lives in `<store's staging folder>/<pid>-<random>/`; it is removed when the import ends, and if
+/// the process is killed first, `Vault.collectGarbage` removes it once no process of that id runs. It
+/// is never part of the store: `check` does not look at it.
 final class StagingArea: @unchecked Sendable {
   let path: String
+  let spool: String
+  private let lock = NSLock()
+  private var staged: [SHA256Hex: BlobFile] = [:]
 
   /// Makes a new staging folder in `parent`.
   init(in parent: String) throws {
     try makeFolders(parent)
     path = parent + "/\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    spool = path + "/spool"
     guard mkdir(path, 0o700) == 0 else { throw SystemError(.create, path) }
   }
 
   deinit { remove() }
 
   /// Where the staged content of `digest` is.
-  func file(_ digest: SHA256Hex) -> String { path + "/" + digest.value }
+  func blob(_ digest: SHA256Hex) -> BlobFile {
+    lock.withLock { staged[digest]! }
+  }
 
   func remove() {
     try? FileManager.default.removeItem(atPath: path)
   }
 
-  /// A sink that stages each file of an archive under its digest.
-  func sink() -> any ArchiveFileSink { StagingSink(area: self) }
+  /// A sink that appends each file of an archive to the spool, keeping the first copy of each content.
+  func sink() throws -> any ArchiveFileSink {
+    let fd = open(spool, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    guard fd >= 0 else { throw SystemError(.create, spool) }
+    return StagingSink(area: self, fd: fd)
+  }
+
+  fileprivate func record(_ file: ManifestFile, offset: Int64) -> Bool {
+    lock.withLock {
+      guard staged[file.sha256] == nil else { return false }
+      staged[file.sha256] = BlobFile(sha256: file.sha256, size: file.size, path: spool, offset: offset)
+      return true
+    }
+  }
 
   /// Removes the staging folders in `parent` whose process is gone; returns how many.
   static func removeAbandoned(in parent: String) -> Int {
@@ -40,33 +59,35 @@ final class StagingArea: @unchecked Sendable {
   }
 }
 
-/// Writes each streamed file to a temporary name in the staging folder, then renames it to its digest.
+/// Appends each streamed file to the spool; a content staged already is cut off again.
 private final class StagingSink: ArchiveFileSink {
   private let area: StagingArea
-  private let temporary: String
-  private var fd: Int32 = -1
+  private let output: FileDescriptorSink
+  private var start: Int64 = 0
+  private var end: Int64 = 0
 
-  init(area: StagingArea) {
+  init(area: StagingArea, fd: Int32) {
     self.area = area
-    temporary = area.path + "/.incoming"
+    output = FileDescriptorSink(fd: fd, name: area.spool)
   }
 
-  deinit { if fd >= 0 { close(fd) } }
+  deinit { close(output.fd) }
 
   func beginFile(path: String, mode: FileMode) throws {
-    fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-    guard fd >= 0 else { throw SystemError(.create, temporary) }
+    start = end
   }
 
   func write(_ bytes: UnsafeRawBufferPointer) throws {
-    try FileDescriptorSink(fd: fd, name: temporary).write(bytes)
+    try output.write(bytes)
+    end += Int64(bytes.count)
   }
 
   func endFile(_ file: ManifestFile) throws {
-    let result = close(fd)
-    fd = -1
-    guard result == 0 else { throw SystemError(.write, temporary) }
-    // The same content twice is staged once; staged files need no fsync: the store makes its own copy durable.
-    guard rename(temporary, area.file(file.sha256)) == 0 else { throw SystemError(.rename, area.file(file.sha256)) }
+    // The spool needs no fsync: the store makes its own copy durable.
+    guard !area.record(file, offset: start) else { return }
+    guard ftruncate(output.fd, off_t(start)) == 0, lseek(output.fd, off_t(start), SEEK_SET) >= 0 else {
+      throw SystemError(.write, area.spool)
+    }
+    end = start
   }
 }

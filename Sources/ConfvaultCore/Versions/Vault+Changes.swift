@@ -21,17 +21,16 @@ extension Vault {
     }
     let tree = TreeDigest(files: files)
     logger.debug("folder hashed", metadata: ["folder": "\(folder)", "files": "\(files.count)"])
-    var stored = false
+    if let head = try await decisionHead(app: app, environment: environment, tree: tree, expectedHead).unchanged {
+      return .unchanged(head: head)
+    }
+    // Content first, outside the decision: it is idempotent, and a file changed meanwhile is refused
+    // here once, not decided again.
+    try await storeMissing(files) { BlobFile(sha256: $0.sha256, size: $0.size, path: paths[$0.path]!) }
     return try await deciding(expectedHead: expectedHead, logger: logger) {
-      let target = try await store.app(app).environment(environment)
-      let headNumber = decisionHead(expectedHead, current: target.head)
-      if let headNumber, try await store.version(app: app, number: headNumber).treeDigest == tree {
-        return .unchanged(head: try await store.version(app: app, number: headNumber))
-      }
-      if !stored {
-        try await storeMissing(files) { paths[$0.path]! }
-        stored = true
-      }
+      let (headNumber, unchanged) = try await decisionHead(
+        app: app, environment: environment, tree: tree, expectedHead)
+      if let unchanged { return .unchanged(head: unchanged) }
       let version = try await store.apply(
         StoreChange(
           .addVersion(
@@ -43,12 +42,21 @@ extension Vault {
     }
   }
 
-  /// Stores the content of the files the store lacks, each read from where `path` says.
-  func storeMissing(_ files: [ManifestFile], path: (ManifestFile) -> String) async throws {
+  /// The head to decide on (the caller's, or the environment's now) and whether its tree is `tree` already.
+  func decisionHead(
+    app: String, environment: String, tree: TreeDigest, _ expectedHead: ExpectedHead?
+  ) async throws -> (number: Int?, unchanged: Version?) {
+    let current = try await store.app(app).environment(environment).head
+    guard let number = decisionHead(expectedHead, current: current) else { return (nil, nil) }
+    let head = try await store.version(app: app, number: number)
+    return (number, head.treeDigest == tree ? head : nil)
+  }
+
+  /// Stores the content of the files the store lacks, each read from where `source` says.
+  func storeMissing(_ files: [ManifestFile], source: (ManifestFile) -> BlobFile) async throws {
     let missing = try await store.missingBlobs(files.map(\.sha256))
     var seen = Set<SHA256Hex>()
-    let blobs = files.filter { missing.contains($0.sha256) && seen.insert($0.sha256).inserted }
-      .map { BlobFile(sha256: $0.sha256, size: $0.size, path: path($0)) }
+    let blobs = files.filter { missing.contains($0.sha256) && seen.insert($0.sha256).inserted }.map(source)
     if !blobs.isEmpty { try await store.storeBlobs(blobs) }
   }
 
@@ -93,7 +101,7 @@ extension Vault {
     }
     let staging = try StagingArea(in: store.stagingFolder)
     defer { staging.remove() }
-    let contents = try await offload { try reader.read(from: source, into: staging.sink()) }
+    let contents = try await offload { try reader.read(from: source, into: try staging.sink()) }
     logger.debug("archive read", metadata: ["files": "\(contents.files.count)", "source": "\(source.displayName)"])
     try checkApp(contents, app: app, allowOtherApp: allowOtherApp)
     let manifest = contents.manifest
@@ -101,18 +109,15 @@ extension Vault {
       archiveSHA256: contents.archiveSHA256, app: manifest?.app, environment: manifest?.environment,
       version: manifest?.version?.number)
     let described = manifest?.version.map { "v\($0.number) of \(manifest?.app ?? "?")/\(manifest?.environment ?? "?")" }
-    var stored = false
+    let tree = contents.treeDigest
+    if let head = try await decisionHead(app: app, environment: environment, tree: tree, expectedHead).unchanged {
+      return ImportResult(contents: contents, outcome: .imported(.unchanged(head: head)))
+    }
+    try await storeMissing(contents.files) { staging.blob($0.sha256) }
     let change = try await deciding(expectedHead: expectedHead, logger: logger) { () async throws -> Change in
-      let target = try await store.app(app).environment(environment)
-      let headNumber = decisionHead(expectedHead, current: target.head)
-      if let headNumber {
-        let head = try await store.version(app: app, number: headNumber)
-        if head.treeDigest == contents.treeDigest { return .unchanged(head: head) }
-      }
-      if !stored {
-        try await storeMissing(contents.files) { staging.file($0.sha256) }
-        stored = true
-      }
+      let (headNumber, unchanged) = try await decisionHead(
+        app: app, environment: environment, tree: tree, expectedHead)
+      if let unchanged { return .unchanged(head: unchanged) }
       let version = try await store.apply(
         StoreChange(
           .addVersion(
@@ -146,12 +151,9 @@ extension Vault {
     let source = try await store.version(app: app, number: number)
     let files = try await store.files(app: app, number: number)
     return try await deciding(expectedHead: expectedHead, logger: logger) {
-      let target = try await store.app(app).environment(environment)
-      let headNumber = decisionHead(expectedHead, current: target.head)
-      if let headNumber {
-        let head = try await store.version(app: app, number: headNumber)
-        if head.treeDigest == source.treeDigest { return .unchanged(head: head) }
-      }
+      let (headNumber, unchanged) = try await decisionHead(
+        app: app, environment: environment, tree: source.treeDigest, expectedHead)
+      if let unchanged { return .unchanged(head: unchanged) }
       let version = try await store.apply(
         StoreChange(
           .addVersion(
@@ -192,7 +194,8 @@ extension Vault {
         StoreChange(
           .sync(app: app, environment: target.name, number: number, expectedHead: headNumber), author: author,
           at: clock(),
-          detail: "version \(number) synced to \(target.name)" + (replaced.map { "; replaced head \($0), pinned" } ?? "")
+          detail: "version \(number) synced to \(target.name)"
+            + (replaced.map { "; replaced head \($0), pinned" } ?? "")
         ))
       return SyncResult(version: version!, environment: target.name, replaced: replaced, wasHead: headNumber == number)
     }

@@ -62,7 +62,9 @@ public struct Vault: Sendable {
     if let environment { _ = try info.environment(environment) }
     let versions = try await store.versions(app: app, environment: environment, before: before, limit: limit)
     let productionHead = info.production?.head
-    let rows = versions.map { VersionsPage.Row(version: $0, status: SyncStatus(of: $0, productionHead: productionHead)) }
+    let rows = versions.map {
+      VersionsPage.Row(version: $0, status: SyncStatus(of: $0, productionHead: productionHead))
+    }
     let next = rows.count == limit ? rows.last.flatMap { $0.version.number > 1 ? $0.version.number : nil } : nil
     return VersionsPage(app: info, rows: rows, nextBefore: next)
   }
@@ -179,7 +181,9 @@ public struct Vault: Sendable {
     while true {
       do {
         return try await decideAndApply()
-      } catch let error as OperationError where error.kind == .conflict && expectedHead == nil && attempt < Self.attempts {
+      } catch let error as OperationError
+        where error.kind == .conflict && expectedHead == nil && attempt < Self.attempts
+      {
         logger.debug("the head moved while deciding; deciding again", metadata: ["attempt": "\(attempt)"])
         attempt += 1
       }
