@@ -415,16 +415,8 @@ final class StoreFixture {
   func killedImport() throws {
     let store = try StoreFixture()
     try store.ok(["push", "--app", "inventory", "--env", "staging", Harness.samples + "/staging"])
-    let big = store.folder.file("big")
-    #expect(
-      try Harness.shell(
-        "mkdir -p '\(big)' && for i in $(seq 1 300); do head -c 20000 /dev/urandom > '\(big)'/file$i.bin; done"
-      ).status == 0)
-    try Harness.confvault([
-      "pack", big, "-o", store.folder.file("big.tar"), "--compression", "none", "--app", "inventory",
-    ])
+    let archive = try bigArchive(store)
     let before = try store.snapshot()
-    let archive = try store.folder.bytes("big.tar")
 
     let process = Process()
     let input = Pipe()

@@ -23,15 +23,7 @@ public final class FolderWritingSink: ArchiveFileSink {
   }
 
   public func write(_ bytes: UnsafeRawBufferPointer) throws {
-    var offset = 0
-    while offset < bytes.count {
-      let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-      if written < 0 {
-        if errno == EINTR { continue }
-        throw SystemError(.write, current)
-      }
-      offset += written
-    }
+    try FileDescriptorSink(fd: fd, name: current).write(bytes)
   }
 
   public func endFile(_ file: ManifestFile) throws {
