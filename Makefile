@@ -5,7 +5,7 @@ SWIFT        ?= swift
 CONFIG       ?= debug
 BUILD_FLAGS  ?=
 BIN          := .build/$(CONFIG)/confvault
-APT_PACKAGES := libarchive-dev libzstd-dev libarchive-tools pkg-config tar gzip zstd xz-utils bzip2 python3 git
+APT_PACKAGES := libarchive-dev libzstd-dev zlib1g-dev liblzma-dev libbz2-dev libarchive-tools pkg-config tar gzip zstd xz-utils bzip2 python3 git
 SOURCES      := Package.swift Sources Tests Benchmarks
 
 .PHONY: setup build test run bench format lint clean

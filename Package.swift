@@ -31,10 +31,17 @@ let package = Package(
       pkgConfig: "libzstd",
       providers: [.apt(["libzstd-dev"])]
     ),
+    // zlib, liblzma and libbz2 (Debian's zlib1g-dev, liblzma-dev, libbz2-dev): the reader undoes an
+    // archive's one compression layer itself, so that every checksum is verified.
+    .systemLibrary(
+      name: "CCompression",
+      providers: [.apt(["zlib1g-dev", "liblzma-dev", "libbz2-dev"])]
+    ),
     .target(
       name: "ConfvaultCore",
       dependencies: [
         "CArchive",
+        "CCompression",
         "CZstd",
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Logging", package: "swift-log"),

@@ -17,7 +17,7 @@ public struct ArchiveLimits: Sendable, Equatable {
     maxFileBytes: Int64 = 256 << 20,
     maxTotalBytes: Int64 = 2 << 30,
     maxFiles: Int = 100_000,
-    maxPathBytes: Int = 4_096,
+    maxPathBytes: Int = 1_024,
     maxComponentBytes: Int = 255,
     maxManifestBytes: Int = 64 << 20
   ) {

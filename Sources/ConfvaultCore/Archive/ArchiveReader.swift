@@ -59,7 +59,7 @@ public struct ArchiveReader: Sendable {
   public func read(
     from source: ArchiveSource, into sink: (any ArchiveFileSink)? = nil
   ) throws -> ArchiveContents {
-    let input = try ArchiveInputStream(source)
+    let input = try TarInput(ArchiveInputStream(source))
     let session = try ReadSession(input: input, limits: limits, layout: layout, sink: sink)
     return try session.run()
   }
@@ -69,7 +69,7 @@ private func readCallback(
   _ archive: OpaquePointer?, _ context: UnsafeMutableRawPointer?,
   _ buffer: UnsafeMutablePointer<UnsafeRawPointer?>?
 ) -> la_ssize_t {
-  let input = Unmanaged<ArchiveInputStream>.fromOpaque(context!).takeUnretainedValue()
+  let input = Unmanaged<TarInput>.fromOpaque(context!).takeUnretainedValue()
   guard let chunk = input.next() else { return -1 }
   buffer?.pointee = chunk.baseAddress
   return chunk.count
@@ -78,7 +78,7 @@ private func readCallback(
 /// One pass over one archive: owns the libarchive handle and the checking state.
 private final class ReadSession {
   private let archive: OpaquePointer
-  private let input: ArchiveInputStream
+  private let input: TarInput
   private let limits: ArchiveLimits
   private let layout: ArchiveLayout
   private let sink: (any ArchiveFileSink)?
@@ -88,16 +88,16 @@ private final class ReadSession {
   private var expected: [String: ManifestFile] = [:]
   private var files: [ManifestFile] = []
   private var seen = Set<String>()
+  /// Each path read, by its case-folded form.
+  private var folded: [String: String] = [:]
   private var entries = 0
   private var totalBytes: Int64 = 0
   private var sawFileEntry = false
   /// Whether every name began with `./`: a tar of a folder's contents, whose top folder is real.
   private var allNamesDotSlash = true
-  /// Where the last header or entry data ended in the uncompressed stream, to find the end marker after it.
-  private var lastEntryEnd: Int64 = 0
 
   init(
-    input: ArchiveInputStream, limits: ArchiveLimits, layout: ArchiveLayout,
+    input: TarInput, limits: ArchiveLimits, layout: ArchiveLayout,
     sink: (any ArchiveFileSink)?
   ) throws {
     LibArchive.prepare()
@@ -109,20 +109,12 @@ private final class ReadSession {
     self.limits = limits
     self.layout = layout
     self.sink = sink
-    // Only tar and in-process filters: support_filter_all would also enable filters that run programs.
-    // A libarchive built without one of these codecs answers ARCHIVE_WARN and registers an external
-    // program instead, which would then run on untrusted input: anything but ARCHIVE_OK is refused.
-    let supports: [(String, (OpaquePointer) -> Int32)] = [
-      ("tar", { archive_read_support_format_tar($0) }), ("gzip", { archive_read_support_filter_gzip($0) }),
-      ("xz", { archive_read_support_filter_xz($0) }), ("zstd", { archive_read_support_filter_zstd($0) }),
-      ("bzip2", { archive_read_support_filter_bzip2($0) }),
-    ]
-    for (name, support) in supports where support(archive) != ARCHIVE_OK {
+    // Tar only, and no filter at all: `TarInput` has undone the one compression layer, so libarchive
+    // can never decompress a second one, nor run an external program on untrusted input.
+    guard archive_read_support_format_tar(archive) == ARCHIVE_OK else {
       // Every stored property is set: deinit frees the handle.
       throw OperationError(
-        .internal,
-        "this libarchive has no built-in \(name) reader (\(LibArchive.message(archive, fallback: "no reason given"))); it would run an external program on untrusted input, so nothing is read"
-      )
+        .internal, "libarchive cannot read tar: \(LibArchive.message(archive, fallback: "no reason given"))")
     }
     let context = Unmanaged.passUnretained(input).toOpaque()
     if archive_read_open(archive, context, nil, readCallback, nil) != ARCHIVE_OK {
@@ -140,10 +132,9 @@ private final class ReadSession {
     while true {
       let result = archive_read_next_header(archive, &entry)
       if result == ARCHIVE_EOF {
-        try checkEndMarker()
+        try input.finish()
         break
       }
-      lastEntryEnd = archive_filter_bytes(archive, 0)
       let name = entry.flatMap { archive_entry_pathname($0) }.map { Array(cStringBytes: $0) }
       if result == ARCHIVE_WARN {
         throw ArchiveRefusal(
@@ -157,9 +148,6 @@ private final class ReadSession {
         throw ArchiveRefusal(entry: nil, rule: .notUTF8, detail: "an entry has no readable name")
       }
       try handle(entry, name: name)
-    }
-    guard try input.drain(limit: 4 << 20) else {
-      throw ArchiveRefusal(entry: nil, rule: .trailingData, detail: "more than 4 MiB")
     }
     return try finish()
   }
@@ -193,6 +181,10 @@ private final class ReadSession {
         entry: shown, rule: .notRegularFile,
         detail: "\(LibArchive.typeName(type)); only regular files are allowed")
     }
+    if archive_entry_sparse_count(entry) > 0 {
+      throw ArchiveRefusal(entry: shown, rule: .sparse, detail: "readers fill its holes differently")
+    }
+    let declaredSize = archive_entry_size_is_set(entry) != 0 ? archive_entry_size(entry) : nil
     guard !path.isEmpty else { throw ArchiveRefusal(entry: shown, rule: .emptyComponent) }
     let mode = FileMode(permissions: UInt32(archive_entry_perm(entry)))
     let isFirstFile = !sawFileEntry
@@ -200,7 +192,7 @@ private final class ReadSession {
 
     switch layout {
     case .plain:
-      try readFile(path: path, shown: shown, mode: mode, expected: nil)
+      try readFile(path: path, shown: shown, mode: mode, declaredSize: declaredSize, expected: nil)
     case .manifest:
       if path == Manifest.entryName {
         guard isFirstFile else { throw ArchiveRefusal(entry: shown, rule: .manifestRepeated) }
@@ -220,7 +212,7 @@ private final class ReadSession {
         let rule: ArchiveRefusal.Rule = seen.contains(relative) ? .duplicatePath : .notInManifest
         throw ArchiveRefusal(entry: shown, rule: rule)
       }
-      try readFile(path: relative, shown: shown, mode: mode, expected: listed)
+      try readFile(path: relative, shown: shown, mode: mode, declaredSize: declaredSize, expected: listed)
     }
   }
 
@@ -239,9 +231,14 @@ private final class ReadSession {
     expected = Dictionary(manifest.files.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
   }
 
-  private func readFile(path: String, shown: String, mode: FileMode, expected: ManifestFile?) throws {
+  private func readFile(
+    path: String, shown: String, mode: FileMode, declaredSize: Int64?, expected: ManifestFile?
+  ) throws {
     guard seen.insert(path).inserted else {
       throw ArchiveRefusal(entry: shown, rule: .duplicatePath)
+    }
+    if let other = folded.updateValue(path, forKey: EntryPath.caseFolded(path)) {
+      throw ArchiveRefusal(entry: shown, rule: .caseCollision, detail: "and `\(displayName(Array(other.utf8)))`")
     }
     if layout == .manifest { self.expected[path] = nil }
     guard files.count < limits.maxFiles else {
@@ -274,6 +271,10 @@ private final class ReadSession {
       hasher.update(chunk)
       try sink?.write(chunk)
     }
+    if let declaredSize, declaredSize != size {
+      throw ArchiveRefusal(
+        entry: shown, rule: .corrupt, detail: "its header says \(declaredSize) bytes, its data has \(size)")
+    }
     let file = ManifestFile(path: path, size: size, mode: mode, sha256: hasher.finalize())
     if let expected {
       guard expected.size == size else {
@@ -291,27 +292,11 @@ private final class ReadSession {
     files.append(file)
   }
 
-  /// Refuses a tar that stops after an entry without the two zero blocks that end an archive: libarchive
-  /// takes that for a normal end, but it is how a cut-off plain tar looks.
-  private func checkEndMarker() throws {
-    guard sawFileEntry else { return }
-    let dataEnd = (lastEntryEnd + 511) / 512 * 512
-    let end = archive_filter_bytes(archive, 0)
-    guard end - dataEnd >= 1024 else {
-      throw ArchiveRefusal(
-        entry: nil, rule: .corrupt,
-        detail: "it stops after \(end) bytes without the end-of-archive blocks: truncated")
-    }
-  }
-
   /// Streams the current entry's data through `body`, chunk by chunk, as libarchive decompresses it.
   private func streamData(shown: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
     while true {
       let count = archive_read_data(archive, buffer.baseAddress, buffer.count)
-      if count == 0 {
-        lastEntryEnd = archive_filter_bytes(archive, 0)
-        return
-      }
+      if count == 0 { return }
       guard count > 0 else { throw failure(entry: shown, whileReadingHeader: false) }
       try body(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
     }
@@ -348,17 +333,10 @@ private final class ReadSession {
       }
     }
     files.sort { EntryPath.byteOrder($0.path, $1.path) }
-    let compression: Compression
-    switch archive_filter_code(archive, 0) {
-    case ARCHIVE_FILTER_GZIP: compression = .gzip
-    case ARCHIVE_FILTER_XZ: compression = .xz
-    case ARCHIVE_FILTER_ZSTD: compression = .zstd
-    case ARCHIVE_FILTER_BZIP2: compression = .bzip2
-    default: compression = .none
-    }
+    let compression = input.compression
     return ArchiveContents(
       manifest: manifest, files: files, treeDigest: TreeDigest(files: files),
-      archiveSHA256: input.digest(), archiveBytes: input.bytesRead, compression: compression,
+      archiveSHA256: input.raw.digest(), archiveBytes: input.raw.bytesRead, compression: compression,
       strippedFolder: stripped)
   }
 
@@ -377,11 +355,18 @@ private final class ReadSession {
     return (renamed, String(top.dropLast()))
   }
 
+  /// Why reading stopped: the stream's own failure (a refusal of the decoder or the header guard, a
+  /// read error) first, then libarchive's words.
   private func failure(entry: String?, whileReadingHeader: Bool) -> any Error {
-    if let code = input.readError {
-      return SystemError(.read, input.name, code: code)
+    if let failure = input.failure {
+      // The stream's refusals concern the archive as a whole; name the entry being read, if any.
+      if var refusal = failure as? ArchiveRefusal, refusal.entry == nil, refusal.rule == .corrupt {
+        refusal.entry = entry
+        return refusal
+      }
+      return failure
     }
-    let message = LibArchive.message(archive, fallback: "libarchive gave no reason")
+    let message = LibArchive.message(archive, fallback: "the tar stream breaks here")
     if whileReadingHeader && files.isEmpty && manifest == nil
       && message.contains("Unrecognized archive format")
     {

@@ -10,6 +10,9 @@ public struct ArchiveRefusal: ConfvaultError, Equatable {
     case emptyComponent = "empty path component"
     case dotComponent = "`.` component inside the path"
     case controlCharacter = "control character (or NUL) in name"
+    case bidiControl = "bidirectional control character in name"
+    case backslash = "backslash in name"
+    case caseCollision = "same path twice after case folding"
     case notUTF8 = "name is not valid UTF-8"
     case nameTooLong = "name too long"
     case duplicatePath = "same path twice"
@@ -30,7 +33,12 @@ public struct ArchiveRefusal: ConfvaultError, Equatable {
     case totalTooLarge = "archive holds more bytes than the limit"
     case tooManyFiles = "archive holds more files than the limit"
     case corrupt = "archive is corrupt or truncated"
+    case compressionChecksum = "compression checksum does not match"
+    case nestedCompression = "more than one compression layer"
     case suspiciousHeader = "suspicious entry header"
+    case sparse = "sparse entry"
+    case globalHeader = "pax global header"
+    case volumeHeader = "GNU volume or multivolume header"
     case notAnArchive = "not a tar archive"
     case trailingData = "data after the end of the archive"
     case noFiles = "archive holds no files"
@@ -62,35 +70,7 @@ public struct ArchiveRefusal: ConfvaultError, Equatable {
   }
 }
 
-/// A name read from an archive, shown safely: invalid UTF-8 bytes and control characters become `\xNN`.
+/// A name read from an archive, shown safely: see `SafeText`.
 func displayName(_ bytes: [UInt8]) -> String {
-  // The common case, a clean name, is shown as it is.
-  if !bytes.contains(where: { $0 < 0x20 || $0 == 0x7F }), let clean = String(validating: bytes, as: UTF8.self) {
-    return clean
-  }
-  var text = ""
-  var index = 0
-  while index < bytes.count {
-    let lead = bytes[index]
-    let length = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 0
-    if length > 0, index + length <= bytes.count,
-      let scalar = String(validating: bytes[index..<index + length], as: UTF8.self)?.unicodeScalars.first
-    {
-      if scalar.value < 0x20 || scalar.value == 0x7F {
-        text += "\\x" + hex2(lead)
-      } else {
-        text.unicodeScalars.append(scalar)
-      }
-      index += length
-    } else {
-      text += "\\x" + hex2(lead)
-      index += 1
-    }
-  }
-  return text
-}
-
-func hex2(_ byte: UInt8) -> String {
-  let digits: [Character] = Array("0123456789abcdef")
-  return String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
+  SafeText.escaping(bytes: bytes)
 }

@@ -90,3 +90,115 @@ final class ArchiveInputStream {
   /// The SHA-256 of every byte read so far.
   func digest() -> SHA256Hex { SHA256Hex(hasher.finalize()) }
 }
+
+/// The tar stream inside an archive: its one compression layer undone (every checksum verified) and
+/// every header watched by a `TarStreamGuard`, as libarchive pulls it.
+///
+/// libarchive reads plain tar from it and nothing else, so it never decompresses a second layer.
+/// After libarchive's end of archive, `finish()` reads the rest: the tar's padding, the compressed
+/// stream's end with its checksum, and whatever follows it, so nothing unread is ever accepted.
+final class TarInput {
+  let raw: ArchiveInputStream
+  /// The compression found in the first bytes.
+  let compression: Compression
+  private let decoder: (any StreamDecoder)?
+  private var tarGuard = TarStreamGuard()
+  private let output = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
+  /// The first raw bytes, read to tell the compression; handed on first.
+  private let prefix: UnsafeMutableRawBufferPointer
+  private var prefixPending = true
+  /// Raw bytes read but not decoded yet (inside `raw`'s buffer or `prefix`).
+  private var pending = UnsafeRawBufferPointer(start: nil, count: 0)
+  private var rawEnded = false
+  private var decoderEnded = false
+  /// Why the stream stopped, for the reader to report instead of libarchive's words.
+  private(set) var failure: (any Error)?
+
+  init(_ raw: ArchiveInputStream) throws {
+    self.raw = raw
+    var first: [UInt8] = []
+    while first.count < 6 {
+      guard let chunk = raw.next() else { throw SystemError(.read, raw.name, code: raw.readError ?? EIO) }
+      if chunk.isEmpty { break }
+      first += chunk
+    }
+    prefix = .allocate(byteCount: max(first.count, 1), alignment: 16)
+    prefix.copyBytes(from: first)
+    prefixPending = !first.isEmpty
+    rawEnded = first.isEmpty
+    compression = Compression.detect(first) ?? .none
+    decoder = try compression.decoder()
+  }
+
+  deinit {
+    output.deallocate()
+    prefix.deallocate()
+  }
+
+  /// The next piece of tar, empty at its end; nil when the stream failed (see `failure`).
+  func next() -> UnsafeRawBufferPointer? {
+    guard failure == nil else { return nil }
+    do {
+      let chunk = try produce()
+      try tarGuard.consume(chunk)
+      return chunk
+    } catch {
+      failure = error
+      return nil
+    }
+  }
+
+  /// Reads what follows the tar's end: only zero padding, then the compressed stream's end, then nothing.
+  func finish() throws {
+    while true {
+      guard let chunk = next() else { throw failure! }
+      if chunk.isEmpty { break }
+    }
+    try tarGuard.finish()
+    guard decoder != nil else { return }
+    var trailing = 0
+    while true {
+      let chunk = try nextRaw()
+      if chunk.isEmpty { break }
+      trailing += chunk.count
+      guard chunk.allSatisfy({ $0 == 0 }), trailing <= TarStreamGuard.maxPadding else {
+        throw ArchiveRefusal(
+          entry: nil, rule: .trailingData, detail: "after the end of the \(compression.rawValue) stream")
+      }
+    }
+  }
+
+  /// Raw bytes: what is pending first, then the next chunk; empty at the end.
+  private func nextRaw() throws -> UnsafeRawBufferPointer {
+    if !pending.isEmpty {
+      defer { pending = UnsafeRawBufferPointer(start: nil, count: 0) }
+      return pending
+    }
+    if prefixPending {
+      prefixPending = false
+      return UnsafeRawBufferPointer(prefix)
+    }
+    if rawEnded { return UnsafeRawBufferPointer(start: nil, count: 0) }
+    guard let chunk = raw.next() else { throw SystemError(.read, raw.name, code: raw.readError ?? EIO) }
+    if chunk.isEmpty { rawEnded = true }
+    return chunk
+  }
+
+  private func produce() throws -> UnsafeRawBufferPointer {
+    guard let decoder else { return try nextRaw() }
+    while !decoderEnded {
+      if pending.isEmpty { pending = try nextRaw() }
+      let (consumed, produced, ended) = try decoder.decode(pending, into: output)
+      pending = UnsafeRawBufferPointer(rebasing: pending[consumed...])
+      decoderEnded = ended
+      if produced > 0 { return UnsafeRawBufferPointer(rebasing: output[0..<produced]) }
+      if consumed == 0 && !ended {
+        guard pending.isEmpty && rawEnded else {
+          throw ArchiveRefusal(entry: nil, rule: .corrupt, detail: "the \(compression.rawValue) decoder is stuck")
+        }
+        throw ArchiveRefusal(entry: nil, rule: .corrupt, detail: "truncated \(compression.rawValue) input")
+      }
+    }
+    return UnsafeRawBufferPointer(start: nil, count: 0)
+  }
+}

@@ -1,4 +1,5 @@
 import CArchive
+import CZstd
 import Foundation
 import Logging
 
@@ -59,14 +60,34 @@ public final class MemorySink: ArchiveByteSink {
 /// per-run fields), owned by uid/gid 0 with no names, with no atime or ctime; gzip carries no
 /// timestamp or name; the last block is not padded. One `ArchiveWriter` owns one libarchive handle.
 final class ArchiveWriter {
-  /// What libarchive's write callback reaches: the sink, through a hash and count of everything written.
+  /// What libarchive's write callback reaches: the sink, through our own zstd compressor when there
+  /// is one, and a hash and count of everything the sink gets.
   final class Output {
     let sink: any ArchiveByteSink
+    let compressor: ZstdCompressor?
     var hasher = SHA256Stream()
     var bytes: Int64 = 0
     var error: (any Error)?
 
-    init(sink: any ArchiveByteSink) { self.sink = sink }
+    init(sink: any ArchiveByteSink, compressor: ZstdCompressor?) {
+      self.sink = sink
+      self.compressor = compressor
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+      guard let compressor else { return try emit(bytes) }
+      try compressor.compress(bytes, end: false, emit)
+    }
+
+    func finish() throws {
+      try compressor?.compress(UnsafeRawBufferPointer(start: nil, count: 0), end: true, emit)
+    }
+
+    private func emit(_ bytes: UnsafeRawBufferPointer) throws {
+      try sink.write(bytes)
+      hasher.update(bytes)
+      self.bytes += Int64(bytes.count)
+    }
   }
 
   let output: Output
@@ -97,14 +118,16 @@ final class ArchiveWriter {
     self.entry = entry
     self.destination = destination
     self.logger = logger
-    self.output = Output(sink: sink)
+    // libarchive 3.6 writes zstd frames without a content checksum; ours carry one, so a damaged
+    // archive is caught by any zstd reader.
+    self.output = Output(sink: sink, compressor: compression == .zstd ? try ZstdCompressor() : nil)
     try check(archive_write_set_format_pax_restricted(archive), "set the tar format")
     switch compression {
     case .gzip:
       try check(archive_write_add_filter_gzip(archive), "enable gzip")
       try check(archive_write_set_options(archive, "gzip:!timestamp"), "drop the gzip timestamp")
     case .zstd:
-      try check(archive_write_add_filter_zstd(archive), "enable zstd")
+      try check(archive_write_add_filter_none(archive), "leave zstd to the output")
     case .xz:
       try check(archive_write_add_filter_xz(archive), "enable xz")
     case .bzip2:
@@ -163,6 +186,7 @@ final class ArchiveWriter {
   func close() throws {
     closed = true
     try check(archive_write_close(archive), "finish the archive")
+    try output.finish()
   }
 
   /// Turns libarchive's return code into an error; a warning is logged, not ignored, and not fatal:
@@ -193,14 +217,46 @@ private func writeCallback(
   _ archive: OpaquePointer?, _ context: UnsafeMutableRawPointer?, _ buffer: UnsafeRawPointer?, _ length: Int
 ) -> la_ssize_t {
   let output = Unmanaged<ArchiveWriter.Output>.fromOpaque(context!).takeUnretainedValue()
-  let bytes = UnsafeRawBufferPointer(start: buffer, count: length)
   do {
-    try output.sink.write(bytes)
+    try output.write(UnsafeRawBufferPointer(start: buffer, count: length))
   } catch {
     output.error = error
     return -1
   }
-  output.hasher.update(bytes)
-  output.bytes += Int64(length)
   return length
+}
+
+/// Streaming zstd compression with a content checksum, at libarchive's default level.
+final class ZstdCompressor {
+  private let stream: OpaquePointer
+  private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ZSTD_CStreamOutSize(), alignment: 16)
+
+  init() throws {
+    guard let stream = ZSTD_createCCtx() else {
+      buffer.deallocate()
+      throw OperationError(.internal, "zstd could not allocate a compression context (out of memory)")
+    }
+    self.stream = stream
+    ZSTD_CCtx_setParameter(stream, ZSTD_c_compressionLevel, 3)
+    ZSTD_CCtx_setParameter(stream, ZSTD_c_checksumFlag, 1)
+  }
+
+  deinit {
+    ZSTD_freeCCtx(stream)
+    buffer.deallocate()
+  }
+
+  /// Compresses `input`, handing each piece of output to `emit`; `end` closes the frame.
+  func compress(_ input: UnsafeRawBufferPointer, end: Bool, _ emit: (UnsafeRawBufferPointer) throws -> Void) throws {
+    var inBuffer = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
+    while true {
+      var outBuffer = ZSTD_outBuffer(dst: buffer.baseAddress, size: buffer.count, pos: 0)
+      let remaining = ZSTD_compressStream2(stream, &outBuffer, &inBuffer, end ? ZSTD_e_end : ZSTD_e_continue)
+      guard ZSTD_isError(remaining) == 0 else {
+        throw OperationError(.internal, "zstd compression failed: \(String(cString: ZSTD_getErrorName(remaining)))")
+      }
+      if outBuffer.pos > 0 { try emit(UnsafeRawBufferPointer(rebasing: buffer[0..<outBuffer.pos])) }
+      if end ? remaining == 0 : inBuffer.pos == inBuffer.size { return }
+    }
+  }
 }

@@ -33,6 +33,14 @@ public enum ConfigurationFolder {
     for (previous, next) in zip(files, files.dropFirst()) where previous.path.utf8.elementsEqual(next.path.utf8) {
       problems.append("`\(next.path)`: two names that are the same after Unicode normalisation (NFC)")
     }
+    var folded: [String: String] = [:]
+    for file in files {
+      if let other = folded.updateValue(file.path, forKey: EntryPath.caseFolded(file.path)), other != file.path {
+        problems.append(
+          "`\(displayName(Array(file.path.utf8)))`: \(ArchiveRefusal.Rule.caseCollision.rawValue) with `\(displayName(Array(other.utf8)))`"
+        )
+      }
+    }
     if !problems.isEmpty { throw FolderRefusal(folder: root, problems: problems) }
     guard files.count <= limits.maxFiles else {
       throw OperationError(

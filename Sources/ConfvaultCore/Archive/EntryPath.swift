@@ -51,7 +51,9 @@ public enum EntryPath {
   }
 
   /// One pass over the bytes: every `/`-separated component is non-empty, not `.` or `..`, short
-  /// enough, and free of control characters (which are ASCII, so their bytes are the characters).
+  /// enough, and free of control characters (C0, DEL and C1), bidirectional controls (which make a
+  /// name read differently from what it is) and backslashes (a separator on Windows). The bytes are
+  /// valid UTF-8 here, so a two- or three-byte sequence is matched on its lead bytes.
   ///
   /// - Parameter shown: the name as the user knows it, computed only for a refusal.
   private static func check<Bytes: Collection<UInt8>>(
@@ -69,7 +71,9 @@ public enum EntryPath {
           detail: "a component of \(length) bytes, limit \(limits.maxComponentBytes)")
       }
     }
+    var previous: (UInt8, UInt8) = (0, 0)
     for byte in path {
+      defer { previous = (previous.1, byte) }
       if byte == UInt8(ascii: "/") {
         try endComponent()
         length = 0
@@ -77,10 +81,32 @@ public enum EntryPath {
         continue
       }
       if byte < 0x20 || byte == 0x7F { throw ArchiveRefusal(entry: shown(), rule: .controlCharacter) }
+      if byte == UInt8(ascii: "\\") { throw ArchiveRefusal(entry: shown(), rule: .backslash) }
+      // U+0080–U+009F: C2 80–C2 9F.
+      if previous.1 == 0xC2 && (0x80...0x9F).contains(byte) {
+        throw ArchiveRefusal(entry: shown(), rule: .controlCharacter, detail: "a C1 control character")
+      }
+      if isBidiControl(previous, byte) { throw ArchiveRefusal(entry: shown(), rule: .bidiControl) }
       if byte == UInt8(ascii: ".") { dots += 1 }
       length += 1
     }
     try endComponent()
+  }
+
+  /// U+061C, U+200E, U+200F, U+202A–U+202E and U+2066–U+2069, ending with `byte`.
+  private static func isBidiControl(_ previous: (UInt8, UInt8), _ byte: UInt8) -> Bool {
+    switch (previous.0, previous.1, byte) {
+    case (_, 0xD8, 0x9C): return true
+    case (0xE2, 0x80, 0x8E), (0xE2, 0x80, 0x8F), (0xE2, 0x80, 0xAA...0xAE), (0xE2, 0x81, 0xA6...0xA9): return true
+    default: return false
+    }
+  }
+
+  /// The form two paths share when a case-insensitive file system (macOS, Windows) would store them
+  /// under one name.
+  public static func caseFolded(_ path: String) -> String {
+    if path.utf8.allSatisfy({ $0 < 0x80 }) { return path.lowercased() }
+    return path.lowercased().precomposedStringWithCanonicalMapping
   }
 
   /// The Unicode NFC form of a path: how Confvault stores every name, so that one name has one byte

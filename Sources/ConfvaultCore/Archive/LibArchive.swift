@@ -51,7 +51,7 @@ enum LibArchive {
     case blockDevice: return "block device"
     case fifo: return "FIFO"
     case socket: return "socket"
-    default: return String(format: "entry of type 0o%o", type)
+    default: return "an entry of a kind tar readers do not agree on (file type bits 0o\(String(type, radix: 8)))"
     }
   }
 }

@@ -98,6 +98,7 @@ public struct Manifest: Sendable, Equatable {
   /// - Throws: `ArchiveRefusal` when it is not JSON, of another format, of a newer format version,
   ///   or inconsistent with itself (counts, sizes, tree digest, paths, limits).
   public static func decode(_ data: Data, limits: ArchiveLimits) throws -> Manifest {
+    try checkEncoding(data)
     let decoder = JSONCoding.decoder()
     // One parse in the common case; the header alone is read again only to explain a failure.
     let decoded = Result { try decoder.decode(Manifest.self, from: data) }
@@ -135,8 +136,39 @@ public struct Manifest: Sendable, Equatable {
     } catch {
       throw ArchiveRefusal(entry: entryName, rule: .manifestInvalid, detail: describe(error))
     }
+    try manifest.checkNames()
     try manifest.checkConsistency(limits: limits)
     return manifest
+  }
+
+  /// UTF-8 JSON without a byte order mark, NUL bytes (UTF-16 has them) or a key twice in one object
+  /// (readers keep the first or the last: two readers, two manifests).
+  private static func checkEncoding(_ data: Data) throws {
+    func invalid(_ detail: String) -> ArchiveRefusal {
+      ArchiveRefusal(entry: entryName, rule: .manifestInvalid, detail: detail)
+    }
+    if data.starts(with: [0xEF, 0xBB, 0xBF]) { throw invalid("it starts with a byte order mark") }
+    if data.starts(with: [0xFF, 0xFE]) || data.starts(with: [0xFE, 0xFF]) || data.contains(0) {
+      throw invalid("not UTF-8 (it looks like UTF-16)")
+    }
+    guard String(validating: data, as: UTF8.self) != nil else { throw invalid("not valid UTF-8") }
+    if let key = JSONDuplicateKeys.first(in: data) {
+      throw invalid("the key `\(displayName(Array(key.utf8)))` appears twice in one object")
+    }
+  }
+
+  /// App and environment names follow the naming rule, since `show` and the page print them.
+  private func checkNames() throws {
+    for (what, name) in [("app", app), ("environment", environment)] {
+      guard let name else { continue }
+      do {
+        try Name.validate(name, as: what)
+      } catch {
+        throw ArchiveRefusal(
+          entry: Manifest.entryName, rule: .manifestInvalid,
+          detail: "\(what) name `\(displayName(Array(name.utf8)))` breaks the naming rule")
+      }
+    }
   }
 
   private func checkConsistency(limits: ArchiveLimits) throws {
@@ -152,6 +184,7 @@ public struct Manifest: Sendable, Equatable {
       throw invalid("fileCount is \(fileCount) but \(files.count) files are listed")
     }
     var seen = Set<String>()
+    var folded: [String: String] = [:]
     var total: Int64 = 0
     for file in files {
       try EntryPath.validate(relativePath: file.path, shownAs: Manifest.configPrefix, limits: limits)
@@ -164,6 +197,11 @@ public struct Manifest: Sendable, Equatable {
         throw ArchiveRefusal(
           entry: Manifest.configPrefix + file.path, rule: .duplicatePath,
           detail: "listed twice in the manifest")
+      }
+      if let other = folded.updateValue(file.path, forKey: EntryPath.caseFolded(file.path)) {
+        throw ArchiveRefusal(
+          entry: displayName(Array((Manifest.configPrefix + file.path).utf8)), rule: .caseCollision,
+          detail: "and `\(displayName(Array((Manifest.configPrefix + other).utf8)))` in the manifest")
       }
       guard file.size >= 0 else { throw invalid("negative size for `\(file.path)`") }
       guard file.size <= limits.maxFileBytes else {
