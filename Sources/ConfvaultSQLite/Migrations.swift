@@ -1,3 +1,4 @@
+import ConfvaultCore
 import GRDB
 
 /// The store's schema, as named migrations. A shipped migration is frozen: change the schema by adding one.
@@ -105,5 +106,24 @@ enum Migrations {
       try db.execute(sql: "ALTER TABLE blob ADD COLUMN stored_at INTEGER NOT NULL DEFAULT 0")
     }
     return migrator
+  }
+}
+
+extension Migrations {
+  /// Refuses a store a newer confvault migrated: this one would misread or damage a schema it does
+  /// not know, so it reads no more of it and writes nothing.
+  ///
+  /// - Throws: `.operationFailed` with the hint `.upgrade`, naming the migrations it does not know.
+  static func refuseUnknown(_ db: Database, store folder: String) throws {
+    let migrator = migrator
+    let unknown = try migrator.appliedIdentifiers(db).subtracting(migrator.migrations).sorted()
+    guard unknown.isEmpty else {
+      throw OperationError(
+        .operationFailed,
+        "the store `\(folder)` was changed by a newer confvault: its schema has the migration"
+          + (unknown.count == 1 ? " " : "s ") + unknown.map { "`\($0)`" }.joined(separator: ", ")
+          + ", which this confvault does not know; nothing was changed",
+        hint: .upgrade)
+    }
   }
 }

@@ -1,7 +1,9 @@
 import ConfvaultCore
 import Foundation
 import GRDB
+import GRDBSQLite
 import Logging
+import Synchronization
 
 /// The embedded store: one SQLite database (WAL) in a folder, through GRDB.
 ///
@@ -9,19 +11,60 @@ import Logging
 /// version numbers and head moves of concurrent processes never interleave and a change decided on a
 /// moved head is refused. A writer that cannot get the lock within `lockTimeout` fails with
 /// `.temporaryFailure`. Every access runs on GRDB's own queues, never on the caller's thread.
+///
+/// A store opened `.readOnly` reads through one read-only connection and writes nothing, not even
+/// when it is opened, so it is read on a read-only mount, by a user who may only read it, and on a
+/// full disk. A store written by a newer confvault is refused, whatever the access, before anything
+/// is written.
 public final class SQLiteStore: VersionStore {
+  /// What the process means to do with the store.
+  public enum Access: Sendable {
+    /// Only read: nothing is migrated or written; a change fails with `.permissionDenied`.
+    case readOnly
+    /// Read and change: the schema is migrated to this confvault's on opening.
+    case readWrite
+    /// Read as `.readOnly`; the first change opens the store for writing as `.readWrite` does. For
+    /// a use case that reads, then records what it read (an export's audit entry), so that it still
+    /// reads a store it cannot write.
+    case readMostly
+  }
+
   public static let databaseName = "confvault.sqlite"
 
   public let folder: String
-  private let pool: DatabasePool
+  public let access: Access
+  private let path: String
+  private let configuration: Configuration
+  private let logger: Logger
+  /// Where reads go: the writer's pool (`.readWrite`), else one read-only connection.
+  private let reader: any DatabaseReader
+  /// Where changes go; opened on the first change when `.readMostly`, never when `.readOnly`.
+  private let writer: Mutex<DatabasePool?>
 
   /// Opens the store in `folder`.
   ///
-  /// - Parameter create: make the folder and the database if they do not exist (only creating an app does).
-  /// - Throws: `.inputUnreadable` with the hint `.createStore` when there is no store and `create` is false.
-  public init(folder: String, create: Bool, lockTimeout: TimeInterval = 30, logger: Logger) throws {
+  /// - Parameters:
+  ///   - access: `.readOnly` for a command that only reads; `create` needs `.readWrite`.
+  ///   - create: make the folder and the database if they do not exist (only creating an app does).
+  /// - Throws: `.inputUnreadable` with the hint `.createStore` when there is no store and `create` is
+  ///   false; `.operationFailed` with the hint `.upgrade` when a newer confvault migrated the store;
+  ///   `.permissionDenied` when the store must be written (`.readWrite`) and cannot be.
+  public init(
+    folder: String, access: Access = .readWrite, create: Bool = false, lockTimeout: TimeInterval = 30,
+    logger: Logger
+  ) throws {
+    precondition(!create || access == .readWrite, "only a store opened read-write is created")
     self.folder = folder
+    self.access = access
+    self.logger = logger
     let path = folder + "/" + SQLiteStore.databaseName
+    self.path = path
+    var configuration = Configuration()
+    configuration.busyMode = .timeout(lockTimeout)
+    configuration.prepareDatabase { db in
+      if !db.configuration.readonly { try SQLiteStore.prepareWriter(db) }
+    }
+    self.configuration = configuration
     if !FileManager.default.fileExists(atPath: path) {
       guard create else {
         throw OperationError(.inputUnreadable, "no store at `\(folder)`", hint: .createStore)
@@ -33,34 +76,144 @@ public final class SQLiteStore: VersionStore {
           .cannotCreateOutput, "cannot create the store folder `\(folder)`: \(error.localizedDescription)",
           cause: error)
       }
+      try StoreFailure.mapping(folder) { try SQLiteStore.makeDatabase(path, configuration) }
     }
-    var configuration = Configuration()
-    configuration.busyMode = .timeout(lockTimeout)
-    configuration.prepareDatabase { db in
-      // FULL: a committed version survives a power cut, not only a killed process.
-      try db.execute(sql: "PRAGMA synchronous = FULL")
+    // The schema is checked on a read-only connection first: a writer's opening writes (GRDB makes
+    // sure the WAL file is not empty), and a store from a newer confvault must stay as it is.
+    let readOnly = try SQLiteStore.openReadOnly(path, folder: folder, configuration: configuration)
+    try StoreFailure.mapping(folder) {
+      try readOnly.read { db in try Migrations.refuseUnknown(db, store: folder) }
     }
-    if create {
-      // Compressed files of a few KiB pack into 16 KiB pages with far less waste than into 4 KiB ones.
-      // The page size is fixed when the first table is made, before WAL mode is on.
-      try StoreFailure.mapping(folder) {
-        let queue = try DatabaseQueue(path: path)  // closed again when this closure returns
-        try queue.writeWithoutTransaction { db in
-          if try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master") == 0 {
-            try db.execute(sql: "PRAGMA page_size = 16384; VACUUM")
-          }
-        }
+    switch access {
+    case .readOnly, .readMostly:
+      reader = readOnly
+      writer = Mutex(nil)
+    case .readWrite:
+      let pool = try SQLiteStore.openWriter(path, folder: folder, configuration: configuration, logger: logger)
+      reader = pool
+      writer = Mutex(pool)
+    }
+  }
+
+  /// Sets up a connection that may commit.
+  ///
+  /// `PRAGMA synchronous = FULL`, so that a committed version survives a power cut, not only a killed
+  /// process. `SQLITE_FCNTL_PERSIST_WAL` keeps the `-wal` and `-shm` files when the last connection
+  /// closes (a zero-length `-wal`, through `journal_size_limit`): SQLite opens a WAL database
+  /// read-only only when those files exist or can be made, so with them a reader needs no write
+  /// permission and no writable mount (see `openReadOnly`).
+  private static func prepareWriter(_ db: Database) throws {
+    try db.execute(sql: "PRAGMA synchronous = FULL")
+    var persist: Int32 = 1
+    let code = sqlite3_file_control(db.sqliteConnection, "main", SQLITE_FCNTL_PERSIST_WAL, &persist)
+    guard code == SQLITE_OK else {
+      throw DatabaseError(resultCode: ResultCode(rawValue: code), message: "cannot keep the WAL files")
+    }
+    // Bounds the WAL after a large import too; and with a limit set, SQLite truncates the kept WAL
+    // to zero bytes on closing instead of leaving checkpointed frames for every reader to scan.
+    try db.execute(sql: "PRAGMA journal_size_limit = \(64 << 20)")
+  }
+
+  /// Makes the database file of a new store.
+  private static func makeDatabase(_ path: String, _ configuration: Configuration) throws {
+    // Compressed files of a few KiB pack into 16 KiB pages with far less waste than into 4 KiB ones.
+    // The page size is fixed when the first table is made, before WAL mode is on.
+    let queue = try DatabaseQueue(path: path, configuration: configuration)  // closed on return
+    try queue.writeWithoutTransaction { db in
+      if try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master") == 0 {
+        try db.execute(sql: "PRAGMA page_size = 16384; VACUUM")
       }
     }
+  }
+
+  /// Opens one read-only connection: it migrates nothing and writes nothing to the database.
+  ///
+  /// SQLite reads a WAL database read-only only if its `-wal` and `-shm` files exist or it may make
+  /// them. Every confvault that changed the store kept them (`prepareWriter`), so a store on a
+  /// read-only mount, or readable but not writable for this user, reads as usual, seeing what other
+  /// processes commit meanwhile. Without them (the store was last closed by an older confvault or
+  /// another SQLite program), a store on a read-only file system is opened `immutable=1`: SQLite then
+  /// reads the database file alone, without locking. That is sound there only: no `-wal` file, or an
+  /// empty one, means every commit is in the database file, and a read-only mount lets no process of
+  /// this one's view change it (a writer through another, writable mount of the same folder would
+  /// first make a `-wal` file, which is looked for here). On a writable file system another process
+  /// may be writing, and an immutable read could meet a page half rewritten by a checkpoint, so a
+  /// user who cannot make the files gets an error saying so instead.
+  private static func openReadOnly(_ path: String, folder: String, configuration: Configuration) throws
+    -> DatabaseQueue
+  {
+    var configuration = configuration
+    configuration.readonly = true
+    let walFiles = WALFiles(path)
+    if !walFiles.complete, walFiles.walIsEmpty, isOnReadOnlyFileSystem(folder),
+      sqlite3_compileoption_used("USE_URI") == 1
+    {
+      let escaped = path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path
+      return try StoreFailure.mapping(folder) {
+        try DatabaseQueue(path: "file:" + escaped + "?immutable=1", configuration: configuration)
+      }
+    }
+    do {
+      let queue = try DatabaseQueue(path: path, configuration: configuration)
+      // Opening reads nothing yet; the first read is where SQLite needs the WAL files.
+      _ = try queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master") }
+      return queue
+    } catch let error as DatabaseError where !walFiles.complete && faccessat(AT_FDCWD, folder, W_OK, AT_EACCESS) != 0 {
+      throw OperationError(
+        .permissionDenied,
+        "cannot read the store `\(folder)`: its `\(databaseName)-wal` and `\(databaseName)-shm` files are missing "
+          + "and this user may not make them (\(error.message ?? "\(error.resultCode)")); confvault run once by "
+          + "a user who may write the store's folder makes them, and keeps them from then on",
+        cause: error)
+    } catch let error as DatabaseError {
+      throw StoreFailure.translate(error, folder)
+    }
+  }
+
+  /// Opens the pool changes are made through, and migrates the schema to this confvault's.
+  private static func openWriter(_ path: String, folder: String, configuration: Configuration, logger: Logger)
+    throws -> DatabasePool
+  {
+    try refuseUnwritable(folder, path: path)
     let pool = try StoreFailure.mapping(folder) { try DatabasePool(path: path, configuration: configuration) }
-    self.pool = pool
     try StoreFailure.mapping(folder) {
+      // GRDB's pool sets up WAL mode on its writer after `prepareDatabase`, and with it
+      // `synchronous = NORMAL`; a store's commits are FULL (see `prepareWriter`).
+      try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
       let migrator = Migrations.migrator
       if try !pool.read({ try migrator.hasCompletedMigrations($0) }) {
         try migrator.migrate(pool)
         logger.info("store schema migrated", metadata: ["store": "\(folder)"])
       }
     }
+    return pool
+  }
+
+  /// Refuses to open for writing a store this process may not write, before SQLite tries: its
+  /// "attempt to write a readonly database" would come from the middle of opening, and say less.
+  private static func refuseUnwritable(_ folder: String, path: String) throws {
+    // The folder too: SQLite makes the `-wal` and `-shm` files there, and imports their staging folder.
+    for target in [folder, path, path + "-wal", path + "-shm"] {
+      guard faccessat(AT_FDCWD, target, W_OK, AT_EACCESS) != 0 else { continue }
+      switch errno {
+      case EROFS:
+        throw OperationError(
+          .permissionDenied,
+          "the store `\(folder)` is read-only: its file system is mounted read-only; nothing was changed")
+      case EACCES, EPERM:
+        throw OperationError(
+          .permissionDenied,
+          "the store `\(folder)` is not writable by this user (uid \(geteuid())): no write permission on "
+            + "`\(target)`; nothing was changed")
+      default:
+        continue  // a missing `-wal` is made by SQLite; anything else SQLite reports itself
+      }
+    }
+  }
+
+  private static func isOnReadOnlyFileSystem(_ folder: String) -> Bool {
+    var info = statvfs()
+    return statvfs(folder, &info) == 0 && info.f_flag & UInt(ST_RDONLY) != 0
   }
 
   public var stagingFolder: String { folder + "/staging" }
@@ -235,14 +388,37 @@ public final class SQLiteStore: VersionStore {
     }
   }
 
+  /// `PRAGMA synchronous` on the connection changes are committed with (2 is FULL), for tests.
+  func synchronousSettingOfWriter() async throws -> Int {
+    try await StoreFailure.mapping(folder) {
+      try await self.writerPool().writeWithoutTransaction { db in
+        try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1
+      }
+    }
+  }
+
   private func reading<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
-    try await StoreFailure.mapping(folder) { try await self.pool.read(body) }
+    try await StoreFailure.mapping(folder) { try await self.reader.read(body) }
+  }
+
+  /// The pool changes go through, opened now if the store was opened `.readMostly`.
+  private func writerPool() throws -> DatabasePool {
+    try writer.withLock { writer in
+      if let writer { return writer }
+      guard access == .readMostly else {
+        throw OperationError(.permissionDenied, "the store `\(folder)` was opened read-only; nothing was changed")
+      }
+      let pool = try SQLiteStore.openWriter(path, folder: folder, configuration: configuration, logger: logger)
+      writer = pool
+      return pool
+    }
   }
 
   /// Runs `body` in one `BEGIN IMMEDIATE` transaction: committed whole, or rolled back.
   private func writing<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
-    try await StoreFailure.mapping(folder) {
-      try await self.pool.writeWithoutTransaction { db in
+    let pool = try writerPool()
+    return try await StoreFailure.mapping(folder) {
+      try await pool.writeWithoutTransaction { db in
         var result: T?
         try db.inTransaction(.immediate) {
           result = try body(db)
@@ -251,6 +427,22 @@ public final class SQLiteStore: VersionStore {
         return result!
       }
     }
+  }
+}
+
+/// Which of a WAL database's companion files exist.
+private struct WALFiles {
+  /// Both the `-wal` and the `-shm` file exist.
+  var complete: Bool
+  /// The `-wal` file is missing or empty: every commit is in the database file.
+  var walIsEmpty: Bool
+
+  init(_ path: String) {
+    var wal = stat()
+    var shm = stat()
+    let hasWAL = stat(path + "-wal", &wal) == 0
+    complete = hasWAL && stat(path + "-shm", &shm) == 0
+    walIsEmpty = !hasWAL || wal.st_size == 0
   }
 }
 
@@ -332,7 +524,7 @@ enum StoreFailure {
     }
   }
 
-  private static func translate(_ error: DatabaseError, _ folder: String) -> OperationError {
+  static func translate(_ error: DatabaseError, _ folder: String) -> OperationError {
     let message = error.message ?? "\(error)"
     switch error.resultCode {
     case .SQLITE_BUSY, .SQLITE_LOCKED:

@@ -82,7 +82,7 @@ struct Backup: AsyncParsableCommand {
     let took = String(format: "%.2fs", outcome.seconds)
     switch outcome.status {
     case .failed:
-      Terminal.error("confvault: backup of \(name) failed: \(outcome.message ?? "unknown error")")
+      Terminal.error("confvault: backup of \(name) failed: \(safe(outcome.message ?? "unknown error"))")
     case .unchanged:
       output.say("\(name)  unchanged  v\(outcome.version ?? 0)  \(outcome.message ?? "")  \(took)")
     case .written:

@@ -12,11 +12,11 @@ struct Check: AsyncParsableCommand {
   @OptionGroup var storeOptions: StoreOptions
 
   func run() async throws {
-    let report = try await storeOptions.vault().check(logger: storeOptions.logger)
+    let report = try await storeOptions.readOnlyVault().check(logger: storeOptions.logger)
     if json {
       try JSONOutput.print(report)
     } else {
-      for problem in report.problems { print("problem: \(problem)") }
+      for problem in report.problems { print("problem: \(safe(problem))") }
       print(
         "\(report.isConsistent ? "OK" : "INCONSISTENT"): \(report.versions) versions, \(report.blobs) blobs"
           + (report.unreferencedBlobs > 0
@@ -62,13 +62,13 @@ struct Audit: AsyncParsableCommand {
   @OptionGroup var storeOptions: StoreOptions
 
   func run() async throws {
-    let entries = try await storeOptions.vault().audit(app: app, limit: limit, logger: storeOptions.logger)
+    let entries = try await storeOptions.readOnlyVault().audit(app: app, limit: limit, logger: storeOptions.logger)
     if json { return try JSONOutput.print(entries) }
     for entry in entries {
-      let target = [entry.app, entry.environment].compactMap { $0 }.joined(separator: "/")
+      let target = [entry.app, entry.environment].compactMap { $0 }.map(safe).joined(separator: "/")
       print(
-        "\(Timestamp.iso8601(entry.at))  \(entry.author)  \(entry.action.rawValue)  \(target)"
-          + (entry.version.map { "  v\($0)" } ?? "") + "  \(entry.detail)"
+        "\(Timestamp.iso8601(entry.at))  \(safe(entry.author))  \(entry.action.rawValue)  \(target)"
+          + (entry.version.map { "  v\($0)" } ?? "") + "  \(safe(entry.detail))"
           + (entry.archiveSHA256.map { "  archive sha256 \($0)" } ?? ""))
     }
   }

@@ -17,6 +17,7 @@ struct Confvault: AsyncParsableCommand {
 
   /// Runs the command and turns every failure into its documented exit code (PRODUCT.md, sysexits).
   static func main() async {
+    Interrupts.removeTemporaryFilesOnStop()
     do {
       var command = try parseAsRoot()
       if var command = command as? any AsyncParsableCommand {
@@ -25,7 +26,10 @@ struct Confvault: AsyncParsableCommand {
         try command.run()
       }
     } catch let error as any ConfvaultError {
-      Terminal.error("confvault: \(error)" + (error.hint.map { "; " + Advice.words(for: $0) } ?? ""))
+      // Messages may quote what an archive or the store holds; each line is escaped, the line breaks kept.
+      let message = "\(error)".split(separator: "\n", omittingEmptySubsequences: false).map { safe(String($0)) }
+      Terminal.error(
+        "confvault: " + message.joined(separator: "\n") + (error.hint.map { "; " + Advice.words(for: $0) } ?? ""))
       Foundation.exit(ExitStatus.code(for: error.kind))
     } catch {
       exit(withError: error)
@@ -47,6 +51,7 @@ enum Advice {
     case .replaceExisting: return "use --force to replace it"
     case .waitForLock: return "try again later or pass --wait SECONDS"
     case .runCheck: return "run `confvault check`"
+    case .upgrade: return "upgrade confvault"
     }
   }
 }

@@ -35,7 +35,7 @@ struct Diff: AsyncParsableCommand {
   }
 
   func run() async throws {
-    let vault = try storeOptions.vault()
+    let vault = try storeOptions.readOnlyVault()
     let selection: Vault.DiffSelection =
       environments.count == 2
       ? .environments(from: environments[0], to: environments[1])
@@ -65,7 +65,7 @@ struct Diff: AsyncParsableCommand {
 
   static func render(_ diff: FileDiff) -> String {
     let change = diff.change
-    var text = "\(ChangePrinter.marker(change.kind)) \(change.path)"
+    var text = "\(ChangePrinter.marker(change.kind)) \(safe(change.path))"
     switch change.kind {
     case .added: text += "  (added, \(ByteCount.format(change.new?.size ?? 0)))\n"
     case .removed: text += "  (removed, was \(ByteCount.format(change.old?.size ?? 0)))\n"
@@ -74,9 +74,9 @@ struct Diff: AsyncParsableCommand {
       text += "\n"
       switch diff.detail {
       case .keys(let keys):
-        for key in keys { text += "\(change.path)  \(key.description)\n" }
+        for key in keys { text += "\(safe(change.path))  \(safe(key.description))\n" }
       case .text(let lines):
-        for line in lines { text += "    \(line)\n" }
+        for line in lines { text += "    \(safe(line))\n" }
       case .sizes(let old, let new):
         text += "    binary or large: \(ByteCount.format(old ?? 0)) -> \(ByteCount.format(new ?? 0))\n"
       }

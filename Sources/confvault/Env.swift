@@ -16,7 +16,7 @@ struct Env: AsyncParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
 
     func run() async throws {
-      let info = try await storeOptions.vault().app(app.app, logger: storeOptions.logger)
+      let info = try await storeOptions.readOnlyVault().app(app.app, logger: storeOptions.logger)
       if json { return try JSONOutput.print(info.environments) }
       for environment in info.environments {
         let head = environment.head.map { "v\($0)" } ?? "no version"

@@ -29,7 +29,7 @@ struct Export: AsyncParsableCommand {
   }
 
   func run() async throws {
-    let vault = try storeOptions.vault()
+    let vault = try storeOptions.readMostlyVault()
     let version = try await vault.resolve(
       app: app.app, environment: environment, number: number, logger: storeOptions.logger)
     let label = number == nil ? environment! : version.environment

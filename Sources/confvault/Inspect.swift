@@ -28,20 +28,20 @@ struct Inspect: AsyncParsableCommand {
       "             \(contents.compression), \(ByteCount.format(contents.archiveBytes)), sha256 \(contents.archiveSHA256)"
     )
     if let manifest {
-      print("format       \(manifest.format) \(manifest.formatVersion), by \(manifest.generator)")
-      print("app          \(manifest.app ?? "-")")
-      print("environment  \(manifest.environment ?? "-")")
+      print("format       \(safe(manifest.format)) \(manifest.formatVersion), by \(safe(manifest.generator))")
+      print("app          \(manifest.app.map(safe) ?? "-")")
+      print("environment  \(manifest.environment.map(safe) ?? "-")")
       if let version = manifest.version {
         print(
-          "version      \(version.number) by \(version.author) at \(Timestamp.iso8601(version.createdAt)) (\(version.origin))"
+          "version      \(version.number) by \(safe(version.author)) at \(Timestamp.iso8601(version.createdAt)) (\(safe(version.origin)))"
         )
-        if !version.comment.isEmpty { print("comment      \(version.comment)") }
+        if !version.comment.isEmpty { print("comment      \(safe(version.comment))") }
         print("synced       \(version.syncedAt.map(Timestamp.iso8601) ?? "never")")
       } else {
         print("version      - (packed from a folder)")
       }
     } else {
-      print("format       plain tar" + (contents.strippedFolder.map { ", top folder `\($0)/` stripped" } ?? ""))
+      print("format       plain tar" + (contents.strippedFolder.map { ", top folder `\(safe($0))/` stripped" } ?? ""))
     }
     print("files        \(contents.files.count), \(ByteCount.format(contents.totalSize))")
     print("tree         \(contents.treeDigest)")
@@ -50,7 +50,7 @@ struct Inspect: AsyncParsableCommand {
     for file in contents.files {
       let size = String(file.size)
       print(
-        "  \(file.mode.rawValue)  \(String(repeating: " ", count: width - size.count))\(size)  \(file.path)")
+        "  \(file.mode.rawValue)  \(String(repeating: " ", count: width - size.count))\(size)  \(safe(file.path))")
     }
   }
 

@@ -13,16 +13,16 @@ struct Show: AsyncParsableCommand {
   @OptionGroup var storeOptions: StoreOptions
 
   func run() async throws {
-    let detail = try await storeOptions.vault().show(app: app.app, number: number, logger: storeOptions.logger)
+    let detail = try await storeOptions.readOnlyVault().show(app: app.app, number: number, logger: storeOptions.logger)
     if json { return try JSONOutput.print(detail) }
     let (version, status, heads) = (detail.version, detail.status, detail.headOf)
-    print("version      v\(version.number) of \(version.app), made in \(version.environment)")
-    print("author       \(version.author)")
+    print("version      v\(version.number) of \(version.app), made in \(safe(version.environment))")
+    print("author       \(safe(version.author))")
     print("created      \(Timestamp.iso8601(version.createdAt))")
-    print("comment      \(version.comment.isEmpty ? "-" : version.comment)")
+    print("comment      \(version.comment.isEmpty ? "-" : safe(version.comment))")
     print("origin       \(version.origin.rawValue)" + (version.restoredFrom.map { ", restored from v\($0)" } ?? ""))
     if let imported = version.importedFrom {
-      let what = [imported.app, imported.environment].compactMap { $0 }.joined(separator: "/")
+      let what = [imported.app, imported.environment].compactMap { $0 }.map(safe).joined(separator: "/")
       print(
         "imported     archive sha256 \(imported.archiveSHA256)"
           + (what.isEmpty ? " (plain tar)" : ", manifest: \(what)") + (imported.version.map { " v\($0)" } ?? ""))

@@ -45,9 +45,26 @@ struct StoreOptions: ParsableArguments {
     return logger
   }
 
-  /// Opens the store and the use cases over it.
+  /// Opens the store and the use cases over it, for a command that changes the store.
   func vault(create: Bool = false) throws -> Vault {
-    let store = try SQLiteStore(folder: folder, create: create, lockTimeout: lockTimeout, logger: logger)
+    try vault(.readWrite, create: create)
+  }
+
+  /// Opens the store for a command that only reads it: nothing is written, so it works on a read-only
+  /// mount, without write permission and on a full disk.
+  func readOnlyVault() throws -> Vault {
+    try vault(.readOnly)
+  }
+
+  /// Opens the store for a command that reads and then records what it did (export), which still
+  /// reads a store it cannot write.
+  func readMostlyVault() throws -> Vault {
+    try vault(.readMostly)
+  }
+
+  private func vault(_ access: SQLiteStore.Access, create: Bool = false) throws -> Vault {
+    let store = try SQLiteStore(
+      folder: folder, access: access, create: create, lockTimeout: lockTimeout, logger: logger)
     return Vault(store: store)
   }
 }
@@ -74,7 +91,7 @@ enum ChangePrinter {
   /// One line per changed file, and a summary line.
   static func summary(_ changes: [FileChange]) -> [String] {
     var lines = changes.map { change -> String in
-      var line = "  \(marker(change.kind)) \(change.path)"
+      var line = "  \(marker(change.kind)) \(safe(change.path))"
       if change.kind == .modeChanged, let old = change.old, let new = change.new {
         line += "  (mode \(old.mode.rawValue) -> \(new.mode.rawValue))"
       }

@@ -1,6 +1,9 @@
 import ConfvaultCore
 import Foundation
 
+/// A string from an archive or the store, as it may be printed: see `SafeText`.
+func safe(_ text: String) -> String { SafeText.escaping(text) }
+
 /// Where the executable writes: data on standard output, messages and progress on standard error.
 enum Terminal {
   static func error(_ line: String) {

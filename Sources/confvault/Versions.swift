@@ -59,7 +59,7 @@ struct Versions: AsyncParsableCommand {
   }
 
   func run() async throws {
-    let page = try await storeOptions.vault().versionsPage(
+    let page = try await storeOptions.readOnlyVault().versionsPage(
       app: app.app, environment: environment, before: before, limit: limit, logger: storeOptions.logger)
     let rows = page.rows.map { Row($0.version, status: $0.status) }
     if json { return try JSONOutput.print(rows) }
@@ -71,8 +71,8 @@ struct Versions: AsyncParsableCommand {
       [["Number", "Env", "Author", "Date", "Sync date", "Comments", "Prod"]]
       + rows.map { row in
         [
-          "v\(row.number)", row.environment, row.author, Timestamp.iso8601(row.createdAt),
-          row.syncedAt.map(Timestamp.iso8601) ?? "-", row.comment + (row.backup ? " [backup]" : ""),
+          "v\(row.number)", safe(row.environment), safe(row.author), Timestamp.iso8601(row.createdAt),
+          row.syncedAt.map(Timestamp.iso8601) ?? "-", safe(row.comment) + (row.backup ? " [backup]" : ""),
           row.status == .currentProduction ? "yes" : "",
         ]
       }

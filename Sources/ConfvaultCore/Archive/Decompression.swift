@@ -78,7 +78,8 @@ private final class GzipDecoder: StreamDecoder {
       if message == "incorrect data check" || message == "incorrect length check" {
         throw ArchiveRefusal(
           entry: nil, rule: .compressionChecksum,
-          detail: "gzip \(message == "incorrect data check" ? "CRC-32" : "length") in the trailer does not match the data")
+          detail:
+            "gzip \(message == "incorrect data check" ? "CRC-32" : "length") in the trailer does not match the data")
       }
       throw corrupt(.gzip, message)
     }
@@ -185,7 +186,8 @@ private final class Bzip2Decoder: StreamDecoder {
     case BZ_OK: return (consumed, produced, false)
     case BZ_STREAM_END: return (consumed, produced, true)
     case BZ_DATA_ERROR:
-      throw ArchiveRefusal(entry: nil, rule: .compressionChecksum, detail: "bzip2: a block's CRC does not match its data")
+      throw ArchiveRefusal(
+        entry: nil, rule: .compressionChecksum, detail: "bzip2: a block's CRC does not match its data")
     default: throw corrupt(.bzip2, "not a valid bzip2 stream (libbz2 error \(result))")
     }
   }

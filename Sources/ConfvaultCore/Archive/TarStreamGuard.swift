@@ -116,7 +116,8 @@ struct TarStreamGuard {
         throw ArchiveRefusal(entry: nil, rule: .notAnArchive, detail: "its first 512 bytes are no tar header")
       }
       throw ArchiveRefusal(
-        entry: nil, rule: .corrupt, detail: "a header's checksum does not match it, after \(displayName(Self.ustarName(header)))")
+        entry: nil, rule: .corrupt,
+        detail: "a header's checksum does not match it, after \(displayName(Self.ustarName(header)))")
     }
     let name = nextName ?? Self.ustarName(header)
     let shown = displayName(name)
@@ -127,7 +128,8 @@ struct TarStreamGuard {
     }
     let typeflag = header[156]
     if let key = nextSparse, typeflag != UInt8(ascii: "x") {
-      throw ArchiveRefusal(entry: shown, rule: .sparse, detail: "pax record `\(key)`; readers fill its holes differently")
+      throw ArchiveRefusal(
+        entry: shown, rule: .sparse, detail: "pax record `\(key)`; readers fill its holes differently")
     }
     let size = try nextSize ?? Self.size(header, shown: shown)
     switch typeflag {
@@ -183,7 +185,8 @@ struct TarStreamGuard {
         if key == "path" { nextName = value }
       } else if key == "size" {
         guard let text = String(validating: value, as: UTF8.self), let size = Int64(text), size >= 0 else {
-          throw ArchiveRefusal(entry: nextName.map(displayName), rule: .suspiciousHeader, detail: "a pax size that is no number")
+          throw ArchiveRefusal(
+            entry: nextName.map(displayName), rule: .suspiciousHeader, detail: "a pax size that is no number")
         }
         nextSize = size
       } else if key == "GNU.sparse.name" {

@@ -124,7 +124,8 @@ public struct BackupRun: Sendable {
       let version = try await vault.store.version(app: app, number: head)
       if !options.dryRun {
         try makeFolders(folder)
-        removeLeftovers(in: folder, app: app, environment: environment)
+        // Temporary files of runs killed mid-write, also when this run writes nothing.
+        TemporaryFiles.removeStale(in: folder)
       }
       // The backup this run has read back good (or, in a dry run, would write): retention keeps it
       // without reading it again.
@@ -183,18 +184,6 @@ public struct BackupRun: Sendable {
   private func backups(in folder: String, app: String, environment: String) -> [BackupName] {
     guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return [] }
     return names.compactMap { BackupName(fileName: $0, app: app, environment: environment) }
-  }
-
-  /// Temporary files of runs that were killed mid-write (`.<backup name>.tmp-…`).
-  private func removeLeftovers(in folder: String, app: String, environment: String) {
-    for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
-      guard name.hasPrefix("."), let range = name.range(of: ".tmp-"),
-        BackupName(
-          fileName: String(name[name.index(after: name.startIndex)..<range.lowerBound]), app: app,
-          environment: environment) != nil
-      else { continue }
-      unlink(folder + "/" + name)
-    }
   }
 
   /// Deletes what the policy does not keep, never the newest backup that reads back good.

@@ -4,7 +4,9 @@ import Foundation
 ///
 /// Bytes go to a hidden temporary file in the same folder; `commit()` flushes it to disk, moves it
 /// into place in one step and flushes the folder. Until then, and after any failure or crash,
-/// nothing is at the final name.
+/// nothing is at the final name. The temporary file is removed when the process is stopped by SIGINT
+/// or SIGTERM (`TemporaryFiles`), and one left by a killed process is removed by the next `AtomicFile`
+/// or `AtomicFolder` made in that folder.
 public final class AtomicFile {
   public let path: String
   public let fileDescriptor: Int32
@@ -29,10 +31,14 @@ public final class AtomicFile {
       }
     }
     let (folder, name) = splitPath(path)
-    temporaryPath = folder + "/." + name + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    let fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, permissions)
-    guard fd >= 0 else { throw SystemError(.create, path) }
-    fileDescriptor = fd
+    TemporaryFiles.removeStale(in: folder)
+    let temporaryPath = folder + "/" + TemporaryFiles.hiddenName(for: name)
+    self.temporaryPath = temporaryPath
+    fileDescriptor = try TemporaryFiles.make(temporaryPath) {
+      let fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, permissions)
+      guard fd >= 0 else { throw SystemError(.create, path) }
+      return fd
+    }
   }
 
   deinit {
@@ -65,8 +71,10 @@ public final class AtomicFile {
       }
     } catch {
       unlink(temporaryPath)
+      TemporaryFiles.forget(temporaryPath)
       throw error
     }
+    TemporaryFiles.forget(temporaryPath)
     syncFolder(splitPath(path).folder)
   }
 
@@ -75,6 +83,7 @@ public final class AtomicFile {
     if !finished { close(fileDescriptor) }
     finished = true
     unlink(temporaryPath)
+    TemporaryFiles.forget(temporaryPath)
   }
 }
 

@@ -4,7 +4,8 @@ import Foundation
 ///
 /// Files go into a hidden folder beside the target; `commit()` flushes them and renames the folder
 /// into place. An existing empty target is replaced; a non-empty one is refused before anything is
-/// written.
+/// written. Like `AtomicFile`'s, the hidden folder is removed on SIGINT and SIGTERM, and one a killed
+/// process left is removed by the next `AtomicFile` or `AtomicFolder` made beside it.
 public final class AtomicFolder {
   public let path: String
   /// Where files go until `commit()`.
@@ -19,8 +20,12 @@ public final class AtomicFolder {
     self.path = normalized
     try AtomicFolder.checkTarget(normalized)
     let (parent, name) = splitPath(normalized)
-    stagingPath = parent + "/." + name + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    guard mkdir(stagingPath, 0o755) == 0 else { throw SystemError(.create, normalized) }
+    TemporaryFiles.removeStale(in: parent)
+    let stagingPath = parent + "/" + TemporaryFiles.hiddenName(for: name)
+    self.stagingPath = stagingPath
+    try TemporaryFiles.make(stagingPath) {
+      guard mkdir(stagingPath, 0o755) == 0 else { throw SystemError(.create, normalized) }
+    }
   }
 
   deinit {
@@ -61,6 +66,7 @@ public final class AtomicFolder {
       throw error
     }
     finished = true
+    TemporaryFiles.forget(stagingPath)
     syncFolder(splitPath(path).folder)
   }
 
@@ -68,6 +74,7 @@ public final class AtomicFolder {
   public func discard() {
     finished = true
     try? FileManager.default.removeItem(atPath: stagingPath)
+    TemporaryFiles.forget(stagingPath)
   }
 }
 

@@ -49,6 +49,8 @@ public enum Hint: Sendable, Equatable {
   case waitForLock
   /// The store may be damaged: run its check.
   case runCheck
+  /// The store was written by a newer confvault.
+  case upgrade
 }
 
 /// An error Confvault reports to a person: its description says what happened, to what, and what to do.

@@ -4,9 +4,10 @@ import Foundation
 ///
 /// Every file's content is appended to one spool file, once per distinct content, so staging costs
 /// one sequential write instead of a file per entry, and the store is later handed each new blob once.
-/// It lives in `<store's staging folder>/<pid>-<random>/`; it is removed when the import ends, and if
-/// the process is killed first, `Vault.collectGarbage` removes it once no process of that id runs. It
-/// is never part of the store: `check` does not look at it.
+/// It lives in `<store's staging folder>/<pid>-<random>/`; it is removed when the import ends or is
+/// stopped by SIGINT or SIGTERM (`TemporaryFiles`), and if the process is killed outright,
+/// `Vault.collectGarbage` removes it once no process of that id runs. It is never part of the store:
+/// `check` does not look at it.
 final class StagingArea: @unchecked Sendable {
   let path: String
   let spool: String
@@ -16,9 +17,12 @@ final class StagingArea: @unchecked Sendable {
   /// Makes a new staging folder in `parent`.
   init(in parent: String) throws {
     try makeFolders(parent)
-    path = parent + "/\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let path = parent + "/\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    self.path = path
     spool = path + "/spool"
-    guard mkdir(path, 0o700) == 0 else { throw SystemError(.create, path) }
+    try TemporaryFiles.make(path) {
+      guard mkdir(path, 0o700) == 0 else { throw SystemError(.create, path) }
+    }
   }
 
   deinit { remove() }
@@ -30,6 +34,7 @@ final class StagingArea: @unchecked Sendable {
 
   func remove() {
     try? FileManager.default.removeItem(atPath: path)
+    TemporaryFiles.forget(path)
   }
 
   /// A sink that appends each file of an archive to the spool, keeping the first copy of each content.
@@ -52,7 +57,7 @@ final class StagingArea: @unchecked Sendable {
     var removed = 0
     for name in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] {
       guard let pid = name.split(separator: "-").first.flatMap({ pid_t($0) }), pid > 0 else { continue }
-      if pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH { continue }
+      guard TemporaryFiles.processIsGone(pid) else { continue }
       if (try? FileManager.default.removeItem(atPath: parent + "/" + name)) != nil { removed += 1 }
     }
     return removed

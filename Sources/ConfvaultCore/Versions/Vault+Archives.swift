@@ -19,7 +19,9 @@ extension Vault {
 
   /// Writes `version` as a v1 archive, streaming from the store, and records the export.
   ///
-  /// Deterministic: the same version gives the same bytes every time.
+  /// Deterministic: the same version gives the same bytes every time. A store this process may read
+  /// but not write (a read-only mount, no write permission, a full disk) still exports: the archive is
+  /// written and a warning says the export could not be recorded in the audit log.
   ///
   /// - Parameter environment: the environment the archive is said to come from (its head was asked
   ///   for); nil for a version asked for by number, which names the environment it was made in.
@@ -30,11 +32,20 @@ extension Vault {
     let environment = environment ?? version.environment
     let written = try await writeArchive(
       version, environment: environment, compression: compression, to: output, logger: logger)
-    try await store.apply(
-      StoreChange(
-        .note(app: version.app, environment: environment, action: .export, version: version.number), author: author,
-        at: clock(), detail: "exported to \(output.displayName) (\(compression.rawValue), \(written.bytes) bytes)",
-        archiveSHA256: written.sha256))
+    do {
+      try await store.apply(
+        StoreChange(
+          .note(app: version.app, environment: environment, action: .export, version: version.number),
+          author: author, at: clock(),
+          detail: "exported to \(output.displayName) (\(compression.rawValue), \(written.bytes) bytes)",
+          archiveSHA256: written.sha256))
+    } catch let error as any ConfvaultError where error.kind == .permissionDenied || error.kind == .ioError {
+      // The archive is whole and in place, read from the store and flushed to disk; a store that
+      // cannot take a write (read-only, not this user's to write, its disk full) must not undo that.
+      logger.warning(
+        "v\(version.number) of \(version.app)/\(environment) was exported to \(output.displayName), but the export could not be recorded in the audit log: \(error)"
+      )
+    }
     return written
   }
 
