@@ -82,4 +82,52 @@ import Testing
     #expect(try Harness.confvault(["verify", archive]).status == 0)
     #expect(try Harness.shell("zstd -t '\(archive)'").status == 0)
   }
+
+  @Test("inspect shows an archive's comment, author and names with control characters escaped")
+  func inspectEscapes() throws {
+    let work = try TemporaryFolder()
+    let archive = work.file("hostile-text.tar.gz")
+    let written = try Harness.run(
+      "/usr/bin/env",
+      [
+        "python3", "-c",
+        """
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        import archives
+        version = {"number": 3, "author": "mallory\\u001b]0;pwned\\u0007", "createdAt": "2026-11-20T10:00:00Z",
+                   "comment": "fine\\u001b[2J\\u001b[Hcleared", "origin": "push", "syncedAt": None}
+        files = [("read\\u0085me.txt", b"x", "0644")]
+        archives.write(sys.argv[2], [archives.regular("confvault.json", archives.manifest_for(files, version=version))])
+        """,
+        Harness.fixtures, archive,
+      ])
+    #expect(written.status == 0, "\(written)")
+    let inspected = try Harness.confvault(["inspect", archive])
+    // The manifest lists a file the archive lacks, so it is refused; the refusal names it escaped.
+    #expect(!inspected.stderr.contains("\u{85}") && inspected.stderr.contains("read\\u{0085}me.txt"), "\(inspected)")
+    let manifestOnly = work.file("manifest-only.tar.gz")
+    let plain = try Harness.run(
+      "/usr/bin/env",
+      [
+        "python3", "-c",
+        """
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        import archives
+        version = {"number": 3, "author": "mallory\\u001b]0;pwned\\u0007", "createdAt": "2026-11-20T10:00:00Z",
+                   "comment": "fine\\u001b[2J\\u001b[Hcleared", "origin": "push", "syncedAt": None}
+        files = [("a.txt", b"x", "0644")]
+        archives.write(sys.argv[2], [archives.regular("confvault.json", archives.manifest_for(files, version=version)),
+                                     archives.regular("config/a.txt", b"x")])
+        """,
+        Harness.fixtures, manifestOnly,
+      ])
+    #expect(plain.status == 0, "\(plain)")
+    let shown = try Harness.confvault(["inspect", manifestOnly])
+    #expect(shown.status == 0, "\(shown)")
+    #expect(
+      !shown.stdout.contains("\u{1B}") && !shown.stdout.contains("\u{07}"), "no escape sequence reaches the terminal")
+    #expect(shown.stdout.contains("mallory\\x1b]0;pwned\\x07") && shown.stdout.contains("fine\\x1b[2J\\x1b[Hcleared"))
+  }
 }

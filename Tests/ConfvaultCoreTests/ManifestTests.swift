@@ -124,4 +124,22 @@ import Testing
     #expect(EntryPath.fileAndFolderConflict(in: ["a", "a/b"])?.file == "a")
     #expect(EntryPath.fileAndFolderConflict(in: ["a.json", "a/b", "ab/c"]) == nil)
   }
+
+  @Test("a key given twice in one object is refused, also when one spelling escapes it")
+  func duplicateKeys() throws {
+    let good = String(
+      decoding: Manifest(app: "shop", environment: "prod", version: nil, files: ManifestTests.files).encoded(),
+      as: UTF8.self)
+    #expect(try Manifest.decode(Data(good.utf8), limits: .default).app == "shop")
+    let twice = good.replacingOccurrences(of: #""app" : "shop","#, with: #""app" : "shop", "\u0061pp" : "billing","#)
+    #expect(twice != good, "the test edited the manifest")
+    #expect {
+      try Manifest.decode(Data(twice.utf8), limits: .default)
+    } throws: { error in
+      (error as? ArchiveRefusal)?.rule == .manifestInvalid && "\(error)".contains("`app` appears twice")
+    }
+    let nested = good.replacingOccurrences(of: #""mode" : "0644","#, with: #""mode" : "0644", "mode" : "0755","#)
+    #expect(nested != good)
+    #expect(throws: ArchiveRefusal.self) { try Manifest.decode(Data(nested.utf8), limits: .default) }
+  }
 }
