@@ -17,6 +17,13 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
+    .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.0.0"),
+    .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+    .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.20.0"),
+    .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.0.0"),
+    .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.0.0"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
   ],
   targets: [
     // libarchive, from Debian's libarchive-dev; only ConfvaultCore/Archive imports it.
@@ -60,11 +67,35 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
       ]
     ),
+    // The web page and the HTTP API; the only importer of Hummingbird.
+    .target(
+      name: "ConfvaultServer",
+      dependencies: [
+        "ConfvaultCore",
+        .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+        .product(name: "HTTPTypes", package: "swift-http-types"),
+        .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "HummingbirdCore", package: "hummingbird"),
+        .product(name: "HummingbirdTLS", package: "hummingbird"),
+        .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+        .product(name: "Mustache", package: "swift-mustache"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      // Built into the binary: the page needs no files beside it.
+      resources: [
+        "app.css", "app.js", "openapi.yaml", "header.mustache", "footer.mustache", "sign-in.mustache",
+        "apps.mustache", "app.mustache", "version.mustache", "changes.mustache", "preview.mustache",
+        "audit.mustache", "error.mustache",
+      ].map { .embedInCode("Resources/" + $0) }
+    ),
     .executableTarget(
       name: "confvault",
       dependencies: [
         "ConfvaultCore",
         "ConfvaultSQLite",
+        "ConfvaultServer",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]
@@ -78,6 +109,14 @@ let package = Package(
       name: "ConfvaultStoreTests",
       dependencies: [
         "ConfvaultCore", "ConfvaultSQLite",
+        .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
+    .testTarget(
+      name: "ConfvaultServerTests",
+      dependencies: [
+        "ConfvaultCore", "ConfvaultSQLite", "ConfvaultServer",
+        .product(name: "HummingbirdTesting", package: "hummingbird"),
         .product(name: "Logging", package: "swift-log"),
       ]
     ),

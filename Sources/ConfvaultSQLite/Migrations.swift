@@ -105,6 +105,31 @@ enum Migrations {
     migrator.registerMigration("v2-blob-stored-at") { db in
       try db.execute(sql: "ALTER TABLE blob ADD COLUMN stored_at INTEGER NOT NULL DEFAULT 0")
     }
+    // The server's users, API tokens and sessions: secrets as hashes only.
+    migrator.registerMigration("v3-users-tokens-sessions") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE user_account (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('viewer', 'deployer', 'releaser', 'admin')),
+            password_hash TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+          );
+          CREATE TABLE api_token (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('viewer', 'deployer', 'releaser', 'admin')),
+            hash BLOB NOT NULL UNIQUE,
+            created_at INTEGER NOT NULL,
+            revoked_at INTEGER
+          );
+          CREATE TABLE session (
+            hash BLOB PRIMARY KEY,
+            user_name TEXT NOT NULL REFERENCES user_account(name) ON DELETE CASCADE,
+            csrf_token TEXT NOT NULL,
+            expires_at INTEGER NOT NULL
+          ) WITHOUT ROWID;
+          """)
+    }
     return migrator
   }
 }

@@ -397,7 +397,7 @@ public final class SQLiteStore: VersionStore {
     }
   }
 
-  private func reading<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
+  func reading<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
     try await StoreFailure.mapping(folder) { try await self.reader.read(body) }
   }
 
@@ -415,7 +415,7 @@ public final class SQLiteStore: VersionStore {
   }
 
   /// Runs `body` in one `BEGIN IMMEDIATE` transaction: committed whole, or rolled back.
-  private func writing<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
+  func writing<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
     let pool = try writerPool()
     return try await StoreFailure.mapping(folder) {
       try await pool.writeWithoutTransaction { db in

@@ -11,15 +11,16 @@ struct Confvault: AsyncParsableCommand {
     subcommands: [
       Init.self, Env.self, Push.self, Export.self, Import.self, Versions.self, Show.self, Diff.self,
       Restore.self, Sync.self, Checkout.self, Backup.self, Check.self, GC.self, Audit.self,
-      Pack.self, Unpack.self, Inspect.self, Verify.self,
+      Pack.self, Unpack.self, Inspect.self, Verify.self, Serve.self, User.self, Token.self,
     ]
   )
 
   /// Runs the command and turns every failure into its documented exit code (PRODUCT.md, sysexits).
   static func main() async {
-    Interrupts.removeTemporaryFilesOnStop()
     do {
       var command = try parseAsRoot()
+      // The server stops on SIGTERM and SIGINT by its own graceful shutdown.
+      if !(command is Serve) { Interrupts.removeTemporaryFilesOnStop() }
       if var command = command as? any AsyncParsableCommand {
         try await command.run()
       } else {

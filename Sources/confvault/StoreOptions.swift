@@ -63,9 +63,17 @@ struct StoreOptions: ParsableArguments {
   }
 
   private func vault(_ access: SQLiteStore.Access, create: Bool = false) throws -> Vault {
-    let store = try SQLiteStore(
-      folder: folder, access: access, create: create, lockTimeout: lockTimeout, logger: logger)
-    return Vault(store: store)
+    Vault(store: try sqliteStore(access, create: create))
+  }
+
+  /// The store's users, tokens and sessions, and the use cases over the same store.
+  func server(create: Bool = false) throws -> (vault: Vault, principals: any PrincipalStore) {
+    let store = try sqliteStore(.readWrite, create: create)
+    return (Vault(store: store), store)
+  }
+
+  private func sqliteStore(_ access: SQLiteStore.Access, create: Bool = false) throws -> SQLiteStore {
+    try SQLiteStore(folder: folder, access: access, create: create, lockTimeout: lockTimeout, logger: logger)
   }
 }
 

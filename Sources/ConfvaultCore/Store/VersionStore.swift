@@ -153,8 +153,8 @@ public struct FileChange: Sendable, Equatable, Codable {
 
   public var path: String
   public var kind: Kind
-  public var old: ManifestFile?
-  public var new: ManifestFile?
+  @ExplicitNull public var old: ManifestFile?
+  @ExplicitNull public var new: ManifestFile?
 
   public init(path: String, kind: Kind, old: ManifestFile?, new: ManifestFile?) {
     self.path = path

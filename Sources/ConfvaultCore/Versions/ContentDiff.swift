@@ -19,8 +19,11 @@ public struct KeyChange: Sendable, Equatable, Codable {
 }
 
 /// What changed in one file, in the most readable form its content allows.
-public struct FileDiff: Sendable, Codable {
-  public enum Detail: Sendable, Codable {
+///
+/// As JSON: the change's `path`, `kind`, `old` and `new`, and one of `keys` (key-path changes),
+/// `text` (unified diff lines) or `sizes` (`{"old": …, "new": …}`).
+public struct FileDiff: Sendable, Encodable {
+  public enum Detail: Sendable {
     /// JSON or YAML: the changed key paths.
     case keys([KeyChange])
     /// Other text: unified diff lines (`@@`, ` `, `-`, `+`).
@@ -35,6 +38,23 @@ public struct FileDiff: Sendable, Codable {
   public init(change: FileChange, detail: Detail) {
     self.change = change
     self.detail = detail
+  }
+
+  enum CodingKeys: String, CodingKey { case keys, text, sizes }
+
+  private struct Sizes: Encodable {
+    @ExplicitNull var old: Int64?
+    @ExplicitNull var new: Int64?
+  }
+
+  public func encode(to encoder: any Encoder) throws {
+    try change.encode(to: encoder)
+    var container = encoder.container(keyedBy: CodingKeys.self)
+    switch detail {
+    case .keys(let keys): try container.encode(keys, forKey: .keys)
+    case .text(let lines): try container.encode(lines, forKey: .text)
+    case .sizes(let old, let new): try container.encode(Sizes(old: old, new: new), forKey: .sizes)
+    }
   }
 }
 

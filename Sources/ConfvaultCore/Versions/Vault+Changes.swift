@@ -88,16 +88,11 @@ extension Vault {
   ) async throws -> ImportResult {
     _ = try await store.app(app).environment(environment)
     if dryRun {
-      let contents = try await offload { try reader.read(from: source) }
-      try checkApp(contents, app: app, allowOtherApp: allowOtherApp)
-      let target = try await store.app(app).environment(environment)
-      guard let headNumber = decisionHead(expectedHead, current: target.head) else {
-        return ImportResult(
-          contents: contents, outcome: .dryRun(changes: FileChange.between(old: [], new: contents.files), head: nil))
-      }
-      let head = try await store.version(app: app, number: headNumber)
-      let changes = FileChange.between(old: try await store.files(app: app, number: headNumber), new: contents.files)
-      return ImportResult(contents: contents, outcome: .dryRun(changes: changes, head: head))
+      let (contents, preview) = try await previewImport(
+        source, app: app, environment: environment, reader: reader, allowOtherApp: allowOtherApp, logger: logger)
+      var head: Version?
+      if let number = preview.head { head = try await store.version(app: app, number: number) }
+      return ImportResult(contents: contents, outcome: .dryRun(changes: preview.changes, head: head))
     }
     let staging = try StagingArea(in: store.stagingFolder)
     defer { staging.remove() }
@@ -134,7 +129,7 @@ extension Vault {
     return ImportResult(contents: contents, outcome: .imported(change))
   }
 
-  private func checkApp(_ contents: ArchiveContents, app: String, allowOtherApp: Bool) throws {
+  func checkApp(_ contents: ArchiveContents, app: String, allowOtherApp: Bool) throws {
     guard let other = contents.manifest?.app, other != app, !allowOtherApp else { return }
     throw ArchiveRefusal(
       entry: Manifest.entryName, rule: .otherApp, detail: "the archive is of app '\(other)', not '\(app)'",

@@ -42,9 +42,18 @@ public struct Vault: Sendable {
 
   /// One page of the versions list.
   public struct VersionsPage: Sendable {
-    public struct Row: Sendable {
+    /// A version with its status colour; as JSON, the version's fields and `status`.
+    public struct Row: Sendable, Encodable {
       public var version: Version
       public var status: SyncStatus
+
+      enum CodingKeys: String, CodingKey { case status }
+
+      public func encode(to encoder: any Encoder) throws {
+        try version.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(status, forKey: .status)
+      }
     }
 
     public var app: AppInfo
