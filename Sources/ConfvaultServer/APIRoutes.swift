@@ -70,7 +70,7 @@ struct APIRoutes {
     api.get("apps/:app/versions") { request, context in
       _ = try context.require(.read)
       let query = request.uri.queryParameters
-      let limit = try query.get("limit", as: Int.self).map { value -> Int in
+      let limit = try queryInt(request, "limit").map { value -> Int in
         guard (1...1000).contains(value) else {
           throw OperationError(.usage, "limit must be between 1 and 1000")
         }
@@ -78,7 +78,7 @@ struct APIRoutes {
       }
       let environment = try query.get("env").map { try validateName(String($0), as: "environment") }
       let page = try await vault.versionsPage(
-        app: try app(context), environment: environment, before: query.get("before", as: Int.self),
+        app: try app(context), environment: environment, before: try queryInt(request, "before"),
         limit: limit ?? 50, logger: context.logger)
       return try JSONReply.ok(VersionsList(versions: page.rows, nextBefore: page.nextBefore))
     }
@@ -93,7 +93,7 @@ struct APIRoutes {
       _ = try context.require(.read)
       let app = try app(context)
       let number = try number(context)
-      let against = try request.uri.queryParameters.get("against", as: Int.self)
+      let against = try queryInt(request, "against")
       let comparison = try await vault.compare(
         app: app, against.map { .versions(from: $0, to: number) } ?? .version(number), logger: context.logger)
       let files = try await vault.describe(comparison.changes, logger: context.logger)
@@ -162,7 +162,7 @@ struct APIRoutes {
     }
     api.get("apps/:app/audit") { request, context in
       _ = try context.require(.read)
-      let limit = try request.uri.queryParameters.get("limit", as: Int.self) ?? 100
+      let limit = try queryInt(request, "limit") ?? 100
       guard (1...10_000).contains(limit) else { throw OperationError(.usage, "limit must be between 1 and 10000") }
       return try JSONReply.ok(try await vault.audit(app: try app(context), limit: limit, logger: context.logger))
     }
@@ -347,6 +347,15 @@ struct APIRoutes {
   static func etag(_ version: Version) -> String {
     "\"v\(version.number)-\(version.treeDigest.value.dropFirst(7).prefix(32))\""
   }
+}
+
+/// An optional integer query parameter; one that is there but no integer is a usage error.
+func queryInt(_ request: Request, _ name: String) throws -> Int? {
+  guard let text = request.uri.queryParameters.get(name) else { return nil }
+  guard let value = Int(String(text)) else {
+    throw OperationError(.usage, "`\(name)` must be an integer, not `\(SafeText.escaping(String(text)))`")
+  }
+  return value
 }
 
 /// Route parameters and names, checked against the naming rule before use.

@@ -53,7 +53,7 @@ struct Pages {
       guard context.principal != nil else { return Response.redirect(to: "/sign-in") }
       let principal = try context.require(.read)
       let app = try app(context)
-      let before = try request.uri.queryParameters.get("before", as: Int.self)
+      let before = try queryInt(request, "before")
       let page = try await vault.versionsPage(
         app: app, environment: nil, before: before, limit: 50, logger: context.logger)
       let environments = page.app.environments.map { environment -> [String: Any] in
