@@ -5,7 +5,10 @@ SWIFT        ?= swift
 CONFIG       ?= debug
 BUILD_FLAGS  ?=
 BIN          := .build/$(CONFIG)/confvault
-APT_PACKAGES := libarchive-dev libzstd-dev zlib1g-dev liblzma-dev libbz2-dev libarchive-tools pkg-config tar gzip zstd xz-utils bzip2 python3 git
+APT_PACKAGES := libarchive-dev libzstd-dev zlib1g-dev liblzma-dev libbz2-dev libarchive-tools pkg-config tar gzip zstd xz-utils bzip2 python3 git curl \
+                chromium chromium-driver fonts-dejavu-core
+# Python packages the tests drive: a browser through WebDriver, and the API checked against its OpenAPI document.
+PIP_PACKAGES := selenium schemathesis
 SOURCES      := Package.swift Sources Tests Benchmarks
 
 .PHONY: setup build test run bench format lint clean
@@ -19,6 +22,8 @@ setup:
 	  if [ "$$(id -u)" != 0 ]; then echo "make setup: run as root to apt-get install$$missing" >&2; exit 1; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+	@python3 -c "import selenium, schemathesis" 2>/dev/null || { echo "installing: $(PIP_PACKAGES)"; \
+	  python3 -m pip install -q --disable-pip-version-check $(PIP_PACKAGES); }
 
 build: setup
 	$(SWIFT) build -c $(CONFIG) $(BUILD_FLAGS)

@@ -25,10 +25,15 @@ struct Serve: AsyncParsableCommand {
   @Option(help: "The most bytes all files of an upload may have.") var maxTotalSize: Int64 = ArchiveLimits.default
     .maxTotalBytes
   @Option(help: "The most files an upload may hold.") var maxFiles: Int = ArchiveLimits.default.maxFiles
+  @Option(help: "Cut off an upload slower than this many bytes a second on average…") var minUploadRate = 16 << 10
+  @Option(help: "…once it has run this many seconds.") var uploadGrace: Double = 30
   @OptionGroup var storeOptions: StoreOptions
 
   func validate() throws {
     guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
+    guard minUploadRate >= 0, uploadGrace >= 0 else {
+      throw ValidationError("--min-upload-rate and --upload-grace must be 0 or more")
+    }
     guard maxFileSize > 0, maxTotalSize > 0, maxFiles > 0 else {
       throw ValidationError("--max-file-size, --max-total-size and --max-files must be positive")
     }
@@ -44,6 +49,8 @@ struct Serve: AsyncParsableCommand {
     configuration.limits.maxFileBytes = maxFileSize
     configuration.limits.maxTotalBytes = maxTotalSize
     configuration.limits.maxFiles = maxFiles
+    configuration.minimumUploadRate = minUploadRate
+    configuration.uploadGrace = uploadGrace
     try configuration.validate()
     let (vault, principals) = try storeOptions.server()
     if let signInLink, try await principals.user(signInLink) == nil {
