@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make run`: Confvault's main job on the sample app `inventory`, in a fresh store under .confvault/.
+# `make run`: Confvault's main job on the sample app `inventory`, in a fresh store under .confvault/,
+# then the server over that store with a one-time sign-in link (Ctrl-C stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 confvault=${CONFVAULT:-.build/debug/confvault}
@@ -61,3 +62,10 @@ step "The store is consistent" \
   "$confvault" check
 step "Who did what" \
   "$confvault" audit --app inventory --limit 12
+
+# The team's page and API over the same store. The admin's password is random and never shown: the
+# one-time link the server prints signs it in.
+step "Add an admin user for the page" \
+  "$confvault" user add admin --role admin < <(head -c 24 /dev/urandom | base64)
+printf '\n\033[1m== The page and the HTTP API on http://127.0.0.1:%s (Ctrl-C stops the server)\033[0m\n' "${CONFVAULT_PORT:-8080}"
+exec "$confvault" serve --port "${CONFVAULT_PORT:-8080}" --sign-in-link admin

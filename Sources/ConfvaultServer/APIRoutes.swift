@@ -157,8 +157,7 @@ struct APIRoutes {
       let result = try await vault.sync(
         app: app, number: body.version, environment: body.to, author: principal.name,
         expectedHead: try expectedHead(request), logger: context.logger)
-      return try JSONReply.ok(
-        SyncReply(version: result.version, environment: result.environment, replaced: result.replaced))
+      return try JSONReply.ok(result)
     }
     api.get("apps/:app/audit") { request, context in
       _ = try context.require(.read)
@@ -184,14 +183,16 @@ struct APIRoutes {
       let received = try await UploadSpool.write(
         request.body, to: path, limit: configuration.maxUploadBytes, minimumRate: configuration.minimumUploadRate,
         grace: configuration.uploadGrace)
+      let source = ArchiveSource.named(path: path, name: Self.uploadName(request))
       let (contents, preview) = try await vault.previewImport(
-        .file(path), app: app, environment: environment,
-        reader: ArchiveReader(limits: configuration.limits, layout: .manifest),
+        source, app: app, environment: environment, reader: reader(request),
         allowOtherApp: request.uri.queryParameters.get("allowOtherApp") == "true", logger: context.logger)
       await uploads.add(
         .init(
-          id: id, app: app, environment: environment, path: path, preview: preview, treeDigest: contents.treeDigest,
-          author: principal.name, expiresAt: vault.clock().addingTimeInterval(configuration.uploadLifetime)))
+          id: id, app: app, environment: environment, path: path, name: source.displayName,
+          plain: request.uri.queryParameters.get("plain") == "true", preview: preview,
+          treeDigest: contents.treeDigest, author: principal.name,
+          expiresAt: vault.clock().addingTimeInterval(configuration.uploadLifetime)))
       context.logger.info(
         "upload checked", metadata: ["app": "\(app)", "env": "\(environment)", "bytes": "\(received)"])
       let reply = UploadReply(
@@ -231,12 +232,15 @@ struct APIRoutes {
         .preconditionFailed, type: "head-moved",
         detail: "If-Match \(ifMatch) is not the ETag of this upload's preview (\(Self.headETag(upload.preview.head)))")
     }
+    let body = try await request.body.collect(upTo: 64 << 10)
+    let comment = body.readableBytes == 0 ? nil : try JSONReply.decode(ApplyRequest.self, from: body).comment
     let result: Vault.ImportResult
     do {
       result = try await vault.importArchive(
-        .file(upload.path), app: app, environment: environment, comment: nil, author: principal.name,
-        reader: ArchiveReader(limits: configuration.limits, layout: .manifest), allowOtherApp: true, dryRun: false,
-        expectedHead: upload.preview.expectedHead, logger: context.logger)
+        .named(path: upload.path, name: upload.name), app: app, environment: environment, comment: comment,
+        author: principal.name,
+        reader: ArchiveReader(limits: configuration.limits, layout: upload.plain ? .plain : .manifest),
+        allowOtherApp: true, dryRun: false, expectedHead: upload.preview.expectedHead, logger: context.logger)
     } catch let error as OperationError where error.kind == .conflict {
       throw Problem(
         .preconditionFailed, type: "head-moved",
@@ -247,6 +251,18 @@ struct APIRoutes {
     let reply = try changeReplyParts(change)
     if let key { await uploads.remember(reply, for: key) }
     return try changeReply(change)
+  }
+
+  /// The reader of an upload: the server's limits, and the plain layout when asked for.
+  private func reader(_ request: Request) -> ArchiveReader {
+    ArchiveReader(
+      limits: configuration.limits, layout: request.uri.queryParameters.get("plain") == "true" ? .plain : .manifest)
+  }
+
+  /// What an upload is called in comments and the audit log: `?name=` (its file's name), else "an upload".
+  static func uploadName(_ request: Request) -> String {
+    let name = request.uri.queryParameters.get("name").map { String($0) } ?? ""
+    return name.isEmpty ? "an upload" : String(SafeText.escaping(name).prefix(200))
   }
 
   // MARK: Downloads
@@ -437,16 +453,14 @@ struct UploadReply: Encodable {
   @ExplicitNull var manifest: Manifest?
 }
 
-struct ChangeReply: Encodable {
+struct ChangeReply: Codable {
   var version: Version
   var changes: [FileChange]
   var unchanged: Bool
 }
 
-struct SyncReply: Encodable {
-  var version: Version
-  var environment: String
-  @ExplicitNull var replaced: Int?
+struct ApplyRequest: Decodable {
+  var comment: String?
 }
 
 /// JSON replies in Confvault's one JSON style.
@@ -466,7 +480,10 @@ enum JSONReply {
   static func decode<Value: Decodable>(_ type: Value.Type, _ request: Request, _ context: ServerContext) async throws
     -> Value
   {
-    let body = try await request.body.collect(upTo: 64 << 10)
+    try decode(type, from: try await request.body.collect(upTo: 64 << 10))
+  }
+
+  static func decode<Value: Decodable>(_ type: Value.Type, from body: ByteBuffer) throws -> Value {
     do {
       return try JSONCoding.decoder().decode(type, from: Data(buffer: body))
     } catch {

@@ -14,6 +14,10 @@ actor UploadRegistry {
     var app: String
     var environment: String
     var path: String
+    /// What the upload is called in the version's comment and the audit log.
+    var name: String
+    /// Read as an ordinary tar of a folder, without a manifest.
+    var plain: Bool
     var preview: Vault.Preview
     var treeDigest: TreeDigest
     var author: String

@@ -40,8 +40,8 @@ struct Export: AsyncParsableCommand {
       author: storeOptions.who, logger: storeOptions.logger)
     if case .standardOutput = destination { return }
     outputOptions.say(
-      "exported v\(version.number) of \(app.app)/\(label) to \(path) (\(written.manifest.fileCount) files, \(ByteCount.format(written.bytes)))"
+      "exported v\(version.number) of \(app.app)/\(label) to \(path) (\(written.fileCount) files, \(ByteCount.format(written.bytes)))"
     )
-    outputOptions.say("tree \(written.manifest.treeDigest)  archive sha256 \(written.sha256)")
+    outputOptions.say("tree \(written.treeDigest)  archive sha256 \(written.sha256)")
   }
 }

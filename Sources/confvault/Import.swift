@@ -28,13 +28,13 @@ struct Import: AsyncParsableCommand {
       author: storeOptions.who, reader: reading.reader, allowOtherApp: allowOtherApp, dryRun: dryRun,
       logger: storeOptions.logger)
     output.say(
-      "archive OK: \(result.contents.files.count) files, \(ByteCount.format(result.contents.totalSize)), tree \(result.contents.treeDigest)"
+      "archive OK: \(result.fileCount) files, \(ByteCount.format(result.totalSize)), tree \(result.treeDigest)"
     )
     switch result.outcome {
     case .imported(let change):
       Report.change(change, verb: "imported as", output: output)
     case .dryRun(let changes, let head):
-      if let head, head.treeDigest == result.contents.treeDigest {
+      if let head, head.treeDigest == result.treeDigest {
         output.say("dry run: unchanged, head is v\(head.number); nothing would be written")
       } else {
         output.say("dry run: importing would make a new version with these changes (nothing was written):")

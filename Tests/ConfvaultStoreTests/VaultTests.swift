@@ -277,7 +277,7 @@ import Testing
     #expect(try String(contentsOfFile: target + "/settings.yaml", encoding: .utf8) == "level: info\n")
     var options = BackupRun.Options(folder: fixture.folder.path + "/backups", author: "cron")
     options.apps = ["shop"]
-    let report = try await BackupRun(vault: fixture.vault, options: options).run(logger: fixture.logger)
+    let report = try await fixture.vault.backup(options, logger: fixture.logger)
     #expect(report.outcomes.map(\.status) == [.written] && report.outcomes[0].environment == "dev")
     let audit = try await fixture.vault.audit(app: "shop", limit: 1, logger: fixture.logger)
     #expect(audit[0].action == .backup && audit[0].author == "cron")

@@ -5,6 +5,8 @@ import Foundation
 public enum ArchiveSource: Sendable, Equatable {
   case file(String)
   case standardInput
+  /// A file on this machine known to people by another name (an upload spooled on a server).
+  case named(path: String, name: String)
 
   /// `-` is standard input; anything else a path.
   public init(argument: String) {
@@ -15,6 +17,7 @@ public enum ArchiveSource: Sendable, Equatable {
     switch self {
     case .file(let path): return path
     case .standardInput: return "standard input"
+    case .named(_, let name): return name
     }
   }
 }
@@ -38,7 +41,7 @@ final class ArchiveInputStream {
     case .standardInput:
       fd = STDIN_FILENO
       ownsDescriptor = false
-    case .file(let path):
+    case .file(let path), .named(let path, _):
       let opened = open(path, O_RDONLY | O_CLOEXEC)
       guard opened >= 0 else { throw SystemError(.open, path) }
       var info = stat()

@@ -48,11 +48,11 @@ public struct BackupRun: Sendable {
   public static let lockName = ".confvault-backup.lock"
   public static let stateName = ".confvault-backup.json"
 
-  public let vault: Vault
+  public let service: any VaultService
   public let options: Options
 
-  public init(vault: Vault, options: Options) {
-    self.vault = vault
+  public init(service: any VaultService, options: Options) {
+    self.service = service
     self.options = options
   }
 
@@ -76,7 +76,7 @@ public struct BackupRun: Sendable {
     defer { withExtendedLifetime(lock) {} }
     let startedAt = Timestamp.now()
     var outcomes: [Outcome] = []
-    for (app, environment, head) in try await selection() {
+    for (app, environment, head) in try await selection(logger: logger) {
       outcomes.append(await backUp(app: app, environment: environment, head: head, logger: logger))
     }
     guard !options.dryRun else { return Report(outcomes: outcomes, state: nil) }
@@ -85,13 +85,12 @@ public struct BackupRun: Sendable {
     return Report(outcomes: outcomes, state: state)
   }
 
-  private func selection() async throws -> [(String, String, Int)] {
-    let store = vault.store
+  private func selection(logger: Logger) async throws -> [(String, String, Int)] {
     var apps: [AppInfo] = []
     if options.apps.isEmpty {
-      apps = try await store.apps()
+      apps = try await service.apps(logger: logger)
     } else {
-      for name in options.apps { apps.append(try await store.app(name)) }
+      for name in options.apps { apps.append(try await service.app(name, logger: logger)) }
     }
     for name in options.environments where !apps.contains(where: { $0.environments.contains { $0.name == name } }) {
       var known: [String] = []
@@ -121,7 +120,7 @@ public struct BackupRun: Sendable {
     defer { outcome.seconds = Date().timeIntervalSince(started) }
     let folder = options.folder + "/" + app + "/" + environment
     do {
-      let version = try await vault.store.version(app: app, number: head)
+      let version = try await service.resolve(app: app, environment: nil, number: head, logger: logger)
       if !options.dryRun {
         try makeFolders(folder)
         // Temporary files of runs killed mid-write, also when this run writes nothing.
@@ -153,7 +152,7 @@ public struct BackupRun: Sendable {
           outcome.status = .written
           outcome.wouldWrite = path
         } else {
-          let written = try await vault.writeArchive(
+          let written = try await service.writeBackup(
             version, environment: environment, compression: options.compression,
             to: .file(path, replaceExisting: false), logger: logger)
           // A backup counts only once it has been read back in full and matches the store.
@@ -225,23 +224,22 @@ public struct BackupRun: Sendable {
 
   private func recordAudit(_ outcomes: [Outcome]) async throws {
     for outcome in outcomes {
-      try await vault.store.apply(
-        StoreChange(
-          .note(app: outcome.app, environment: outcome.environment, action: .backup, version: outcome.version),
-          author: options.author, at: vault.clock(),
-          detail: "\(outcome.status.rawValue)" + (outcome.file.map { " \($0)" } ?? "")
-            + (outcome.message.map { ": \($0)" } ?? "")
-            + (outcome.deleted.isEmpty ? "" : "; retention deleted \(outcome.deleted.count)"),
-          archiveSHA256: outcome.sha256))
+      try await service.recordBackup(
+        app: outcome.app, environment: outcome.environment, version: outcome.version, author: options.author,
+        detail: "\(outcome.status.rawValue)" + (outcome.file.map { " \($0)" } ?? "")
+          + (outcome.message.map { ": \($0)" } ?? "")
+          + (outcome.deleted.isEmpty ? "" : "; retention deleted \(outcome.deleted.count)"),
+        archiveSHA256: outcome.sha256)
     }
   }
+
 }
 
-extension Vault {
+extension VaultService {
   /// Writes each selected environment's head to a backup folder, reads it back, applies retention.
   ///
   /// - Throws: only what stops the whole run: the folder cannot be made or locked, the store fails.
   public func backup(_ options: BackupRun.Options, logger: Logger) async throws -> BackupRun.Report {
-    try await BackupRun(vault: self, options: options).run(logger: logger)
+    try await BackupRun(service: self, options: options).run(logger: logger)
   }
 }

@@ -22,7 +22,7 @@ public struct KeyChange: Sendable, Equatable, Codable {
 ///
 /// As JSON: the change's `path`, `kind`, `old` and `new`, and one of `keys` (key-path changes),
 /// `text` (unified diff lines) or `sizes` (`{"old": …, "new": …}`).
-public struct FileDiff: Sendable, Encodable {
+public struct FileDiff: Sendable, Codable {
   public enum Detail: Sendable {
     /// JSON or YAML: the changed key paths.
     case keys([KeyChange])
@@ -42,9 +42,22 @@ public struct FileDiff: Sendable, Encodable {
 
   enum CodingKeys: String, CodingKey { case keys, text, sizes }
 
-  private struct Sizes: Encodable {
+  private struct Sizes: Codable {
     @ExplicitNull var old: Int64?
     @ExplicitNull var new: Int64?
+  }
+
+  public init(from decoder: any Decoder) throws {
+    change = try FileChange(from: decoder)
+    let container = try decoder.container(keyedBy: CodingKeys.self)
+    if let keys = try container.decodeIfPresent([KeyChange].self, forKey: .keys) {
+      detail = .keys(keys)
+    } else if let lines = try container.decodeIfPresent([String].self, forKey: .text) {
+      detail = .text(lines)
+    } else {
+      let sizes = try container.decodeIfPresent(Sizes.self, forKey: .sizes)
+      detail = .sizes(old: sizes?.old, new: sizes?.new)
+    }
   }
 
   public func encode(to encoder: any Encoder) throws {
@@ -137,8 +150,14 @@ public enum ContentDiff {
 
   /// A unified diff of two texts with three lines of context.
   static func unifiedDiff(_ old: String, _ new: String, context: Int = 3) -> [String] {
-    let a = old.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-    let b = new.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    // A final newline ends the last line; it does not start an empty one.
+    func lines(_ text: String) -> [String] {
+      var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+      if text.hasSuffix("\n") { lines.removeLast() }
+      return lines
+    }
+    let a = lines(old)
+    let b = lines(new)
     let difference = b.difference(from: a)
     var removed = Set<Int>()
     var inserted = Set<Int>()
@@ -225,7 +244,9 @@ enum TreeValue: Equatable, Decodable {
     case .integer(let value): return String(value)
     case .number(let value): return String(value)
     case .string(let value):
-      let data = try? JSONEncoder().encode(value)
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = .withoutEscapingSlashes
+      let data = try? encoder.encode(value)
       return data.map { String(decoding: $0, as: UTF8.self) } ?? "\"\(value)\""
     case .array(let values): return "[" + values.map(\.json).joined(separator: ",") + "]"
     case .object(let values):

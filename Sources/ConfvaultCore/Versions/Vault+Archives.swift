@@ -28,7 +28,7 @@ extension Vault {
   public func export(
     _ version: Version, environment: String?, compression: Compression, to output: ArchiveOutput, author: String,
     logger: Logger
-  ) async throws -> WrittenArchive {
+  ) async throws -> ExportedArchive {
     let environment = environment ?? version.environment
     let written = try await writeArchive(
       version, environment: environment, compression: compression, to: output, logger: logger)
@@ -52,7 +52,7 @@ extension Vault {
   /// Streams `version` from the store into a v1 archive, recording nothing.
   public func writeArchive(
     _ version: Version, environment: String, compression: Compression, to output: ArchiveOutput, logger: Logger
-  ) async throws -> WrittenArchive {
+  ) async throws -> ExportedArchive {
     let files = try await store.files(app: version.app, number: version.number)
     let manifest = Manifest(
       app: version.app, environment: environment,
@@ -71,7 +71,9 @@ extension Vault {
     let written = try writer.finish()
     try await target.flush()
     try target.commit()
-    return written
+    return ExportedArchive(
+      fileCount: manifest.fileCount, totalSize: manifest.totalSize, treeDigest: manifest.treeDigest,
+      bytes: written.bytes, sha256: written.sha256)
   }
 
   /// Writes the head of `environment` into a new folder, atomically.

@@ -70,8 +70,28 @@ extension Vault {
       case dryRun(changes: [FileChange], head: Version?)
     }
 
-    public var contents: ArchiveContents
+    /// What the archive held, as read and checked.
+    public var fileCount: Int
+    public var totalSize: Int64
+    public var treeDigest: TreeDigest
+    public var archiveSHA256: SHA256Hex
     public var outcome: Outcome
+
+    public init(
+      fileCount: Int, totalSize: Int64, treeDigest: TreeDigest, archiveSHA256: SHA256Hex, outcome: Outcome
+    ) {
+      self.fileCount = fileCount
+      self.totalSize = totalSize
+      self.treeDigest = treeDigest
+      self.archiveSHA256 = archiveSHA256
+      self.outcome = outcome
+    }
+
+    init(contents: ArchiveContents, outcome: Outcome) {
+      self.init(
+        fileCount: contents.files.count, totalSize: contents.totalSize, treeDigest: contents.treeDigest,
+        archiveSHA256: contents.archiveSHA256, outcome: outcome)
+    }
   }
 
   /// Reads and checks a whole archive; only then adds it as a new version of `environment`.
@@ -162,13 +182,20 @@ extension Vault {
   }
 
   /// What `sync` did.
-  public struct SyncResult: Sendable {
+  public struct SyncResult: Sendable, Codable {
     public var version: Version
     public var environment: String
     /// The head it replaced (now pinned as a backup), if it was another version.
-    public var replaced: Int?
+    @ExplicitNull public var replaced: Int?
     /// Whether the version was the environment's head already.
     public var wasHead: Bool
+
+    public init(version: Version, environment: String, replaced: Int?, wasHead: Bool) {
+      self.version = version
+      self.environment = environment
+      self.replaced = replaced
+      self.wasHead = wasHead
+    }
   }
 
   /// Puts version `number` into production (or `environment`): head moved, synced-at set, pinned.

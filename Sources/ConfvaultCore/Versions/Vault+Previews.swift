@@ -4,7 +4,7 @@ import Logging
 extension Vault {
   /// What a change would do to an environment, and the head it was decided against: shown before
   /// asking, then named when the change is made, so that a head that moved meanwhile is a conflict.
-  public struct Preview: Sendable, Encodable {
+  public struct Preview: Sendable, Codable {
     public var app: String
     public var environment: String
     /// The environment's head now; nil when it has none.

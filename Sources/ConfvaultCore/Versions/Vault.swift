@@ -43,17 +43,33 @@ public struct Vault: Sendable {
   /// One page of the versions list.
   public struct VersionsPage: Sendable {
     /// A version with its status colour; as JSON, the version's fields and `status`.
-    public struct Row: Sendable, Encodable {
+    public struct Row: Sendable, Codable {
       public var version: Version
       public var status: SyncStatus
 
       enum CodingKeys: String, CodingKey { case status }
+
+      public init(version: Version, status: SyncStatus) {
+        self.version = version
+        self.status = status
+      }
+
+      public init(from decoder: any Decoder) throws {
+        version = try Version(from: decoder)
+        status = try decoder.container(keyedBy: CodingKeys.self).decode(SyncStatus.self, forKey: .status)
+      }
 
       public func encode(to encoder: any Encoder) throws {
         try version.encode(to: encoder)
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(status, forKey: .status)
       }
+    }
+
+    public init(app: AppInfo, rows: [Row], nextBefore: Int?) {
+      self.app = app
+      self.rows = rows
+      self.nextBefore = nextBefore
     }
 
     public var app: AppInfo
@@ -79,11 +95,17 @@ public struct Vault: Sendable {
   }
 
   /// One version with what the versions page says of it.
-  public struct VersionDetail: Sendable, Encodable {
+  public struct VersionDetail: Sendable, Codable {
     public var version: Version
     public var status: SyncStatus
     /// The environments whose head it is.
     public var headOf: [String]
+
+    public init(version: Version, status: SyncStatus, headOf: [String]) {
+      self.version = version
+      self.status = status
+      self.headOf = headOf
+    }
   }
 
   public func show(app: String, number: Int, logger: Logger) async throws -> VersionDetail {

@@ -50,21 +50,31 @@ function renderPreview(outcome, form, reply, etag) {
   outcome.append(confirm, " ", cancel);
   const base = `/api/v1/apps/${form.dataset.app}/environments/${form.dataset.environment}/uploads/${reply.id}`;
   cancel.addEventListener("click", async () => {
-    await fetch(base, { method: "DELETE", headers: { "X-CSRF-Token": csrfToken() } });
-    outcome.replaceChildren(element("p", {}, "Cancelled; nothing was changed."));
+    try {
+      const response = await fetch(base, { method: "DELETE", headers: { "X-CSRF-Token": csrfToken() } });
+      outcome.replaceChildren(element("p", {}, response.ok ? "Cancelled; nothing was changed."
+        : "Nothing was changed (the upload had expired already)."));
+    } catch (error) {
+      outcome.replaceChildren(element("p", {}, "Nothing was changed; the server could not be reached to drop the upload."));
+    }
   });
   confirm.addEventListener("click", async () => {
     confirm.disabled = true;
-    const response = await fetch(base + "/apply", {
-      method: "POST",
-      headers: { "If-Match": etag, "X-CSRF-Token": csrfToken(), "Idempotency-Key": reply.id },
-    });
-    const body = await response.json().catch(() => null);
-    if (response.status === 201 || response.status === 200) {
-      outcome.replaceChildren(element("p", { class: "flash" }, `Applied as v${body.version.number}.`));
-      window.location.reload();
-    } else {
-      outcome.replaceChildren(element("p", { class: "problem" }, problemText(body)));
+    try {
+      const response = await fetch(base + "/apply", {
+        method: "POST",
+        headers: { "If-Match": etag, "X-CSRF-Token": csrfToken(), "Idempotency-Key": reply.id },
+      });
+      const body = await response.json().catch(() => null);
+      if (response.status === 201 || response.status === 200) {
+        outcome.replaceChildren(element("p", { class: "flash" }, `Applied as v${body.version.number}.`));
+        window.location.reload();
+      } else {
+        outcome.replaceChildren(element("p", { class: "problem" }, problemText(body)));
+      }
+    } catch (error) {
+      outcome.replaceChildren(element("p", { class: "problem" },
+        "The connection was lost; the change may or may not have been made. Reload the page to see."));
     }
   });
 }
@@ -75,7 +85,8 @@ function upload(form) {
   const outcome = form.querySelector(".outcome");
   if (!file) return;
   const request = new XMLHttpRequest();
-  request.open("POST", `/api/v1/apps/${form.dataset.app}/environments/${form.dataset.environment}/uploads`);
+  request.open("POST", `/api/v1/apps/${form.dataset.app}/environments/${form.dataset.environment}/uploads`
+    + `?name=${encodeURIComponent(file.name)}`);
   request.setRequestHeader("X-CSRF-Token", csrfToken());
   request.setRequestHeader("Content-Type", "application/octet-stream");
   progress.hidden = false;
@@ -93,6 +104,7 @@ function upload(form) {
     } else {
       const refusal = element("div", { class: "problem refusal" }, problemText(body));
       if (body && body.rule) refusal.append(element("p", {}, "Rule: ", element("strong", { class: "rule" }, body.rule)));
+      if (body && body.entry) refusal.append(element("p", {}, "Entry: ", element("code", { class: "entry" }, body.entry)));
       outcome.replaceChildren(refusal);
     }
   });

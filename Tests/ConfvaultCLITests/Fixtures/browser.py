@@ -7,6 +7,12 @@ Usage:
              [--app inventory] [--environment development] [--restore-into staging]
              [--expect-key TEXT]... [--expect-refusal TEXT]... [--timeout 120]
 
+Steps: sign in through the form; the colours (computed backgrounds of the legend and the versions);
+an upload previewed then cancelled; the upload previewed (key paths) and confirmed, the new version in
+the table; the hostile upload refused with its rule; "Download current configuration" into DIR; a
+version page, the restore's preview and Confirm, the sync's preview and Cancel; the audit log; sign
+out; the viewer sees no upload, restore or sync button, and the server refuses a viewer's upload.
+
 The store behind URL must have versions of all three colours; USER may change ENVIRONMENT and
 RESTORE-INTO (and sync), VIEWER is a viewer. ARCHIVE changes ENVIRONMENT's configuration (its
 preview must list each --expect-key), HOSTILE is refused (its refusal must contain each
@@ -142,7 +148,7 @@ class Browser:
         log(f"  screenshot {path}")
 
     def text(self):
-        return self.driver.find_element(By.TAG_NAME, "body").text
+        return self.driver.execute_script("return document.body ? document.body.innerText : ''")
 
     def version_numbers(self):
         """The version numbers in the versions table, as shown (`v12` → 12)."""
@@ -184,7 +190,10 @@ class Browser:
         self.one('input[name="password"]', form).send_keys(password)
         self.shot(f"sign-in-{user}")
         self.one('button[type="submit"]', form).click()
-        self.wait(EC.url_to_be(self.base + "/"), f"the apps page after signing in as {user}")
+        self.wait(lambda d: d.current_url == self.base + "/" or self.all("main .problem"),
+                  f"the apps page after signing in as {user}")
+        problems = self.all("main .problem")
+        check(not problems, f"signing in as {user} was refused: {problems[0].text if problems else ''}")
         who = self.one("header.top .who").text
         check(user in who, f"the header names `{who}`, not {user}")
         link = self.wait(
@@ -227,18 +236,41 @@ class Browser:
         form = self.one(f'tr#env-{environment} form.upload[data-environment="{environment}"]')
         return form, self.one('input[type="file"]', form), self.one('button[type="submit"]', form)
 
+    def send(self, path, what):
+        """Chooses `path` in the environment's file input, presses Upload backup and waits for what the
+        page then shows: the preview's list of changes, or a problem."""
+        environment = self.args.environment
+        form, field, button = self.upload_form()
+        check(button.text.strip() == "Upload backup", f"the upload button reads `{button.text}`")
+        field.send_keys(os.path.abspath(path))
+        check(field.get_attribute("value").endswith(os.path.basename(path)), "the file input did not take the file")
+        button.click()
+        return form, self.wait(
+            lambda d: self.all(f"tr#env-{environment} .outcome ul.changes.preview")
+            or self.all(f"tr#env-{environment} .outcome .problem"),
+            what)[0]
+
+    def upload_cancelled(self):
+        environment = self.args.environment
+        before = self.version_numbers()
+        head = self.head_of(environment)
+        _, preview = self.send(self.args.upload, "the upload's preview")
+        check("preview" in (preview.get_attribute("class") or ""), f"the upload was refused: {preview.text}")
+        outcome = self.one(f"tr#env-{environment} .outcome")
+        [b for b in self.all("button", outcome) if b.text.strip() == "Cancel"][0].click()
+        self.wait(lambda d: "Cancelled; nothing was changed." in outcome.text, "the upload's Cancel to answer")
+        check(not self.all("button.confirm", outcome), "Confirm is still offered after Cancel")
+        self.shot("upload-cancelled")
+        self.driver.refresh()
+        self.visible("table.versions")
+        check(self.version_numbers() == before and self.head_of(environment) == head, "Cancel changed the versions")
+        log(f"ok: an upload's preview cancelled leaves {environment} at v{head}")
+
     def upload(self):
         environment = self.args.environment
         before = max(self.version_numbers())
         head = self.head_of(environment)
-        form, field, button = self.upload_form()
-        check(button.text.strip() == "Upload backup", f"the upload button reads `{button.text}`")
-        field.send_keys(os.path.abspath(self.args.upload))
-        button.click()
-        preview = self.wait(
-            lambda d: self.all(f"tr#env-{environment} .outcome ul.changes.preview")
-            or self.all(f"tr#env-{environment} .outcome .problem"),
-            "the upload's preview")[0]
+        form, preview = self.send(self.args.upload, "the upload's preview")
         check("preview" in (preview.get_attribute("class") or ""), f"the upload was refused: {preview.text}")
         outcome = self.one(f"tr#env-{environment} .outcome")
         text = outcome.text
@@ -273,13 +305,7 @@ class Browser:
     def refused(self):
         environment = self.args.environment
         before = self.version_numbers()
-        form, field, button = self.upload_form()
-        field.send_keys(os.path.abspath(self.args.hostile))
-        button.click()
-        refusal = self.wait(
-            lambda d: self.all(f"tr#env-{environment} .outcome .refusal")
-            or self.all(f"tr#env-{environment} .outcome ul.changes.preview"),
-            "the hostile upload's refusal")[0]
+        _, refusal = self.send(self.args.hostile, "the hostile upload's refusal")
         text = refusal.text
         check("refusal" in (refusal.get_attribute("class") or ""), f"the hostile upload was not refused: {text}")
         rule = self.one("strong.rule", refusal).text.strip()
@@ -349,7 +375,6 @@ class Browser:
         check(self.all("ul.changes li.change"), "the restore's preview lists no change")
         self.shot("restore-preview")
         log(f"ok: the restore of v{number} to {target} shows a preview with Confirm and Cancel")
-        head = None
         confirm.click()
         self.wait(EC.url_to_be(f"{self.base}/apps/{self.args.app}"), "the app page after the restore")
         self.visible("table.versions")
@@ -401,6 +426,13 @@ class Browser:
         check([a for a in self.all(f"tr#env-{environment} a.button")
                if a.text.strip() == "Download current configuration"], "a viewer cannot download")
         self.shot("viewer-app")
+        status = self.driver.execute_async_script(
+            """const done = arguments[arguments.length - 1];
+            const token = document.querySelector('meta[name="csrf-token"]').content;
+            fetch(arguments[0], {method: "POST", body: new Blob(["x"]), headers: {"X-CSRF-Token": token,
+              "Content-Type": "application/octet-stream"}}).then(r => done(r.status), e => done(String(e)));""",
+            f"/api/v1/apps/{self.args.app}/environments/{environment}/uploads")
+        check(status == 403, f"the server answered {status}, not 403, to a viewer's upload")
         self.one(f'table.versions a[href="/apps/{self.args.app}/versions/{number}"]').click()
         self.wait(EC.url_to_be(f"{self.base}/apps/{self.args.app}/versions/{number}"), f"the page of v{number}")
         self.visible("h1")
@@ -410,7 +442,8 @@ class Browser:
         check(not buttons, f"a viewer sees buttons on a version page: {buttons}")
         check([a for a in self.all("a.button") if a.text.strip() == "Download"], "a viewer cannot download a version")
         self.shot("viewer-version")
-        log(f"ok: the viewer sees no upload, restore or sync button (app page, v{number})")
+        log(f"ok: the viewer sees no upload, restore or sync button (app page, v{number}); "
+            "the server refuses a viewer's upload with 403")
 
 
 def main():
@@ -427,7 +460,7 @@ def main():
     args = parser.parse_args()
     for folder in (args.screenshots, args.downloads):
         os.makedirs(folder, exist_ok=True)
-    for old in glob.glob(os.path.join(args.screenshots, "*.png")):
+    for old in glob.glob(os.path.join(args.screenshots, "*.png")) + glob.glob(os.path.join(args.screenshots, "*.html")):
         os.remove(old)
     args.screenshots = os.path.abspath(args.screenshots)
     args.downloads = os.path.abspath(args.downloads)
@@ -446,6 +479,7 @@ def main():
             f"{browser.driver.capabilities.get('browserVersion')} headless, WebDriver at {CHROMEDRIVER}")
         browser.sign_in(args.user, args.password)
         browser.colours()
+        browser.upload_cancelled()
         number = browser.upload()
         browser.refused()
         browser.download(number)
@@ -461,7 +495,10 @@ def main():
     except GlobalTimeout:
         status = 2
         log(f"FAIL: the run took longer than {args.timeout} s")
-    except (Failure, WebDriverException, OSError, tarfile.TarError, gzip.BadGzipFile) as error:
+    except WebDriverException as error:
+        log(f"FAIL: {type(error).__name__}: {error.msg}")
+        traceback.print_tb(error.__traceback__, file=sys.stdout)
+    except (Failure, OSError, tarfile.TarError, gzip.BadGzipFile) as error:
         log(f"FAIL: {type(error).__name__}: {error}")
         if not isinstance(error, Failure):
             traceback.print_exc(file=sys.stdout)
@@ -477,7 +514,9 @@ def main():
                         handle.write(browser.driver.page_source)
                     for problem in browser.console_problems():
                         log(f"console: {problem}")
-                except (WebDriverException, OSError) as error:
+                except WebDriverException as error:
+                    log(f"(could not keep the failed page: {error.msg})")
+                except OSError as error:
                     log(f"(could not keep the failed page: {error})")
             if browser is not None:
                 browser.driver.quit()
