@@ -19,6 +19,8 @@ let package = Package(
     .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
     .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.0.0"),
     .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+    .package(url: "https://github.com/swift-server/async-http-client", from: "1.21.0"),
+    .package(url: "https://github.com/apple/swift-nio", from: "2.70.0"),
     .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.20.0"),
     .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.0.0"),
     .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.0.0"),
@@ -90,12 +92,25 @@ let package = Package(
         "audit.mustache", "error.mustache",
       ].map { .embedInCode("Resources/" + $0) }
     ),
+    // The use cases over a server's HTTP API, for `--server`.
+    .target(
+      name: "ConfvaultClient",
+      dependencies: [
+        "ConfvaultCore",
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOFoundationCompat", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
     .executableTarget(
       name: "confvault",
       dependencies: [
         "ConfvaultCore",
         "ConfvaultSQLite",
         "ConfvaultServer",
+        "ConfvaultClient",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]

@@ -40,6 +40,9 @@ struct APIRoutes {
       try validateName(body.name, as: "app")
       for environment in body.environments ?? [] { try validateName(environment, as: "environment") }
       let environments = body.environments ?? ["development", "staging", "production"]
+      if let production = body.production, !environments.contains(production) {
+        throw OperationError(.usage, "production `\(production)` is not among the environments")
+      }
       try await vault.createApp(
         body.name, environments: environments,
         production: body.production ?? (body.environments == nil ? "production" : nil), author: principal.name,
@@ -94,10 +97,11 @@ struct APIRoutes {
       let app = try app(context)
       let number = try number(context)
       let against = try queryInt(request, "against")
-      let comparison = try await vault.compare(
-        app: app, against.map { .versions(from: $0, to: number) } ?? .version(number), logger: context.logger)
-      let files = try await vault.describe(comparison.changes, logger: context.logger)
-      return try JSONReply.ok(DiffReply(from: comparison.from, to: comparison.to, files: files))
+      let details = try queryBool(request, "details") ?? true
+      return try JSONReply.ok(
+        try await vault.diff(
+          app: app, against.map { .versions(from: $0, to: number) } ?? .version(number), details: details,
+          logger: context.logger))
     }
     api.get("apps/:app/versions/:n/archive") { request, context in
       let principal = try context.require(.read)
@@ -135,14 +139,17 @@ struct APIRoutes {
       let environment = try environment(context)
       let principal = try context.require(.change(production: try await isProduction(app, environment, context)))
       let body = try await JSONReply.decode(RestoreRequest.self, request, context)
-      if try dryRun(request) {
+      if try queryBool(request, "dryRun") == true {
         return try JSONReply.ok(
           try await vault.previewRestore(
             app: app, number: body.version, environment: environment, logger: context.logger))
       }
-      let change = try await vault.restore(
-        app: app, number: body.version, environment: environment, comment: body.comment, author: principal.name,
-        expectedHead: try expectedHead(request), logger: context.logger)
+      let expected = try expectedHead(request)
+      let change = try await headMovedIsPreconditionFailed(expected) {
+        try await vault.restore(
+          app: app, number: body.version, environment: environment, comment: body.comment, author: principal.name,
+          expectedHead: expected, logger: context.logger)
+      }
       return try changeReply(change)
     }
     api.post("apps/:app/sync") { request, context in
@@ -150,13 +157,16 @@ struct APIRoutes {
       let app = try app(context)
       let body = try await JSONReply.decode(SyncRequest.self, request, context)
       if let to = body.to { try validateName(to, as: "environment") }
-      if try dryRun(request) {
+      if try queryBool(request, "dryRun") == true {
         return try JSONReply.ok(
           try await vault.previewSync(app: app, number: body.version, environment: body.to, logger: context.logger))
       }
-      let result = try await vault.sync(
-        app: app, number: body.version, environment: body.to, author: principal.name,
-        expectedHead: try expectedHead(request), logger: context.logger)
+      let expected = try expectedHead(request)
+      let result = try await headMovedIsPreconditionFailed(expected) {
+        try await vault.sync(
+          app: app, number: body.version, environment: body.to, author: principal.name, expectedHead: expected,
+          logger: context.logger)
+      }
       return try JSONReply.ok(result)
     }
     api.get("apps/:app/audit") { request, context in
@@ -185,12 +195,12 @@ struct APIRoutes {
         grace: configuration.uploadGrace)
       let source = ArchiveSource.named(path: path, name: Self.uploadName(request))
       let (contents, preview) = try await vault.previewImport(
-        source, app: app, environment: environment, reader: reader(request),
-        allowOtherApp: request.uri.queryParameters.get("allowOtherApp") == "true", logger: context.logger)
+        source, app: app, environment: environment, reader: try reader(request),
+        allowOtherApp: try queryBool(request, "allowOtherApp") ?? false, logger: context.logger)
       await uploads.add(
         .init(
           id: id, app: app, environment: environment, path: path, name: source.displayName,
-          plain: request.uri.queryParameters.get("plain") == "true", preview: preview,
+          plain: try queryBool(request, "plain") ?? false, preview: preview,
           treeDigest: contents.treeDigest, author: principal.name,
           expiresAt: vault.clock().addingTimeInterval(configuration.uploadLifetime)))
       context.logger.info(
@@ -213,7 +223,7 @@ struct APIRoutes {
     let principal = try context.require(.change(production: try await isProduction(app, environment, context)))
     let id = try context.parameters.require("id")
     let key = request.headers[HTTPField.Name("Idempotency-Key")!].map { "\(principal.name) \(id) \($0)" }
-    if let key, let reply = await uploads.reply(for: key) {
+    if let key, let reply = await uploads.reply(for: key, now: vault.clock()) {
       var headers: HTTPFields = [.contentType: "application/json"]
       if let etag = reply.etag { headers[.eTag] = etag }
       return Response(
@@ -232,7 +242,7 @@ struct APIRoutes {
         .preconditionFailed, type: "head-moved",
         detail: "If-Match \(ifMatch) is not the ETag of this upload's preview (\(Self.headETag(upload.preview.head)))")
     }
-    let body = try await request.body.collect(upTo: 64 << 10)
+    let body = try await JSONReply.collect(request)
     let comment = body.readableBytes == 0 ? nil : try JSONReply.decode(ApplyRequest.self, from: body).comment
     let result: Vault.ImportResult
     do {
@@ -249,14 +259,13 @@ struct APIRoutes {
     await uploads.remove(id)
     guard case .imported(let change) = result.outcome else { throw OperationError(.internal, "an apply ran dry") }
     let reply = try changeReplyParts(change)
-    if let key { await uploads.remember(reply, for: key) }
+    if let key { await uploads.remember(reply, for: key, now: vault.clock()) }
     return try changeReply(change)
   }
 
   /// The reader of an upload: the server's limits, and the plain layout when asked for.
-  private func reader(_ request: Request) -> ArchiveReader {
-    ArchiveReader(
-      limits: configuration.limits, layout: request.uri.queryParameters.get("plain") == "true" ? .plain : .manifest)
+  private func reader(_ request: Request) throws -> ArchiveReader {
+    ArchiveReader(limits: configuration.limits, layout: try queryBool(request, "plain") == true ? .plain : .manifest)
   }
 
   /// What an upload is called in comments and the audit log: `?name=` (its file's name), else "an upload".
@@ -339,11 +348,15 @@ struct APIRoutes {
     try await vault.app(app, logger: context.logger).environment(environment).isProduction
   }
 
-  private func dryRun(_ request: Request) throws -> Bool {
-    switch request.uri.queryParameters.get("dryRun") {
-    case nil, "false": return false
-    case "true": return true
-    default: throw OperationError(.usage, "dryRun must be true or false")
+  /// A change decided on the head the client named (`If-Match`) that finds another answers 412, as an
+  /// upload's apply does; without `If-Match`, the store's conflict stands (409).
+  private func headMovedIsPreconditionFailed<T>(_ expected: Vault.ExpectedHead?, _ change: () async throws -> T)
+    async throws -> T
+  {
+    do {
+      return try await change()
+    } catch let error as OperationError where error.kind == .conflict && expected != nil {
+      throw Problem(.preconditionFailed, type: "head-moved", detail: error.message)
     }
   }
 
@@ -351,7 +364,10 @@ struct APIRoutes {
   private func expectedHead(_ request: Request) throws -> Vault.ExpectedHead? {
     guard let value = request.headers[.ifMatch] else { return nil }
     if value == Self.headETag(nil) { return Vault.ExpectedHead.none }
-    guard value.hasPrefix("\"head-"), let number = Int(value.dropFirst(6).dropLast()) else {
+    guard value.hasPrefix("\"head-"), value.hasSuffix("\""), value.count > 7,
+      value.dropFirst(6).dropLast().allSatisfy(\.isASCII), value.dropFirst(6).dropLast().allSatisfy(\.isNumber),
+      let number = Int(value.dropFirst(6).dropLast())
+    else {
       throw OperationError(.usage, "If-Match must be a head ETag such as \"head-12\"")
     }
     return .version(number)
@@ -362,6 +378,16 @@ struct APIRoutes {
 
   static func etag(_ version: Version) -> String {
     "\"v\(version.number)-\(version.treeDigest.value.dropFirst(7).prefix(32))\""
+  }
+}
+
+/// An optional boolean query parameter: `true` or `false`; anything else is a usage error.
+func queryBool(_ request: Request, _ name: String) throws -> Bool? {
+  switch request.uri.queryParameters.get(name) {
+  case nil: return nil
+  case "true": return true
+  case "false": return false
+  default: throw OperationError(.usage, "`\(name)` must be true or false")
   }
 }
 
@@ -437,12 +463,6 @@ struct VersionsList: Encodable {
   @ExplicitNull var nextBefore: Int?
 }
 
-struct DiffReply: Encodable {
-  @ExplicitNull var from: Int?
-  var to: Int
-  var files: [FileDiff]
-}
-
 struct UploadReply: Encodable {
   var id: String
   var preview: Vault.Preview
@@ -480,7 +500,16 @@ enum JSONReply {
   static func decode<Value: Decodable>(_ type: Value.Type, _ request: Request, _ context: ServerContext) async throws
     -> Value
   {
-    try decode(type, from: try await request.body.collect(upTo: 64 << 10))
+    try decode(type, from: try await collect(request))
+  }
+
+  /// A small request body, whole: 413 past 64 KiB.
+  static func collect(_ request: Request) async throws -> ByteBuffer {
+    do {
+      return try await request.body.collect(upTo: 64 << 10)
+    } catch is NIOTooManyBytesError {
+      throw Problem(.contentTooLarge, type: "too-large", detail: "this route takes a body of 64 KiB at most")
+    }
   }
 
   static func decode<Value: Decodable>(_ type: Value.Type, from body: ByteBuffer) throws -> Value {

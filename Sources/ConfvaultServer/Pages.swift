@@ -350,7 +350,7 @@ struct Pages {
 
   /// An `application/x-www-form-urlencoded` body, bounded.
   static func form(_ request: Request) async throws -> [String: String] {
-    let body = try await request.body.collect(upTo: 64 << 10)
+    let body = try await JSONReply.collect(request)
     var fields: [String: String] = [:]
     for pair in String(buffer: body).split(separator: "&") {
       let parts = pair.split(separator: "=", maxSplits: 1).map {

@@ -15,6 +15,8 @@ struct Problem: Error, Encodable, Sendable {
   var rule: String?
   /// Seconds to wait before retrying (for 503); also sent as `Retry-After`.
   var retryAfter: Int?
+  /// What to do about it, as a stable code (`create-app:NAME`) a client words its own way.
+  var hint: String?
 
   init(
     _ status: HTTPResponse.Status, type: String, detail: String, entry: String? = nil, rule: String? = nil,
@@ -38,6 +40,7 @@ struct Problem: Error, Encodable, Sendable {
       self.init(
         .unprocessableContent, type: "archive-refused", detail: refusal.description, entry: refusal.entry,
         rule: refusal.rule.rawValue)
+      hint = refusal.hint?.code
     case let failure as any ConfvaultError:
       let detail = failure.description
       switch failure.kind {
@@ -54,6 +57,7 @@ struct Problem: Error, Encodable, Sendable {
       case .cannotCreateOutput, .internal:
         self.init(.internalServerError, type: "internal", detail: "the server failed; its log says why")
       }
+      if status < 500 { hint = failure.hint?.code }
     case let error as HTTPError:
       self.init(error.status, type: "http-\(error.status.code)", detail: error.body ?? error.status.reasonPhrase)
     case is DecodingError:

@@ -25,7 +25,7 @@ actor UploadRegistry {
   }
 
   private var uploads: [String: Upload] = [:]
-  private var replies: [String: (status: Int, body: Data, etag: String?)] = [:]
+  private var replies: [String: (status: Int, body: Data, etag: String?, expiresAt: Date)] = [:]
   let folder: String
 
   init(folder: String) { self.folder = folder }
@@ -43,14 +43,19 @@ actor UploadRegistry {
     if let upload = uploads.removeValue(forKey: id) { unlink(upload.path) }
   }
 
-  func reply(for key: String) -> (status: Int, body: Data, etag: String?)? { replies[key] }
+  func reply(for key: String, now: Date) -> (status: Int, body: Data, etag: String?)? {
+    expire(now: now)
+    return replies[key].map { ($0.status, $0.body, $0.etag) }
+  }
 
-  func remember(_ reply: (status: Int, body: Data, etag: String?), for key: String) {
-    replies[key] = reply
+  /// Remembers an apply's reply for a day, for a client that retries with the same key.
+  func remember(_ reply: (status: Int, body: Data, etag: String?), for key: String, now: Date) {
+    replies[key] = (reply.status, reply.body, reply.etag, now.addingTimeInterval(86_400))
   }
 
   private func expire(now: Date) {
     for (id, upload) in uploads where upload.expiresAt < now { remove(id) }
+    for (key, reply) in replies where reply.expiresAt < now { replies[key] = nil }
   }
 }
 

@@ -59,7 +59,7 @@ struct Backup: AsyncParsableCommand {
     options.always = always
     options.dryRun = dryRun
     options.wait = wait
-    let report = try await storeOptions.vault().backup(options, logger: storeOptions.logger)
+    let report = try await storeOptions.service().backup(options, logger: storeOptions.logger)
     if let metricsFile, let state = report.state {
       try writeAtomically(Data(state.prometheusText().utf8), to: metricsFile)
     }

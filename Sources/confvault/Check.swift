@@ -12,6 +12,7 @@ struct Check: AsyncParsableCommand {
   @OptionGroup var storeOptions: StoreOptions
 
   func run() async throws {
+    try storeOptions.requireLocal("check")
     let report = try await storeOptions.readOnlyVault().check(logger: storeOptions.logger)
     if json {
       try JSONOutput.print(report)
@@ -43,6 +44,7 @@ struct GC: AsyncParsableCommand {
   }
 
   func run() async throws {
+    try storeOptions.requireLocal("gc")
     let collected = try await storeOptions.vault().collectGarbage(grace: grace, logger: storeOptions.logger)
     output.say(
       "removed \(collected.blobs) unreferenced blobs"
@@ -62,7 +64,7 @@ struct Audit: AsyncParsableCommand {
   @OptionGroup var storeOptions: StoreOptions
 
   func run() async throws {
-    let entries = try await storeOptions.readOnlyVault().audit(app: app, limit: limit, logger: storeOptions.logger)
+    let entries = try await storeOptions.readingService().audit(app: app, limit: limit, logger: storeOptions.logger)
     if json { return try JSONOutput.print(entries) }
     for entry in entries {
       let target = [entry.app, entry.environment].compactMap { $0 }.map(safe).joined(separator: "/")

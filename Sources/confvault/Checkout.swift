@@ -14,6 +14,7 @@ struct Checkout: AsyncParsableCommand {
   @OptionGroup var output: OutputOptions
 
   func run() async throws {
+    try storeOptions.requireLocal("checkout")
     let version = try await storeOptions.readOnlyVault().checkout(
       app: app.app, environment: environment, to: to, logger: storeOptions.logger)
     output.say("checked out v\(version.number) of \(app.app)/\(environment) into \(to) (\(version.fileCount) files)")

@@ -35,13 +35,13 @@ struct Diff: AsyncParsableCommand {
   }
 
   func run() async throws {
-    let vault = try storeOptions.readOnlyVault()
+    let service = try storeOptions.readingService()
     let selection: Vault.DiffSelection =
       environments.count == 2
       ? .environments(from: environments[0], to: environments[1])
       : numbers.count == 2 ? .versions(from: numbers[0], to: numbers[1]) : .version(numbers[0])
-    let comparison = try await vault.compare(app: app.app, selection, logger: storeOptions.logger)
-    let (from, to, changes) = (comparison.from, comparison.to, comparison.changes)
+    let diff = try await service.diff(app: app.app, selection, details: !stat, logger: storeOptions.logger)
+    let (from, to, changes) = (diff.from, diff.to, diff.changes)
     let title =
       "diff \(app.app) \(from.map { "v\($0)" } ?? "(empty)") -> v\(to)"
       + (environments.count == 2 ? " (\(environments[0]) -> \(environments[1]))" : "")
@@ -56,7 +56,7 @@ struct Diff: AsyncParsableCommand {
       ChangePrinter.summary(changes).forEach { print($0) }
       return
     }
-    let diffs = try await vault.describe(changes, logger: storeOptions.logger)
+    let diffs = diff.files ?? []
     if json { return try JSONOutput.print(Report(from: from, to: to, files: diffs)) }
     print(title)
     for diff in diffs { print(Self.render(diff), terminator: "") }

@@ -16,7 +16,7 @@ struct Env: AsyncParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
 
     func run() async throws {
-      let info = try await storeOptions.readOnlyVault().app(app.app, logger: storeOptions.logger)
+      let info = try await storeOptions.readingService().app(app.app, logger: storeOptions.logger)
       if json { return try JSONOutput.print(info.environments) }
       for environment in info.environments {
         let head = environment.head.map { "v\($0)" } ?? "no version"
@@ -36,6 +36,7 @@ struct Env: AsyncParsableCommand {
     func validate() throws { try validateName(name, as: "environment") }
 
     func run() async throws {
+      try storeOptions.requireLocal("env create")
       try await storeOptions.vault().createEnvironment(
         app: app.app, name: name, production: production, author: storeOptions.who, logger: storeOptions.logger)
       output.say("created environment '\(name)' in app '\(app.app)'\(production ? " (production)" : "")")
@@ -51,6 +52,7 @@ struct Env: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
+      try storeOptions.requireLocal("env delete")
       try await storeOptions.vault().deleteEnvironment(
         app: app.app, name: name, author: storeOptions.who, logger: storeOptions.logger)
       output.say("deleted environment '\(name)' of app '\(app.app)'; its versions stay in the history")

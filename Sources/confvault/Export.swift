@@ -29,7 +29,7 @@ struct Export: AsyncParsableCommand {
   }
 
   func run() async throws {
-    let vault = try storeOptions.readMostlyVault()
+    let vault = try storeOptions.readMostlyService()
     let version = try await vault.resolve(
       app: app.app, environment: environment, number: number, logger: storeOptions.logger)
     let label = number == nil ? environment! : version.environment

@@ -22,11 +22,11 @@ struct Import: AsyncParsableCommand {
   @OptionGroup var output: OutputOptions
 
   func run() async throws {
-    let vault = try storeOptions.vault()
+    let vault = try storeOptions.service()
     let result = try await vault.importArchive(
       ArchiveSource(argument: archive), app: app.app, environment: environment, comment: message,
       author: storeOptions.who, reader: reading.reader, allowOtherApp: allowOtherApp, dryRun: dryRun,
-      logger: storeOptions.logger)
+      expectedHead: nil, logger: storeOptions.logger)
     output.say(
       "archive OK: \(result.fileCount) files, \(ByteCount.format(result.totalSize)), tree \(result.treeDigest)"
     )

@@ -28,6 +28,7 @@ struct Init: AsyncParsableCommand {
   func run() async throws {
     let names = environments.isEmpty ? ["development", "staging", "production"] : environments
     let productionName = production ?? (environments.isEmpty ? "production" : nil)
+    try storeOptions.requireLocal("init")
     let vault = try storeOptions.vault(create: true)
     try await vault.createApp(
       app.app, environments: names, production: productionName, author: storeOptions.who, logger: storeOptions.logger)

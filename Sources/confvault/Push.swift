@@ -19,6 +19,7 @@ struct Push: AsyncParsableCommand {
   @OptionGroup var output: OutputOptions
 
   func run() async throws {
+    try storeOptions.requireLocal("push")
     let vault = try storeOptions.vault()
     let change = try await vault.push(
       app: app.app, environment: environment, folder: folder, comment: message, author: storeOptions.who,

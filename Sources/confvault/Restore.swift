@@ -19,9 +19,9 @@ struct Restore: AsyncParsableCommand {
   @OptionGroup var output: OutputOptions
 
   func run() async throws {
-    let change = try await storeOptions.vault().restore(
+    let change = try await storeOptions.service().restore(
       app: app.app, number: number, environment: environment, comment: message, author: storeOptions.who,
-      logger: storeOptions.logger)
+      expectedHead: nil, logger: storeOptions.logger)
     Report.change(change, verb: "restored v\(number) as", output: output)
   }
 }

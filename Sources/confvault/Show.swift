@@ -13,7 +13,7 @@ struct Show: AsyncParsableCommand {
   @OptionGroup var storeOptions: StoreOptions
 
   func run() async throws {
-    let detail = try await storeOptions.readOnlyVault().show(app: app.app, number: number, logger: storeOptions.logger)
+    let detail = try await storeOptions.readingService().show(app: app.app, number: number, logger: storeOptions.logger)
     if json { return try JSONOutput.print(detail) }
     let (version, status, heads) = (detail.version, detail.status, detail.headOf)
     print("version      v\(version.number) of \(version.app), made in \(safe(version.environment))")

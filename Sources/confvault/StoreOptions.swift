@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConfvaultClient
 import ConfvaultCore
 import ConfvaultSQLite
 import Foundation
@@ -15,6 +16,50 @@ struct StoreOptions: ParsableArguments {
 
   @Flag(name: .long, help: "Log what happens on standard error.")
   var verbose = false
+
+  @Option(help: "Run the command against this server's API instead of a store (default: $CONFVAULT_SERVER).")
+  var server: String?
+
+  @Option(help: "The API token for --server (default: $CONFVAULT_TOKEN).")
+  var token: String?
+
+  /// The server to talk to, if any.
+  var serverURL: String? {
+    if let server, !server.isEmpty { return server }
+    let environment = ProcessInfo.processInfo.environment["CONFVAULT_SERVER"]
+    return environment?.isEmpty == false ? environment : nil
+  }
+
+  private var apiToken: String? {
+    token ?? ProcessInfo.processInfo.environment["CONFVAULT_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+  }
+
+  /// The use cases for a command that changes things: over the server if one is named, else the store.
+  func service() throws -> any VaultService {
+    if let serverURL { return RemoteVault(server: serverURL, token: apiToken) }
+    return try vault()
+  }
+
+  /// The use cases for a command that only reads: the store is opened read-only.
+  func readingService() throws -> any VaultService {
+    if let serverURL { return RemoteVault(server: serverURL, token: apiToken) }
+    return try readOnlyVault()
+  }
+
+  /// The use cases for a command that reads, then records what it read (export).
+  func readMostlyService() throws -> any VaultService {
+    if let serverURL { return RemoteVault(server: serverURL, token: apiToken) }
+    return try readMostlyVault()
+  }
+
+  /// Refuses `--server` for a command that works on a store only.
+  func requireLocal(_ command: String) throws {
+    guard let serverURL else { return }
+    throw OperationError(
+      .usage,
+      "`confvault \(command)` works on a store, not through a server (\(serverURL)); run it where the store is, or use the page"
+    )
+  }
 
   var folder: String {
     let environment = ProcessInfo.processInfo.environment

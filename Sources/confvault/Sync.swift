@@ -17,8 +17,9 @@ struct Sync: AsyncParsableCommand {
   @OptionGroup var output: OutputOptions
 
   func run() async throws {
-    let result = try await storeOptions.vault().sync(
-      app: app.app, number: number, environment: to, author: storeOptions.who, logger: storeOptions.logger)
+    let result = try await storeOptions.service().sync(
+      app: app.app, number: number, environment: to, author: storeOptions.who, expectedHead: nil,
+      logger: storeOptions.logger)
     output.say(
       "synced v\(number) to \(app.app)/\(result.environment)"
         + (result.replaced.map { "; previous head v\($0) pinned as a backup" } ?? "")

@@ -59,7 +59,7 @@ struct Versions: AsyncParsableCommand {
   }
 
   func run() async throws {
-    let page = try await storeOptions.readOnlyVault().versionsPage(
+    let page = try await storeOptions.readingService().versionsPage(
       app: app.app, environment: environment, before: before, limit: limit, logger: storeOptions.logger)
     let rows = page.rows.map { Row($0.version, status: $0.status) }
     if json { return try JSONOutput.print(rows) }

@@ -223,8 +223,46 @@ import Testing
         uri: "/api/v1/apps/shop/environments/staging/restore", method: .post,
         headers: ServerFixture.headers(token, [.contentType: "application/json", .ifMatch: "\"head-none\""]),
         body: ByteBuffer(string: #"{"version": 1}"#)
-      ) { #expect($0.status == .conflict, "decided on a head that moved") }
+      ) { #expect($0.status == .preconditionFailed, "decided on a head that moved: 412, as for an upload's apply") }
     }
+  }
+
+  @Test("bodies, headers and parameters out of bounds are refused with 4xx, never 500")
+  func boundsAndParameters() async throws {
+    let fixture = try await ServerFixture()
+    try await fixture.application().test(.router) { client in
+      let token = fixture.tokens[.admin]!
+      let json: HTTPFields = [.contentType: "application/json"]
+      let large = #"{"name": ""# + String(repeating: "a", count: 70_000) + #""}"#
+      try await client.execute(
+        uri: "/api/v1/apps", method: .post, headers: ServerFixture.headers(token, json), body: ByteBuffer(string: large)
+      ) { #expect($0.status == .contentTooLarge, "a JSON body over 64 KiB: 413") }
+      for bad in ["\"head-1", "\"head-+1\"", "\"head-1x\"", "head-1"] {
+        try await client.execute(
+          uri: "/api/v1/apps/shop/environments/staging/restore", method: .post,
+          headers: ServerFixture.headers(token, [.contentType: "application/json", .ifMatch: bad]),
+          body: ByteBuffer(string: #"{"version": 1}"#)
+        ) { #expect($0.status == .badRequest, "If-Match \(bad)") }
+      }
+      try await client.execute(
+        uri: "/api/v1/apps/shop/environments/staging/restore", method: .post,
+        headers: ServerFixture.headers(token, json),
+        body: ByteBuffer(string: #"{"version": 1, "comment": "before\u0000after"}"#)
+      ) { #expect($0.status == .badRequest, "a NUL in a comment") }
+      for query in ["dryRun=yes", "details=no"] {
+        let path =
+          query.hasPrefix("dryRun") ? "/api/v1/apps/shop/sync?\(query)" : "/api/v1/apps/shop/versions/1/diff?\(query)"
+        try await client.execute(
+          uri: path, method: query.hasPrefix("dryRun") ? .post : .get, headers: ServerFixture.headers(token, json),
+          body: ByteBuffer(string: #"{"version": 1}"#)
+        ) { #expect($0.status == .badRequest, "\(query)") }
+      }
+      try await client.execute(
+        uri: "/api/v1/apps", method: .post, headers: ServerFixture.headers(token, json),
+        body: ByteBuffer(string: #"{"name": "billing", "environments": ["dev"], "production": "prod"}"#)
+      ) { #expect($0.status == .badRequest, "a production that is not among the environments") }
+    }
+    #expect(try await fixture.store.versions(app: "shop", environment: nil, before: nil, limit: 10).count == 1)
   }
 
   @Test("/healthz answers without credentials; /metrics counts requests by route and refusals by rule")

@@ -87,3 +87,39 @@ extension OperationError: Equatable {
     a.kind == b.kind && a.message == b.message && a.hint == b.hint
   }
 }
+
+extension Hint {
+  /// A stable text form, as an HTTP problem document carries it: `create-app:NAME`.
+  public var code: String {
+    switch self {
+    case .createStore: return "create-store"
+    case .createApp(let name): return "create-app:\(name)"
+    case .createEnvironment(let app, let name): return "create-environment:\(app):\(name)"
+    case .nameTargetOrCreateProduction: return "name-target-or-create-production"
+    case .readAsPlain: return "read-as-plain"
+    case .allowOtherApp: return "allow-other-app"
+    case .replaceExisting: return "replace-existing"
+    case .waitForLock: return "wait-for-lock"
+    case .runCheck: return "run-check"
+    case .upgrade: return "upgrade"
+    }
+  }
+
+  /// The hint a `code` stands for; nil for one this confvault does not know.
+  public init?(code: String) {
+    let parts = code.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+    switch (parts[0], parts.count) {
+    case ("create-store", 1): self = .createStore
+    case ("create-app", 2): self = .createApp(parts[1])
+    case ("create-environment", 3): self = .createEnvironment(app: parts[1], name: parts[2])
+    case ("name-target-or-create-production", 1): self = .nameTargetOrCreateProduction
+    case ("read-as-plain", 1): self = .readAsPlain
+    case ("allow-other-app", 1): self = .allowOtherApp
+    case ("replace-existing", 1): self = .replaceExisting
+    case ("wait-for-lock", 1): self = .waitForLock
+    case ("run-check", 1): self = .runCheck
+    case ("upgrade", 1): self = .upgrade
+    default: return nil
+    }
+  }
+}

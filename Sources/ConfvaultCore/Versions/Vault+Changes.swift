@@ -13,6 +13,7 @@ extension Vault {
     app: String, environment: String, folder: String, comment: String, author: String, backup: Bool,
     limits: ArchiveLimits = .default, expectedHead: ExpectedHead? = nil, logger: Logger
   ) async throws -> Change {
+    try checkText(comment, author)
     _ = try await store.app(app).environment(environment)
     let (files, paths) = try await offload {
       let found = try ConfigurationFolder.scan(folder, limits: limits)
@@ -106,6 +107,7 @@ extension Vault {
     reader: ArchiveReader, allowOtherApp: Bool, dryRun: Bool, expectedHead: ExpectedHead? = nil,
     logger: Logger
   ) async throws -> ImportResult {
+    try checkText(comment, author)
     _ = try await store.app(app).environment(environment)
     if dryRun {
       let (contents, preview) = try await previewImport(
@@ -163,6 +165,7 @@ extension Vault {
     app: String, number: Int, environment: String, comment: String?, author: String,
     expectedHead: ExpectedHead? = nil, logger: Logger
   ) async throws -> Change {
+    try checkText(comment, author)
     let source = try await store.version(app: app, number: number)
     let files = try await store.files(app: app, number: number)
     return try await deciding(expectedHead: expectedHead, logger: logger) {
@@ -203,7 +206,8 @@ extension Vault {
     app: String, number: Int, environment: String?, author: String, expectedHead: ExpectedHead? = nil,
     logger: Logger
   ) async throws -> SyncResult {
-    try await deciding(expectedHead: expectedHead, logger: logger) {
+    try checkText(author)
+    return try await deciding(expectedHead: expectedHead, logger: logger) {
       let info = try await store.app(app)
       guard let target = try environment.map({ try info.environment($0) }) ?? info.production else {
         throw OperationError(

@@ -237,6 +237,13 @@ public struct Vault: Sendable {
     expected.map(\.number) ?? current
   }
 
+  /// Refuses a comment or author with a NUL: stores and C libraries would cut it there.
+  func checkText(_ texts: String?...) throws {
+    for text in texts where text?.utf8.contains(0) == true {
+      throw OperationError(.usage, "a comment or author cannot contain a NUL character")
+    }
+  }
+
   /// Fills in what a new version changed against its parent.
   func created(_ version: Version) async throws -> Change {
     .created(version, changes: try await store.changedFiles(app: version.app, from: version.parent, to: version.number))
