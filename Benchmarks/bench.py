@@ -5,10 +5,15 @@ Generates deterministic trees under a work folder (reused between runs), then ti
 `confvault pack` and `confvault verify` against bsdtar doing the same work on the same data,
 and records confvault's peak RSS. The store-* sections measure the version store: push and
 import against `bsdtar -x`, the store's size after many one-file pushes against git and tar
-copies, and `versions` and `diff` on a long history and a large tree. The goals are reported as
-MET or NOT MET, never asserted: the exit status is 0 unless a command fails.
+copies, and `versions` and `diff` on a long history and a large tree. The server section runs
+`confvault serve`: the versions endpoint under wrk, and a download and an upload with curl against
+`confvault export` and `confvault import` on the same store. The goals are reported as MET or
+NOT MET, never asserted: the exit status is 0 unless a command fails.
 
     python3 Benchmarks/bench.py --confvault .build/release/confvault [--quick] [--only tree-20k]
+
+Tools: bsdtar and git, and for the server section curl and wrk (`apt-get install -y curl wrk`;
+without them that section is skipped and its goals are reported as not measured).
 
 Each section is one entry of SECTIONS; add a section by writing a function that takes the
 Settings and returns its Results (Comparisons with bsdtar, or Figures for the goals).
@@ -22,14 +27,16 @@ import os
 import platform
 import random
 import re
+import select
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -46,6 +53,10 @@ GIT_SIZE_GOAL_RATIO = 1.5
 TAR_SIZE_GOAL_FACTOR = 50
 VERSIONS_GOAL_MS = 50
 DIFF_GOAL_MS = 50
+SERVER_RPS_GOAL = 2_000
+SERVER_P99_GOAL_MS = 50
+DOWNLOAD_GOAL_RATIO = 1.2
+UPLOAD_GOAL_RATIO = 1.2
 
 ALL_COMPRESSIONS = ("none", "gzip", "zstd")
 LARGE_COMPRESSIONS = ("none", "zstd")
@@ -351,6 +362,14 @@ class Unexpected(Exception):
     """A command succeeded, but the store is not in the state the benchmark set up."""
 
 
+class TimedOut(Exception):
+    """A command or a wait ran past its time limit (a command is killed first)."""
+
+    def __init__(self, what: list[str] | str, seconds: float):
+        shown = " ".join(what) if isinstance(what, list) else what
+        super().__init__(f"timed out after {seconds:g} s: {shown}")
+
+
 @dataclass(frozen=True)
 class Run:
     """One run of a command: wall time and peak resident set size."""
@@ -371,8 +390,29 @@ class Measurement:
         return cls(min(run.seconds for run in runs), max(run.max_rss_kib for run in runs))
 
 
-def run_once(argv: list[str]) -> Run:
-    """Runs `argv` once, with stdout discarded; raises CommandFailed if it fails.
+def wait_with_usage(process: subprocess.Popen, argv: list[str], timeout: float | None
+                    ) -> tuple[int, object]:
+    """Waits for `process`; returns its wait status and resource usage. Past `timeout` seconds
+    it is killed and TimedOut raised. (A pidfd is polled, so that wait4 still reaps the child and
+    reports its usage, and the exit is seen at once.)"""
+    if timeout is not None:
+        pidfd = os.pidfd_open(process.pid)
+        try:
+            exited = select.select([pidfd], [], [], timeout)[0]
+        finally:
+            os.close(pidfd)
+        if not exited:
+            process.kill()
+            os.wait4(process.pid, 0)
+            process.returncode = -signal.SIGKILL
+            raise TimedOut(argv, timeout)
+    _, status, usage = os.wait4(process.pid, 0)
+    return status, usage
+
+
+def run_once(argv: list[str], timeout: float | None = None) -> Run:
+    """Runs `argv` once, with stdout discarded; raises CommandFailed if it fails, and TimedOut
+    (having killed it) if it runs longer than `timeout` seconds.
 
     Dirty pages are written back first (untimed; the page cache stays warm), so a command that
     fsyncs its output does not also pay for the previous run's writes.
@@ -381,7 +421,7 @@ def run_once(argv: list[str]) -> Run:
     with tempfile.TemporaryFile() as errors:
         started = time.perf_counter()
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errors)
-        _, status, usage = os.wait4(process.pid, 0)
+        status, usage = wait_with_usage(process, argv, timeout)
         elapsed = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode != 0:
@@ -390,9 +430,14 @@ def run_once(argv: list[str]) -> Run:
     return Run(elapsed, usage.ru_maxrss)  # ru_maxrss is in KiB on Linux
 
 
-def output(argv: list[str]) -> str:
-    """Runs `argv` untimed and returns its standard output; raises CommandFailed if it fails."""
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+def output(argv: list[str], timeout: float | None = None) -> str:
+    """Runs `argv` untimed and returns its standard output; raises CommandFailed if it fails,
+    and TimedOut (having killed it) if it runs longer than `timeout` seconds."""
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, check=False,
+                                timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise TimedOut(argv, timeout) from None
     if result.returncode != 0:
         raise CommandFailed(argv, result.returncode, result.stdout + result.stderr)
     return result.stdout
@@ -502,6 +547,7 @@ TMPFS = Path("/dev/shm")
 PUSHES = 200  # one-file changes pushed for the store's size (20 with --quick)
 VERSIONS = 100_000  # versions of the app `versions` lists (10,000 with --quick)
 QUERY_RUNS = 5  # the fewest timed runs of a command taking milliseconds
+COMMAND_TIMEOUT = 600  # seconds any one command of the server section may take
 
 
 def store_command(settings: Settings, store: Path, *args: str) -> list[str]:
@@ -711,6 +757,18 @@ def copy_first_version(database: Path, last: int) -> None:
                    (last, app_id, first["environment"]))
 
 
+def build_versions_store(settings: Settings, store: Path, tree: Tree, count: int) -> None:
+    """A store whose bench app has `count` versions: one push of `tree` to staging, the rest
+    copies of its row written straight into the database, then `confvault check`."""
+    init_store(settings, store)
+    run_once(push_command(settings, store, tree.path, STAGING), timeout=COMMAND_TIMEOUT)
+    copy_first_version(store / STORE_DATABASE, count)
+    report = output(store_command(settings, store, "check"), timeout=COMMAND_TIMEOUT).strip()
+    if not report.startswith("OK"):
+        raise Unexpected(f"confvault check after copying versions: {report}")
+    print(f"  confvault check: {report}")
+
+
 def store_versions(settings: Settings) -> list[Result]:
     """`versions --limit 50` on an app with 100,000 versions: one push of a small tree, the
     rest copies of its row written straight into the database, then `confvault check`."""
@@ -718,13 +776,7 @@ def store_versions(settings: Settings) -> list[Result]:
     count = VERSIONS // settings.scale
     print(f"\nstore-versions: {count} versions of {tree.name}")
     store = section_folder(settings, "versions") / "store"
-    init_store(settings, store)
-    run_once(push_command(settings, store, tree.path, STAGING))
-    copy_first_version(store / STORE_DATABASE, count)
-    report = output(store_command(settings, store, "check")).strip()
-    if not report.startswith("OK"):
-        raise Unexpected(f"confvault check after copying versions: {report}")
-    print(f"  confvault check: {report}")
+    build_versions_store(settings, store, tree, count)
     listing = store_command(settings, store, "versions", "--app", STORE_APP, "--limit", "50")
     return time_queries(settings, "versions", f"{count} versions", {
         "versions --limit 50": listing,
@@ -952,7 +1004,7 @@ def main(argv: list[str]) -> int:
     try:
         for section in sections:
             results += section.run(settings)
-    except (CommandFailed, Unexpected) as failure:
+    except (CommandFailed, Unexpected, TimedOut) as failure:
         print(f"\nbench: {failure}", file=sys.stderr)
         return 1
     finally:

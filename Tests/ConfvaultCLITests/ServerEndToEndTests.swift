@@ -110,7 +110,7 @@ import Testing
   @Test("a client sending one byte a second delays no other upload, and is cut off")
   func slowClient() throws {
     let setup = try Setup()
-    let server = try ServerProcess(store: setup.store, arguments: ["--upload-grace", "3", "--min-upload-rate", "1024"])
+    let server = try ServerProcess(store: setup.store, arguments: ["--upload-grace", "10", "--min-upload-rate", "1024"])
     let port = server.baseURL.split(separator: ":").last!
     let slow = Process()
     slow.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -125,7 +125,7 @@ import Testing
                  "Authorization: Bearer " + sys.argv[2] + "\\r\\nContent-Length: 100000\\r\\n\\r\\n").encode())
       s.settimeout(1)
       answer = b""
-      for _ in range(30):
+      for _ in range(40):
           try:
               s.sendall(b"\\x1f")
           except OSError:
@@ -154,7 +154,8 @@ import Testing
         return archive
       }())
     #expect(other.status == 201, "another client's upload is applied while the slow one trickles")
-    #expect(Date().timeIntervalSince(started) < 3, "at once")
+    #expect(slow.isRunning, "the other upload was applied before the slow one was cut off")
+    #expect(Date().timeIntervalSince(started) < 8, "without waiting for the slow one")
     slow.waitUntilExit()
     let answer = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     #expect(answer.contains("408"), "the slow upload was cut off: \(answer)")
