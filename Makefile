@@ -6,7 +6,7 @@ CONFIG       ?= debug
 BUILD_FLAGS  ?=
 BIN          := .build/$(CONFIG)/confvault
 APT_PACKAGES := libarchive-dev libzstd-dev zlib1g-dev liblzma-dev libbz2-dev libarchive-tools pkg-config tar gzip zstd xz-utils bzip2 python3 git curl \
-                chromium chromium-driver fonts-dejavu-core
+                chromium chromium-driver fonts-dejavu-core wrk
 # Python packages the tests drive: a browser through WebDriver, and the API checked against its OpenAPI document.
 PIP_PACKAGES := selenium schemathesis
 SOURCES      := Package.swift Sources Tests Benchmarks

@@ -22,6 +22,7 @@ Settings and returns its Results (Comparisons with bsdtar, or Figures for the go
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -637,10 +638,12 @@ def measure_fresh(settings: Settings, commands: list[FreshRun]) -> list[Measurem
     return [Measurement.of(command_runs) for command_runs in runs]
 
 
-def measure_query(settings: Settings, argv: list[str]) -> Measurement:
+def measure_query(settings: Settings, argv: list[str], timeout: float | None = None
+                  ) -> Measurement:
     """Times a command of a few milliseconds: one untimed warm-up, then at least QUERY_RUNS runs."""
-    run_once(argv)
-    return Measurement.of([run_once(argv) for _ in range(max(settings.repeat, QUERY_RUNS))])
+    run_once(argv, timeout)
+    return Measurement.of([run_once(argv, timeout)
+                           for _ in range(max(settings.repeat, QUERY_RUNS))])
 
 
 def milliseconds(seconds: float) -> str:
@@ -804,6 +807,348 @@ def store_diff(settings: Settings) -> list[Result]:
 
 
 # --------------------------------------------------------------------------------------------
+# Server
+
+SERVER_START_TIMEOUT = 30  # seconds until `confvault serve` prints where it listens
+SERVER_STOP_TIMEOUT = 20  # seconds after SIGTERM (the server lets requests finish for 10 s)
+CURL_TIMEOUT = 300  # seconds one curl request may take (curl --max-time)
+WRK_THREADS, WRK_CONNECTIONS = 2, 16
+WRK_SECONDS = 10  # each timed wrk run (5 with --quick), after one warm-up run
+WRK_WARMUP_SECONDS = 2
+WRK_REQUEST_TIMEOUT = 5  # seconds; a slower request counts as a wrk timeout, which fails the run
+VERSIONS_PAGE = 50
+LATENCY_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running `confvault serve`."""
+
+    process: subprocess.Popen
+    url: str  # http://127.0.0.1:PORT
+
+    def api(self, path: str) -> str:
+        return f"{self.url}/api/v1/{path}"
+
+    def peak_rss_kib(self) -> int:
+        """The server's peak resident set size so far (VmHWM), 0 if it cannot be read."""
+        try:
+            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+
+def tail(path: Path, characters: int = 2000) -> str:
+    """The end of a log file, for an error message."""
+    try:
+        return path.read_text(errors="replace")[-characters:].strip()
+    except OSError:
+        return ""
+
+
+def wait_until_listening(process: subprocess.Popen, argv: list[str], out: Path, errors: Path
+                         ) -> str:
+    """The base URL from the server's first line, `confvault serving STORE on URL`, read from
+    its stdout file (a file, not a pipe, so that nothing the server writes later can block it)."""
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        first, newline, _ = out.read_text(errors="replace").partition("\n")
+        if newline:
+            match = re.fullmatch(r"confvault serving .* on (http://127\.0\.0\.1:\d+)", first)
+            if match is None:
+                raise Unexpected(f"confvault serve began with {first!r}, not its address")
+            return match[1]
+        if process.poll() is not None:
+            raise CommandFailed(argv, process.returncode, tail(errors))
+        time.sleep(0.02)
+    raise TimedOut(argv + ["(waiting for its first line)"], SERVER_START_TIMEOUT)
+
+
+def stop_server(process: subprocess.Popen, errors: Path) -> None:
+    """SIGTERM, then a bounded wait; kills a server that does not stop. Never raises (this runs
+    in a finally), but says on stderr when the server did not stop cleanly. (A server that had
+    exited already is the failure being reported.)"""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=SERVER_STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=SERVER_STOP_TIMEOUT)
+        progress(f"  confvault serve still ran {SERVER_STOP_TIMEOUT} s after SIGTERM; killed it")
+        return
+    if process.returncode != 0:
+        progress(f"  confvault serve exited with status {process.returncode} after SIGTERM:"
+                 f" {tail(errors)}")
+
+
+@contextmanager
+def served(settings: Settings, store: Path, logs: Path) -> Iterator[Server]:
+    """`confvault serve --port 0` on `store`, its output in `logs`; stopped on leaving, also on
+    a failure."""
+    argv = store_command(settings, store, "serve", "--port", "0")
+    out, errors = logs / "serve.out", logs / "serve.err"
+    with open(out, "wb") as stdout, open(errors, "wb") as stderr:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr)
+    try:
+        yield Server(process, wait_until_listening(process, argv, out, errors))
+    finally:
+        stop_server(process, errors)
+
+
+def token_header(settings: Settings, store: Path, role: str, folder: Path) -> Path:
+    """Creates the token `bench` with `role` in `store`; returns a file holding its
+    Authorization header, for `curl -H @FILE` (the token stays out of argv and error messages)."""
+    token = output(store_command(settings, store, "token", "create", "--name", "bench",
+                                 "--role", role), timeout=COMMAND_TIMEOUT).strip()
+    if not token or any(character.isspace() for character in token):
+        raise Unexpected(f"confvault token create printed {token!r}, not a token")
+    header = folder / f"{role}.header"
+    header.write_text(f"Authorization: Bearer {token}\n")
+    return header
+
+
+def curl(header: Path, *args: str) -> list[str]:
+    """A curl request with the token in `header`, failing on an HTTP error status."""
+    return ["curl", "-sS", "--fail-with-body", "--max-time", str(CURL_TIMEOUT),
+            "-H", f"@{header}", *args]
+
+
+def run_curl(argv: list[str], body: Path) -> Run:
+    """Times a curl request whose reply goes to `body`; a failure shows the reply."""
+    try:
+        return run_once(argv, timeout=CURL_TIMEOUT + 10)
+    except CommandFailed as failure:
+        raise Unexpected(f"{failure}\nreply: {tail(body)}") from None
+
+
+def measure_turns(settings: Settings, commands: list[Callable[[], Run]]) -> list[Measurement]:
+    """Like measure_pair for any runs: one untimed warm-up each, then `repeat` rounds in turns."""
+    for command in commands:
+        command()
+    runs: list[list[Run]] = [[] for _ in commands]
+    for _ in range(settings.repeat):
+        for command, command_runs in zip(commands, runs):
+            command_runs.append(command())
+    return [Measurement.of(command_runs) for command_runs in runs]
+
+
+@dataclass(frozen=True)
+class WrkRun:
+    """What one wrk run reports."""
+
+    requests_per_second: float
+    requests: int
+    p50: float  # seconds
+    p99: float  # seconds
+    socket_errors: str
+
+
+def parse_wrk(text: str) -> WrkRun:
+    """Requests/s, the request count and the 50% and 99% latencies of `wrk --latency`'s output;
+    raises Unexpected on any non-2xx reply or timed-out request (left out of the latencies)."""
+    rate = re.search(r"^Requests/sec:\s+([\d.]+)\s*$", text, re.M)
+    count = re.search(r"^\s*(\d+) requests in ", text, re.M)
+    latencies = {percent: float(value) * LATENCY_UNITS[unit] for percent, value, unit in
+                 re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)}
+    if rate is None or count is None or not {"50", "99"} <= latencies.keys():
+        raise Unexpected(f"cannot read wrk's output:\n{text}")
+    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if failed:
+        raise Unexpected(f"wrk: {failed[1]} replies were not 2xx or 3xx:\n{text}")
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                       text)
+    if errors and (int(errors[1]) or int(errors[4])):
+        raise Unexpected(f"wrk: connections refused or requests timed out:\n{text}")
+    return WrkRun(float(rate[1]), int(count[1]), latencies["50"], latencies["99"],
+                  errors[0] if errors else "")
+
+
+def run_wrk(url: str, script: Path, seconds: int) -> WrkRun:
+    """wrk on `url` for `seconds`, with the request headers `script` sets."""
+    argv = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s",
+            "--timeout", f"{WRK_REQUEST_TIMEOUT}s", "--latency", "-s", str(script), url]
+    return parse_wrk(output(argv, timeout=seconds + 60))
+
+
+def check_versions_reply(header: Path, url: str, body: Path, count: int) -> None:
+    """One GET of the page wrk asks for: 50 versions, the newest first, and a next page."""
+    run_curl(curl(header, "-o", str(body), url), body)
+    reply = json.loads(body.read_text())
+    rows = reply.get("versions", [])
+    if len(rows) != VERSIONS_PAGE or reply.get("nextBefore") is None:
+        raise Unexpected(f"GET {url}: {len(rows)} versions, nextBefore"
+                         f" {reply.get('nextBefore')}; expected {VERSIONS_PAGE} and a next page")
+    if rows[0].get("number", count) != count:
+        raise Unexpected(f"GET {url}: the first version is {rows[0].get('number')}, not {count}")
+
+
+def server_versions(settings: Settings) -> list[Figure]:
+    """wrk on `GET versions?limit=50` of an app with 100,000 versions (the store-versions
+    store), with `confvault versions --limit 50 --json` on the same store for reference."""
+    tree = prepare_tree(settings, TREE_20K.scaled(10))
+    count = VERSIONS // settings.scale
+    seconds = WRK_SECONDS // 2 if settings.quick else WRK_SECONDS
+    print(f"\nserver: GET versions?limit={VERSIONS_PAGE} on {count} versions of {tree.name},"
+          f" wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{seconds}s after a"
+          f" {WRK_WARMUP_SECONDS} s warm-up")
+    work = section_folder(settings, "server-versions")
+    store = work / "store"
+    build_versions_store(settings, store, tree, count)
+    header = token_header(settings, store, "viewer", work)
+    script = work / "token.lua"
+    authorization = header.read_text().strip().split(": ", 1)[1]
+    script.write_text(f'wrk.headers["Authorization"] = "{authorization}"\n')
+    listing = store_command(settings, store, "versions", "--app", STORE_APP,
+                            "--limit", str(VERSIONS_PAGE), "--json")
+    progress("  confvault versions --json, for reference")
+    baseline = measure_query(settings, [settings.confvault, "--version"], COMMAND_TIMEOUT)
+    cli = measure_query(settings, listing, COMMAND_TIMEOUT)
+    with served(settings, store, work) as server:
+        url = server.api(f"apps/{STORE_APP}/versions?limit={VERSIONS_PAGE}")
+        check_versions_reply(header, url, work / "versions.json", count)
+        progress(f"  wrk: {WRK_WARMUP_SECONDS} s warm-up, then {settings.repeat} x {seconds} s")
+        run_wrk(url, script, WRK_WARMUP_SECONDS)
+        runs = [run_wrk(url, script, seconds) for _ in range(settings.repeat)]
+        rss = server.peak_rss_kib()
+    rows = [[f"wrk run {number}", f"{run.requests_per_second:,.0f}", milliseconds(run.p50),
+             milliseconds(run.p99), f"{run.requests:,}", run.socket_errors or "-"]
+            for number, run in enumerate(runs, start=1)]
+    print_table(["GET versions?limit=50", "req/s", "p50 ms", "p99 ms", "requests",
+                 "socket errors"], rows)
+    print(f"  server peak RSS {rss / 1024:.1f} MiB; for reference, one process of"
+          f" `confvault versions --limit {VERSIONS_PAGE} --json`: {milliseconds(cli.seconds)} ms"
+          f" (+{milliseconds(cli.seconds - baseline.seconds)} over --version)")
+    where = f"versions?limit={VERSIONS_PAGE}, {count} versions"
+    best_rate = max(run.requests_per_second for run in runs)
+    best_p99 = min(run.p99 for run in runs)
+    return [Figure("server-rps", where, 1 / best_rate), Figure("server-p99", where, best_p99)]
+
+
+def served_upload(settings: Settings, parent: Path, archive: Path,
+                  splits: list[tuple[float, float, int, int]]) -> Run:
+    """Upload and apply of `archive` to staging of a fresh store, served by a fresh server
+    (both untimed); the time is the two requests', the RSS the server's peak. Appends the
+    upload's and the apply's seconds and their replies' sizes to `splits`."""
+    folder = Path(tempfile.mkdtemp(dir=parent))
+    try:
+        store = folder / "store"
+        init_store(settings, store)
+        header = token_header(settings, store, "deployer", folder)
+        with served(settings, store, folder) as server:
+            environment = server.api(f"apps/{STORE_APP}/environments/{STAGING}")
+            headers, body = folder / "upload.headers", folder / "upload.json"
+            # Expect: (empty) stops curl waiting for a 100 Continue before sending the body.
+            upload = run_curl(curl(header, "--data-binary", f"@{archive}",
+                                   "-H", "Content-Type: application/gzip", "-H", "Expect:",
+                                   "-D", str(headers), "-o", str(body),
+                                   f"{environment}/uploads?name={archive.name}"), body)
+            etags = re.findall(r"^etag:\s*(\S+)\s*$", headers.read_text(), re.I | re.M)
+            if not etags:
+                raise Unexpected(f"the upload's reply has no ETag: {tail(headers)}")
+            upload_id = json.loads(body.read_text())["id"]
+            applied = folder / "apply.json"
+            apply = run_curl(curl(header, "-X", "POST", "-H", f"If-Match: {etags[-1]}",
+                                  "-o", str(applied), f"{environment}/uploads/{upload_id}/apply"),
+                             applied)
+            reply = json.loads(applied.read_text())
+            if reply.get("unchanged") or reply.get("version", {}).get("number") != 1:
+                raise Unexpected(f"the apply made no version 1: {tail(applied, 300)}")
+            rss = server.peak_rss_kib()
+        expect_newest(settings, store, 1)
+        splits.append((upload.seconds, apply.seconds, body.stat().st_size,
+                       applied.stat().st_size))
+        return Run(upload.seconds + apply.seconds, rss)
+    finally:
+        shutil.rmtree(folder)
+
+
+def cli_import(settings: Settings, parent: Path, archive: Path) -> Run:
+    """`confvault import` of `archive` to staging of a fresh store (made untimed)."""
+    folder = Path(tempfile.mkdtemp(dir=parent))
+    try:
+        store = folder / "store"
+        init_store(settings, store)
+        run = run_once(import_command(settings, store, archive, STAGING), timeout=COMMAND_TIMEOUT)
+        expect_newest(settings, store, 1)
+        return run
+    finally:
+        shutil.rmtree(folder)
+
+
+def file_digest(path: Path) -> str:
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def server_archives(settings: Settings) -> list[Comparison]:
+    """The 20,000-file tree: a download of staging's archive with curl against `confvault export`
+    on the same store, then an upload and its apply against `confvault import`, each into a fresh
+    store."""
+    tree = prepare_tree(settings, TREE_20K.scaled(settings.scale))
+    print(f"\nserver: {tree.name}, {tree.files} files, {tree.bytes / MIB:.1f} MiB: download"
+          " against confvault export, upload + apply against confvault import (gzip)")
+    work = section_folder(settings, "server-archives")
+    store = work / "store"
+    init_store(settings, store)
+    run_once(push_command(settings, store, tree.path, STAGING), timeout=COMMAND_TIMEOUT)
+    header = token_header(settings, store, "viewer", work)
+    settings.archives.mkdir(parents=True, exist_ok=True)
+    downloaded = settings.archives / f"{tree.name}-download.tar.gz"
+    exported = settings.archives / f"{tree.name}-export.tar.gz"
+    export = store_command(settings, store, "export", "--app", STORE_APP, "--env", STAGING,
+                           "-o", str(exported), "--force")
+    with served(settings, store, work) as server:
+        download = curl(header, "-o", str(downloaded),
+                        server.api(f"apps/{STORE_APP}/environments/{STAGING}/archive"))
+        progress(f"  download with curl and confvault export of {tree.name}")
+        by_server, by_cli = measure_turns(settings, [
+            lambda: run_curl(download, downloaded),
+            lambda: run_once(export, timeout=COMMAND_TIMEOUT)])
+        rss = server.peak_rss_kib()
+    downloads = Comparison(tree.name, "download", "gzip", replace(by_server, max_rss_kib=rss),
+                           by_cli, (downloaded.stat().st_size, exported.stat().st_size))
+    same = file_digest(downloaded) == file_digest(exported)
+
+    progress(f"  upload + apply with curl and confvault import of {tree.name}, fresh stores")
+    uploads = section_folder(settings, "server-uploads")
+    splits: list[tuple[float, float, int, int]] = []
+    by_server, by_cli = measure_turns(settings, [
+        lambda: served_upload(settings, uploads, exported, splits),
+        lambda: cli_import(settings, uploads, exported)])
+    imports = Comparison(tree.name, "upload+apply", "gzip", by_server, by_cli)
+
+    comparisons = [downloads, imports]
+    print_table(["operation", "server s", "CLI s", "ratio", "server peak RSS", "CLI peak RSS"],
+                [[c.operation, f"{c.confvault.seconds:.3f}", f"{c.bsdtar.seconds:.3f}",
+                  f"{c.ratio:.2f}x", f"{c.confvault.max_rss_kib / 1024:.1f} MiB",
+                  f"{c.bsdtar.max_rss_kib / 1024:.1f} MiB"] for c in comparisons])
+    upload, apply, upload_reply, apply_reply = min(splits[1:], key=lambda s: s[0] + s[1])
+    print(f"  download (curl, server's default gzip) against export -o FILE:"
+          f" {mib(downloaded.stat().st_size)},"
+          f" {'the same bytes' if same else 'NOT the same bytes'} as the export")
+    print(f"  upload + apply, best run: upload {upload:.3f} s (reply {upload_reply / 1024:.0f} KiB)"
+          f" + apply {apply:.3f} s (reply {apply_reply / 1024:.0f} KiB);"
+          f" against confvault import into a fresh store")
+    return comparisons
+
+
+def server(settings: Settings) -> list[Result]:
+    """`confvault serve`: the versions endpoint under wrk, a download against `export`, an upload
+    and apply against `import`; skipped without curl or wrk."""
+    missing = [tool for tool in ("curl", "wrk") if shutil.which(tool) is None]
+    if missing:
+        print(f"\nserver: skipped ({' and '.join(missing)} not found;"
+              f" apt-get install -y {' '.join(missing)})")
+        return []
+    return [*server_versions(settings), *server_archives(settings)]
+
+
+# --------------------------------------------------------------------------------------------
 # Sections
 
 
@@ -841,6 +1186,7 @@ SECTIONS = [
     Section("store-size", store_size),
     Section("store-versions", store_versions),
     Section("store-diff", store_diff),
+    Section("server", server),
 ]
 
 
@@ -901,6 +1247,19 @@ GOALS = [
     Goal(f"diff under {DIFF_GOAL_MS} ms",
          select=metric("diff"), value=lambda f: f.value * 1000,
          show=lambda v: f"{v:.1f} ms", met=lambda v: v < DIFF_GOAL_MS),
+    # The value is seconds per request, so that the worst (highest) is the fewest requests/s.
+    Goal(f"server: GET versions at least {SERVER_RPS_GOAL:,} req/s",
+         select=metric("server-rps"), value=lambda f: f.value,
+         show=lambda v: f"{1 / v:,.0f} req/s", met=lambda v: v * SERVER_RPS_GOAL <= 1),
+    Goal(f"server: GET versions p99 under {SERVER_P99_GOAL_MS} ms",
+         select=metric("server-p99"), value=lambda f: f.value * 1000,
+         show=lambda v: f"{v:.1f} ms", met=lambda v: v < SERVER_P99_GOAL_MS),
+    Goal(f"server download within {DOWNLOAD_GOAL_RATIO}x of confvault export",
+         select=operation("download"), value=lambda c: c.ratio,
+         show=lambda v: f"{v:.2f}x", met=lambda v: v <= DOWNLOAD_GOAL_RATIO),
+    Goal(f"server upload + apply within {UPLOAD_GOAL_RATIO}x of confvault import",
+         select=operation("upload+apply"), value=lambda c: c.ratio,
+         show=lambda v: f"{v:.2f}x", met=lambda v: v <= UPLOAD_GOAL_RATIO),
 ]
 
 
@@ -951,12 +1310,15 @@ def memory_total() -> str:
     return "unknown"
 
 
-def tool_version(argv: list[str]) -> str:
-    """The first line a tool prints for its version."""
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
+def tool_version(argv: list[str], any_status: bool = False) -> str:
+    """The first line a tool prints for its version (wrk exits 1 after printing it)."""
+    if shutil.which(argv[0]) is None:
+        return "not installed"
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+    text = (result.stdout or result.stderr).strip()
+    if (result.returncode != 0 and not any_status) or not text:
         return "?"
-    return (result.stdout or result.stderr).strip().splitlines()[0]
+    return text.splitlines()[0]
 
 
 def print_machine(settings: Settings) -> None:
@@ -969,6 +1331,8 @@ def print_machine(settings: Settings) -> None:
         "confvault": f"{tool_version([settings.confvault, '--version'])} ({settings.confvault})",
         "bsdtar": tool_version(["bsdtar", "--version"]),
         "git": tool_version(["git", "--version"]),
+        "curl": tool_version(["curl", "--version"]),
+        "wrk": tool_version(["wrk", "--version"], any_status=True),
         "runs": f"best of {settings.repeat} after one warm-up"
                 + (", --quick (trees / 10)" if settings.quick else ""),
     }

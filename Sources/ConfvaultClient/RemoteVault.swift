@@ -114,6 +114,7 @@ public struct RemoteVault: VaultService {
       bytes += Int64(buffer.readableBytes)
       try await target.flush()
     }
+    try await target.flush(all: true)
     try target.commit()
     return ExportedArchive(
       fileCount: version.fileCount, totalSize: version.totalSize, treeDigest: version.treeDigest, bytes: bytes,

@@ -110,7 +110,8 @@ import Testing
   @Test("a client sending one byte a second delays no other upload, and is cut off")
   func slowClient() throws {
     let setup = try Setup()
-    let server = try ServerProcess(store: setup.store, arguments: ["--upload-grace", "10", "--min-upload-rate", "1024"])
+    let server = try ServerProcess(
+      store: setup.store, arguments: ["--upload-grace", "10", "--min-upload-rate", "1024"])
     let port = server.baseURL.split(separator: ":").last!
     let slow = Process()
     slow.executableURL = URL(fileURLWithPath: "/usr/bin/env")

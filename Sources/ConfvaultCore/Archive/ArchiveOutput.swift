@@ -229,9 +229,14 @@ public final class OpenedOutput {
     }
   }
 
-  /// Hands what was written so far to a stream's caller.
-  public func flush() async throws {
-    guard let memory, let piece, memory.count > 0 else { return }
+  /// A stream's pieces are handed on once they hold this much: one hop per small file would cost more
+  /// than the file, and memory stays bounded all the same.
+  static let pieceSize = 64 << 10
+
+  /// Hands what was written so far to a stream's caller, once it is a piece's worth, or all of it
+  /// when `all` (at the end).
+  public func flush(all: Bool = false) async throws {
+    guard let memory, let piece, memory.count >= (all ? 1 : Self.pieceSize) else { return }
     try await piece(memory.drain())
   }
 

@@ -69,7 +69,7 @@ extension Vault {
       try await target.flush()
     }
     let written = try writer.finish()
-    try await target.flush()
+    try await target.flush(all: true)
     try target.commit()
     return ExportedArchive(
       fileCount: manifest.fileCount, totalSize: manifest.totalSize, treeDigest: manifest.treeDigest,
