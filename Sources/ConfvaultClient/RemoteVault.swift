@@ -192,6 +192,25 @@ public struct RemoteVault: VaultService {
     )
   }
 
+  public func previewRestore(app: String, number: Int, environment: String, logger: Logger) async throws
+    -> Vault.Preview
+  {
+    let body = try JSONCoding.encoder().encode(RestoreBody(version: number, comment: nil))
+    return try await decode(
+      try await send(
+        .POST, "/apps/\(try path(app))/environments/\(try path(environment))/restore", query: [("dryRun", "true")],
+        body: .bytes(ByteBuffer(data: body))))
+  }
+
+  public func previewSync(app: String, number: Int, environment: String?, logger: Logger) async throws
+    -> Vault.Preview
+  {
+    let body = try JSONCoding.encoder().encode(SyncBody(version: number, to: environment))
+    return try await decode(
+      try await send(
+        .POST, "/apps/\(try path(app))/sync", query: [("dryRun", "true")], body: .bytes(ByteBuffer(data: body))))
+  }
+
   // MARK: HTTP
 
   private func uploadArchive(

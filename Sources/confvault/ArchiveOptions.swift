@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConfvaultCore
+import Logging
 
 extension Compression: ExpressibleByArgument {}
 
@@ -49,5 +50,54 @@ func validateName(_ name: String?, as what: String) throws {
     try Name.validate(name, as: what)
   } catch {
     throw ValidationError("\(error)")
+  }
+}
+
+/// The compression to write `output` with: the one asked for, else the one its name's ending says
+/// (`.tar.zst`), else gzip.
+///
+/// - Throws: `ValidationError` when the name's ending says another compression than the one asked for.
+func archiveCompression(asked: Compression?, output: String?) throws -> Compression {
+  let named = output.flatMap { $0 == "-" ? nil : Compression(fileName: $0) }
+  if let asked, let named, asked != named {
+    throw ValidationError(
+      "--compression \(asked.rawValue) contradicts the output name `\(output!)`, which ends like \(named.rawValue); change one"
+    )
+  }
+  return asked ?? named ?? .gzip
+}
+
+/// A version as a person names it: `16`, `v16` (as the versions list prints it), or an environment's
+/// name for its head.
+enum VersionReference: ExpressibleByArgument, Sendable {
+  case number(Int)
+  case head(of: String)
+
+  init?(argument: String) {
+    let digits = argument.hasPrefix("v") ? argument.dropFirst() : Substring(argument)
+    if !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let number = Int(digits), number > 0 {
+      self = .number(number)
+    } else if (try? Name.validate(argument, as: "environment")) != nil {
+      self = .head(of: argument)
+    } else {
+      return nil
+    }
+  }
+
+  static var defaultCompletionKind: CompletionKind { .default }
+
+  /// The version's number: itself, or the environment's head now.
+  ///
+  /// - Throws: `.notFound` when the environment does not exist or has no version yet.
+  func number(app: String, service: any VaultService, logger: Logger) async throws -> Int {
+    switch self {
+    case .number(let number):
+      return number
+    case .head(let environment):
+      guard let head = try await service.app(app, logger: logger).environment(environment).head else {
+        throw OperationError(.notFound, "environment '\(environment)' of app '\(app)' has no version yet")
+      }
+      return head
+    }
   }
 }

@@ -17,6 +17,7 @@ struct Confvault: AsyncParsableCommand {
 
   /// Runs the command and turns every failure into its documented exit code (PRODUCT.md, sysexits).
   static func main() async {
+    refuseUnknownCommand(Array(CommandLine.arguments.dropFirst()))
     do {
       var command = try parseAsRoot()
       // The server stops on SIGTERM and SIGINT by its own graceful shutdown.
@@ -35,6 +36,37 @@ struct Confvault: AsyncParsableCommand {
     } catch {
       exit(withError: error)
     }
+  }
+}
+
+extension Confvault {
+  /// A first word that names no command (`confvault psuh --app …`) is answered with the commands
+  /// it is closest to, before the parser would complain about the options that follow it.
+  static func refuseUnknownCommand(_ arguments: [String]) {
+    guard let word = arguments.first, !word.hasPrefix("-") else { return }
+    let names = configuration.subcommands.map { $0._commandName } + ["help"]
+    guard !names.contains(word) else { return }
+    let close = names.map { ($0, editDistance($0, word)) }.filter { $0.1 <= 2 }.sorted { $0.1 < $1.1 }.map(\.0)
+    Terminal.error(
+      "confvault: unknown command `\(safe(word))`"
+        + (close.isEmpty ? "" : "; did you mean `\(close.joined(separator: "` or `"))`?")
+        + " (`confvault --help` lists them)")
+    Foundation.exit(ExitStatus.code(for: .usage))
+  }
+
+  /// The Levenshtein distance: how many letters to insert, delete or replace to make one word the other.
+  static func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a)
+    let b = Array(b)
+    var previous = Array(0...b.count)
+    for (i, x) in a.enumerated() {
+      var current = [i + 1]
+      for (j, y) in b.enumerated() {
+        current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
+      }
+      previous = current
+    }
+    return previous[b.count]
   }
 }
 

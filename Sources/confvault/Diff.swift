@@ -14,7 +14,11 @@ struct Diff: AsyncParsableCommand {
   )
 
   @OptionGroup var app: AppOption
-  @Argument(help: "The version, and optionally the one to compare it with (N against M).") var numbers: [Int] = []
+  @Argument(
+    help:
+      "The version, and optionally the one to compare it with (N against M): 12, v12, or an environment's name for its head."
+  )
+  var versions: [VersionReference] = []
   @Option(name: .customLong("env"), help: "Two environments whose heads to compare (repeat twice).")
   var environments: [String] = []
   @Flag(help: "Only the list of changed files and a summary.") var stat = false
@@ -22,7 +26,7 @@ struct Diff: AsyncParsableCommand {
   @OptionGroup var storeOptions: StoreOptions
 
   func validate() throws {
-    switch (numbers.count, environments.count) {
+    switch (versions.count, environments.count) {
     case (1, 0), (2, 0), (0, 2): return
     default: throw ValidationError("give a version N, two versions N M, or two environments --env A --env B")
     }
@@ -36,6 +40,10 @@ struct Diff: AsyncParsableCommand {
 
   func run() async throws {
     let service = try storeOptions.readingService()
+    var numbers: [Int] = []
+    for version in versions {
+      numbers.append(try await version.number(app: app.app, service: service, logger: storeOptions.logger))
+    }
     let selection: Vault.DiffSelection =
       environments.count == 2
       ? .environments(from: environments[0], to: environments[1])

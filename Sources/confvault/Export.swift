@@ -14,15 +14,20 @@ struct Export: AsyncParsableCommand {
 
   @OptionGroup var app: AppOption
   @Option(name: .customLong("env"), help: "The environment whose head to export.") var environment: String?
-  @Option(name: .customLong("version"), help: "The version to export instead of the head.") var number: Int?
+  @Option(
+    name: .customLong("version"),
+    help: "The version to export instead of the head: 12, v12, or an environment's name for its head.")
+  var reference: VersionReference?
   @Option(name: .short, help: "The archive to write, or - for standard output.") var output: String?
-  @Option(help: "gzip, zstd, xz or none.") var compression: Compression = .gzip
+  @Option(help: "gzip, zstd, xz or none (default: what the output name ends with, else gzip).")
+  var compression: Compression?
   @Flag(help: "Replace an existing output file.") var force = false
   @OptionGroup var storeOptions: StoreOptions
   @OptionGroup var outputOptions: OutputOptions
 
   func validate() throws {
-    if environment == nil && number == nil { throw ValidationError("name --env or --version") }
+    if environment == nil && reference == nil { throw ValidationError("name --env or --version") }
+    _ = try archiveCompression(asked: compression, output: output)
     if output == "-" && Terminal.isTerminal(STDOUT_FILENO) {
       throw ValidationError("refusing to write an archive to a terminal; redirect it or use -o FILE")
     }
@@ -30,9 +35,12 @@ struct Export: AsyncParsableCommand {
 
   func run() async throws {
     let vault = try storeOptions.readMostlyService()
+    var number: Int?
+    if let reference { number = try await reference.number(app: app.app, service: vault, logger: storeOptions.logger) }
     let version = try await vault.resolve(
       app: app.app, environment: environment, number: number, logger: storeOptions.logger)
     let label = number == nil ? environment! : version.environment
+    let compression = try archiveCompression(asked: compression, output: output)
     let path = output ?? "\(app.app)-\(label)-v\(version.number)\(compression.fileExtension)"
     let destination: ArchiveOutput = path == "-" ? .standardOutput : .file(path, replaceExisting: force)
     let written = try await vault.export(

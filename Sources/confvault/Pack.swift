@@ -18,8 +18,8 @@ struct Pack: AsyncParsableCommand {
   @Option(name: .short, help: "The archive to write, or - for standard output.")
   var output: String
 
-  @Option(help: "gzip, zstd, xz or none.")
-  var compression: Compression = .gzip
+  @Option(help: "gzip, zstd, xz or none (default: what the output name ends with, else gzip).")
+  var compression: Compression?
 
   @Option(help: "The app the configuration belongs to, recorded in the manifest.")
   var app: String?
@@ -34,6 +34,7 @@ struct Pack: AsyncParsableCommand {
 
   func validate() throws {
     try validateName(app, as: "app")
+    _ = try archiveCompression(asked: compression, output: output)
     try validateName(environment, as: "environment")
     if output == "-" && Terminal.isTerminal(STDOUT_FILENO) {
       throw ValidationError("refusing to write an archive to a terminal; redirect it or use -o FILE")
@@ -43,6 +44,7 @@ struct Pack: AsyncParsableCommand {
   func run() async throws {
     let destination: ArchiveOutput =
       output == "-" ? .standardOutput : .file(output, replaceExisting: force)
+    let compression = try archiveCompression(asked: compression, output: output)
     let written = try ConfigurationArchive.pack(
       folder: folder, app: app, environment: environment, compression: compression,
       to: destination)

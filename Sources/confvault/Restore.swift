@@ -12,14 +12,23 @@ struct Restore: AsyncParsableCommand {
   )
 
   @OptionGroup var app: AppOption
-  @Argument(help: "The version to restore.") var number: Int
+  @Argument(help: "The version to restore: 12, v12, or an environment's name for its head.")
+  var version: VersionReference
   @Option(name: .customLong("env"), help: "The environment to restore it into.") var environment: String
   @Option(name: .shortAndLong, help: "The comment.") var message: String?
+  @Flag(help: "Show what would change, at key-path level; write nothing.") var dryRun = false
   @OptionGroup var storeOptions: StoreOptions
   @OptionGroup var output: OutputOptions
 
   func run() async throws {
-    let change = try await storeOptions.service().restore(
+    let service = try storeOptions.service()
+    let number = try await version.number(app: app.app, service: service, logger: storeOptions.logger)
+    if dryRun {
+      let preview = try await service.previewRestore(
+        app: app.app, number: number, environment: environment, logger: storeOptions.logger)
+      return Report.preview(preview, action: "restoring v\(number)", output: output)
+    }
+    let change = try await service.restore(
       app: app.app, number: number, environment: environment, comment: message, author: storeOptions.who,
       expectedHead: nil, logger: storeOptions.logger)
     Report.change(change, verb: "restored v\(number) as", output: output)

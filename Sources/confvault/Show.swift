@@ -8,12 +8,14 @@ struct Show: AsyncParsableCommand {
   )
 
   @OptionGroup var app: AppOption
-  @Argument(help: "The version number.") var number: Int
+  @Argument(help: "The version: 12, v12, or an environment's name for its head.") var version: VersionReference
   @Flag(help: "Print JSON for machines.") var json = false
   @OptionGroup var storeOptions: StoreOptions
 
   func run() async throws {
-    let detail = try await storeOptions.readingService().show(app: app.app, number: number, logger: storeOptions.logger)
+    let service = try storeOptions.readingService()
+    let number = try await version.number(app: app.app, service: service, logger: storeOptions.logger)
+    let detail = try await service.show(app: app.app, number: number, logger: storeOptions.logger)
     if json { return try JSONOutput.print(detail) }
     let (version, status, heads) = (detail.version, detail.status, detail.headOf)
     print("version      v\(version.number) of \(version.app), made in \(safe(version.environment))")

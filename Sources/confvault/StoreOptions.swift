@@ -73,6 +73,8 @@ struct StoreOptions: ParsableArguments {
     let environment = ProcessInfo.processInfo.environment
     if let author, !author.isEmpty { return author }
     if let author = environment["CONFVAULT_AUTHOR"], !author.isEmpty { return author }
+    // Under sudo the login name is root; the person is the one who ran sudo.
+    if geteuid() == 0, let user = environment["SUDO_USER"], !user.isEmpty, user != "root" { return user }
     if let user = environment["USER"] ?? environment["LOGNAME"], !user.isEmpty { return user }
     if let entry = getpwuid(geteuid()), let name = entry.pointee.pw_name { return String(cString: name) }
     return "unknown"

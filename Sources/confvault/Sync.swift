@@ -11,13 +11,22 @@ struct Sync: AsyncParsableCommand {
   )
 
   @OptionGroup var app: AppOption
-  @Argument(help: "The version to sync.") var number: Int
+  @Argument(help: "The version to sync: 12, v12, or an environment's name for its head.")
+  var version: VersionReference
   @Option(help: "The environment to sync to (default: the production environment).") var to: String?
+  @Flag(help: "Show what would change, at key-path level; write nothing.") var dryRun = false
   @OptionGroup var storeOptions: StoreOptions
   @OptionGroup var output: OutputOptions
 
   func run() async throws {
-    let result = try await storeOptions.service().sync(
+    let service = try storeOptions.service()
+    let number = try await version.number(app: app.app, service: service, logger: storeOptions.logger)
+    if dryRun {
+      let preview = try await service.previewSync(
+        app: app.app, number: number, environment: to, logger: storeOptions.logger)
+      return Report.preview(preview, action: "syncing v\(number)", output: output)
+    }
+    let result = try await service.sync(
       app: app.app, number: number, environment: to, author: storeOptions.who, expectedHead: nil,
       logger: storeOptions.logger)
     output.say(

@@ -14,4 +14,15 @@ public enum Compression: String, Sendable, CaseIterable, Codable {
     case .none: return ".tar"
     }
   }
+
+  /// The compression a file name's ending stands for (`.tar.zst`, `.tgz`, …); nil for another name.
+  public init?(fileName: String) {
+    let name = fileName.lowercased()
+    let endings: [(String, Compression)] = [
+      (".tar.gz", .gzip), (".tgz", .gzip), (".tar.zst", .zstd), (".tzst", .zstd), (".tar.xz", .xz), (".txz", .xz),
+      (".tar.bz2", .bzip2), (".tbz2", .bzip2), (".tar", .none),
+    ]
+    guard let found = endings.first(where: { name.hasSuffix($0.0) }) else { return nil }
+    self = found.1
+  }
 }

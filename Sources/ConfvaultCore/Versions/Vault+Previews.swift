@@ -46,6 +46,39 @@ extension Vault {
       files: try await describe(changes, logger: logger))
   }
 
+  /// What pushing `folder` to `environment` would change; nothing is written.
+  public func previewPush(
+    app: String, environment: String, folder: String, limits: ArchiveLimits = .default, logger: Logger
+  ) async throws -> Preview {
+    _ = try await store.app(app).environment(environment)
+    let (files, paths) = try await offload {
+      let found = try ConfigurationFolder.scan(folder, limits: limits)
+      return (
+        try ConfigurationArchive.hash(found),
+        Dictionary(found.map { ($0.path, $0.absolutePath) }, uniquingKeysWith: { a, _ in a })
+      )
+    }
+    let head = try await store.app(app).environment(environment).head
+    var old: [ManifestFile] = []
+    if let head { old = try await store.files(app: app, number: head) }
+    let changes = FileChange.between(old: old, new: files)
+    var diffs: [FileDiff] = []
+    for change in changes {
+      guard change.kind == .modified, let before = change.old, let after = change.new,
+        before.size <= ContentDiff.largestCompared, after.size <= ContentDiff.largestCompared,
+        let path = paths[change.path]
+      else {
+        diffs.append(FileDiff(change: change, detail: .sizes(old: change.old?.size, new: change.new?.size)))
+        continue
+      }
+      var oldBytes = Data()
+      try await store.readBlob(before.sha256) { oldBytes.append(contentsOf: $0) }
+      let newBytes = try await offload { try Data(contentsOf: URL(fileURLWithPath: path)) }
+      diffs.append(FileDiff(change: change, detail: ContentDiff.compare(path: change.path, oldBytes, newBytes)))
+    }
+    return Preview(app: app, environment: environment, head: head, changes: changes, files: diffs)
+  }
+
   /// Reads and checks a whole archive and says what importing it into `environment` would change;
   /// nothing is written.
   ///

@@ -32,6 +32,10 @@ public protocol VaultService: Sendable {
     app: String, number: Int, environment: String?, author: String, expectedHead: Vault.ExpectedHead?,
     logger: Logger
   ) async throws -> Vault.SyncResult
+  /// What restoring version `number` into `environment` would change; nothing is written.
+  func previewRestore(app: String, number: Int, environment: String, logger: Logger) async throws -> Vault.Preview
+  /// What syncing version `number` to `environment` (default: production) would change; nothing is written.
+  func previewSync(app: String, number: Int, environment: String?, logger: Logger) async throws -> Vault.Preview
   /// Writes `version` as an archive for a backup: recorded once per run by `recordBackup`.
   func writeBackup(
     _ version: Version, environment: String, compression: Compression, to output: ArchiveOutput, logger: Logger
