@@ -59,15 +59,14 @@ struct Backup: AsyncParsableCommand {
     options.always = always
     options.dryRun = dryRun
     options.wait = wait
-    let report = try await storeOptions.service().backup(options, logger: storeOptions.logger)
+    // A line per environment as it finishes; JSON, a whole document, at the end.
+    let report = try await storeOptions.service().backup(options, logger: storeOptions.logger) { outcome in
+      if !json { print(outcome) }
+    }
     if let metricsFile, let state = report.state {
       try writeAtomically(Data(state.prometheusText().utf8), to: metricsFile)
     }
-    if json {
-      try JSONOutput.print(report.outcomes)
-    } else {
-      for outcome in report.outcomes { print(outcome) }
-    }
+    if json { try JSONOutput.print(report.outcomes) }
     let failures = report.outcomes.filter { $0.status == .failed }
     guard let first = failures.first else { return }
     // Disk full, an unwritable folder or refused access keep their own codes; anything else is 1.

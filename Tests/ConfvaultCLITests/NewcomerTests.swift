@@ -83,4 +83,19 @@ import Testing
     let author = try store.versions().first?["author"] as? String
     #expect(geteuid() != 0 || author == "ana.operator", "as root with SUDO_USER set: \(author ?? "-")")
   }
+
+  @Test("backup reports each environment's real duration")
+  func backupDurations() throws {
+    let store = try StoreFixture()
+    try store.ok(["push", "--app", "inventory", "--env", "development", Harness.samples + "/development"])
+    try store.ok(["push", "--app", "inventory", "--env", "staging", Harness.samples + "/staging"])
+    let outcomes =
+      try JSONSerialization.jsonObject(
+        with: try store.run(["backup", "--to", store.folder.file("backups"), "--json"]).stdoutData) as? [[String: Any]]
+      ?? []
+    #expect(outcomes.count == 2)
+    for outcome in outcomes {
+      #expect((outcome["seconds"] as? Double ?? 0) > 0, "a backup takes time: \(outcome)")
+    }
+  }
 }

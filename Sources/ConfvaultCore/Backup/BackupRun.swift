@@ -65,7 +65,9 @@ public struct BackupRun: Sendable {
   /// Runs the backup; one environment's failure does not stop the others.
   ///
   /// - Throws: only what stops the whole run: the folder cannot be made or locked, the store fails.
-  public func run(logger: Logger) async throws -> Report {
+  /// - Parameter finished: called with each environment's outcome as soon as it is known, so a
+  ///   terminal shows progress line by line.
+  public func run(logger: Logger, finished: (Outcome) -> Void = { _ in }) async throws -> Report {
     let lock: FolderLock?
     if options.dryRun {
       lock = nil
@@ -77,7 +79,9 @@ public struct BackupRun: Sendable {
     let startedAt = Timestamp.now()
     var outcomes: [Outcome] = []
     for (app, environment, head) in try await selection(logger: logger) {
-      outcomes.append(await backUp(app: app, environment: environment, head: head, logger: logger))
+      let outcome = await backUp(app: app, environment: environment, head: head, logger: logger)
+      finished(outcome)
+      outcomes.append(outcome)
     }
     guard !options.dryRun else { return Report(outcomes: outcomes, state: nil) }
     let state = try BackupState.record(outcomes, startedAt: startedAt, in: options.folder)
@@ -117,7 +121,6 @@ public struct BackupRun: Sendable {
   private func backUp(app: String, environment: String, head: Int, logger: Logger) async -> Outcome {
     let started = Date()
     var outcome = Outcome(app: app, environment: environment, status: .failed, version: head, seconds: 0)
-    defer { outcome.seconds = Date().timeIntervalSince(started) }
     let folder = options.folder + "/" + app + "/" + environment
     do {
       let version = try await service.resolve(app: app, environment: nil, number: head, logger: logger)
@@ -172,6 +175,8 @@ public struct BackupRun: Sendable {
       outcome.message = "\(error)"
       outcome.failureKind = (error as? any ConfvaultError)?.kind ?? .operationFailed
     }
+    // Set here, not in a `defer`: a `defer` would run after the value returned was copied.
+    outcome.seconds = Date().timeIntervalSince(started)
     return outcome
   }
 
@@ -239,7 +244,9 @@ extension VaultService {
   /// Writes each selected environment's head to a backup folder, reads it back, applies retention.
   ///
   /// - Throws: only what stops the whole run: the folder cannot be made or locked, the store fails.
-  public func backup(_ options: BackupRun.Options, logger: Logger) async throws -> BackupRun.Report {
-    try await BackupRun(service: self, options: options).run(logger: logger)
+  public func backup(
+    _ options: BackupRun.Options, logger: Logger, finished: (BackupRun.Outcome) -> Void = { _ in }
+  ) async throws -> BackupRun.Report {
+    try await BackupRun(service: self, options: options).run(logger: logger, finished: finished)
   }
 }
