@@ -252,6 +252,7 @@ struct APIRoutes {
         reader: ArchiveReader(limits: configuration.limits, layout: upload.plain ? .plain : .manifest),
         allowOtherApp: true, dryRun: false, expectedHead: upload.preview.expectedHead, logger: context.logger)
     } catch let error as OperationError where error.kind == .conflict {
+      await uploads.remove(id)  // its preview no longer holds: it is uploaded again or not at all
       throw Problem(
         .preconditionFailed, type: "head-moved",
         detail: "the head of \(app)/\(environment) moved since this upload was previewed; preview it again. \(error)")
@@ -344,8 +345,10 @@ struct APIRoutes {
     }
   }
 
+  /// Whether `environment` is production, asked only of a signed-in caller.
   private func isProduction(_ app: String, _ environment: String, _ context: ServerContext) async throws -> Bool {
-    try await vault.app(app, logger: context.logger).environment(environment).isProduction
+    try context.requireSignedIn()
+    return try await vault.app(app, logger: context.logger).environment(environment).isProduction
   }
 
   /// A change decided on the head the client named (`If-Match`) that finds another answers 412, as an

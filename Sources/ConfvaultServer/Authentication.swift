@@ -35,7 +35,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
       context.session = session
       context.principal = Principal(name: user.name, role: user.role, kind: .user)
       if ![.get, .head, .options].contains(request.method) {
-        try Self.checkCSRF(request, session: session)
+        try Self.checkCSRF(request, session: session, formAllowed: !request.uri.path.hasPrefix("/api/"))
       }
     }
     return try await next(request, context)
@@ -43,13 +43,15 @@ struct AuthenticationMiddleware: RouterMiddleware {
 
   /// A form's `csrf` field is checked by the page's routes once they have read the form; a header is
   /// checked here. A changing request with a session and neither is refused.
-  static func checkCSRF(_ request: Request, session: SessionRecord) throws {
+  ///
+  /// - Parameter formAllowed: whether the route is a page form (the API takes the header only).
+  static func checkCSRF(_ request: Request, session: SessionRecord, formAllowed: Bool) throws {
     if let header = request.headers[csrfHeader] {
       guard Secret.equal(header, session.csrfToken) else { throw csrfRefusal }
       return
     }
     let isForm = request.headers[.contentType]?.hasPrefix("application/x-www-form-urlencoded") == true
-    guard isForm else { throw csrfRefusal }
+    guard formAllowed && isForm else { throw csrfRefusal }
   }
 
   static let csrfRefusal = Problem(

@@ -45,6 +45,9 @@ public struct ConfvaultServer: Sendable {
     -> some ApplicationProtocol
   {
     try configuration.validate()
+    // Uploads waiting for an apply live in a server's memory: a server that stopped left their spools.
+    let removed = vault.removeAbandonedStaging()
+    if removed > 0 { logger.info("removed what stopped servers left", metadata: ["spools": "\(removed)"]) }
     var http = HTTP1Channel.Configuration()
     // A connection that sends nothing is closed; a slow upload is cut off by `UploadSpool`.
     http.idleTimeout = .seconds(120)

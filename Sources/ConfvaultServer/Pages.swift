@@ -222,6 +222,7 @@ struct Pages {
       preview = try await vault.previewSync(app: app, number: number, environment: nil, logger: context.logger)
     } else {
       let environment = try validateName(form["environment"] ?? "", as: "environment")
+      try context.requireSignedIn()
       let production = try await vault.app(app, logger: context.logger).environment(environment).isProduction
       _ = try context.require(.change(production: production))
       preview = try await vault.previewRestore(
@@ -246,7 +247,11 @@ struct Pages {
     let expected: Vault.ExpectedHead
     switch form["head"] {
     case "none": expected = .none
-    case let text?: expected = .version(Int(text) ?? -1)
+    case let text?:
+      guard let number = Int(text), number > 0 else {
+        throw OperationError(.usage, "the form's head `\(SafeText.escaping(text))` is not a version number")
+      }
+      expected = .version(number)
     case nil: throw OperationError(.usage, "the form lacks the head it was previewed against")
     }
     do {
@@ -353,10 +358,11 @@ struct Pages {
     let body = try await JSONReply.collect(request)
     var fields: [String: String] = [:]
     for pair in String(buffer: body).split(separator: "&") {
-      let parts = pair.split(separator: "=", maxSplits: 1).map {
+      let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map {
         String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
       }
-      fields[parts[0]] = parts.count > 1 ? parts[1] : ""
+      guard let name = parts.first, !name.isEmpty else { continue }
+      fields[name] = parts.count > 1 ? parts[1] : ""
     }
     return fields
   }

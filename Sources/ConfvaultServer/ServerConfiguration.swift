@@ -31,7 +31,11 @@ public struct ServerConfiguration: Sendable {
 
   /// Whether `host` is a loopback address.
   public var isLoopback: Bool {
-    host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    if host == "localhost" || host == "::1" { return true }
+    // An IPv4 address in 127.0.0.0/8, parsed as an address: `127.example.com` is a name, not one.
+    var address = in_addr()
+    guard inet_pton(AF_INET, host, &address) == 1 else { return false }
+    return UInt32(bigEndian: address.s_addr) >> 24 == 127
   }
 
   /// Refuses a configuration that would expose the server by mistake.

@@ -18,6 +18,14 @@ public struct ServerContext: RequestContext {
   /// Uploads stream to a spool file with their own bound; no collected body is larger than this.
   public var maxUploadSize: Int { 1 << 20 }
 
+  /// The principal, whatever it may do: checked before any name is looked up, so that a caller
+  /// without credentials learns nothing of what exists.
+  public func requireSignedIn() throws {
+    guard principal != nil else {
+      throw Problem(.unauthorized, type: "unauthorized", detail: "sign in, or send `Authorization: Bearer <token>`")
+    }
+  }
+
   /// The principal, allowed to do `action`.
   ///
   /// - Throws: 401 without a principal, 403 with one whose role does not allow it.

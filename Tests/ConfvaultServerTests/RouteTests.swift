@@ -283,4 +283,59 @@ import Testing
       }
     }
   }
+
+  @Test(
+    "what a review found: a bare `=` form, a form-typed API change with a session, a stale head whose tree matches, names before credentials"
+  )
+  func reviewFindings() async throws {
+    let fixture = try await ServerFixture()
+    let secret = Secret.make()
+    try await fixture.store.addSession(
+      SessionRecord(
+        hash: Secret.hash(secret), user: "releaser", csrfToken: Secret.make(), expiresAt: Date().addingTimeInterval(600)
+      ))
+    try await fixture.application().test(.router) { client in
+      for body in ["=", "&=&", "=="] {
+        try await client.execute(
+          uri: "/sign-in", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+          body: ByteBuffer(string: body)
+        ) { #expect($0.status == .forbidden, "a form of `\(body)` is refused, the server lives") }
+      }
+      try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
+      try await client.execute(
+        uri: "/api/v1/apps/shop/environments/staging/restore", method: .post,
+        headers: [.cookie: "confvault_session=\(secret)", .contentType: "application/x-www-form-urlencoded"],
+        body: ByteBuffer(string: #"{"version": 1}"#)
+      ) {
+        #expect(
+          $0.status == .forbidden && $0.json["type"] as? String == "/problems/csrf", "the API takes the header only")
+      }
+      try await client.execute(
+        uri: "/api/v1/apps/nosuch/environments/production/restore", method: .post,
+        body: ByteBuffer(string: #"{"version": 1}"#)
+      ) { response in
+        #expect(response.status == .unauthorized, "no credentials: 401 before any name is looked up")
+        #expect(!response.text.contains("shop"))
+      }
+      let token = fixture.tokens[.releaser]!
+      try await client.execute(
+        uri: "/api/v1/apps/shop/environments/staging/restore", method: .post,
+        headers: ServerFixture.headers(token, [.contentType: "application/json", .ifMatch: "\"head-1\""]),
+        body: ByteBuffer(string: #"{"version": 1}"#)
+      ) { #expect($0.status == .preconditionFailed, "staging has no head: v1 is not it, though its tree is v1's") }
+    }
+    #expect(try await fixture.store.app("shop").environment("staging").head == nil)
+  }
+
+  @Test("the loopback rule reads addresses, not name prefixes")
+  func loopback() {
+    for (host, loopback) in [
+      ("127.0.0.1", true), ("127.1.2.3", true), ("localhost", true), ("::1", true), ("127.example.com", false),
+      ("0.0.0.0", false), ("10.0.0.1", false),
+    ] {
+      var configuration = ServerConfiguration()
+      configuration.host = host
+      #expect(configuration.isLoopback == loopback, "\(host)")
+    }
+  }
 }

@@ -298,4 +298,22 @@ import Testing
     #expect(collected.stagingFolders == 1)
     #expect(!FileManager.default.fileExists(atPath: abandoned) && FileManager.default.fileExists(atPath: live))
   }
+
+  @Test("a file nested deeper than any configuration, or a huge text change, is shown without keys or hunks")
+  func boundedDiff() {
+    let deep = Data((String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)).utf8)
+    let shallow = Data("[1]\n".utf8)
+    if case .keys = ContentDiff.compare(path: "c.yaml", shallow, deep) {
+      Issue.record("a 10,000-deep YAML file was decoded")
+    }
+    if case .keys = ContentDiff.compare(path: "c.json", deep, shallow) {
+      Issue.record("a 10,000-deep JSON file was decoded")
+    }
+    let a = Data(String(repeating: "a\n", count: 60_000).utf8)
+    let b = Data(String(repeating: "b\n", count: 60_000).utf8)
+    guard case .sizes = ContentDiff.compare(path: "t.txt", a, b) else {
+      Issue.record("a 120,000-line text change was diffed line by line")
+      return
+    }
+  }
 }

@@ -90,12 +90,15 @@ public enum ContentDiff {
   /// The detail of a change from `before` to `after`, judged by the file's name and content.
   public static func compare(path: String, _ before: Data, _ after: Data) -> FileDiff.Detail {
     let lower = path.lowercased()
-    if lower.hasSuffix(".json"), let old = try? JSONDecoder().decode(TreeValue.self, from: before),
+    // Decoders and the key-path walk recurse once per level: a file nested deeper than any
+    // configuration is compared as text instead of overflowing the stack.
+    let shallow = nestingDepth(before) <= maxNesting && nestingDepth(after) <= maxNesting
+    if shallow, lower.hasSuffix(".json"), let old = try? JSONDecoder().decode(TreeValue.self, from: before),
       let new = try? JSONDecoder().decode(TreeValue.self, from: after)
     {
       return .keys(keyChanges(old, new))
     }
-    if lower.hasSuffix(".yaml") || lower.hasSuffix(".yml"),
+    if shallow, lower.hasSuffix(".yaml") || lower.hasSuffix(".yml"),
       let oldText = String(data: before, encoding: .utf8), let newText = String(data: after, encoding: .utf8),
       !hasAlias(oldText), !hasAlias(newText),
       let old = try? YAMLDecoder().decode(TreeValue.self, from: oldText),
@@ -108,7 +111,45 @@ public enum ContentDiff {
     else {
       return .sizes(old: Int64(before.count), new: Int64(after.count))
     }
+    // The line diff takes time in proportion to lines × differences: beyond a bound, sizes only.
+    let lines = oldText.utf8.count(where: { $0 == 0x0A }) + newText.utf8.count(where: { $0 == 0x0A })
+    guard lines <= maxTextLines else { return .sizes(old: Int64(before.count), new: Int64(after.count)) }
     return .text(unifiedDiff(oldText, newText))
+  }
+
+  /// The deepest nesting a JSON or YAML file is compared at by keys.
+  static let maxNesting = 200
+  /// The most lines (both sides together) a text diff is computed for.
+  static let maxTextLines = 10_000
+
+  /// An upper bound of a JSON or YAML text's nesting: brackets open at once, or leading spaces over
+  /// two (block YAML nests by indentation), whichever is larger.
+  static func nestingDepth(_ data: Data) -> Int {
+    var depth = 0
+    var deepest = 0
+    var indent = 0
+    var atLineStart = true
+    for byte in data {
+      switch byte {
+      case UInt8(ascii: "["), UInt8(ascii: "{"):
+        depth += 1
+        deepest = max(deepest, depth)
+      case UInt8(ascii: "]"), UInt8(ascii: "}"):
+        depth -= 1
+      case UInt8(ascii: "\n"):
+        atLineStart = true
+        indent = 0
+        continue
+      case UInt8(ascii: " ") where atLineStart:
+        indent += 1
+        deepest = max(deepest, indent / 2)
+        continue
+      default:
+        break
+      }
+      atLineStart = false
+    }
+    return deepest
   }
 
   /// Whether YAML text uses an alias (`*name`). Expanding aliases can grow a few hundred bytes into

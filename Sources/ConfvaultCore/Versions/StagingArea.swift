@@ -52,11 +52,13 @@ final class StagingArea: @unchecked Sendable {
     }
   }
 
-  /// Removes the staging folders in `parent` whose process is gone; returns how many.
+  /// Removes what imports and server uploads left in `parent` for a process that is gone (staging
+  /// folders `<pid>-…`, upload spools `upload-<pid>-…`); returns how many.
   static func removeAbandoned(in parent: String) -> Int {
     var removed = 0
     for name in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] {
-      guard let pid = name.split(separator: "-").first.flatMap({ pid_t($0) }), pid > 0 else { continue }
+      let owner = name.hasPrefix("upload-") ? name.dropFirst(7) : Substring(name)
+      guard let pid = owner.split(separator: "-").first.flatMap({ pid_t($0) }), pid > 0 else { continue }
       guard TemporaryFiles.processIsGone(pid) else { continue }
       if (try? FileManager.default.removeItem(atPath: parent + "/" + name)) != nil { removed += 1 }
     }

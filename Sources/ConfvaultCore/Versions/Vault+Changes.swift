@@ -48,6 +48,14 @@ extension Vault {
     app: String, environment: String, tree: TreeDigest, _ expectedHead: ExpectedHead?
   ) async throws -> (number: Int?, unchanged: Version?) {
     let current = try await store.app(app).environment(environment).head
+    if let expectedHead, expectedHead.number != current {
+      // The caller decided on a head that is no longer the head: even a tree that matches it is no
+      // answer, since the change it previewed is not the one it would make now.
+      throw OperationError(
+        .conflict,
+        "the head of \(app)/\(environment) is \(current.map { "v\($0)" } ?? "no version"), not \(expectedHead.number.map { "v\($0)" } ?? "no version") as when the change was decided; nothing was changed"
+      )
+    }
     guard let number = decisionHead(expectedHead, current: current) else { return (nil, nil) }
     let head = try await store.version(app: app, number: number)
     return (number, head.treeDigest == tree ? head : nil)

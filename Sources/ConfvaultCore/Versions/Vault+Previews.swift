@@ -96,7 +96,16 @@ extension Vault {
     let changes = FileChange.between(old: old, new: contents.files)
     // The new content of the files that changed, read from the archive a second time (it is a local
     // file by now), to show their key paths; each no larger than a diff compares.
-    let wanted = Set(changes.filter { $0.kind == .modified && $0.new!.size <= ContentDiff.largestCompared }.map(\.path))
+    // Bounded in all: past 32 MiB, files are shown by size only.
+    var budget: Int64 = 32 << 20
+    let wanted = Set(
+      changes.filter { change in
+        guard change.kind == .modified, let size = change.new?.size, size <= ContentDiff.largestCompared,
+          size <= budget
+        else { return false }
+        budget -= size
+        return true
+      }.map(\.path))
     let captured = try await offload {
       let capture = CapturingSink(paths: wanted)
       _ = try reader.read(from: source, into: capture)

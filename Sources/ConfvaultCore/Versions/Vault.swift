@@ -255,6 +255,13 @@ public struct Vault: Sendable {
     try await store.check()
   }
 
+  /// Removes the staging folders and upload spools of processes that are gone; returns how many.
+  @discardableResult
+  public func removeAbandonedStaging() -> Int {
+    StagingArea.removeAbandoned(in: store.stagingFolder)
+      + StagingArea.removeAbandoned(in: store.stagingFolder + "/uploads")
+  }
+
   /// What `collectGarbage` removed.
   public struct Collected: Sendable {
     public var blobs: Int
@@ -264,7 +271,7 @@ public struct Vault: Sendable {
 
   /// Removes blobs nothing refers to that are older than `grace`, and abandoned staging folders.
   public func collectGarbage(grace: TimeInterval = 3600, logger: Logger) async throws -> Collected {
-    let staging = StagingArea.removeAbandoned(in: store.stagingFolder)
+    let staging = removeAbandonedStaging()
     let blobs = try await store.collectGarbage(grace: grace)
     logger.info("garbage collected", metadata: ["blobs": "\(blobs)", "staging": "\(staging)"])
     return Collected(blobs: blobs, stagingFolders: staging)
