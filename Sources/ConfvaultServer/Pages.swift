@@ -206,7 +206,8 @@ struct Pages {
 
   private func cookie(_ name: String, _ value: String, maxAge: Int) -> Cookie {
     Cookie(
-      name: name, value: value, maxAge: maxAge, path: "/", secure: configuration.usesTLS, httpOnly: true,
+      name: name, value: value, maxAge: maxAge, path: "/", secure: configuration.usesTLS || configuration.secureCookies,
+      httpOnly: true,
       sameSite: .strict)
   }
 

@@ -11,6 +11,8 @@ public struct ServerConfiguration: Sendable {
   public var tlsKey: String?
   /// Serve plain HTTP on an address other than loopback: only when said explicitly.
   public var insecureHTTP = false
+  /// Mark cookies Secure though this server speaks plain HTTP: behind a proxy that ends TLS.
+  public var secureCookies = false
   /// The limits an uploaded archive is read with; its size bound is also the upload's.
   public var limits = ArchiveLimits.default
   /// An upload slower than this on average, after its first `uploadGrace`, is cut off.

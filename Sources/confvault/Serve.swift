@@ -19,6 +19,8 @@ struct Serve: AsyncParsableCommand {
   @Option(help: "A PEM certificate (chain) for HTTPS.") var tlsCert: String?
   @Option(help: "The PEM private key of --tls-cert.") var tlsKey: String?
   @Flag(help: "Serve plain HTTP on an address other than loopback (behind a TLS proxy).") var insecureHTTP = false
+  @Flag(help: "Mark session cookies Secure: behind a proxy that ends TLS, browsers then send them over HTTPS only.")
+  var secureCookies = false
   @Option(help: "Print a one-time sign-in link for this user once listening.") var signInLink: String?
   @Option(help: "The most bytes one file of an upload may have.") var maxFileSize: Int64 = ArchiveLimits.default
     .maxFileBytes
@@ -46,6 +48,7 @@ struct Serve: AsyncParsableCommand {
     configuration.tlsCertificate = tlsCert
     configuration.tlsKey = tlsKey
     configuration.insecureHTTP = insecureHTTP
+    configuration.secureCookies = secureCookies
     configuration.limits.maxFileBytes = maxFileSize
     configuration.limits.maxTotalBytes = maxTotalSize
     configuration.limits.maxFiles = maxFiles

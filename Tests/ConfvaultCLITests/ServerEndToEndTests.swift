@@ -179,6 +179,8 @@ import Testing
       store: setup.store, arguments: ["--tls-cert", work.file("cert.pem"), "--tls-key", work.file("key.pem")])
     #expect(secure.baseURL.hasPrefix("https://"))
     #expect(try secure.curl(["-k", "/healthz"]).status == 200, "HTTPS with the test's own certificate")
+    let cookie = try secure.curl(["-k", "-D", "-", "-o", "/dev/null", "/sign-in"]).body
+    #expect(cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "\(cookie)")
     #expect(secure.stop() == 0)
   }
 }
