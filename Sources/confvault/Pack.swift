@@ -34,7 +34,6 @@ struct Pack: AsyncParsableCommand {
 
   func validate() throws {
     try validateName(app, as: "app")
-    _ = try archiveCompression(asked: compression, output: output)
     try validateName(environment, as: "environment")
     if output == "-" && Terminal.isTerminal(STDOUT_FILENO) {
       throw ValidationError("refusing to write an archive to a terminal; redirect it or use -o FILE")
@@ -44,7 +43,8 @@ struct Pack: AsyncParsableCommand {
   func run() async throws {
     let destination: ArchiveOutput =
       output == "-" ? .standardOutput : .file(output, replaceExisting: force)
-    let compression = try archiveCompression(asked: compression, output: output)
+    // An explicit --compression wins over the name: a test archive may carry a misleading name on purpose.
+    let compression = compression ?? Compression(fileName: output) ?? .gzip
     let written = try ConfigurationArchive.pack(
       folder: folder, app: app, environment: environment, compression: compression,
       to: destination)

@@ -53,7 +53,7 @@ import Testing
     #expect(far.status == 64 && far.stderr.contains("unknown command `xyzzy`") && !far.stderr.contains("did you mean"))
   }
 
-  @Test("export and pack take the compression from the output name, and refuse a name that contradicts it")
+  @Test("export and pack take the compression from the output name; export refuses a name that contradicts it")
   func compressionFromName() throws {
     let store = try StoreFixture()
     try store.ok(["push", "--app", "inventory", "--env", "development", Harness.samples + "/development"])
