@@ -20,6 +20,10 @@ extension SQLiteStore: PrincipalStore {
       if try Bool.fetchOne(db, sql: "SELECT 1 FROM user_account WHERE name = ?", arguments: [user.name]) == true {
         throw OperationError(.conflict, "user '\(user.name)' exists already")
       }
+      // Users and tokens author changes by name: one name, one principal.
+      if try Bool.fetchOne(db, sql: "SELECT 1 FROM api_token WHERE name = ?", arguments: [user.name]) == true {
+        throw OperationError(.conflict, "'\(user.name)' is a token's name already; a user needs a name of its own")
+      }
       try db.execute(
         sql: "INSERT INTO user_account (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
         arguments: [user.name, user.role.rawValue, user.passwordHash, Queries.seconds(user.createdAt)])
@@ -51,6 +55,9 @@ extension SQLiteStore: PrincipalStore {
       if try Bool.fetchOne(db, sql: "SELECT 1 FROM api_token WHERE name = ?", arguments: [token.name]) == true {
         throw OperationError(
           .conflict, "a token named '\(token.name)' exists already (revoked tokens keep their names)")
+      }
+      if try Bool.fetchOne(db, sql: "SELECT 1 FROM user_account WHERE name = ?", arguments: [token.name]) == true {
+        throw OperationError(.conflict, "'\(token.name)' is a user's name already; a token needs a name of its own")
       }
       try db.execute(
         sql: "INSERT INTO api_token (name, role, hash, created_at, revoked_at) VALUES (?, ?, ?, ?, NULL)",

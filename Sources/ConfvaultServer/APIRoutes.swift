@@ -131,6 +131,7 @@ struct APIRoutes {
       guard let upload = await uploads.upload(id, now: vault.clock()), upload.app == app,
         upload.environment == environment
       else { throw OperationError(.notFound, "no upload \(id) waits for \(app)/\(environment)") }
+      try Self.requireOwner(upload, principal: try context.require(.read))
       await uploads.remove(id)
       return Response(status: .noContent)
     }
@@ -223,12 +224,33 @@ struct APIRoutes {
     let principal = try context.require(.change(production: try await isProduction(app, environment, context)))
     let id = try context.parameters.require("id")
     let key = request.headers[HTTPField.Name("Idempotency-Key")!].map { "\(principal.name) \(id) \($0)" }
-    if let key, let reply = await uploads.reply(for: key, now: vault.clock()) {
-      var headers: HTTPFields = [.contentType: "application/json"]
-      if let etag = reply.etag { headers[.eTag] = etag }
-      return Response(
-        status: .init(code: reply.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: reply.body)))
+    // One apply of an upload at a time: a second one, a client's retry, waits for the first, then
+    // answers what it answered when it carries the same Idempotency-Key.
+    let waitUntil = Date().addingTimeInterval(600)
+    while !(await uploads.claim(id)) {
+      if let key, let reply = await uploads.reply(for: key, now: vault.clock()) { return Self.replay(reply) }
+      guard Date() < waitUntil else {
+        throw Problem(
+          .serviceUnavailable, type: "busy", detail: "this upload is being applied; try again", retryAfter: 2)
+      }
+      try await Task.sleep(for: .milliseconds(50))
     }
+    do {
+      let response = try await applyClaimed(request, context: context, id: id, key: key, principal: principal)
+      await uploads.release(id)
+      return response
+    } catch {
+      await uploads.release(id)
+      throw error
+    }
+  }
+
+  private func applyClaimed(
+    _ request: Request, context: ServerContext, id: String, key: String?, principal: Principal
+  ) async throws -> Response {
+    let app = try app(context)
+    let environment = try environment(context)
+    if let key, let reply = await uploads.reply(for: key, now: vault.clock()) { return Self.replay(reply) }
     guard let ifMatch = request.headers[.ifMatch] else {
       throw Problem(
         .preconditionRequired, type: "if-match-required",
@@ -237,6 +259,7 @@ struct APIRoutes {
     guard let upload = await uploads.upload(id, now: vault.clock()), upload.app == app,
       upload.environment == environment
     else { throw OperationError(.notFound, "no upload \(id) waits for \(app)/\(environment); upload again") }
+    try Self.requireOwner(upload, principal: principal)
     guard ifMatch == Self.headETag(upload.preview.head) else {
       throw Problem(
         .preconditionFailed, type: "head-moved",
@@ -262,6 +285,21 @@ struct APIRoutes {
     let reply = try changeReplyParts(change)
     if let key { await uploads.remember(reply, for: key, now: vault.clock()) }
     return try changeReply(change)
+  }
+
+  /// A remembered apply's answer, again.
+  static func replay(_ reply: (status: Int, body: Data, etag: String?)) -> Response {
+    var headers: HTTPFields = [.contentType: "application/json"]
+    if let etag = reply.etag { headers[.eTag] = etag }
+    return Response(
+      status: .init(code: reply.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: reply.body)))
+  }
+
+  /// An upload is applied or cancelled by who uploaded it, or an admin: its preview was theirs.
+  static func requireOwner(_ upload: UploadRegistry.Upload, principal: Principal) throws {
+    guard upload.author == principal.name || principal.role == .admin else {
+      throw Problem(.forbidden, type: "forbidden", detail: "this upload is \(upload.author)'s to apply or cancel")
+    }
   }
 
   /// The reader of an upload: the server's limits, and the plain layout when asked for.

@@ -25,6 +25,8 @@ actor UploadRegistry {
   }
 
   private var uploads: [String: Upload] = [:]
+  /// Uploads being applied now: one apply per upload at a time.
+  private var applying: Set<String> = []
   private var replies: [String: (status: Int, body: Data, etag: String?, expiresAt: Date)] = [:]
   let folder: String
 
@@ -37,6 +39,15 @@ actor UploadRegistry {
   func upload(_ id: String, now: Date) -> Upload? {
     expire(now: now)
     return uploads[id]
+  }
+
+  /// Marks `id` as being applied; false when another apply of it runs.
+  func claim(_ id: String) -> Bool {
+    applying.insert(id).inserted
+  }
+
+  func release(_ id: String) {
+    applying.remove(id)
   }
 
   func remove(_ id: String) {

@@ -338,4 +338,45 @@ import Testing
       #expect(configuration.isLoopback == loopback, "\(host)")
     }
   }
+
+  @Test("an upload is applied by who uploaded it, once: concurrent applies with one Idempotency-Key answer alike")
+  func uploadOwnershipAndIdempotency() async throws {
+    let fixture = try await ServerFixture()
+    let secret = Secret.make(prefix: "cvt_")
+    try await fixture.store.addToken(
+      TokenRecord(name: "other-deployer", role: .deployer, createdAt: Date(), revokedAt: nil, hash: Secret.hash(secret))
+    )
+    await #expect {
+      try await fixture.store.addToken(
+        TokenRecord(name: "viewer", role: .viewer, createdAt: Date(), revokedAt: nil, hash: Secret.hash(Secret.make())))
+    } throws: { ($0 as? OperationError)?.kind == .conflict }
+    let archive = try fixture.archive(level: "warn")
+    try await fixture.application().test(.router) { client in
+      let owner = fixture.tokens[.deployer]!
+      let uploaded = try await client.execute(
+        uri: "/api/v1/apps/shop/environments/development/uploads", method: .post,
+        headers: ServerFixture.headers(owner), body: ByteBuffer(bytes: archive)
+      ) { $0 }
+      let id = uploaded.json["id"] as! String
+      let apply = "/api/v1/apps/shop/environments/development/uploads/\(id)/apply"
+      let key = HTTPField.Name("Idempotency-Key")!
+      try await client.execute(
+        uri: apply, method: .post, headers: ServerFixture.headers(secret, [.ifMatch: "\"head-1\"", key: "k"])
+      ) { #expect($0.status == .forbidden, "another deployer may not apply it") }
+      let answers = try await withThrowingTaskGroup(of: (Int, String).self) { group in
+        for _ in 0..<4 {
+          group.addTask {
+            try await client.execute(
+              uri: apply, method: .post, headers: ServerFixture.headers(owner, [.ifMatch: "\"head-1\"", key: "k"])
+            ) { ($0.status.code, $0.text) }
+          }
+        }
+        return try await group.reduce(into: []) { $0.append($1) }
+      }
+      #expect(
+        Set(answers.map(\.0)) == [201] && Set(answers.map(\.1)).count == 1, "one apply, one answer: \(answers.map(\.0))"
+      )
+    }
+    #expect(try await fixture.store.versions(app: "shop", environment: nil, before: nil, limit: 10).count == 2)
+  }
 }
