@@ -201,8 +201,7 @@ struct APIRoutes {
       await uploads.add(
         .init(
           id: id, app: app, environment: environment, path: path, name: source.displayName,
-          plain: try queryBool(request, "plain") ?? false, preview: preview,
-          treeDigest: contents.treeDigest, author: principal.name,
+          plain: try queryBool(request, "plain") ?? false, preview: preview, author: principal.name,
           expiresAt: vault.clock().addingTimeInterval(configuration.uploadLifetime)))
       context.logger.info(
         "upload checked", metadata: ["app": "\(app)", "env": "\(environment)", "bytes": "\(received)"])
@@ -327,7 +326,7 @@ struct APIRoutes {
         return compression
       } ?? .gzip
     let label = environment ?? version.environment
-    let etag = "\"v\(version.number)-\(compression.rawValue)-\(version.treeDigest.value.dropFirst(7).prefix(32))\""
+    let etag = Self.etag(version, compression: compression)
     if request.headers[.ifNoneMatch] == etag { return Response(status: .notModified, headers: [.eTag: etag]) }
     let name = "\(version.app)-\(label)-v\(version.number)\(compression.fileExtension)"
     let headers: HTTPFields = [
@@ -417,8 +416,10 @@ struct APIRoutes {
   /// The ETag naming an environment's head: what a change decided on it carries in `If-Match`.
   static func headETag(_ head: Int?) -> String { head.map { "\"head-\($0)\"" } ?? "\"head-none\"" }
 
-  static func etag(_ version: Version) -> String {
-    "\"v\(version.number)-\(version.treeDigest.value.dropFirst(7).prefix(32))\""
+  /// A version's ETag: its number and tree, and for an archive its compression.
+  static func etag(_ version: Version, compression: Compression? = nil) -> String {
+    let tree = version.treeDigest.value.dropFirst("sha256:".count).prefix(32)
+    return "\"v\(version.number)-" + (compression.map { "\($0.rawValue)-" } ?? "") + "\(tree)\""
   }
 }
 

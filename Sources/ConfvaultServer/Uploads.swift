@@ -19,7 +19,6 @@ actor UploadRegistry {
     /// Read as an ordinary tar of a folder, without a manifest.
     var plain: Bool
     var preview: Vault.Preview
-    var treeDigest: TreeDigest
     var author: String
     var expiresAt: Date
   }

@@ -77,19 +77,6 @@ final class ArchiveInputStream {
     }
   }
 
-  /// Reads what follows the end of the archive, up to `limit` bytes, so the digest covers the whole file.
-  ///
-  /// - Returns: false when more than `limit` bytes follow.
-  func drain(limit: Int64) throws -> Bool {
-    var trailing: Int64 = 0
-    while let chunk = next() {
-      if chunk.isEmpty { return true }
-      trailing += Int64(chunk.count)
-      if trailing > limit { return false }
-    }
-    throw SystemError(.read, name, code: readError ?? EIO)
-  }
-
   /// The SHA-256 of every byte read so far.
   func digest() -> SHA256Hex { SHA256Hex(hasher.finalize()) }
 }

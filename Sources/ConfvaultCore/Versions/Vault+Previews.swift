@@ -13,9 +13,6 @@ extension Vault {
     /// What changed inside each changed file: key paths, text hunks or sizes.
     public var files: [FileDiff]
 
-    /// Nothing would change.
-    public var isEmpty: Bool { changes.isEmpty }
-
     /// The head to name when making the change.
     public var expectedHead: ExpectedHead { head.map(ExpectedHead.version) ?? .none }
   }
