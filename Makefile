@@ -5,13 +5,17 @@ SWIFT        ?= swift
 CONFIG       ?= debug
 BUILD_FLAGS  ?=
 BIN          := .build/$(CONFIG)/confvault
-APT_PACKAGES := libarchive-dev libzstd-dev zlib1g-dev liblzma-dev libbz2-dev libarchive-tools pkg-config tar gzip zstd xz-utils bzip2 python3 git curl \
+APT_PACKAGES := libarchive-dev libzstd-dev zlib1g-dev liblzma-dev libbz2-dev libarchive-tools pkg-config tar gzip zstd xz-utils bzip2 python3 python3-yaml git curl postgresql \
                 chromium chromium-driver fonts-dejavu-core wrk
 # Python packages the tests drive: a browser through WebDriver, and the API checked against its OpenAPI document.
 PIP_PACKAGES := selenium schemathesis
 SOURCES      := Package.swift Sources Tests Benchmarks
 
-.PHONY: setup build test run bench format lint clean
+# `make install` puts the binary in $(PREFIX)/bin and the man page in $(MANDIR); DESTDIR stages a package.
+PREFIX       ?= /usr/local
+MANDIR       ?= $(PREFIX)/share/man/man1
+
+.PHONY: setup build test run bench format lint clean man install uninstall
 
 setup:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -39,6 +43,24 @@ run: setup
 bench: setup
 	$(SWIFT) build -c release $(BUILD_FLAGS)
 	python3 Benchmarks/bench.py --confvault .build/release/confvault
+
+# The man page is generated from the command definitions by swift-argument-parser's GenerateManual
+# plugin, which builds the release configuration first; it writes into the build folder, not the package.
+man:
+	$(SWIFT) package $(BUILD_FLAGS) generate-manual
+
+# A release build, then the binary and the man page; `make install` needs only what a build needs.
+install: man
+	@bin="$$($(SWIFT) build -c release $(BUILD_FLAGS) --show-bin-path)" && \
+	manual="$$bin/../../plugins/GenerateManual/outputs/confvault/confvault.1" && \
+	test -f "$$manual" || { echo "make install: the man page is not at $$manual" >&2; exit 1; }; \
+	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(MANDIR)" && \
+	install -m 0755 "$$bin/confvault" "$(DESTDIR)$(PREFIX)/bin/confvault" && \
+	install -m 0644 "$$manual" "$(DESTDIR)$(MANDIR)/confvault.1" && \
+	echo "installed $(DESTDIR)$(PREFIX)/bin/confvault and $(DESTDIR)$(MANDIR)/confvault.1"
+
+uninstall:
+	rm -f "$(DESTDIR)$(PREFIX)/bin/confvault" "$(DESTDIR)$(MANDIR)/confvault.1"
 
 format:
 	$(SWIFT) format --in-place --recursive $(SOURCES)

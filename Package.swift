@@ -10,6 +10,7 @@ let package = Package(
     .executable(name: "confvault", targets: ["confvault"]),
     .library(name: "ConfvaultCore", targets: ["ConfvaultCore"]),
     .library(name: "ConfvaultSQLite", targets: ["ConfvaultSQLite"]),
+    .library(name: "ConfvaultPostgres", targets: ["ConfvaultPostgres"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -26,6 +27,7 @@ let package = Package(
     .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.0.0"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+    .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
   ],
   targets: [
     // libarchive, from Debian's libarchive-dev; only ConfvaultCore/Archive imports it.
@@ -69,6 +71,16 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
       ]
     ),
+    // The shared store; the only importer of PostgresNIO.
+    .target(
+      name: "ConfvaultPostgres",
+      dependencies: [
+        "ConfvaultCore",
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "PostgresNIO", package: "postgres-nio"),
+        .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
     // The web page and the HTTP API; the only importer of Hummingbird.
     .target(
       name: "ConfvaultServer",
@@ -109,6 +121,7 @@ let package = Package(
       dependencies: [
         "ConfvaultCore",
         "ConfvaultSQLite",
+        "ConfvaultPostgres",
         "ConfvaultServer",
         "ConfvaultClient",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -123,7 +136,7 @@ let package = Package(
     .testTarget(
       name: "ConfvaultStoreTests",
       dependencies: [
-        "ConfvaultCore", "ConfvaultSQLite",
+        "ConfvaultCore", "ConfvaultSQLite", "ConfvaultPostgres",
         .product(name: "Logging", package: "swift-log"),
       ]
     ),

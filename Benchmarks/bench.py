@@ -559,13 +559,13 @@ def store_command(settings: Settings, store: Path, *args: str) -> list[str]:
 def push_command(settings: Settings, store: Path, folder: Path, env: str) -> list[str]:
     """`confvault push` of `folder` to an environment of the bench app."""
     return store_command(settings, store, "push", "--app", STORE_APP, "--env", env,
-                         str(folder), "-m", "bench")
+                         str(folder), "-m", "bench", "--yes")
 
 
 def import_command(settings: Settings, store: Path, archive: Path, env: str) -> list[str]:
     """`confvault import` of `archive` to an environment of the bench app."""
     return store_command(settings, store, "import", str(archive), "--app", STORE_APP,
-                         "--env", env)
+                         "--env", env, "--yes")
 
 
 def init_store(settings: Settings, store: Path) -> None:

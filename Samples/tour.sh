@@ -24,7 +24,7 @@ step "Create the app and its environments (the store is $CONFVAULT_STORE)" \
 step "Push the development configuration: version 1" \
   "$confvault" push --app inventory --env development Samples/inventory/development -m "initial import from the app builder"
 step "Sync version 1 to production: production's head, synced-at set, pinned as a backup" \
-  "$confvault" sync --app inventory 1
+  "$confvault" sync --app inventory 1 --yes
 
 cp -r Samples/inventory/development "$work/development"
 python3 - "$work/development/entities/customer.json" <<'PY'
@@ -48,12 +48,14 @@ step "Upload it to staging: checked whole, then pushed automatically as version 
   "$confvault" import "$work/production-backup.tar.gz" --app inventory --env staging -m "staging = production"
 step "Restore development to version 1: a new version 4, history kept, the replaced head pinned" \
   "$confvault" restore --app inventory 1 --env development
-step "Sync version 2 to production after all: version 1 stays as a yellow 'synced once' backup" \
-  "$confvault" sync --app inventory 2
+step "Preview a sync of version 2 to production: file by file, key by key; nothing is written" \
+  "$confvault" sync --app inventory 2 --dry-run
+step "Sync it (a change to production asks on a terminal; --yes answers for scripts): version 1 stays as a yellow 'synced once' backup" \
+  "$confvault" sync --app inventory 2 --yes
 step "The versions list (green: in production, yellow: synced once, blue: never synced)" \
   "$confvault" versions --app inventory
 step "What a sync of staging to production would change" \
-  "$confvault" diff --app inventory --env staging --env production --stat
+  "$confvault" diff --app inventory --env production --env staging --stat
 step "Nightly backup (from cron): each head written, read back in full, retention applied" \
   "$confvault" backup --to .confvault/backups --keep-daily 7 --keep-weekly 4 --keep-monthly 12
 step "The next night, nothing changed: nothing is written" \

@@ -50,8 +50,8 @@ public struct RemoteVault: VaultService {
     try await get("/apps/\(try path(app))/versions/\(number)")
   }
 
-  public func diff(app: String, _ selection: Vault.DiffSelection, details: Bool, logger: Logger) async throws
-    -> Vault.Diff
+  public func diff(app: String, _ selection: Vault.DiffSelection, details: Bool, asText: Bool, logger: Logger)
+    async throws -> Vault.Diff
   {
     let (number, against): (Int, Int?)
     switch selection {
@@ -69,6 +69,7 @@ public struct RemoteVault: VaultService {
     }
     var query = against.map { [("against", String($0))] } ?? []
     if !details { query.append(("details", "false")) }
+    if asText { query.append(("text", "true")) }
     return try await get("/apps/\(try path(app))/versions/\(number)/diff", query: query)
   }
 
@@ -137,7 +138,8 @@ public struct RemoteVault: VaultService {
 
   public func importArchive(
     _ source: ArchiveSource, app: String, environment: String, comment: String?, author: String,
-    reader: ArchiveReader, allowOtherApp: Bool, dryRun: Bool, expectedHead: Vault.ExpectedHead?, logger: Logger
+    reader: ArchiveReader, allowOtherApp: Bool, dryRun: Bool, expectedHead: Vault.ExpectedHead?,
+    approval: Approval?, logger: Logger
   ) async throws -> Vault.ImportResult {
     // A head that moved between the upload's preview and its apply makes the upload be previewed
     // again, as a local import decides again, unless the caller named the head it decided on.
@@ -157,12 +159,23 @@ public struct RemoteVault: VaultService {
         if let number = upload.preview.head { head = try await show(app: app, number: number, logger: logger).version }
         return result(upload, .dryRun(changes: upload.preview.changes, head: head))
       }
+      var pinned = false
+      if let approval {
+        do {
+          pinned = try await approval(upload.preview)
+        } catch {
+          _ = try? await send(.DELETE, base)
+          throw error
+        }
+      }
       do {
         let body = try JSONCoding.encoder().encode(ApplyBody(comment: comment))
         let reply: ChangeReply = try await decode(
           try await send(.POST, base + "/apply", headers: [("If-Match", etag)], body: .bytes(ByteBuffer(data: body))))
         return result(upload, .imported(reply.change))
-      } catch let error as OperationError where error.kind == .conflict && expectedHead == nil && attempt < 5 {
+      } catch let error as OperationError
+        where error.kind == .conflict && expectedHead == nil && !pinned && attempt < 5
+      {
         logger.debug("the head moved before the apply; uploading again", metadata: ["attempt": "\(attempt)"])
         attempt += 1
       }

@@ -18,6 +18,9 @@ struct ChangeWriter {
     case .createEnvironment(let app, let name, let production):
       try createEnvironment(app: app, name: name, production: production, detail: change.detail)
       return nil
+    case .setProduction(let app, let name):
+      try setProduction(app: app, name: name, detail: change.detail)
+      return nil
     case .deleteEnvironment(let app, let name, let expectedHead):
       try deleteEnvironment(app: app, name: name, expectedHead: expectedHead)
       return nil
@@ -62,6 +65,18 @@ struct ChangeWriter {
       sql: "INSERT INTO environment (app_id, name, is_production, created_at) VALUES (?, ?, ?, ?)",
       arguments: [appID, name, production, at])
     try appendAudit(app: app, environment: name, action: .environmentCreate, version: nil, detail: detail)
+  }
+
+  private func setProduction(app: String, name: String, detail: String) throws {
+    let environment = try Queries.app(db, app).environment(name)
+    guard !environment.isProduction else {
+      throw OperationError(.operationFailed, "'\(name)' is the production environment of '\(app)' already")
+    }
+    let appID = try Queries.appID(db, app)
+    try db.execute(sql: "UPDATE environment SET is_production = 0 WHERE app_id = ?", arguments: [appID])
+    try db.execute(
+      sql: "UPDATE environment SET is_production = 1 WHERE app_id = ? AND name = ?", arguments: [appID, name])
+    try appendAudit(app: app, environment: name, action: .environmentSetProduction, version: nil, detail: detail)
   }
 
   private func deleteEnvironment(app: String, name: String, expectedHead: Int?) throws {

@@ -24,8 +24,11 @@ struct StoreCheck {
     var count = 0
     let blobs = try Row.fetchCursor(db, sql: "SELECT sha256, size, chunk_count FROM blob")
     var buffer = Data()
+    let meter = ProgressMeter.current
+    meter?.begin("checking stored content")
     while let row = try blobs.next() {
       count += 1
+      meter?.add(files: 1, bytes: row["size"])
       let key: Data = row["sha256"]
       let name = hexString(key)
       var hasher = SHA256()

@@ -101,7 +101,7 @@ struct APIRoutes {
       return try JSONReply.ok(
         try await vault.diff(
           app: app, against.map { .versions(from: $0, to: number) } ?? .version(number), details: details,
-          logger: context.logger))
+          asText: try queryBool(request, "text") ?? false, logger: context.logger))
     }
     api.get("apps/:app/versions/:n/archive") { request, context in
       let principal = try context.require(.read)

@@ -329,16 +329,28 @@ struct Pages {
         "path": change.path, "kind": change.kind.rawValue,
         "mark": ["added": "A", "removed": "D", "modified": "M", "mode-changed": "m"][change.kind.rawValue] ?? "?",
       ]
+      let sizes = { (old: Int64?, new: Int64?) in
+        "\(old.map(ByteCount.format) ?? "–") → \(new.map(ByteCount.format) ?? "–")"
+      }
       switch file.detail {
       case .keys(let keys):
-        view["keys"] = keys.map(\.description)
+        view["keys"] = keys.map { key -> [String: Any] in
+          ["line": key.description, "text": key.text ?? [], "hasText": !(key.text ?? []).isEmpty]
+        }
         view["hasKeys"] = !keys.isEmpty
       case .text(let lines):
         view["text"] = lines
         view["hasText"] = !lines.isEmpty
       case .sizes(let old, let new):
-        view["note"] = "\(old.map(ByteCount.format) ?? "–") → \(new.map(ByteCount.format) ?? "–")"
+        view["note"] = sizes(old, new)
+      case .tooLarge(let old, let new):
+        view["note"] = sizes(old, new) + ": too large to show here; download both versions to compare them"
       }
+      var notes = file.notes
+      if change.kind == .modified, file.modeChanged, let old = change.old, let new = change.new {
+        notes.insert("mode \(old.mode.rawValue) → \(new.mode.rawValue)", at: 0)
+      }
+      view["notes"] = notes
       return view
     }
   }

@@ -4,11 +4,8 @@ import Logging
 
 extension Compression: ExpressibleByArgument {}
 
-/// Options shared by the commands that read an archive from outside.
-struct ArchiveReadingOptions: ParsableArguments {
-  @Flag(help: "Read an ordinary tar of a configuration folder, with no manifest (a single top folder is stripped).")
-  var plain = false
-
+/// The limits on what an archive may hold, for every command that reads one (import, verify, backup, …).
+struct ArchiveLimitOptions: ParsableArguments {
   @Option(help: "The most bytes one file may have (decompressed, counted as read).")
   var maxFileSize: Int64 = ArchiveLimits.default.maxFileBytes
 
@@ -24,12 +21,24 @@ struct ArchiveReadingOptions: ParsableArguments {
     }
   }
 
-  var reader: ArchiveReader {
+  var limits: ArchiveLimits {
     var limits = ArchiveLimits.default
     limits.maxFileBytes = maxFileSize
     limits.maxTotalBytes = maxTotalSize
     limits.maxFiles = maxFiles
-    return ArchiveReader(limits: limits, layout: plain ? .plain : .manifest)
+    return limits
+  }
+}
+
+/// Options shared by the commands that read an archive from outside.
+struct ArchiveReadingOptions: ParsableArguments {
+  @Flag(help: "Read an ordinary tar of a configuration folder, with no manifest (a single top folder is stripped).")
+  var plain = false
+
+  @OptionGroup var limitOptions: ArchiveLimitOptions
+
+  var reader: ArchiveReader {
+    ArchiveReader(limits: limitOptions.limits, layout: plain ? .plain : .manifest)
   }
 }
 

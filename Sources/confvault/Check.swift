@@ -13,7 +13,9 @@ struct Check: AsyncParsableCommand {
 
   func run() async throws {
     try storeOptions.requireLocal("check")
-    let report = try await storeOptions.readOnlyVault().check(logger: storeOptions.logger)
+    let report = try await ProgressDisplay.run("checking", quiet: json) {
+      try await storeOptions.readOnlyVault().check(logger: storeOptions.logger)
+    }
     if json {
       try JSONOutput.print(report)
     } else {
@@ -32,8 +34,7 @@ struct GC: AsyncParsableCommand {
     commandName: "gc",
     abstract: "Remove stored blobs that no version refers to, and what killed imports left behind.",
     discussion: """
-      Blobs stored less than --grace seconds ago are kept: an import or push in flight in another \
-      process stores its blobs before it adds its version.
+      Blobs stored less than --grace seconds ago are kept: an import or push in flight in another process stores its blobs before it adds its version.
       """)
   @Option(help: "Keep unreferenced blobs stored less than this many seconds ago.") var grace: Double = 3600
   @OptionGroup var storeOptions: StoreOptions
@@ -55,7 +56,10 @@ struct GC: AsyncParsableCommand {
 struct Audit: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Who did what, when, to which version, with which archive digest.",
-    discussion: "Example: confvault audit --app inventory --limit 20"
+    discussion: """
+      Example:
+        confvault audit --app inventory --limit 20
+      """
   )
 
   @Option(help: "Only this app.") var app: String?

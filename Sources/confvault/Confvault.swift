@@ -1,25 +1,50 @@
 import ArgumentParser
 import ConfvaultCore
 import Foundation
+import Logging
 
 @main
 struct Confvault: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "confvault",
     abstract: "Keep every version of an app's configuration; move it in and out as verifiable archives.",
-    version: ConfvaultInfo.version,
     subcommands: [
-      Init.self, Env.self, Push.self, Export.self, Import.self, Versions.self, Show.self, Diff.self,
+      Init.self, Env.self, Status.self, Push.self, Export.self, Import.self, Versions.self, Show.self, Diff.self,
       Restore.self, Sync.self, Checkout.self, Backup.self, Check.self, GC.self, Audit.self,
       Pack.self, Unpack.self, Inspect.self, Verify.self, Serve.self, User.self, Token.self,
     ]
   )
 
-  /// Runs the command and turns every failure into its documented exit code (PRODUCT.md, sysexits).
+  // `confvault --version` is answered in `main` before parsing. Neither `CommandConfiguration(version:)`
+  // nor a flag of the root: ArgumentParser would show the one in every subcommand's help and let the
+  // other take `export --version N` away from export.
+
+  /// `confvault` alone prints the help.
+  func run() async throws {
+    throw CleanExit.helpRequest(self)
+  }
+
+  /// Runs the command and turns every failure into its documented exit code (docs/exit-codes.md, sysexits).
   static func main() async {
+    if Array(CommandLine.arguments.dropFirst()) == ["--version"] {
+      print(ConfvaultInfo.version)
+      return
+    }
     refuseUnknownCommand(Array(CommandLine.arguments.dropFirst()))
+    let start = ContinuousClock.now
+    defer {
+      if CommandLine.arguments.contains("--verbose") {
+        var logger = Logger(label: "confvault")
+        logger.logLevel = .debug
+        logger.debug("command finished", metadata: ["took": "\(ContinuousClock.now - start)"])
+      }
+    }
     do {
       var command = try parseAsRoot()
+      if var appCommand = command as? any AppCommand {
+        try await appCommand.resolveApp()
+        command = appCommand
+      }
       // The server stops on SIGTERM and SIGINT by its own graceful shutdown.
       if !(command is Serve) { Interrupts.removeTemporaryFilesOnStop() }
       if var command = command as? any AsyncParsableCommand {
@@ -27,13 +52,16 @@ struct Confvault: AsyncParsableCommand {
       } else {
         try command.run()
       }
+      await OpenStores.closeAll()
     } catch let error as any ConfvaultError {
+      await OpenStores.closeAll()
       // Messages may quote what an archive or the store holds; each line is escaped, the line breaks kept.
       let message = "\(error)".split(separator: "\n", omittingEmptySubsequences: false).map { safe(String($0)) }
       Terminal.error(
         "confvault: " + message.joined(separator: "\n") + (error.hint.map { "; " + Advice.words(for: $0) } ?? ""))
       Foundation.exit(ExitStatus.code(for: error.kind))
     } catch {
+      await OpenStores.closeAll()
       exit(withError: error)
     }
   }
@@ -85,6 +113,9 @@ enum Advice {
     case .waitForLock: return "try again later or pass --wait SECONDS"
     case .runCheck: return "run `confvault check`"
     case .upgrade: return "upgrade confvault"
+    case .raiseLimit(.fileSize): return "raise the limit with --max-file-size BYTES if that is intended"
+    case .raiseLimit(.totalSize): return "raise the limit with --max-total-size BYTES if that is intended"
+    case .raiseLimit(.files): return "raise the limit with --max-files N if that is intended"
     }
   }
 }

@@ -4,12 +4,12 @@ import ConfvaultCore
 struct Env: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "env",
-    abstract: "List, create or delete an app's environments.",
-    subcommands: [List.self, Create.self, Delete.self],
+    abstract: "List, create or delete an app's environments, or make one of them production.",
+    subcommands: [List.self, Create.self, SetProduction.self, Delete.self],
     defaultSubcommand: List.self
   )
 
-  struct List: AsyncParsableCommand {
+  struct List: AppCommand {
     static let configuration = CommandConfiguration(abstract: "List environments with their heads.")
     @OptionGroup var app: AppOption
     @Flag(help: "Print JSON for machines.") var json = false
@@ -25,7 +25,7 @@ struct Env: AsyncParsableCommand {
     }
   }
 
-  struct Create: AsyncParsableCommand {
+  struct Create: AppCommand {
     static let configuration = CommandConfiguration(abstract: "Create an environment.")
     @OptionGroup var app: AppOption
     @Argument(help: "The new environment's name.") var name: String
@@ -43,7 +43,28 @@ struct Env: AsyncParsableCommand {
     }
   }
 
-  struct Delete: AsyncParsableCommand {
+  struct SetProduction: AppCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "set-production",
+      abstract: "Make an existing environment the app's production environment, in place of the one that was.")
+    @OptionGroup var app: AppOption
+    @Argument(help: "The environment to make production.") var name: String
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws { try validateName(name, as: "environment") }
+
+    func run() async throws {
+      try storeOptions.requireLocal("env set-production")
+      let previous = try await storeOptions.vault().setProduction(
+        app: app.app, name: name, author: storeOptions.who, logger: storeOptions.logger)
+      output.say(
+        "'\(name)' is now the production environment of '\(app.app)'"
+          + (previous.map { " ('\($0)' no longer is)" } ?? ""))
+    }
+  }
+
+  struct Delete: AppCommand {
     static let configuration = CommandConfiguration(
       abstract: "Delete an environment; its versions stay in the history.")
     @OptionGroup var app: AppOption

@@ -6,7 +6,8 @@ struct Init: AsyncParsableCommand {
     abstract: "Create an app (and the store, the first time) with its environments.",
     discussion: """
       Without --env, the app gets development, staging and production, production being production.
-      Example: confvault init --app inventory --env dev --env prod --production prod
+      Example:
+        confvault init --app inventory --env dev --env prod --production prod
       """
   )
 
@@ -15,11 +16,23 @@ struct Init: AsyncParsableCommand {
   var environments: [String] = []
   @Option(help: "Which of the environments is production.")
   var production: String?
+  @Flag(help: "Make an app without a production environment (`env set-production` names one later).")
+  var noProduction = false
   @OptionGroup var storeOptions: StoreOptions
   @OptionGroup var output: OutputOptions
 
   func validate() throws {
+    guard !app.app.isEmpty else { throw ValidationError("name the app to create with --app (or CONFVAULT_APP)") }
     for environment in environments { try validateName(environment, as: "environment") }
+    if production != nil && noProduction {
+      throw ValidationError("--production and --no-production contradict each other; give one")
+    }
+    // An app without production cannot be synced: say so, rather than make one silently.
+    if !environments.isEmpty, production == nil, !noProduction {
+      throw ValidationError(
+        "which of \(environments.joined(separator: ", ")) is production? Name it with --production NAME, or pass --no-production for an app without one"
+      )
+    }
     if let production, !environments.isEmpty, !environments.contains(production) {
       throw ValidationError("--production \(production) is not among the --env names")
     }

@@ -5,7 +5,10 @@ import Foundation
 struct Inspect: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Show an archive's manifest and files, after checking it in full.",
-    discussion: "Example: confvault inspect production.tar.gz --json"
+    discussion: """
+      Example:
+        confvault inspect production.tar.gz --json
+      """
   )
 
   @Argument(help: "The archive, or - for standard input.")

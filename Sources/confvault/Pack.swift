@@ -6,9 +6,9 @@ struct Pack: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Pack a configuration folder into a verifiable archive.",
     discussion: """
-      The archive holds `confvault.json` (the manifest: every file's size, mode and SHA-256) and each
-      file under `config/`. Packing an unchanged folder twice gives identical bytes.
-      Example: confvault pack Samples/inventory/production -o production.tar.gz --app inventory
+      The archive holds `confvault.json` (the manifest: every file's size, mode and SHA-256) and each file under `config/`. Packing an unchanged folder twice gives identical bytes.
+      Example:
+        confvault pack Samples/inventory/production -o production.tar.gz --app inventory
       """
   )
 
@@ -45,9 +45,10 @@ struct Pack: AsyncParsableCommand {
       output == "-" ? .standardOutput : .file(output, replaceExisting: force)
     // An explicit --compression wins over the name: a test archive may carry a misleading name on purpose.
     let compression = compression ?? Compression(fileName: output) ?? .gzip
-    let written = try ConfigurationArchive.pack(
-      folder: folder, app: app, environment: environment, compression: compression,
-      to: destination)
+    let written = try await ProgressDisplay.run("packing", quiet: outputOptions.quiet) {
+      try ConfigurationArchive.pack(
+        folder: folder, app: app, environment: environment, compression: compression, to: destination)
+    }
     if case .standardOutput = destination { return }
     let manifest = written.manifest
     outputOptions.say(

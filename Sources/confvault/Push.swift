@@ -6,7 +6,8 @@ struct Push: AsyncParsableCommand {
     abstract: "Make a new version of an environment from a configuration folder.",
     discussion: """
       A folder identical to the head makes no version. --backup pins the version: retention keeps it.
-      Example: confvault push --app inventory --env development Samples/inventory/development -m "add loyalty tier"
+      Example:
+        confvault push --app inventory --env development Samples/inventory/development -m "add loyalty tier"
       """
   )
 
@@ -16,51 +17,67 @@ struct Push: AsyncParsableCommand {
   @Option(name: .shortAndLong, help: "The comment.") var message = ""
   @Flag(help: "Pin the new version as a backup.") var backup = false
   @Flag(help: "Show what would change, at key-path level; write nothing.") var dryRun = false
+  @Flag(
+    help:
+      "Push everything in the folder: no built-in ignore rules, no .confvaultignore (the checkout record is never pushed)."
+  )
+  var noIgnore = false
+  @Flag(help: "Push a checked-out folder even though the environment's head has moved past the version it came from.")
+  var force = false
+  @OptionGroup var limitOptions: ArchiveLimitOptions
+  @OptionGroup var confirmation: ConfirmationOptions
+  @OptionGroup var list: ChangeListOptions
+  @Flag(help: "Print JSON for machines.") var json = false
   @OptionGroup var storeOptions: StoreOptions
   @OptionGroup var output: OutputOptions
 
   func run() async throws {
     try storeOptions.requireLocal("push")
     if dryRun {
-      let preview = try await storeOptions.readOnlyVault().previewPush(
-        app: app.app, environment: environment, folder: folder, logger: storeOptions.logger)
-      return Report.preview(preview, action: "pushing \(folder)", output: output)
+      let status = try await storeOptions.readOnlyVault().folderStatus(
+        app: app.app, environment: environment, folder: folder, limits: limitOptions.limits,
+        applyingIgnoreRules: !noIgnore, storeName: storeOptions.checkoutStoreName, logger: storeOptions.logger)
+      let preview = status.preview
+      if json { return try JSONOutput.print(PushJSON.DryRun(preview: preview, ignored: status.ignored)) }
+      Report.behindHead(status.behindHead, forced: force)
+      Report.preview(preview, action: "pushing \(folder)", output: output, all: list.all)
+      return Report.ignored(status.ignored, output: output)
     }
     let vault = try storeOptions.vault()
-    let change = try await vault.push(
-      app: app.app, environment: environment, folder: folder, comment: message, author: storeOptions.who,
-      backup: backup, logger: storeOptions.logger)
-    Report.change(change, verb: "pushed", output: output)
+    let changeGuard = storeOptions.changeGuard(vault, confirmation)
+    let pushed = try await Report.advisingBehindHead(app: app.app, environment: environment, folder: folder) {
+      try await vault.push(
+        app: app.app, environment: environment, folder: folder, comment: message, author: storeOptions.who,
+        backup: backup, limits: limitOptions.limits, applyingIgnoreRules: !noIgnore,
+        storeName: storeOptions.checkoutStoreName,
+        pushBehindHead: force, approval: { try await changeGuard.approve($0, action: "pushing \(folder)") },
+        logger: storeOptions.logger)
+    }
+    let change = pushed.change
+    Report.pushedBehindHead(pushed.pushedBehindHead)
+    if json { return try JSONOutput.print(PushJSON(change: Report.ChangeJSON(change), ignored: pushed.ignored)) }
+    Report.change(change, verb: "pushed", output: output, all: list.all)
+    Report.ignored(pushed.ignored, output: output)
   }
 }
 
-/// Prints the outcome of a command that adds a version.
-enum Report {
-  /// A dry run: what the change would do, file by file with key paths; nothing was written.
-  static func preview(_ preview: Vault.Preview, action: String, output: OutputOptions) {
-    let head = preview.head.map { "v\($0)" } ?? "no version yet"
-    guard !preview.changes.isEmpty else {
-      output.say("dry run: \(action) would change nothing in \(preview.app)/\(preview.environment) (head \(head))")
-      return
-    }
-    output.say(
-      "dry run: \(action) into \(preview.app)/\(preview.environment) (head \(head)) would change these files; nothing was written:"
-    )
-    for file in preview.files { output.say(String(Diff.render(file).dropLast())) }
-    output.say(ChangePrinter.summary(preview.changes).last!.trimmingCharacters(in: .whitespaces))
+/// What `push --json` prints: the change (as `restore --json`), and what the ignore rules left out.
+struct PushJSON: Encodable {
+  var change: Report.ChangeJSON
+  var ignored: [String]
+
+  enum CodingKeys: CodingKey { case version, changes, unchanged, ignored }
+
+  func encode(to encoder: any Encoder) throws {
+    try change.encode(to: encoder)
+    var container = encoder.container(keyedBy: CodingKeys.self)
+    try container.encode(ignored, forKey: .ignored)
   }
 
-  static func change(_ change: Vault.Change, verb: String, output: OutputOptions) {
-    switch change {
-    case .unchanged(let head):
-      output.say("unchanged, head is v\(head.number)")
-    case .created(let version, let changes):
-      output.say(
-        "\(verb) v\(version.number) to \(version.app)/\(version.environment) (\(version.fileCount) files, \(ByteCount.format(version.totalSize)))"
-          + (version.parent.map { "; changes against v\($0):" } ?? "; first version of the environment"))
-      if version.parent != nil {
-        for line in ChangePrinter.summary(changes) { output.say(line) }
-      }
-    }
+  /// `push --dry-run --json`: the preview, and what the ignore rules left out.
+  struct DryRun: Encodable {
+    var dryRun = true
+    var preview: Vault.Preview
+    var ignored: [String]
   }
 }

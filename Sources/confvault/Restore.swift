@@ -5,9 +5,9 @@ struct Restore: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Revert an environment to a version: a new version with that version's files.",
     discussion: """
-      History is never rewritten: the restore is a new version (origin restore), and the head it
-      replaces is pinned as a backup.
-      Example: confvault restore --app inventory 9 --env production
+      History is never rewritten: the restore is a new version (origin restore), and the head it replaces is pinned as a backup.
+      Example:
+        confvault restore --app inventory 9 --env production
       """
   )
 
@@ -17,20 +17,26 @@ struct Restore: AsyncParsableCommand {
   @Option(name: .customLong("env"), help: "The environment to restore it into.") var environment: String
   @Option(name: .shortAndLong, help: "The comment.") var message: String?
   @Flag(help: "Show what would change, at key-path level; write nothing.") var dryRun = false
+  @OptionGroup var confirmation: ConfirmationOptions
+  @OptionGroup var list: ChangeListOptions
+  @Flag(help: "Print JSON for machines.") var json = false
   @OptionGroup var storeOptions: StoreOptions
   @OptionGroup var output: OutputOptions
 
   func run() async throws {
     let service = try storeOptions.service()
     let number = try await version.number(app: app.app, service: service, logger: storeOptions.logger)
+    let preview = try await service.previewRestore(
+      app: app.app, number: number, environment: environment, logger: storeOptions.logger)
     if dryRun {
-      let preview = try await service.previewRestore(
-        app: app.app, number: number, environment: environment, logger: storeOptions.logger)
-      return Report.preview(preview, action: "restoring v\(number)", output: output)
+      if json { return try JSONOutput.print(Report.PreviewJSON(preview: preview)) }
+      return Report.preview(preview, action: "restoring v\(number)", output: output, all: list.all)
     }
+    try await storeOptions.changeGuard(service, confirmation).approve(preview, action: "restoring v\(number)")
     let change = try await service.restore(
       app: app.app, number: number, environment: environment, comment: message, author: storeOptions.who,
-      expectedHead: nil, logger: storeOptions.logger)
-    Report.change(change, verb: "restored v\(number) as", output: output)
+      expectedHead: preview.expectedHead, logger: storeOptions.logger)
+    if json { return try JSONOutput.print(Report.ChangeJSON(change)) }
+    Report.change(change, verb: "restored v\(number) as", output: output, all: list.all)
   }
 }

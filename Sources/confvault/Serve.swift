@@ -8,9 +8,9 @@ struct Serve: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Serve the web page and the HTTP API over the store.",
     discussion: """
-      Listens on 127.0.0.1:8080 unless told otherwise; another address needs TLS (--tls-cert and --tls-key) \
-      or --insecure-http. SIGTERM or Ctrl-C stops taking requests and lets those in flight finish.
-      Example: confvault serve --port 8080 --sign-in-link admin
+      Listens on 127.0.0.1:8080 unless told otherwise; another address needs TLS (--tls-cert and --tls-key) or --insecure-http. SIGTERM or Ctrl-C stops taking requests and lets those in flight finish.
+      Example:
+        confvault serve --port 8080 --sign-in-link admin
       """
   )
 

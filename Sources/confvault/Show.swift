@@ -4,7 +4,10 @@ import ConfvaultCore
 struct Show: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Show one version: who, when, where from, which environments have it as head.",
-    discussion: "Example: confvault show --app inventory 12"
+    discussion: """
+      Example:
+        confvault show --app inventory 12
+      """
   )
 
   @OptionGroup var app: AppOption

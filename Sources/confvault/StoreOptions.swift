@@ -1,9 +1,11 @@
 import ArgumentParser
 import ConfvaultClient
 import ConfvaultCore
+import ConfvaultPostgres
 import ConfvaultSQLite
 import Foundation
 import Logging
+import Synchronization
 
 /// Options every store command takes: which store, and who is acting.
 struct StoreOptions: ParsableArguments {
@@ -36,20 +38,31 @@ struct StoreOptions: ParsableArguments {
 
   /// The use cases for a command that changes things: over the server if one is named, else the store.
   func service() throws -> any VaultService {
-    if let serverURL { return RemoteVault(server: serverURL, token: apiToken) }
+    if let serverURL { return remote(serverURL) }
     return try vault()
   }
 
   /// The use cases for a command that only reads: the store is opened read-only.
   func readingService() throws -> any VaultService {
-    if let serverURL { return RemoteVault(server: serverURL, token: apiToken) }
+    if let serverURL { return remote(serverURL) }
     return try readOnlyVault()
   }
 
   /// The use cases for a command that reads, then records what it read (export).
   func readMostlyService() throws -> any VaultService {
-    if let serverURL { return RemoteVault(server: serverURL, token: apiToken) }
+    if let serverURL { return remote(serverURL) }
     return try readMostlyVault()
+  }
+
+  /// What asks before a change to production or one that removes most of an environment.
+  func changeGuard(_ service: any VaultService, _ confirmation: ConfirmationOptions) -> ChangeGuard {
+    ChangeGuard(service: service, yes: confirmation.yes, logger: logger)
+  }
+
+  private func remote(_ serverURL: String) -> RemoteVault {
+    logger.debug(
+      "talking to a server", metadata: ["server": "\(serverURL)", "token": "\(apiToken == nil ? "none" : "given")"])
+    return RemoteVault(server: serverURL, token: apiToken)
   }
 
   /// Refuses `--server` for a command that works on a store only.
@@ -110,26 +123,88 @@ struct StoreOptions: ParsableArguments {
   }
 
   private func vault(_ access: SQLiteStore.Access, create: Bool = false) throws -> Vault {
-    Vault(store: try sqliteStore(access, create: create))
+    Vault(store: try openStore(access, create: create))
   }
 
   /// The store's users, tokens and sessions, and the use cases over the same store.
   func server(create: Bool = false) throws -> (vault: Vault, principals: any PrincipalStore) {
-    let store = try sqliteStore(.readWrite, create: create)
+    let store = try openStore(.readWrite, create: create)
     return (Vault(store: store), store)
   }
 
+  /// The store `--store` names: a PostgreSQL database for a `postgres://` URL, else an SQLite folder.
+  private func openStore(_ access: SQLiteStore.Access, create: Bool) throws -> any VersionStore & PrincipalStore {
+    DatabaseLocation.isURL(folder) ? try postgresStore(access, create: create) : try sqliteStore(access, create: create)
+  }
+
   private func sqliteStore(_ access: SQLiteStore.Access, create: Bool = false) throws -> SQLiteStore {
-    try SQLiteStore(folder: folder, access: access, create: create, lockTimeout: lockTimeout, logger: logger)
+    let start = ContinuousClock.now
+    let store = try SQLiteStore(
+      folder: folder, access: access, create: create, lockTimeout: lockTimeout, logger: logger)
+    logger.debug(
+      "store opened",
+      metadata: ["path": "\(folder)", "access": "\(access)", "took": "\(ContinuousClock.now - start)"])
+    return store
+  }
+
+  /// Opens a PostgreSQL store; its password comes from PGPASSWORD or ~/.pgpass, and is never shown.
+  /// The store is closed when the command ends (`OpenStores.closeAll`).
+  private func postgresStore(_ access: SQLiteStore.Access, create: Bool) throws -> PostgresStore {
+    let location = try DatabaseLocation(
+      url: folder, environment: ProcessInfo.processInfo.environment, defaultUser: loginName)
+    let store = try PostgresStore(
+      location: location, readOnly: access == .readOnly, create: create, lockTimeout: lockTimeout, logger: logger)
+    OpenStores.add(store)
+    logger.debug("store opened", metadata: ["url": "\(location)", "access": "\(access)"])
+    return store
+  }
+
+  /// The name of the user running the command, PostgreSQL's default role name.
+  private var loginName: String {
+    if let entry = getpwuid(geteuid()), let name = entry.pointee.pw_name { return String(cString: name) }
+    return ProcessInfo.processInfo.environment["USER"] ?? "postgres"
   }
 }
 
-/// `--app`, which every store command but `check`, `gc` and `audit` requires.
+/// `--app`, which every store command but `check`, `gc` and `audit` takes: else `CONFVAULT_APP`,
+/// else the store's only app (see `AppCommand`).
 struct AppOption: ParsableArguments {
-  @Option(help: "The app.")
-  var app: String
+  @Option(name: .customLong("app"), help: "The app (default: $CONFVAULT_APP, else the store's only app).")
+  var named: String?
 
-  func validate() throws { try validateName(app, as: "app") }
+  /// The app's name; empty until `AppCommand.resolveApp` has asked the store when nothing named it.
+  var app: String {
+    if let named { return named }
+    let environment = ProcessInfo.processInfo.environment["CONFVAULT_APP"]
+    return environment?.isEmpty == false ? environment! : ""
+  }
+
+  func validate() throws {
+    if !app.isEmpty { try validateName(app, as: "app") }
+  }
+}
+
+/// A command that works on one app: when neither `--app` nor `CONFVAULT_APP` names it, the store's
+/// only app is taken, and a store of several apps is a usage error listing them.
+protocol AppCommand: AsyncParsableCommand {
+  var app: AppOption { get set }
+  var storeOptions: StoreOptions { get }
+}
+
+extension AppCommand {
+  mutating func resolveApp() async throws {
+    guard app.app.isEmpty else { return }
+    let apps = try await storeOptions.readingService().apps(logger: storeOptions.logger).map(\.name)
+    guard apps.count == 1 else {
+      throw OperationError(
+        .usage,
+        apps.isEmpty
+          ? "no app given and the store has none; create one with `confvault init --app NAME`"
+          : "no app given: name one with --app or CONFVAULT_APP (the store holds \(apps.map { "'\($0)'" }.joined(separator: ", ")))"
+      )
+    }
+    app.named = apps[0]
+  }
 }
 
 /// How commands print what changed between two trees.
@@ -143,19 +218,52 @@ enum ChangePrinter {
     }
   }
 
-  /// One line per changed file, and a summary line.
-  static func summary(_ changes: [FileChange]) -> [String] {
-    var lines = changes.map { change -> String in
+  /// One line per changed file (the first `listing` of them, when given), and a summary line.
+  static func summary(_ changes: [FileChange], listing: Int? = nil) -> [String] {
+    let listed = listing.map { Array(changes.prefix($0)) } ?? changes
+    var lines = listed.map { change -> String in
       var line = "  \(marker(change.kind)) \(safe(change.path))"
-      if change.kind == .modeChanged, let old = change.old, let new = change.new {
+      if let old = change.old, let new = change.new, old.mode != new.mode {
         line += "  (mode \(old.mode.rawValue) -> \(new.mode.rawValue))"
       }
       return line
+    }
+    if listed.count < changes.count, listed.count > 0 {
+      lines.append("  … and \(changes.count - listed.count) more files (--all lists every one)")
     }
     let count = { (kind: FileChange.Kind) in changes.filter { $0.kind == kind }.count }
     lines.append(
       "  \(changes.count) files changed: \(count(.added)) added, \(count(.removed)) removed, \(count(.modified)) modified, \(count(.modeChanged)) mode changed"
     )
     return lines
+  }
+}
+
+extension Checkout: AppCommand {}
+extension Diff: AppCommand {}
+extension Export: AppCommand {}
+extension Import: AppCommand {}
+extension Push: AppCommand {}
+extension Restore: AppCommand {}
+extension Show: AppCommand {}
+extension Sync: AppCommand {}
+extension Versions: AppCommand {}
+extension Status: AppCommand {}
+
+/// The PostgreSQL stores a command opened: their connection pools run in tasks of their own, and are
+/// closed before the process exits, so the server sees each connection end politely.
+enum OpenStores {
+  private static let stores = Mutex<[PostgresStore]>([])
+
+  static func add(_ store: PostgresStore) {
+    stores.withLock { $0.append(store) }
+  }
+
+  static func closeAll() async {
+    let open = stores.withLock { stores in
+      defer { stores.removeAll() }
+      return stores
+    }
+    for store in open { await store.close() }
   }
 }

@@ -11,7 +11,10 @@ struct Token: AsyncParsableCommand {
   struct Create: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Create a token; it is printed once, alone on standard output, and stored only as a hash.",
-      discussion: "Example: export CONFVAULT_TOKEN=$(confvault token create --name nightly --role viewer)")
+      discussion: """
+        Example:
+          export CONFVAULT_TOKEN=$(confvault token create --name nightly --role viewer)
+        """)
     @Option(help: "The token's name, shown as the author of what it does.") var name: String
     @Option(help: "viewer, deployer, releaser or admin.") var role: Role
     @OptionGroup var storeOptions: StoreOptions

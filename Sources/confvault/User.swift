@@ -12,7 +12,10 @@ struct User: AsyncParsableCommand {
   struct Add: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Add a user; the password is read from standard input (asked for on a terminal).",
-      discussion: "Example: printf '%s\\n' \"$PASSWORD\" | confvault user add ana --role releaser")
+      discussion: """
+        Example:
+          printf '%s\\n' "$PASSWORD" | confvault user add ana --role releaser
+        """)
     @Argument(help: "The user's name.") var name: String
     @Option(help: "viewer, deployer, releaser or admin.") var role: Role
     @OptionGroup var storeOptions: StoreOptions

@@ -6,9 +6,9 @@ struct Versions: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "List versions, newest first: number, environment, author, dates, comment, production.",
     discussion: """
-      On a terminal numbers are coloured: green = the current production version, yellow = synced to
-      production once but not now, blue = never synced.
-      Example: confvault versions --app inventory --env production --limit 20
+      On a terminal numbers are coloured: green = the current production version, yellow = synced to production once but not now, blue = never synced.
+      Example:
+        confvault versions --app inventory --env production --limit 20
       """
   )
 

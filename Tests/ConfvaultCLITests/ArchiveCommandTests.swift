@@ -33,6 +33,44 @@ import Testing
     #expect(try work.listing() == ["out", "production.archive"], "no staging folder is left behind")
   }
 
+  @Test("an unpack killed part way leaves no folder at the target; the next unpack there completes")
+  func killedUnpack() throws {
+    let work = try TemporaryFolder()
+    let made = try Harness.shell(
+      "mkdir -p '\(work.file("big"))'/a && for i in $(seq 1 400); do head -c 3000 /dev/urandom > '\(work.file("big"))'/a/f$i.bin; done"
+    )
+    #expect(made.status == 0, "\(made)")
+    try Harness.confvault(["pack", work.file("big"), "-o", work.file("big.tar"), "--compression", "none"])
+    let archive = try work.bytes("big.tar")
+
+    let process = Process()
+    let input = Pipe()
+    process.executableURL = URL(fileURLWithPath: Harness.binary)
+    process.arguments = ["unpack", "-", "--to", work.file("out")]
+    process.standardInput = input
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    // Half the archive: the unpack writes what it read into its hidden folder, waiting for the rest.
+    input.fileHandleForWriting.write(archive.prefix(archive.count / 2))
+    var staged: [String] = []
+    for _ in 0..<400 where staged.count < 50 {
+      Thread.sleep(forTimeInterval: 0.025)
+      let hidden = try work.listing().first { $0.hasPrefix(".out.tmp-") }
+      staged = hidden.flatMap { try? FileManager.default.contentsOfDirectory(atPath: work.file($0) + "/a") } ?? []
+    }
+    kill(process.processIdentifier, SIGKILL)
+    process.waitUntilExit()
+    #expect(process.terminationReason == .uncaughtSignal)
+    #expect(staged.count >= 50, "the unpack was killed while it wrote files")
+    #expect(!work.exists("out"), "nothing at the target: absent, not partial")
+
+    let unpacked = try Harness.confvault(["unpack", work.file("big.tar"), "--to", work.file("out")])
+    #expect(unpacked.status == 0, "\(unpacked)")
+    #expect(try folderFingerprint(work.file("out")) == folderFingerprint(work.file("big")))
+    #expect(try work.listing() == ["big", "big.tar", "out"], "the killed unpack's hidden folder was removed")
+  }
+
   @Test("packing twice gives identical bytes", arguments: ["gzip", "zstd", "xz", "none"])
   func deterministic(compression: String) throws {
     let work = try TemporaryFolder()

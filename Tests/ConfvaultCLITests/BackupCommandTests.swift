@@ -7,7 +7,7 @@ import Testing
   func prepared() throws -> (StoreFixture, String) {
     let store = try StoreFixture()
     try store.ok(["push", "--app", "inventory", "--env", "development", Harness.samples + "/development"])
-    try store.ok(["push", "--app", "inventory", "--env", "production", Harness.samples + "/production"])
+    try store.ok(["push", "--yes", "--app", "inventory", "--env", "production", Harness.samples + "/production"])
     return (store, store.folder.file("backups"))
   }
 
@@ -16,13 +16,26 @@ import Testing
     return outcome.stdout.split(separator: "\n").map(String.init)
   }
 
-  /// The files in an environment's backup folder whose names are backup names.
+  /// The files in an environment's backup folder whose names are backup names, in either layout: the
+  /// time first (written now) or the version first (written by earlier versions).
   func backupFiles(_ folder: String, _ environment: String) throws -> [String] {
     try files(folder + "/inventory/" + environment).filter {
       $0.range(
-        of: #"^inventory-\#(environment)-v[0-9]+-[0-9]{8}T[0-9]{6}Z\.tar(\.gz|\.zst|\.xz)?$"#,
+        of: #"^[0-9]{8}T[0-9]{6}Z-inventory-\#(environment)-v[1-9][0-9]*\.tar(\.gz|\.zst|\.xz)?$"#,
         options: .regularExpression) != nil
+        || $0.range(
+          of: #"^inventory-\#(environment)-v[1-9][0-9]*-[0-9]{8}T[0-9]{6}Z\.tar(\.gz|\.zst|\.xz)?$"#,
+          options: .regularExpression) != nil
     }
+  }
+
+  /// A production backup's name for a time `secondsAgo` ago: the time first, as written now, or the
+  /// version first, as earlier versions wrote it.
+  func backupName(version: Int, secondsAgo: Double, timeFirst: Bool = true) -> String {
+    let stamp = ISO8601DateFormatter().string(from: Date(timeIntervalSinceNow: -secondsAgo))
+      .replacingOccurrences(of: "-", with: "").replacingOccurrences(of: ":", with: "")
+    return timeFirst
+      ? "\(stamp)-inventory-production-v\(version).tar.zst" : "inventory-production-v\(version)-\(stamp).tar.zst"
   }
 
   @Test("two runs with no change write one file; a push between them writes a second")
@@ -35,14 +48,14 @@ import Testing
     #expect(try backupFiles(backups, "production").count == 1)
     let folder = try store.copy("production", to: "prod")
     try Data("extra: true\n".utf8).write(to: URL(fileURLWithPath: folder + "/extra.yaml"))
-    try store.ok(["push", "--app", "inventory", "--env", "production", folder])
+    try store.ok(["push", "--yes", "--app", "inventory", "--env", "production", folder])
     let third = try store.ok(["backup", "--to", backups, "--env", "production"])
     #expect(third.contains("inventory/production  written  v3"))
     let written = try backupFiles(backups, "production")
     #expect(written.count == 2)
     #expect(
       written.allSatisfy {
-        $0.range(of: #"^inventory-production-v[23]-\d{8}T\d{6}Z\.tar\.zst$"#, options: .regularExpression) != nil
+        $0.range(of: #"^\d{8}T\d{6}Z-inventory-production-v[23]\.tar\.zst$"#, options: .regularExpression) != nil
       })
     #expect(try backupFiles(backups, "development").count == 1, "--env production left development alone")
     let typo = try store.run(["backup", "--to", backups, "--env", "prodution"])
@@ -54,18 +67,15 @@ import Testing
     #expect(audit.filter { $0["action"] as? String == "backup" }.count == 5)
   }
 
-  @Test("retention keeps what the rules say, never the files it did not write")
+  @Test("retention keeps what the rules say, over both name layouts in one folder, never files it did not write")
   func retention() throws {
     let (store, backups) = try prepared()
     let folder = backups + "/inventory/production"
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    let now = Date().timeIntervalSince1970
     var synthetic: [String] = []
     for day in 1...10 {
-      let stamp = Date(timeIntervalSince1970: now - Double(day) * 86_400 - 3_600)
-      let iso = ISO8601DateFormatter().string(from: stamp).replacingOccurrences(of: "-", with: "")
-        .replacingOccurrences(of: ":", with: "")
-      let name = "inventory-production-v1-\(iso).tar.zst"
+      // Odd days in the layout of earlier versions, even days in today's: one folder after an upgrade.
+      let name = backupName(version: 1, secondsAgo: Double(day) * 86_400 + 3_600, timeFirst: day % 2 == 0)
       try Data("old".utf8).write(to: URL(fileURLWithPath: folder + "/" + name))
       synthetic.append(name)
     }
@@ -81,8 +91,10 @@ import Testing
     let output = try store.ok(["backup", "--to", backups, "--env", "production", "--keep-last", "3"])
     #expect(output.components(separatedBy: "(retention)").count - 1 == 8)
     let kept = try files(folder)
-    #expect(kept.contains(synthetic[0]) && kept.contains(synthetic[1]) && !kept.contains(synthetic[2]))
-    #expect(kept.filter { $0.contains("-v2-") }.count == 1, "the backup just written is kept")
+    #expect(kept.contains(synthetic[0]) && kept.contains(synthetic[1]) && !kept.contains(synthetic[2]), "\(kept)")
+    #expect(!kept.contains(synthetic[3]) && !kept.contains(synthetic[9]), "older ones of both layouts deleted")
+    #expect(
+      kept.filter { $0.hasSuffix("-inventory-production-v2.tar.zst") }.count == 1, "the backup just written is kept")
     for foreign in [
       "notes.txt", "inventory-production-latest.tar.zst", "inventory-production-v1-20200101T000000Z.tar.zst.bak",
     ] {
@@ -100,7 +112,7 @@ import Testing
     try store.ok(["backup", "--to", backups])
     let folder = try store.copy("production", to: "prod")
     try Data("damaged: soon\n".utf8).write(to: URL(fileURLWithPath: folder + "/damaged.yaml"))
-    try store.ok(["push", "--app", "inventory", "--env", "production", folder])
+    try store.ok(["push", "--yes", "--app", "inventory", "--env", "production", folder])
     // Damage the stored content of damaged.yaml so that writing its archive fails.
     let damaged = try store.tamper(
       "k=hashlib.sha256(b'damaged: soon\\n').digest(); print(c.execute('UPDATE blob_chunk SET zstd=0, data=? WHERE blob=?', (b'tampered: yes\\n', k)).rowcount)"
@@ -134,11 +146,13 @@ import Testing
       atPath: folder + "/" + old, toPath: folder + "/inventory-production-v2-20300101T000000Z.tar.zst")
     let changed = try store.copy("production", to: "prod")
     try Data("more: 1\n".utf8).write(to: URL(fileURLWithPath: changed + "/more.yaml"))
-    try store.ok(["push", "--app", "inventory", "--env", "production", changed])
+    try store.ok(["push", "--yes", "--app", "inventory", "--env", "production", changed])
     let output = try store.ok(["backup", "--to", backups, "--env", "production", "--keep-last", "1"])
     #expect(output.contains("written  v3"))
     let remaining = try backupFiles(backups, "production")
-    #expect(remaining.contains { $0.contains("-v3-") }, "the verified backup of the head stays: \(remaining)")
+    #expect(
+      remaining.contains { $0.hasSuffix("-inventory-production-v3.tar.zst") },
+      "the verified backup of the head stays: \(remaining)")
   }
 
   @Test("a held lock gives exit 75, or is waited for with --wait")
@@ -173,7 +187,7 @@ import Testing
         "mkdir -p '\(big)' && for i in $(seq 1 24); do head -c 1000000 /dev/urandom > '\(big)'/f$i.bin; done"
       )
       .status == 0)
-    try store.ok(["push", "--app", "inventory", "--env", "production", big])
+    try store.ok(["push", "--yes", "--app", "inventory", "--env", "production", big])
     let backups = store.folder.file("backups")
     let process = Process()
     process.executableURL = URL(fileURLWithPath: Harness.binary)
@@ -220,7 +234,7 @@ import Testing
     let before = try backupFiles(mount, "production")
     let big = try store.copy("production", to: "prod")
     #expect(try Harness.shell("head -c 300000 /dev/urandom > '\(big)/large.bin'").status == 0)
-    try store.ok(["push", "--app", "inventory", "--env", "production", big])
+    try store.ok(["push", "--yes", "--app", "inventory", "--env", "production", big])
     let full = try store.run(["backup", "--to", mount, "--env", "production", "--keep-last", "1"])
     #expect(full.status == 74, "\(full)")
     #expect(full.stderr.contains("No space left on device"), "\(full)")
@@ -274,5 +288,74 @@ import Testing
     let versions = try store.versions()
     #expect(
       versions[0]["treeDigest"] as? String == versions.first { $0["number"] as? Int == 2 }?["treeDigest"] as? String)
+  }
+
+  @Test("a version over a limit fails its backup with 65, naming the file, the limit and the flag; nothing is left")
+  func overLimit() throws {
+    let (store, backups) = try prepared()
+    let folder = try store.copy("production", to: "prod")
+    #expect(try Harness.shell("head -c 5000 /dev/urandom > '\(folder)/big.bin'").status == 0)
+    try store.ok(["push", "--yes", "--app", "inventory", "--env", "production", folder])
+    let refused = try store.run(["backup", "--to", backups, "--max-file-size", "4096"])
+    #expect(refused.status == 65, "a refused archive, not 74 (disk full): \(refused)")
+    #expect(
+      refused.stderr.contains("backup of inventory/production failed") && refused.stderr.contains("config/big.bin")
+        && refused.stderr.contains("limit 4096") && refused.stderr.contains("raise the limit with --max-file-size"),
+      "the file, the limit and the flag: \(refused.stderr)")
+    #expect(!refused.stderr.contains("did not read back as version"), "\(refused.stderr)")
+    #expect(
+      refused.stdout.contains("inventory/development  written  v1"), "development is within the limit: \(refused)")
+    #expect(try backupFiles(backups, "production").isEmpty, "the refused file was removed")
+    #expect(try files(backups + "/inventory/production").isEmpty, "no temporary file either")
+
+    let tooMany = try store.run(["backup", "--to", backups, "--max-files", "31", "--json"])
+    #expect(tooMany.status == 65, "\(tooMany)")
+    let outcomes = try JSONSerialization.jsonObject(with: tooMany.stdoutData) as? [[String: Any]] ?? []
+    let production = outcomes.first { $0["environment"] as? String == "production" }
+    #expect(production?["status"] as? String == "failed" && production?["failureKind"] as? String == "badInput")
+    let message = production?["message"] as? String ?? ""
+    #expect(message.contains("32 files, limit 31"), "\(tooMany)")
+    #expect(outcomes.first { $0["environment"] as? String == "development" }?["status"] as? String == "unchanged")
+
+    let total = try store.run(["backup", "--to", backups, "--max-total-size", "1000"])
+    #expect(total.status == 65, "every environment refused, each for the same reason: \(total)")
+    #expect(total.stderr.components(separatedBy: "raise the limit with --max-total-size").count == 3, "\(total.stderr)")
+    #expect(try backupFiles(backups, "development").count == 1, "the good backup of development stays")
+
+    let invalid = try store.run(["backup", "--to", backups, "--max-file-size", "0"])
+    #expect(invalid.status == 64, "\(invalid)")
+    let within = try store.ok(["backup", "--to", backups])
+    #expect(within.contains("inventory/production  written  v3"), "within the default limits it backs up: \(within)")
+  }
+
+  @Test("the cron sample runs as written under cron's minimal environment")
+  func cronSample() throws {
+    let (store, _) = try prepared()
+    let crontab = try String(contentsOfFile: Harness.packageRoot + "/Samples/cron/crontab", encoding: .utf8)
+    // What cron gives a job before the crontab's own variables: no login profile, no CONFVAULT_STORE.
+    var variables = ["HOME=" + store.folder.path, "LOGNAME=root", "SHELL=/bin/sh", "PATH=/usr/bin:/bin"]
+    var jobs: [String] = []
+    for line in crontab.split(separator: "\n").map(String.init) where !line.hasPrefix("#") && !line.isEmpty {
+      if line.range(of: #"^[A-Za-z_][A-Za-z0-9_]*="#, options: .regularExpression) != nil {
+        variables.append(line)
+      } else {
+        jobs.append(line.split(separator: " ", maxSplits: 5).last.map(String.init) ?? "")
+      }
+    }
+    let job = try #require(jobs.count == 1 ? jobs.first : nil, "one job: \(jobs)")
+    #expect(job.hasPrefix("/usr/local/bin/confvault backup "), "the binary by its absolute path: \(job)")
+    #expect(variables.contains { $0.hasPrefix("PATH=") && $0.contains("/usr/local/bin") }, "\(variables)")
+    #expect(variables.contains { $0.hasPrefix("CONFVAULT_STORE=/") }, "\(variables)")
+    // The sample's paths, moved into this test's folder.
+    let moves = [
+      ("/usr/local/bin/confvault", Harness.binary), ("/var/lib/confvault", store.environment["CONFVAULT_STORE"]!),
+      ("/var/backups/confvault", store.folder.file("backups")),
+      ("/var/lib/node_exporter/textfile_collector", store.folder.path),
+    ]
+    let moved = { (text: String) in moves.reduce(text) { $0.replacingOccurrences(of: $1.0, with: $1.1) } }
+    let outcome = try Harness.run("/usr/bin/env", ["-i"] + variables.map(moved) + ["/bin/sh", "-c", moved(job)])
+    #expect(outcome.status == 0 && outcome.stdout.isEmpty && outcome.stderr.isEmpty, "\(outcome)")
+    #expect(try backupFiles(store.folder.file("backups"), "production").count == 1)
+    #expect(store.folder.exists("confvault.prom"))
   }
 }

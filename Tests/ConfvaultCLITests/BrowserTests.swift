@@ -26,11 +26,11 @@ import Testing
       "push", "--app", "inventory", "--env", "development", Harness.samples + "/development", "-m", "dev one",
     ])
     try store.ok(["push", "--app", "inventory", "--env", "staging", Harness.samples + "/staging", "-m", "staging one"])
-    try store.ok(["sync", "--app", "inventory", "1"])
+    try store.ok(["sync", "--yes", "--app", "inventory", "1"])
     let second = try store.copy("development", to: "dev2")
     try store.folder.write("dev2/flags.yaml", "beta: true\n")
     try store.ok(["push", "--app", "inventory", "--env", "development", second, "-m", "dev two"])
-    try store.ok(["sync", "--app", "inventory", "2"])
+    try store.ok(["sync", "--yes", "--app", "inventory", "2"])
     let statuses = Dictionary(
       uniqueKeysWithValues: try store.versions().map { ($0["number"] as! Int, $0["status"] as! String) })
     try #require(statuses == [1: "synced", 2: "current-production", 3: "not-synced"], "\(statuses)")

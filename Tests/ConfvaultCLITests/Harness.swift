@@ -126,10 +126,11 @@ final class TemporaryFolder {
   }
 }
 
-/// The files of a folder: relative path to (SHA-256 hex, mode), computed with `sha256sum` and `stat`.
+/// The files of a folder: relative path to (SHA-256 hex, mode), computed with `sha256sum` and `stat`;
+/// a checkout's record of where it came from is not one of them.
 func folderFingerprint(_ folder: String) throws -> [String: String] {
   let outcome = try Harness.shell(
-    "cd '\(folder)' && find . -type f -printf '%P\\0' | sort -z | xargs -0 -r sh -c 'for f; do printf \"%s %s %s\\n\" \"$(stat -c %a \"$f\")\" \"$(sha256sum < \"$f\" | cut -c1-64)\" \"$f\"; done' _"
+    "cd '\(folder)' && find . -type f -not -path ./.confvault/checkout.json -printf '%P\\0' | sort -z | xargs -0 -r sh -c 'for f; do printf \"%s %s %s\\n\" \"$(stat -c %a \"$f\")\" \"$(sha256sum < \"$f\" | cut -c1-64)\" \"$f\"; done' _"
   )
   var result: [String: String] = [:]
   for line in outcome.stdout.split(separator: "\n") {

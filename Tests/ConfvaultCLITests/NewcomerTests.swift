@@ -34,7 +34,8 @@ import Testing
     #expect(
       try store.ok(["diff", "--app", "inventory", "development", "staging", "--stat"]).hasPrefix(
         "diff inventory v1 -> v2"))
-    #expect(try store.ok(["sync", "--app", "inventory", "staging"]).contains("synced v2 to inventory/production"))
+    #expect(
+      try store.ok(["sync", "--yes", "--app", "inventory", "staging"]).contains("synced v2 to inventory/production"))
     let exported = try store.ok([
       "export", "--app", "inventory", "--version", "v1", "-o", store.folder.file("v1.tar.gz"),
     ])

@@ -130,8 +130,8 @@ final class StoreFixture {
       try Data("n: \(index)\n".utf8).write(to: URL(fileURLWithPath: folder + "/counter.yaml"))
       try store.ok(["push", "--app", "inventory", "--env", "development", folder, "-m", "change \(index)"])
     }
-    try store.ok(["sync", "--app", "inventory", "2"])
-    try store.ok(["sync", "--app", "inventory", "3"])
+    try store.ok(["sync", "--yes", "--app", "inventory", "2"])
+    try store.ok(["sync", "--yes", "--app", "inventory", "3"])
     let rows = try store.versions()
     let status = Dictionary(uniqueKeysWithValues: rows.map { ($0["number"] as! Int, $0["status"] as! String) })
     #expect(status == [4: "not-synced", 3: "current-production", 2: "synced", 1: "not-synced"])
@@ -161,15 +161,15 @@ final class StoreFixture {
     let store = try StoreFixture()
     try store.ok(["push", "--app", "inventory", "--env", "development", Harness.samples + "/development"])
     try store.ok(["push", "--app", "inventory", "--env", "staging", Harness.samples + "/staging"])
-    let synced = try store.ok(["sync", "--app", "inventory", "1"])
+    let synced = try store.ok(["sync", "--yes", "--app", "inventory", "1"])
     #expect(synced.contains("synced v1 to inventory/production"))
-    try store.ok(["sync", "--app", "inventory", "2"])
+    try store.ok(["sync", "--yes", "--app", "inventory", "2"])
     var versions = try store.versions()
     #expect(versions.first { $0["number"] as? Int == 1 }?["backup"] as? Bool == true, "replaced head pinned")
     #expect(versions.first { $0["number"] as? Int == 2 }?["status"] as? String == "current-production")
     #expect(try store.heads() == ["development": 1, "staging": 2, "production": 2])
 
-    let restored = try store.ok(["restore", "--app", "inventory", "1", "--env", "production"])
+    let restored = try store.ok(["restore", "--yes", "--app", "inventory", "1", "--env", "production"])
     #expect(restored.contains("restored v1 as v3"))
     versions = try store.versions()
     let three = try #require(versions.first { $0["number"] as? Int == 3 })
@@ -177,11 +177,11 @@ final class StoreFixture {
     #expect(three["treeDigest"] as? String == versions.first { $0["number"] as? Int == 1 }?["treeDigest"] as? String)
     #expect(three["status"] as? String == "current-production")
     #expect(versions.first { $0["number"] as? Int == 2 }?["status"] as? String == "synced")
-    let sameAgain = try store.ok(["restore", "--app", "inventory", "1", "--env", "production"])
+    let sameAgain = try store.ok(["restore", "--yes", "--app", "inventory", "1", "--env", "production"])
     #expect(sameAgain.contains("unchanged, head is v3"))
 
     try store.ok(["push", "--app", "inventory", "--env", "development", Harness.samples + "/staging"])
-    let promoted = try store.ok(["sync", "--app", "inventory", "4", "--to", "staging"])
+    let promoted = try store.ok(["sync", "--yes", "--app", "inventory", "4", "--to", "staging"])
     #expect(promoted.contains("synced v4 to inventory/staging; previous head v2 pinned as a backup"))
     let four = try #require(try store.versions().first { $0["number"] as? Int == 4 })
     #expect(four["backup"] as? Bool == true, "a synced version is pinned wherever it goes")
@@ -193,7 +193,7 @@ final class StoreFixture {
   func exportImport() throws {
     let store = try StoreFixture()
     let work = store.folder
-    try store.ok(["push", "--app", "inventory", "--env", "production", Harness.samples + "/production"])
+    try store.ok(["push", "--yes", "--app", "inventory", "--env", "production", Harness.samples + "/production"])
     try store.ok(["export", "--app", "inventory", "--env", "production", "-o", work.file("a.tar.gz")])
     try store.ok(["export", "--app", "inventory", "--version", "1", "-o", work.file("b.tar.gz")])
     #expect(try work.bytes("a.tar.gz") == work.bytes("b.tar.gz"), "the same version gives the same bytes")
@@ -286,7 +286,7 @@ final class StoreFixture {
     let store = try StoreFixture()
     let folder = try store.copy("production", to: "prod")
     try Data([0, 1, 2, 3]).write(to: URL(fileURLWithPath: folder + "/logo.bin"))
-    try store.ok(["push", "--app", "inventory", "--env", "production", folder])
+    try store.ok(["push", "--yes", "--app", "inventory", "--env", "production", folder])
     let customer = folder + "/entities/customer.json"
     let text = try String(contentsOfFile: customer, encoding: .utf8)
     try text.replacingOccurrences(
@@ -300,7 +300,7 @@ final class StoreFixture {
       .replacingOccurrences(of: "port = 587", with: "port = 2525")
       .write(toFile: folder + "/connections/smtp.toml", atomically: true, encoding: .utf8)
     try Data([0, 1, 2, 3, 4, 5]).write(to: URL(fileURLWithPath: folder + "/logo.bin"))
-    try store.ok(["push", "--app", "inventory", "--env", "production", folder])
+    try store.ok(["push", "--yes", "--app", "inventory", "--env", "production", folder])
 
     let diff = try store.ok(["diff", "--app", "inventory", "2"])
     #expect(diff.contains("entities/customer.json  fields.email.type: \"text\" -> \"email\""), "\(diff)")
@@ -343,7 +343,7 @@ final class StoreFixture {
     let store = try StoreFixture()
     let folder = store.folder.file("nfd")
     try store.folder.write("nfd/caf\u{65}\u{301}.json", "{}\n")
-    try store.ok(["push", "--app", "inventory", "--env", "production", folder])
+    try store.ok(["push", "--yes", "--app", "inventory", "--env", "production", folder])
     let backup = try store.run(["backup", "--to", store.folder.file("backups")])
     #expect(backup.status == 0 && backup.stdout.contains("written  v1"), "\(backup)")
     #expect(try store.ok(["check"]).hasPrefix("OK"))
@@ -354,7 +354,7 @@ final class StoreFixture {
   @Test("checkout writes the head into a new folder; env create and delete; errors name what exists")
   func checkoutAndEnvironments() throws {
     let store = try StoreFixture()
-    try store.ok(["push", "--app", "inventory", "--env", "production", Harness.samples + "/production"])
+    try store.ok(["push", "--yes", "--app", "inventory", "--env", "production", Harness.samples + "/production"])
     try store.ok(["checkout", "--app", "inventory", "--env", "production", "--to", store.folder.file("out")])
     #expect(try folderFingerprint(store.folder.file("out")) == folderFingerprint(Harness.samples + "/production"))
     let busy = try store.run([
@@ -421,7 +421,7 @@ final class StoreFixture {
     let process = Process()
     let input = Pipe()
     process.executableURL = URL(fileURLWithPath: Harness.binary)
-    process.arguments = ["import", "-", "--app", "inventory", "--env", "staging"]
+    process.arguments = ["import", "-", "--yes", "--app", "inventory", "--env", "staging"]
     process.environment = ProcessInfo.processInfo.environment.merging(store.environment) { _, new in new }
     process.standardInput = input
     process.standardOutput = FileHandle.nullDevice
@@ -436,7 +436,9 @@ final class StoreFixture {
 
     #expect(try store.snapshot() == before, "no new version, check passes as before")
     #expect(try store.ok(["check"]).hasPrefix("OK: 1 versions"))
-    let retried = try store.ok(["import", store.folder.file("big.tar"), "--app", "inventory", "--env", "staging"])
+    let retried = try store.ok([
+      "import", "--yes", store.folder.file("big.tar"), "--app", "inventory", "--env", "staging",
+    ])
     #expect(retried.contains("imported as v2"), "the killed import left no lock behind")
   }
 
@@ -473,7 +475,7 @@ final class StoreFixture {
     let input = Pipe()
     let output = Pipe()
     process.executableURL = URL(fileURLWithPath: Harness.binary)
-    process.arguments = ["import", "-", "--app", "inventory", "--env", environment]
+    process.arguments = ["import", "-", "--yes", "--app", "inventory", "--env", environment]
     process.environment = ProcessInfo.processInfo.environment.merging(store.environment) { _, new in new }
     process.standardInput = input
     process.standardOutput = output

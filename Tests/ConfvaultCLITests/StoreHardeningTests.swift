@@ -4,10 +4,12 @@ import Testing
 /// A store with two versions of production (v2 adds `settings/logging.yaml`), for the read-only cases.
 private func storeWithTwoVersions() throws -> StoreFixture {
   let store = try StoreFixture()
-  try store.ok(["push", "--app", "inventory", "--env", "production", Harness.samples + "/production", "-m", "first"])
+  try store.ok([
+    "push", "--yes", "--app", "inventory", "--env", "production", Harness.samples + "/production", "-m", "first",
+  ])
   let changed = try store.copy("production", to: "production-2")
   try Data("level: warn\n".utf8).write(to: URL(fileURLWithPath: changed + "/settings/logging.yaml"))
-  try store.ok(["push", "--app", "inventory", "--env", "production", changed, "-m", "second"])
+  try store.ok(["push", "--yes", "--app", "inventory", "--env", "production", changed, "-m", "second"])
   return store
 }
 
@@ -51,6 +53,12 @@ private func contents(of folder: String) throws -> [String: Data] {
     #expect(environments.contains("production (production)  v2"), "\(environments)", sourceLocation: sourceLocation)
     let checkout = try ok(["checkout", "--app", "inventory", "--env", "production", "--to", output + "/checkout"])
     #expect(checkout.stdout.contains("checked out v2"), "\(checkout)", sourceLocation: sourceLocation)
+    let status = try ok(["status", "--app", "inventory", "--env", "production", output + "/checkout"]).stdout
+    #expect(status.contains("would change nothing"), "\(status)", sourceLocation: sourceLocation)
+    let dryRun = try ok([
+      "push", "--app", "inventory", "--env", "staging", output + "/checkout", "--dry-run",
+    ]).stdout
+    #expect(dryRun.contains("nothing was written"), "\(dryRun)", sourceLocation: sourceLocation)
 
     let archive = output + "/production.tar.gz"
     let exported = try ok(["export", "--app", "inventory", "--env", "production", "-o", archive])
@@ -152,8 +160,8 @@ private func contents(of folder: String) throws -> [String: Data] {
     try Data("level: warn\n".utf8).write(to: URL(fileURLWithPath: changed + "/settings/logging.yaml"))
     for arguments in [
       ["init", "--app", "inventory"],
-      ["push", "--app", "inventory", "--env", "production", Harness.samples + "/production", "-m", "first"],
-      ["push", "--app", "inventory", "--env", "production", changed, "-m", "second"],
+      ["push", "--yes", "--app", "inventory", "--env", "production", Harness.samples + "/production", "-m", "first"],
+      ["push", "--yes", "--app", "inventory", "--env", "production", changed, "-m", "second"],
     ] {
       let outcome = try run(arguments)
       try #require(outcome.status == 0, "\(outcome)")
@@ -199,7 +207,7 @@ private func contents(of folder: String) throws -> [String: Data] {
     let made = try Harness.shell(
       "mkdir -p '\(big)' && for i in $(seq 1 24); do head -c 1000000 /dev/urandom > '\(big)'/f$i.bin; done")
     #expect(made.status == 0)
-    try store.ok(["push", "--app", "inventory", "--env", "production", big])
+    try store.ok(["push", "--yes", "--app", "inventory", "--env", "production", big])
     let output = store.folder.file("out")
     try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
     let process = Process()
@@ -228,7 +236,7 @@ private func contents(of folder: String) throws -> [String: Data] {
   @Test("an export removes a dead process's temporary file in its folder and keeps a running one's")
   func staleTemporaryFiles() throws {
     let store = try StoreFixture()
-    try store.ok(["push", "--app", "inventory", "--env", "production", Harness.samples + "/production"])
+    try store.ok(["push", "--yes", "--app", "inventory", "--env", "production", Harness.samples + "/production"])
     let output = store.folder.file("out")
     try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
     // 4194305 is above Linux's largest process id (2^22): that process is gone for sure.

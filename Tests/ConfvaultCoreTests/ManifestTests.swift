@@ -78,6 +78,76 @@ import Testing
   }
 }
 
+/// The manifest's own JSON reader: what it accepts and what it refuses.
+@Suite struct ManifestDecoderTests {
+  /// The encoded manifest of `ManifestTests.files`, as text to edit.
+  static var good: String {
+    String(
+      decoding: Manifest(app: "shop", environment: "prod", version: nil, files: ManifestTests.files).encoded(),
+      as: UTF8.self)
+  }
+
+  func refusal(_ text: String) -> ArchiveRefusal? {
+    do {
+      _ = try Manifest.decode(Data(text.utf8), limits: .default)
+      return nil
+    } catch {
+      return error as? ArchiveRefusal
+    }
+  }
+
+  @Test("escapes are resolved in keys and values; whitespace and key order are free")
+  func escapes() throws {
+    let edited = Self.good.replacingOccurrences(of: #""app" : "shop""#, with: #""\u0061pp":"sh\u006fp""#)
+    #expect(edited != Self.good)
+    #expect(try Manifest.decode(Data(edited.utf8), limits: .default).app == "shop")
+    let compact = try JSONSerialization.data(
+      withJSONObject: try JSONSerialization.jsonObject(with: Data(Self.good.utf8)))
+    #expect(try Manifest.decode(compact, limits: .default) == Manifest.decode(Data(Self.good.utf8), limits: .default))
+  }
+
+  @Test("files listed out of order come out in path byte order, with the same tree digest")
+  func unsortedFiles() throws {
+    var object = try #require(try JSONSerialization.jsonObject(with: Data(Self.good.utf8)) as? [String: Any])
+    let files = try #require(object["files"] as? [Any])
+    object["files"] = Array(files.reversed())
+    let decoded = try Manifest.decode(try JSONSerialization.data(withJSONObject: object), limits: .default)
+    #expect(decoded.files.map(\.path) == ["entities/customer.json", "settings.yaml"])
+    #expect(decoded.treeDigest == TreeDigest(files: ManifestTests.files))
+  }
+
+  @Test(
+    "what is not one well-formed JSON object is refused as not valid",
+    arguments: [
+      "", "[]", "{\"format\": \"confvault-archive\"", "{} {}", "{\"a\": 01}", "{\"a\": \"\\ud800\"}",
+      "{\"a\": tru}", "{\"a\": \"tab\there\"}", "{\"a\": " + String(repeating: "[", count: 100_000),
+    ])
+  func malformed(text: String) {
+    let refused = refusal(text)
+    #expect(refused?.rule == .manifestInvalid && refused?.description.contains("not a JSON object") == true)
+  }
+
+  @Test("a missing or mistyped field is named; a newer format version is judged before its fields")
+  func fields() throws {
+    let noCount = Self.good.replacingOccurrences(of: #""fileCount" : 2,"#, with: "")
+    #expect(noCount != Self.good)
+    #expect(refusal(noCount)?.description.contains("`fileCount` is missing") == true)
+    let textSize = Self.good.replacingOccurrences(of: #""size" : 12"#, with: #""size" : "12""#)
+    #expect(textSize != Self.good)
+    #expect(refusal(textSize)?.description.contains(".size`: expected an integer") == true)
+    let newer = textSize.replacingOccurrences(of: #""formatVersion" : 1"#, with: #""formatVersion" : 2"#)
+    #expect(refusal(newer)?.rule == .manifestNewerVersion)
+  }
+
+  @Test("a key twice deep inside an unknown field is refused too")
+  func duplicateInUnknownField() {
+    let edited = Self.good.replacingOccurrences(
+      of: #""app" : "shop","#, with: #""app" : "shop", "extra" : [{"x" : 1, "\u0078" : 2}],"#)
+    #expect(edited != Self.good)
+    #expect(refusal(edited)?.description.contains("`x` appears twice") == true)
+  }
+}
+
 @Suite struct EntryPathTests {
   @Test(
     "unsafe names are refused with their rule",

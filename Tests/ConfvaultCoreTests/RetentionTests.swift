@@ -24,7 +24,7 @@ import Testing
   @Test("the history spans two years and ends on Saturday 2026-11-21")
   func history() {
     #expect(Self.history.count == 730)
-    #expect(Self.history.last!.fileName == "inventory-production-v730-20261121T023000Z.tar.zst")
+    #expect(Self.history.last!.fileName == "20261121T023000Z-inventory-production-v730.tar.zst")
   }
 
   @Test("no rule keeps everything")
@@ -82,18 +82,54 @@ import Testing
   @Test("bad durations are refused", arguments: ["", "30", "d", "3x", "-1d"])
   func badDurations(text: String) { #expect(RetentionPolicy.duration(text) == nil) }
 
-  @Test("only names confvault writes parse as backups of the environment")
+  @Test("only names confvault writes, in either layout, parse as backups of the environment")
   func names() {
-    #expect(
-      BackupName(
-        fileName: "inventory-production-v12-20261120T023000Z.tar.zst", app: "inventory", environment: "production")?
-        .version == 12)
+    let current = BackupName(
+      fileName: "20261120T023000Z-inventory-production-v12.tar.zst", app: "inventory", environment: "production")
+    #expect(current?.version == 12 && current?.layout == .timeFirst && current?.compression == .zstd)
+    #expect(current?.fileName == "20261120T023000Z-inventory-production-v12.tar.zst", "the name it was read from")
+    let earlier = BackupName(
+      fileName: "inventory-production-v12-20261120T023000Z.tar.gz", app: "inventory", environment: "production")
+    #expect(earlier?.version == 12 && earlier?.layout == .versionFirst && earlier?.time == current?.time)
+    #expect(earlier?.fileName == "inventory-production-v12-20261120T023000Z.tar.gz", "retention deletes by this name")
     for name in [
       "inventory-production-v12-20261120T023000Z.tar.zst.bak", "notes.txt", "inventory-production-latest.tar.zst",
       "inventory-production-v12-20261120T023000Z.zip", "inventory-staging-v12-20261120T023000Z.tar.zst",
       "inventory-production-v012-20261120T023000Z.tar.zst", "inventory-production-v12-20261340T023000Z.tar.zst",
+      "20261120T023000Z-inventory-production-v12.tar.zst.bak", "20261120T023000Z-inventory-staging-v12.tar.zst",
+      "20261120T023000Z-inventory-production-v012.tar.zst", "20261120T023000Z-inventory-production-v0.tar.zst",
+      "20261340T023000Z-inventory-production-v12.tar.zst", "20261120T023000Z-inventory-production-v12.zip",
+      "20261120T023000Z-inventory-production-v12-v3.tar.zst", "20261120T023000Z-inventory-production-latest.tar.zst",
+      "20261120T023000-inventory-production-v12.tar.zst",
     ] {
       #expect(BackupName(fileName: name, app: "inventory", environment: "production") == nil, "\(name)")
     }
+  }
+
+  @Test("names written now sort by time as plain strings, v16 after v2; the earlier layout did not")
+  func namesSortByTime() {
+    let first = Int64(Timestamp.parse("2026-11-20T02:30:00Z")!.timeIntervalSince1970)
+    let backups = [(2, first), (9, first + 86_400), (16, first + 2 * 86_400), (120, first + 3 * 86_400)].map {
+      BackupName(app: "inventory", environment: "production", version: $0.0, time: $0.1, compression: .zstd)
+    }
+    #expect(backups.map(\.fileName).sorted() == backups.map(\.fileName), "\(backups.map(\.fileName).sorted())")
+    let earlier = backups.map {
+      var name = $0
+      name.layout = .versionFirst
+      return name.fileName
+    }
+    #expect(earlier.sorted() != earlier, "the reason for the new layout: `-v16-` sorts before `-v2-`")
+  }
+
+  @Test("retention counts both layouts in one folder together, by time")
+  func mixedLayouts() {
+    let mixed = Self.history.suffix(10).enumerated().map { index, name in
+      var name = name
+      if index % 2 == 0 { name.layout = .versionFirst }
+      return name
+    }
+    let kept = RetentionPolicy(last: 3).kept(Array(mixed)).sorted()
+    #expect(kept == [7, 8, 9], "the newest three by time, whatever their layout")
+    #expect(mixed[8].layout == .versionFirst && mixed[9].layout == .timeFirst)
   }
 }

@@ -88,7 +88,7 @@ import Testing
       let files = preview?["files"] as? [[String: Any]] ?? []
       #expect(files.map { $0["path"] as? String } == ["settings.yaml", "views/list.json"])
       let keys = files.first?["keys"] as? [[String: Any]]
-      #expect(keys?.first?["path"] as? String == "level" && keys?.first?["new"] as? String == "\"debug\"")
+      #expect(keys?.first?["path"] as? String == "level" && keys?.first?["new"] as? String == "debug")
       let id = reply["id"] as! String
       let apply = "/api/v1/apps/shop/environments/development/uploads/\(id)/apply"
       try await client.execute(uri: apply, method: .post, headers: ServerFixture.headers(token)) {

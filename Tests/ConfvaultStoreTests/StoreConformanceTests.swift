@@ -7,6 +7,8 @@ import Testing
 /// A kind of store the conformance suite runs over. A new store joins by adding a case here.
 enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
   case sqlite
+  /// A new database of this process's throwaway cluster (`PostgresCluster`).
+  case postgres
 
   var testDescription: String { rawValue }
 
@@ -18,6 +20,8 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
       let store = try SQLiteStore(
         folder: folder.path + "/store", create: true, lockTimeout: 60, logger: Logger(label: "test"))
       return StoreUnderTest(store: store, folder: folder)
+    case .postgres:
+      return StoreUnderTest(store: try PostgresCluster.shared().newStore(), folder: folder)
     }
   }
 }

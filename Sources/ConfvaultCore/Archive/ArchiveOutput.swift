@@ -40,14 +40,18 @@ public final class ConfigurationArchiveWriter {
 
   /// Starts the archive and writes its manifest.
   ///
-  /// - Parameter modificationTime: the mtime of every entry, in seconds since 1970.
+  /// - Parameters:
+  ///   - modificationTime: the mtime of every entry, in seconds since 1970.
+  ///   - hashingOutput: whether the archive's own SHA-256 is computed, for `finish()` to return;
+  ///     without it, the archive is ended with `close()`.
   public init(
     manifest: Manifest, modificationTime: Int64, compression: Compression, sink: any ArchiveByteSink,
-    destination: String, logger: Logger? = nil
+    destination: String, logger: Logger? = nil, hashingOutput: Bool = true
   ) throws {
     self.manifest = manifest
     self.modificationTime = modificationTime
-    writer = try ArchiveWriter(sink: sink, compression: compression, destination: destination, logger: logger)
+    writer = try ArchiveWriter(
+      sink: sink, compression: compression, destination: destination, logger: logger, hashingOutput: hashingOutput)
     let manifestBytes = manifest.encoded()
     try writer.beginFile(
       path: Manifest.entryName, size: Int64(manifestBytes.count), mode: .regular, modificationTime: modificationTime)
@@ -80,11 +84,31 @@ public final class ConfigurationArchiveWriter {
     try finishFile(file, digest: hasher.finalize())
   }
 
-  /// Ends the archive; it is complete only after this.
+  /// Writes the manifest's next file from bytes that are known to match it, without hashing them again.
+  ///
+  /// For a caller that hashed these very bytes for the manifest, or read them from a file shown
+  /// unchanged since by its status (`ConfigurationArchive.pack`); their size is still checked.
+  func writeVouchedFile(content: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
+    let file = try beginNextFile()
+    try content { chunk in try writer.writeData(chunk) }
+    try writer.finishFile()
+    ProgressMeter.current?.add(files: 1, bytes: file.size)
+  }
+
+  /// Ends the archive and gives its size and SHA-256; it is complete only after this.
   public func finish() throws -> WrittenArchive {
+    let bytes = try close()
+    guard let hasher = writer.output.hasher else {
+      preconditionFailure("finish() of a writer made without hashing its output; end it with close()")
+    }
+    return WrittenArchive(manifest: manifest, bytes: bytes, sha256: hasher.finalize())
+  }
+
+  /// Ends the archive and gives its size; it is complete only after this.
+  public func close() throws -> Int64 {
     precondition(next == manifest.files.count, "an archive finished before all its files")
     try writer.close()
-    return WrittenArchive(manifest: manifest, bytes: writer.output.bytes, sha256: writer.output.hasher.finalize())
+    return writer.output.bytes
   }
 
   private func beginNextFile() throws -> ManifestFile {
@@ -103,6 +127,7 @@ public final class ConfigurationArchiveWriter {
       )
     }
     try writer.finishFile()
+    ProgressMeter.current?.add(files: 1, bytes: file.size)
   }
 }
 
@@ -140,48 +165,198 @@ public enum ConfigurationArchive {
   /// Packs the configuration folder at `folder` into an archive.
   ///
   /// The entries' mtime is the newest file's, so packing an unchanged folder twice gives the same bytes.
+  /// Each file is read once for its digest (the manifest comes first, so every digest is needed before
+  /// the first file is written) and once more to be written, unless it was small enough to be kept
+  /// from the first read: a file is never hashed twice. The second read is of the file as it was
+  /// hashed, or the pack stops: its status (inode, size, mtime and ctime to the nanosecond) must not have
+  /// changed, and a file changed within `racyWindow` of its first read is hashed again as it is written,
+  /// as its status may not show a change made within the same timestamp.
   ///
   /// - Throws: `FolderRefusal` for symlinks and special files, `SystemError` for I/O failures,
   ///   `OperationError` when a file changes while it is packed.
   public static func pack(
     folder: String, app: String?, environment: String?, compression: Compression,
     to output: ArchiveOutput, limits: ArchiveLimits = .default
-  ) throws -> WrittenArchive {
-    let found = try ConfigurationFolder.scan(folder, limits: limits)
-    let files = try hash(found)
-    let manifest = Manifest(app: app, environment: environment, version: nil, files: files)
-    let absolutePaths = Dictionary(uniqueKeysWithValues: found.map { ($0.path, $0.absolutePath) })
+  ) throws -> PackedArchive {
+    if case .stream = output {
+      throw OperationError(.internal, "a streamed archive cannot be written synchronously")
+    }
+    // No ignore rules (a pack takes the folder as it is), but never a checkout's record of its origin.
+    let found = try ConfigurationFolder.scan(folder, limits: limits, ignoring: .none).files
+    let read = try FolderReading.read(found, keepingUpTo: FolderReading.keptBytesBudget)
+    // The scan and the manifest both order files by path bytes, so `read[i]` is the manifest's file `i`.
+    let manifest = Manifest(app: app, environment: environment, version: nil, files: read.map(\.entry))
+    let target = try OpenedOutput(output)
+    let writer = try ConfigurationArchiveWriter(
+      manifest: manifest, modificationTime: found.map(\.modificationTime).max() ?? 0, compression: compression,
+      sink: target.sink, destination: output.displayName, hashingOutput: false)
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
     defer { buffer.deallocate() }
-    return try write(
-      manifest: manifest, modificationTime: found.map(\.modificationTime).max() ?? 0,
-      compression: compression, to: output
-    ) { file, write in
-      try ConfigurationFolder.stream(absolutePaths[file.path]!, buffer: buffer, write)
+    for (index, file) in read.enumerated() {
+      precondition(writer.nextFile?.path == file.entry.path, "the manifest's order is not the scan's")
+      if let kept = file.keptBytes {
+        try writer.writeVouchedFile { write in try kept.withUnsafeBytes { try write($0) } }
+      } else if file.isRacy {
+        try writer.writeFile { write in
+          try FolderReading.stream(found[index].absolutePath, as: file, buffer: buffer, write)
+        }
+      } else {
+        try writer.writeVouchedFile { write in
+          try FolderReading.stream(found[index].absolutePath, as: file, buffer: buffer, write)
+        }
+      }
     }
+    let bytes = try writer.close()
+    try target.commit()
+    return PackedArchive(manifest: manifest, bytes: bytes)
   }
 
   /// The manifest entries of `files`: their size and SHA-256 as read now, on both cores.
   public static func hash(_ files: [FolderFile]) throws -> [ManifestFile] {
-    let results = ResultSlots<ManifestFile>(count: files.count)
+    try FolderReading.read(files, keepingUpTo: 0).map(\.entry)
+  }
+}
+
+/// What `ConfigurationArchive.pack` wrote.
+public struct PackedArchive: Sendable {
+  public var manifest: Manifest
+  /// The archive's size.
+  public var bytes: Int64
+}
+
+/// A file's status as `fstat` gives it, as far as a change to its content shows in it.
+struct FileIdentity: Equatable {
+  var device: UInt64
+  var inode: UInt64
+  var size: Int64
+  var modified: timespec
+  var changed: timespec
+
+  init(_ info: stat) {
+    device = UInt64(info.st_dev)
+    inode = UInt64(info.st_ino)
+    size = Int64(info.st_size)
+    modified = info.st_mtim
+    changed = info.st_ctim
+  }
+
+  static func == (a: FileIdentity, b: FileIdentity) -> Bool {
+    a.device == b.device && a.inode == b.inode && a.size == b.size
+      && a.modified.tv_sec == b.modified.tv_sec && a.modified.tv_nsec == b.modified.tv_nsec
+      && a.changed.tv_sec == b.changed.tv_sec && a.changed.tv_nsec == b.changed.tv_nsec
+  }
+}
+
+/// One file of a folder as a hashing read found it.
+struct ReadFile {
+  var entry: ManifestFile
+  /// The status right after the read; the content is the one hashed for as long as this holds.
+  var identity: FileIdentity
+  /// Changed so shortly before it was read that a change right after might not show in its status.
+  var isRacy: Bool
+  /// The bytes read, when small enough to be kept for writing.
+  var keptBytes: Data?
+}
+
+/// Reading a configuration folder's files for their digests, and once more to write them.
+enum FolderReading {
+  /// How many bytes of small files a pack keeps from the hashing read, so as not to read them again.
+  static let keptBytesBudget = 16 << 20
+  /// Files larger than this are read again rather than kept.
+  static let largestKeptFile = 256 << 10
+  /// A file whose mtime or ctime is this close to its read (or later) is racy: a file system keeps
+  /// times to a granularity (2 s for FAT, a clock tick for ext4), and a change within the same
+  /// granule leaves them as they were.
+  static let racyWindow: Int = 3
+
+  /// Each of `files` read once on up to four cores: its manifest entry, its status, and its bytes
+  /// while they fit in `budget`.
+  static func read(_ files: [FolderFile], keepingUpTo budget: Int) throws -> [ReadFile] {
+    let results = ResultSlots<ReadFile>(count: files.count)
     let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4)
     DispatchQueue.concurrentPerform(iterations: workers) { worker in
       let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
       defer { buffer.deallocate() }
+      var left = budget / workers
       for index in stride(from: worker, to: files.count, by: workers) {
-        let file = files[index]
         results.set(index) {
-          var hasher = SHA256Stream()
-          var size: Int64 = 0
-          try ConfigurationFolder.stream(file.absolutePath, buffer: buffer) { chunk in
-            hasher.update(chunk)
-            size += Int64(chunk.count)
-          }
-          return ManifestFile(path: file.path, size: size, mode: file.mode, sha256: hasher.finalize())
+          let read = try readOnce(files[index], buffer: buffer, keeping: left)
+          left -= read.keptBytes?.count ?? 0
+          return read
         }
       }
     }
     return try results.values()
+  }
+
+  private static func readOnce(_ file: FolderFile, buffer: UnsafeMutableRawBufferPointer, keeping budget: Int) throws
+    -> ReadFile
+  {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    let fd = open(file.absolutePath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    guard fd >= 0 else { throw SystemError(.open, file.absolutePath) }
+    defer { close(fd) }
+    var hasher = SHA256Stream()
+    var size: Int64 = 0
+    let keepable = Int64(min(budget, largestKeptFile))
+    var kept: Data? = file.size <= keepable ? Data(capacity: Int(file.size)) : nil
+    try readAll(fd, path: file.absolutePath, buffer: buffer) { chunk in
+      hasher.update(chunk)
+      size += Int64(chunk.count)
+      if kept != nil {
+        if size <= keepable { kept!.append(contentsOf: chunk) } else { kept = nil }
+      }
+    }
+    var info = stat()
+    guard fstat(fd, &info) == 0 else { throw SystemError(.status, file.absolutePath) }
+    let identity = FileIdentity(info)
+    let threshold = now.tv_sec - racyWindow
+    return ReadFile(
+      entry: ManifestFile(path: file.path, size: size, mode: file.mode, sha256: hasher.finalize()),
+      identity: identity,
+      isRacy: identity.modified.tv_sec >= threshold || identity.changed.tv_sec >= threshold,
+      keptBytes: kept)
+  }
+
+  /// Streams the file at `path`, which must be the one `read` describes: the same inode, size and
+  /// times before and after.
+  ///
+  /// - Throws: `OperationError` (`.conflict`) when it changed since; `SystemError` for I/O failures.
+  static func stream(
+    _ path: String, as read: ReadFile, buffer: UnsafeMutableRawBufferPointer,
+    _ body: (UnsafeRawBufferPointer) throws -> Void
+  ) throws {
+    let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    guard fd >= 0 else { throw SystemError(.open, path) }
+    defer { close(fd) }
+    try checkUnchanged(fd, path: path, as: read)
+    try readAll(fd, path: path, buffer: buffer, body)
+    // A write during the read changed the status before the bytes (the kernel updates times first).
+    try checkUnchanged(fd, path: path, as: read)
+  }
+
+  private static func checkUnchanged(_ fd: Int32, path: String, as read: ReadFile) throws {
+    var info = stat()
+    guard fstat(fd, &info) == 0 else { throw SystemError(.status, path) }
+    guard FileIdentity(info) == read.identity else {
+      throw OperationError(
+        .conflict, "`\(read.entry.path)` changed while it was being archived; nothing was written")
+    }
+  }
+
+  private static func readAll(
+    _ fd: Int32, path: String, buffer: UnsafeMutableRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void
+  ) throws {
+    while true {
+      let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
+      if count == 0 { return }
+      if count < 0 {
+        if errno == EINTR { continue }
+        throw SystemError(.read, path)
+      }
+      try body(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+    }
   }
 }
 

@@ -39,7 +39,7 @@ public struct ArchiveContents: Sendable {
   public var totalSize: Int64 { files.reduce(0) { $0 + $1.size } }
 }
 
-/// Reads an archive from outside in one streaming pass and enforces every rule of PRODUCT.md on it.
+/// Reads an archive from outside in one streaming pass and enforces every rule of docs/archive-format.md on it.
 ///
 /// Decides on the bytes actually read: sizes and digests are computed as data streams, limits are
 /// counted on decompressed bytes as they come, so a decompression bomb stops at the limit.
@@ -82,13 +82,21 @@ private final class ReadSession {
   private let limits: ArchiveLimits
   private let layout: ArchiveLayout
   private let sink: (any ArchiveFileSink)?
+  private let meter = ProgressMeter.current
   private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
 
   private var manifest: Manifest?
-  private var expected: [String: ManifestFile] = [:]
+  /// The position of each of the manifest's files in `manifest.files`, by path.
+  private var listed: [String: Int] = [:]
+  /// Whether each of the manifest's files was read.
+  private var wasRead: [Bool] = []
+  /// How many files were read.
+  private var filesRead = 0
+  /// The files of a plain archive, as read. (A manifest's files are checked against it one by one:
+  /// at the end they are the manifest's own.)
   private var files: [ManifestFile] = []
+  /// Each path of a plain archive read, and the same by its case-folded form.
   private var seen = Set<String>()
-  /// Each path read, by its case-folded form.
   private var folded: [String: String] = [:]
   private var entries = 0
   private var totalBytes: Int64 = 0
@@ -158,7 +166,8 @@ private final class ReadSession {
     // Folder entries count too, so a flood of empty headers stops; the bound saturates for huge limits.
     let (doubled, overflow) = limits.maxFiles.multipliedReportingOverflow(by: 2)
     guard overflow || entries <= doubled + 16 else {
-      throw ArchiveRefusal(entry: shown, rule: .tooManyFiles, detail: "limit \(limits.maxFiles)")
+      throw ArchiveRefusal(
+        entry: shown, rule: .tooManyFiles, detail: "limit \(limits.maxFiles)", hint: .raiseLimit(.files))
     }
     let path = EntryPath.nfc(try EntryPath.normalized(entryName: name, limits: limits))
     if !name.starts(with: Array("./".utf8)) { allNamesDotSlash = false }
@@ -208,11 +217,13 @@ private final class ReadSession {
         throw ArchiveRefusal(entry: shown, rule: .outsideConfig)
       }
       let relative = String(path.dropFirst(Manifest.configPrefix.count))
-      guard let listed = expected[relative] else {
-        let rule: ArchiveRefusal.Rule = seen.contains(relative) ? .duplicatePath : .notInManifest
-        throw ArchiveRefusal(entry: shown, rule: rule)
+      guard let manifest, let position = listed[relative] else {
+        throw ArchiveRefusal(entry: shown, rule: .notInManifest)
       }
-      try readFile(path: relative, shown: shown, mode: mode, declaredSize: declaredSize, expected: listed)
+      guard !wasRead[position] else { throw ArchiveRefusal(entry: shown, rule: .duplicatePath) }
+      wasRead[position] = true
+      try readFile(
+        path: relative, shown: shown, mode: mode, declaredSize: declaredSize, expected: manifest.files[position])
     }
   }
 
@@ -228,21 +239,27 @@ private final class ReadSession {
     }
     let manifest = try Manifest.decode(data, limits: limits)
     self.manifest = manifest
-    expected = Dictionary(manifest.files.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
+    // The manifest lists each path once (`Manifest.decode` checked it).
+    listed.reserveCapacity(manifest.files.count)
+    for (position, file) in manifest.files.enumerated() { listed[file.path] = position }
+    wasRead = Array(repeating: false, count: manifest.files.count)
   }
 
   private func readFile(
     path: String, shown: String, mode: FileMode, declaredSize: Int64?, expected: ManifestFile?
   ) throws {
-    guard seen.insert(path).inserted else {
-      throw ArchiveRefusal(entry: shown, rule: .duplicatePath)
+    if expected == nil {
+      // A manifest's files were checked for these as it was decoded, and each one is read once.
+      guard seen.insert(path).inserted else {
+        throw ArchiveRefusal(entry: shown, rule: .duplicatePath)
+      }
+      if let other = folded.updateValue(path, forKey: EntryPath.caseFolded(path)) {
+        throw ArchiveRefusal(entry: shown, rule: .caseCollision, detail: "and `\(displayName(Array(other.utf8)))`")
+      }
     }
-    if let other = folded.updateValue(path, forKey: EntryPath.caseFolded(path)) {
-      throw ArchiveRefusal(entry: shown, rule: .caseCollision, detail: "and `\(displayName(Array(other.utf8)))`")
-    }
-    if layout == .manifest { self.expected[path] = nil }
-    guard files.count < limits.maxFiles else {
-      throw ArchiveRefusal(entry: shown, rule: .tooManyFiles, detail: "limit \(limits.maxFiles)")
+    guard filesRead < limits.maxFiles else {
+      throw ArchiveRefusal(
+        entry: shown, rule: .tooManyFiles, detail: "limit \(limits.maxFiles)", hint: .raiseLimit(.files))
     }
     if let expected, expected.mode != mode {
       throw ArchiveRefusal(
@@ -262,14 +279,17 @@ private final class ReadSession {
       }
       if size > limits.maxFileBytes {
         throw ArchiveRefusal(
-          entry: shown, rule: .fileTooLarge, detail: "over \(limits.maxFileBytes) bytes")
+          entry: shown, rule: .fileTooLarge, detail: "over \(limits.maxFileBytes) bytes",
+          hint: .raiseLimit(.fileSize))
       }
       if totalBytes > limits.maxTotalBytes {
         throw ArchiveRefusal(
-          entry: shown, rule: .totalTooLarge, detail: "over \(limits.maxTotalBytes) bytes in all")
+          entry: shown, rule: .totalTooLarge, detail: "over \(limits.maxTotalBytes) bytes in all",
+          hint: .raiseLimit(.totalSize))
       }
       hasher.update(chunk)
       try sink?.write(chunk)
+      meter?.add(bytes: Int64(chunk.count))
     }
     if let declaredSize, declaredSize != size {
       throw ArchiveRefusal(
@@ -289,7 +309,9 @@ private final class ReadSession {
       }
     }
     try sink?.endFile(file)
-    files.append(file)
+    meter?.add(files: 1)
+    filesRead += 1
+    if expected == nil { files.append(file) }
   }
 
   /// Streams the current entry's data through `body`, chunk by chunk, as libarchive decompresses it.
@@ -305,6 +327,7 @@ private final class ReadSession {
   private func finish() throws -> ArchiveContents {
     var files = self.files
     var stripped: String?
+    let treeDigest: TreeDigest
     switch layout {
     case .manifest:
       guard let manifest else {
@@ -312,18 +335,16 @@ private final class ReadSession {
           entry: nil, rule: .manifestMissing,
           detail: "the archive holds no files", hint: .readAsPlain)
       }
-      if let missing = manifest.files.first(where: { expected[$0.path] != nil }) {
+      if let missing = wasRead.firstIndex(of: false) {
+        let more = manifest.files.count - filesRead - 1
         throw ArchiveRefusal(
-          entry: Manifest.configPrefix + missing.path, rule: .missingFile,
-          detail: expected.count > 1 ? "and \(expected.count - 1) more" : nil)
+          entry: Manifest.configPrefix + manifest.files[missing].path, rule: .missingFile,
+          detail: more > 0 ? "and \(more) more" : nil)
       }
-      // Every entry matched the manifest, so this holds; it is checked all the same, as the last word.
-      let read = TreeDigest(files: files)
-      guard read == manifest.treeDigest else {
-        throw ArchiveRefusal(
-          entry: Manifest.entryName, rule: .manifestInvalid,
-          detail: "the files read give tree digest \(read), the manifest says \(manifest.treeDigest)")
-      }
+      // Each file read had the path, size, mode and SHA-256 the manifest lists, and each listed file
+      // was read once: the files read are the manifest's, whose tree digest `Manifest.decode` checked.
+      files = manifest.files
+      treeDigest = manifest.treeDigest
     case .plain:
       guard !files.isEmpty else { throw ArchiveRefusal(entry: nil, rule: .noFiles) }
       if !allNamesDotSlash { (files, stripped) = stripSingleTopFolder(files) }
@@ -331,11 +352,12 @@ private final class ReadSession {
         throw ArchiveRefusal(
           entry: conflict.file, rule: .fileAndFolder, detail: "`\(conflict.inside)` is inside it")
       }
+      files.sort { EntryPath.byteOrder($0.path, $1.path) }
+      treeDigest = TreeDigest(sortedFiles: files)
     }
-    files.sort { EntryPath.byteOrder($0.path, $1.path) }
     let compression = input.compression
     return ArchiveContents(
-      manifest: manifest, files: files, treeDigest: TreeDigest(files: files),
+      manifest: manifest, files: files, treeDigest: treeDigest,
       archiveSHA256: input.raw.digest(), archiveBytes: input.raw.bytesRead, compression: compression,
       strippedFolder: stripped)
   }
@@ -367,7 +389,7 @@ private final class ReadSession {
       return failure
     }
     let message = LibArchive.message(archive, fallback: "the tar stream breaks here")
-    if whileReadingHeader && files.isEmpty && manifest == nil
+    if whileReadingHeader && filesRead == 0 && manifest == nil
       && message.contains("Unrecognized archive format")
     {
       return ArchiveRefusal(entry: nil, rule: .notAnArchive, detail: message)

@@ -3,7 +3,7 @@
 /// Its description names both, for example
 /// "entry `config/../x`: `..` component leaves the archive root; archive refused".
 public struct ArchiveRefusal: ConfvaultError, Equatable {
-  /// A rule of PRODUCT.md's "What an archive from outside gets".
+  /// A rule of docs/archive-format.md's "What an archive from outside gets refused for".
   public enum Rule: String, Sendable, Equatable, CaseIterable {
     case absolutePath = "absolute path"
     case parentComponent = "`..` component leaves the archive root"

@@ -61,17 +61,18 @@ public final class MemorySink: ArchiveByteSink {
 /// timestamp or name; the last block is not padded. One `ArchiveWriter` owns one libarchive handle.
 final class ArchiveWriter {
   /// What libarchive's write callback reaches: the sink, through our own zstd compressor when there
-  /// is one, and a hash and count of everything the sink gets.
+  /// is one, and a count of everything the sink gets, and its hash when asked for.
   final class Output {
     let sink: any ArchiveByteSink
     let compressor: ZstdCompressor?
-    var hasher = SHA256Stream()
+    var hasher: SHA256Stream?
     var bytes: Int64 = 0
     var error: (any Error)?
 
-    init(sink: any ArchiveByteSink, compressor: ZstdCompressor?) {
+    init(sink: any ArchiveByteSink, compressor: ZstdCompressor?, hashing: Bool) {
       self.sink = sink
       self.compressor = compressor
+      hasher = hashing ? SHA256Stream() : nil
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
@@ -85,7 +86,7 @@ final class ArchiveWriter {
 
     private func emit(_ bytes: UnsafeRawBufferPointer) throws {
       try sink.write(bytes)
-      hasher.update(bytes)
+      hasher?.update(bytes)
       self.bytes += Int64(bytes.count)
     }
   }
@@ -105,7 +106,11 @@ final class ArchiveWriter {
   /// - Parameters:
   ///   - destination: the output's name, for error messages.
   ///   - logger: where libarchive's warnings go.
-  init(sink: any ArchiveByteSink, compression: Compression, destination: String, logger: Logger? = nil) throws {
+  ///   - hashingOutput: whether `output.hasher` hashes the archive's bytes.
+  init(
+    sink: any ArchiveByteSink, compression: Compression, destination: String, logger: Logger? = nil,
+    hashingOutput: Bool = true
+  ) throws {
     LibArchive.prepare()
     guard let archive = archive_write_new() else {
       throw OperationError(.internal, "libarchive could not allocate a writer (out of memory)")
@@ -120,7 +125,8 @@ final class ArchiveWriter {
     self.logger = logger
     // libarchive 3.6 writes zstd frames without a content checksum; ours carry one, so a damaged
     // archive is caught by any zstd reader.
-    self.output = Output(sink: sink, compressor: compression == .zstd ? try ZstdCompressor() : nil)
+    self.output = Output(
+      sink: sink, compressor: compression == .zstd ? try ZstdCompressor() : nil, hashing: hashingOutput)
     try check(archive_write_set_format_pax_restricted(archive), "set the tar format")
     switch compression {
     case .gzip:

@@ -12,6 +12,15 @@ public struct FolderFile: Sendable, Equatable {
   public var modificationTime: Int64
 }
 
+/// What a scan of a configuration folder found.
+public struct FolderScan: Sendable, Equatable {
+  /// The configuration's files, in path byte order.
+  public var files: [FolderFile]
+  /// What the ignore rules left out, in path byte order; a folder (with a trailing `/`) stands for
+  /// everything in it, which was not looked into.
+  public var ignored: [String]
+}
+
 /// A folder on disk holding a configuration: regular files only, with UTF-8 relative paths.
 public enum ConfigurationFolder {
   /// Every regular file below `root`, in path byte order.
@@ -21,14 +30,33 @@ public enum ConfigurationFolder {
   /// - Throws: `FolderRefusal` listing every symlink, special file or unusable name found;
   ///   `SystemError` when the folder cannot be read.
   public static func scan(_ root: String, limits: ArchiveLimits = .default) throws -> [FolderFile] {
+    try scan(root, limits: limits, rules: nil).files
+  }
+
+  /// Every regular file below `root` that `rules` keep, and what they left out.
+  ///
+  /// A folder the rules leave out is not looked into: what it holds is neither read nor refused. The
+  /// checkout record (`.confvault/checkout.json`) is never part of the configuration, whatever the
+  /// rules, and is not listed as left out.
+  ///
+  /// - Throws: as `scan(_:limits:)`, for what the rules keep.
+  public static func scan(_ root: String, limits: ArchiveLimits = .default, ignoring rules: IgnoreRules) throws
+    -> FolderScan
+  {
+    try scan(root, limits: limits, rules: rules)
+  }
+
+  private static func scan(_ root: String, limits: ArchiveLimits, rules: IgnoreRules?) throws -> FolderScan {
     var info = stat()
     guard stat(root, &info) == 0 else { throw SystemError(.open, root) }
     guard info.st_mode & S_IFMT == S_IFDIR else {
       throw OperationError(.inputUnreadable, "`\(root)` is not a folder")
     }
-    var files: [FolderFile] = []
+    var found = FolderScan(files: [], ignored: [])
     var problems: [String] = []
-    try walk(root: root, relative: [], limits: limits, files: &files, problems: &problems)
+    try walk(root: root, relative: [], limits: limits, rules: rules, found: &found, problems: &problems)
+    var files = found.files
+    found.ignored.sort(by: EntryPath.byteOrder)
     files.sort { EntryPath.byteOrder($0.path, $1.path) }
     for (previous, next) in zip(files, files.dropFirst()) where previous.path.utf8.elementsEqual(next.path.utf8) {
       problems.append("`\(next.path)`: two names that are the same after Unicode normalisation (NFC)")
@@ -42,15 +70,35 @@ public enum ConfigurationFolder {
       }
     }
     if !problems.isEmpty { throw FolderRefusal(folder: root, problems: problems) }
+    // What an import or a backup's read-back would refuse is refused here, before it is stored.
     guard files.count <= limits.maxFiles else {
       throw OperationError(
-        .badInput, "`\(root)` holds \(files.count) files, more than the limit of \(limits.maxFiles)")
+        .badInput,
+        "`\(root)` holds \(files.count) files, more than the limit of \(limits.maxFiles); nothing was written",
+        hint: .raiseLimit(.files))
     }
-    return files
+    var total: Int64 = 0
+    for file in files {
+      if file.size > limits.maxFileBytes {
+        throw OperationError(
+          .badInput,
+          "`\(file.path)` in `\(root)` has \(file.size) bytes, more than the limit of \(limits.maxFileBytes) bytes per file that an import or a backup's read-back would refuse; nothing was written",
+          hint: .raiseLimit(.fileSize))
+      }
+      total += file.size
+      if total > limits.maxTotalBytes {
+        throw OperationError(
+          .badInput,
+          "`\(root)` holds more than the limit of \(limits.maxTotalBytes) bytes in all (at `\(file.path)`); nothing was written",
+          hint: .raiseLimit(.totalSize))
+      }
+    }
+    found.files = files
+    return found
   }
 
   private static func walk(
-    root: String, relative: [UInt8], limits: ArchiveLimits, files: inout [FolderFile],
+    root: String, relative: [UInt8], limits: ArchiveLimits, rules: IgnoreRules?, found: inout FolderScan,
     problems: inout [String]
   ) throws {
     let folder = relative.isEmpty ? root : root + "/" + String(decoding: relative, as: UTF8.self)
@@ -74,9 +122,20 @@ public enum ConfigurationFolder {
       let absolute = root + "/" + text
       var info = stat()
       guard lstat(absolute, &info) == 0 else { throw SystemError(.status, absolute) }
+      let isFolder = info.st_mode & S_IFMT == S_IFDIR
+      if let rules {
+        let normalized = EntryPath.nfc(text)
+        if normalized == CheckoutRecord.relativePath && !isFolder { continue }
+        if rules.ignores(normalized, isFolder: isFolder) {
+          if !(isFolder && normalized == CheckoutRecord.folderName && holdsOnlyTheRecord(absolute)) {
+            found.ignored.append(normalized + (isFolder ? "/" : ""))
+          }
+          continue
+        }
+      }
       switch info.st_mode & S_IFMT {
       case S_IFDIR:
-        try walk(root: root, relative: path, limits: limits, files: &files, problems: &problems)
+        try walk(root: root, relative: path, limits: limits, rules: rules, found: &found, problems: &problems)
       case S_IFREG:
         do {
           try EntryPath.validate(relativePath: text, limits: limits)
@@ -84,7 +143,7 @@ public enum ConfigurationFolder {
           problems.append("`\(shown)`: \(refusal.rule.rawValue)")
           continue
         }
-        files.append(
+        found.files.append(
           FolderFile(
             path: EntryPath.nfc(text), absolutePath: absolute, mode: FileMode(permissions: UInt32(info.st_mode)),
             size: Int64(info.st_size), modificationTime: Int64(info.st_mtim.tv_sec)))
@@ -93,6 +152,12 @@ public enum ConfigurationFolder {
           "`\(shown)`: \(LibArchive.typeName(UInt32(info.st_mode) & LibArchive.typeMask))")
       }
     }
+  }
+
+  /// Whether the checkout record's folder holds the record and nothing else: then leaving it out is
+  /// not worth a word.
+  private static func holdsOnlyTheRecord(_ folder: String) -> Bool {
+    (try? FileManager.default.contentsOfDirectory(atPath: folder)) == [CheckoutRecord.fileName]
   }
 
   /// Streams the content of the file at `path` in chunks through `body`.

@@ -2,19 +2,61 @@ import Crypto
 import Foundation
 
 /// A SHA-256 digest in lowercase hexadecimal, as manifests and tree entries carry it.
+///
+/// Held as its 32 bytes, not as text: a manifest of 100,000 files holds 100,000 of them.
 public struct SHA256Hex: Sendable, Hashable, Codable, CustomStringConvertible, Comparable {
-  public let value: String
+  /// The digest's bytes as four big-endian words, so that comparing words compares the hex text.
+  private let words: (UInt64, UInt64, UInt64, UInt64)
+
+  /// The 64 lowercase hexadecimal digits.
+  public var value: String {
+    String(unsafeUninitializedCapacity: 64) { buffer in
+      writeHex(into: UnsafeMutableRawBufferPointer(buffer))
+      return 64
+    }
+  }
 
   /// Wraps `value` when it is 64 lowercase hexadecimal digits.
   public init?(_ value: String) {
-    guard value.utf8.count == 64,
-      value.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
-    else { return nil }
-    self.value = value
+    var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    var count = 0
+    var valid = true
+    for digit in value.utf8 {
+      let nibble: UInt8
+      switch digit {
+      case 0x30...0x39: nibble = digit - 0x30
+      case 0x61...0x66: nibble = digit - 0x61 + 10
+      default:
+        valid = false
+        nibble = 0
+      }
+      guard valid, count < 64 else { return nil }
+      let shifted = UInt64(nibble) << UInt64(60 - 4 * (count % 16))
+      switch count / 16 {
+      case 0: words.0 |= shifted
+      case 1: words.1 |= shifted
+      case 2: words.2 |= shifted
+      default: words.3 |= shifted
+      }
+      count += 1
+    }
+    guard count == 64 else { return nil }
+    self.words = words
   }
 
   public init(_ digest: SHA256.Digest) {
-    value = hexString(digest)
+    words = digest.withUnsafeBytes { SHA256Hex.words(of: $0) }
+  }
+
+  /// The digest whose 32 bytes are `bytes`, or nil when there are not 32.
+  public init?(bytes: Data) {
+    guard bytes.count == 32 else { return nil }
+    words = bytes.withUnsafeBytes { SHA256Hex.words(of: $0) }
+  }
+
+  private static func words(of bytes: UnsafeRawBufferPointer) -> (UInt64, UInt64, UInt64, UInt64) {
+    func word(_ at: Int) -> UInt64 { UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+    return (word(0), word(8), word(16), word(24))
   }
 
   public init(from decoder: any Decoder) throws {
@@ -33,23 +75,38 @@ public struct SHA256Hex: Sendable, Hashable, Codable, CustomStringConvertible, C
 
   public var description: String { value }
 
-  public static func < (a: SHA256Hex, b: SHA256Hex) -> Bool { a.value < b.value }
-
-  /// The digest whose 32 bytes are `bytes`, or nil when there are not 32.
-  public init?(bytes: Data) {
-    guard bytes.count == 32 else { return nil }
-    value = hexString(bytes)
+  public static func == (a: SHA256Hex, b: SHA256Hex) -> Bool {
+    a.words.0 == b.words.0 && a.words.1 == b.words.1 && a.words.2 == b.words.2 && a.words.3 == b.words.3
   }
+
+  public func hash(into hasher: inout Hasher) {
+    hasher.combine(words.0)
+    hasher.combine(words.1)
+    hasher.combine(words.2)
+    hasher.combine(words.3)
+  }
+
+  public static func < (a: SHA256Hex, b: SHA256Hex) -> Bool { a.words < b.words }
 
   /// The digest's 32 bytes, as stores key blobs by them.
   public var bytes: Data {
     var bytes = Data(capacity: 32)
-    var iterator = value.utf8.makeIterator()
-    func nibble(_ c: UInt8) -> UInt8 { c <= 0x39 ? c - 0x30 : c - 0x61 + 10 }
-    while let high = iterator.next(), let low = iterator.next() {
-      bytes.append(nibble(high) << 4 | nibble(low))
+    for word in [words.0, words.1, words.2, words.3] {
+      withUnsafeBytes(of: word.bigEndian) { bytes.append(contentsOf: $0) }
     }
     return bytes
+  }
+
+  /// Writes the 64 hexadecimal digits at the start of `buffer`.
+  func writeHex(into buffer: UnsafeMutableRawBufferPointer) {
+    let digits: StaticString = "0123456789abcdef"
+    var at = 0
+    for word in [words.0, words.1, words.2, words.3] {
+      for shift in stride(from: 60, through: 0, by: -4) {
+        buffer[at] = digits.utf8Start[Int((word >> UInt64(shift)) & 0xF)]
+        at += 1
+      }
+    }
   }
 
   /// The digest of `bytes`.
@@ -87,9 +144,25 @@ public struct TreeDigest: Sendable, Hashable, Codable, CustomStringConvertible {
 
   /// The digest of `files`, in any order.
   public init(files: [ManifestFile]) {
+    self.init(sortedFiles: files.isInPathOrder ? files : files.sorted { EntryPath.byteOrder($0.path, $1.path) })
+  }
+
+  /// The digest of `files`, which are in path byte order already.
+  init(sortedFiles files: [ManifestFile]) {
     var hasher = SHA256()
-    for file in files.sorted(by: { EntryPath.byteOrder($0.path, $1.path) }) {
-      hasher.update(data: Array("\(file.mode.rawValue) \(file.sha256.value) \(file.path)\n".utf8))
+    // `<mode> <sha256> ` is 70 bytes; the path follows.
+    var line = [UInt8](repeating: 0, count: 70)
+    for file in files {
+      line.removeSubrange(70...)
+      line.withUnsafeMutableBytes { buffer in
+        for (at, byte) in file.mode.rawValue.utf8.prefix(4).enumerated() { buffer[at] = byte }
+        buffer[4] = 0x20
+        file.sha256.writeHex(into: UnsafeMutableRawBufferPointer(rebasing: buffer[5..<69]))
+        buffer[69] = 0x20
+      }
+      line.append(contentsOf: file.path.utf8)
+      line.append(0x0A)
+      line.withUnsafeBytes { hasher.update(bufferPointer: $0) }
     }
     value = "sha256:" + hexString(hasher.finalize())
   }
@@ -109,4 +182,11 @@ public struct TreeDigest: Sendable, Hashable, Codable, CustomStringConvertible {
   }
 
   public var description: String { value }
+}
+
+extension Array where Element == ManifestFile {
+  /// Whether the files are in path byte order, as manifests and tree digests list them.
+  var isInPathOrder: Bool {
+    zip(self, dropFirst()).allSatisfy { EntryPath.byteOrder($0.path, $1.path) }
+  }
 }

@@ -3,7 +3,8 @@ import Foundation
 /// Writes the files of a streaming archive under a folder, creating subfolders as needed.
 ///
 /// Paths reach it already checked (relative, no `..`, no symlinks ever created), so a file can only
-/// land inside `root`; files are opened with `O_EXCL | O_NOFOLLOW` all the same.
+/// land inside `root`; files are opened with `O_EXCL | O_NOFOLLOW` all the same. Nothing is flushed to
+/// disk here: `root` is an `AtomicFolder`'s staging folder, which its `commit()` flushes in one step.
 public final class FolderWritingSink: ArchiveFileSink {
   private let root: String
   private var madeFolders: Set<String> = [""]
@@ -27,8 +28,8 @@ public final class FolderWritingSink: ArchiveFileSink {
   }
 
   public func endFile(_ file: ManifestFile) throws {
-    // Flushed before the folder is renamed into place, so a crash cannot leave empty files under the final name.
-    guard fsync(fd) == 0 else { throw SystemError(.sync, current) }
+    // Not flushed here: `AtomicFolder.commit()` flushes every file at once before the folder is
+    // renamed into place, so a crash cannot leave empty files under the final name.
     let result = close(fd)
     fd = -1
     guard result == 0 else { throw SystemError(.write, current) }

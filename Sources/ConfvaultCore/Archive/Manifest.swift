@@ -15,7 +15,7 @@ public struct ManifestFile: Sendable, Hashable, Codable {
   }
 }
 
-/// The `confvault.json` entry that opens every Confvault archive (format version 1, PRODUCT.md).
+/// The `confvault.json` entry that opens every Confvault archive (format version 1, docs/archive-format.md).
 public struct Manifest: Sendable, Equatable {
   /// What the manifest says of the version an archive was exported from.
   public struct VersionInfo: Sendable, Equatable, Codable {
@@ -80,10 +80,11 @@ public struct Manifest: Sendable, Equatable {
     self.app = app
     self.environment = environment
     self.version = version
-    self.files = files.sorted { EntryPath.byteOrder($0.path, $1.path) }
+    let sorted = files.isInPathOrder ? files : files.sorted { EntryPath.byteOrder($0.path, $1.path) }
+    self.files = sorted
     self.fileCount = files.count
     self.totalSize = files.reduce(0) { $0 + $1.size }
-    self.treeDigest = TreeDigest(files: files)
+    self.treeDigest = TreeDigest(sortedFiles: sorted)
   }
 
   /// The manifest's bytes: UTF-8 JSON with sorted keys, the same for the same manifest every time.
@@ -95,33 +96,33 @@ public struct Manifest: Sendable, Equatable {
 
   /// Reads and checks a manifest read from an archive.
   ///
+  /// The files come out in path byte order, whatever the order they were listed in.
+  ///
   /// - Throws: `ArchiveRefusal` when it is not JSON, of another format, of a newer format version,
   ///   or inconsistent with itself (counts, sizes, tree digest, paths, limits).
   public static func decode(_ data: Data, limits: ArchiveLimits) throws -> Manifest {
-    try checkEncoding(data)
-    let decoder = JSONCoding.decoder()
-    // One parse in the common case; the header alone is read again only to explain a failure.
-    let decoded = Result { try decoder.decode(Manifest.self, from: data) }
-    let header: Header
-    switch decoded {
-    case .success(let manifest):
-      header = Header(format: manifest.format, formatVersion: manifest.formatVersion)
-    case .failure:
-      do {
-        header = try decoder.decode(Header.self, from: data)
-      } catch {
-        throw ArchiveRefusal(
-          entry: entryName, rule: .manifestInvalid, detail: "not a JSON object: \(describe(error))")
-      }
+    func invalid(_ detail: String) -> ArchiveRefusal {
+      ArchiveRefusal(entry: entryName, rule: .manifestInvalid, detail: detail)
     }
-    guard header.format == formatName else {
+    try checkEncoding(data)
+    let fields: ManifestDecoder.Fields
+    do {
+      fields = try data.withUnsafeBytes { try ManifestDecoder.fields(of: $0) }
+    } catch let duplicate as ManifestDecoder.DuplicateKey {
+      throw invalid("the key `\(displayName(Array(duplicate.key.utf8)))` appears twice in one object")
+    } catch let syntax as ManifestDecoder.SyntaxError {
+      throw invalid("not a JSON object: \(syntax.problem)")
+    }
+    guard fields.formatIsString else { throw invalid("`format`: expected a string") }
+    guard fields.format == formatName else {
       throw ArchiveRefusal(
         entry: entryName, rule: .manifestOtherFormat,
-        detail: "format is \(header.format.map { "`\($0)`" } ?? "missing"), expected `\(formatName)`")
+        detail:
+          "format is \(fields.format.map { "`\(displayName(Array($0.utf8)))`" } ?? "missing"), expected `\(formatName)`"
+      )
     }
-    guard let formatVersion = header.formatVersion, formatVersion >= 1 else {
-      throw ArchiveRefusal(
-        entry: entryName, rule: .manifestInvalid, detail: "formatVersion missing or below 1")
+    guard let formatVersion = fields.formatVersion, formatVersion >= 1 else {
+      throw invalid("formatVersion missing or below 1")
     }
     guard formatVersion <= currentFormatVersion else {
       throw ArchiveRefusal(
@@ -130,19 +131,37 @@ public struct Manifest: Sendable, Equatable {
           "formatVersion \(formatVersion), this confvault reads up to \(currentFormatVersion); upgrade confvault"
       )
     }
-    let manifest: Manifest
-    do {
-      manifest = try decoded.get()
-    } catch {
-      throw ArchiveRefusal(entry: entryName, rule: .manifestInvalid, detail: describe(error))
-    }
+    if let problem = fields.fieldError { throw invalid(problem) }
+    guard let fileCount = fields.fileCount, let totalSize = fields.totalSize, let treeDigest = fields.treeDigest,
+      var files = fields.files
+    else { throw invalid("a required field is missing") }
+    if !files.isInPathOrder { files.sort { EntryPath.byteOrder($0.path, $1.path) } }
+    let manifest = Manifest(
+      formatVersion: formatVersion, generator: fields.generator, app: fields.app, environment: fields.environment,
+      version: fields.version, fileCount: fileCount, totalSize: totalSize, treeDigest: treeDigest, files: files)
     try manifest.checkNames()
     try manifest.checkConsistency(limits: limits)
     return manifest
   }
 
-  /// UTF-8 JSON without a byte order mark, NUL bytes (UTF-16 has them) or a key twice in one object
-  /// (readers keep the first or the last: two readers, two manifests).
+  /// A decoded manifest, its fields as read.
+  private init(
+    formatVersion: Int, generator: String, app: String?, environment: String?, version: VersionInfo?,
+    fileCount: Int, totalSize: Int64, treeDigest: TreeDigest, files: [ManifestFile]
+  ) {
+    self.formatVersion = formatVersion
+    self.generator = generator
+    self.app = app
+    self.environment = environment
+    self.version = version
+    self.fileCount = fileCount
+    self.totalSize = totalSize
+    self.treeDigest = treeDigest
+    self.files = files
+  }
+
+  /// UTF-8 JSON without a byte order mark, or NUL bytes (UTF-16 has them). A key twice in one object
+  /// is refused as the manifest is decoded.
   private static func checkEncoding(_ data: Data) throws {
     func invalid(_ detail: String) -> ArchiveRefusal {
       ArchiveRefusal(entry: entryName, rule: .manifestInvalid, detail: detail)
@@ -152,9 +171,6 @@ public struct Manifest: Sendable, Equatable {
       throw invalid("not UTF-8 (it looks like UTF-16)")
     }
     guard String(validating: data, as: UTF8.self) != nil else { throw invalid("not valid UTF-8") }
-    if let key = JSONDuplicateKeys.first(in: data) {
-      throw invalid("the key `\(displayName(Array(key.utf8)))` appears twice in one object")
-    }
   }
 
   /// App and environment names follow the naming rule, since `show` and the page print them.
@@ -178,7 +194,7 @@ public struct Manifest: Sendable, Equatable {
     guard files.count <= limits.maxFiles else {
       throw ArchiveRefusal(
         entry: Manifest.entryName, rule: .tooManyFiles,
-        detail: "the manifest lists \(files.count) files, limit \(limits.maxFiles)")
+        detail: "the manifest lists \(files.count) files, limit \(limits.maxFiles)", hint: .raiseLimit(.files))
     }
     guard fileCount == files.count else {
       throw invalid("fileCount is \(fileCount) but \(files.count) files are listed")
@@ -207,14 +223,14 @@ public struct Manifest: Sendable, Equatable {
       guard file.size <= limits.maxFileBytes else {
         throw ArchiveRefusal(
           entry: Manifest.configPrefix + file.path, rule: .fileTooLarge,
-          detail: "the manifest says \(file.size) bytes, limit \(limits.maxFileBytes)")
+          detail: "the manifest says \(file.size) bytes, limit \(limits.maxFileBytes)", hint: .raiseLimit(.fileSize))
       }
       total += file.size
     }
     guard total <= limits.maxTotalBytes else {
       throw ArchiveRefusal(
         entry: Manifest.entryName, rule: .totalTooLarge,
-        detail: "the manifest says \(total) bytes, limit \(limits.maxTotalBytes)")
+        detail: "the manifest says \(total) bytes, limit \(limits.maxTotalBytes)", hint: .raiseLimit(.totalSize))
     }
     guard totalSize == total else {
       throw invalid("totalSize is \(totalSize) but the files add up to \(total)")
@@ -224,34 +240,10 @@ public struct Manifest: Sendable, Equatable {
         entry: Manifest.configPrefix + conflict.file, rule: .fileAndFolder,
         detail: "`\(conflict.inside)` is inside it")
     }
-    let computed = TreeDigest(files: files)
+    let computed = TreeDigest(sortedFiles: files)
     guard computed == treeDigest else {
       throw invalid("treeDigest is \(treeDigest) but the listed files give \(computed)")
     }
-  }
-
-  private struct Header: Decodable {
-    var format: String?
-    var formatVersion: Int?
-  }
-
-  private static func describe(_ error: any Error) -> String {
-    switch error {
-    case DecodingError.keyNotFound(let key, let context):
-      return "`\(path(context.codingPath + [key]))` is missing"
-    case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
-      return "`\(path(context.codingPath))`: \(context.debugDescription)"
-    case DecodingError.dataCorrupted(let context):
-      return context.codingPath.isEmpty
-        ? "not valid JSON" : "`\(path(context.codingPath))`: \(context.debugDescription)"
-    default:
-      return "\(error)"
-    }
-  }
-
-  private static func path(_ keys: [any CodingKey]) -> String {
-    keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-      .trimmingPrefix(".").description
   }
 }
 

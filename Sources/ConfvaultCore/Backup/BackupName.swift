@@ -1,45 +1,100 @@
 import Foundation
 
-/// The name of a backup file: `<app>-<env>-v<N>-<yyyyMMdd'T'HHmmss'Z'>.tar.<ext>`.
+/// The name of a backup file: `<yyyyMMdd'T'HHmmss'Z'>-<app>-<env>-v<N>.tar.<ext>`, the UTC time first so
+/// that a plain `ls` of an environment's folder lists its backups oldest first.
 ///
-/// Only files whose names parse as this, for the app and environment at hand, are ever deleted.
+/// Names written before the time came first, `<app>-<env>-v<N>-<time>.tar.<ext>`, are still recognised,
+/// so listing and retention handle both kinds in one folder. Only files whose names parse as either,
+/// for the app and environment at hand, are ever deleted.
 public struct BackupName: Sendable, Equatable, Comparable {
+  /// Where the time stands in the name.
+  public enum Layout: Sendable, Equatable {
+    /// `<time>-<app>-<env>-v<N>.tar.<ext>`, written now.
+    case timeFirst
+    /// `<app>-<env>-v<N>-<time>.tar.<ext>`, written by earlier versions of confvault (whose version
+    /// numbers sort `v16` before `v2`).
+    case versionFirst
+  }
+
   public var app: String
   public var environment: String
   public var version: Int
   /// Seconds since 1970, UTC, to the second.
   public var time: Int64
   public var compression: Compression
+  public var layout: Layout
 
-  public init(app: String, environment: String, version: Int, time: Int64, compression: Compression) {
+  public init(
+    app: String, environment: String, version: Int, time: Int64, compression: Compression,
+    layout: Layout = .timeFirst
+  ) {
     self.app = app
     self.environment = environment
     self.version = version
     self.time = time
     self.compression = compression
+    self.layout = layout
   }
 
   public var fileName: String {
-    "\(app)-\(environment)-v\(version)-\(BackupName.stamp(time))\(compression.fileExtension)"
+    switch layout {
+    case .timeFirst:
+      return "\(BackupName.stamp(time))-\(app)-\(environment)-v\(version)\(compression.fileExtension)"
+    case .versionFirst:
+      return "\(app)-\(environment)-v\(version)-\(BackupName.stamp(time))\(compression.fileExtension)"
+    }
   }
 
-  /// Parses `fileName` as a backup of `app`/`environment`; nil for any other name.
+  /// Parses `fileName` as a backup of `app`/`environment`, in either layout; nil for any other name.
   public init?(fileName: String, app: String, environment: String) {
-    let prefix = "\(app)-\(environment)-v"
-    guard fileName.hasPrefix(prefix) else { return nil }
-    var rest = Substring(fileName.dropFirst(prefix.count))
-    guard let dash = rest.firstIndex(of: "-"), let version = Int(rest[..<dash]), version > 0,
-      String(version) == rest[..<dash]
-    else { return nil }
-    rest = rest[rest.index(after: dash)...]
-    guard rest.count > 16, let time = BackupName.parseStamp(String(rest.prefix(16))) else { return nil }
-    let ending = String(rest.dropFirst(16))
-    guard let compression = Compression.allCases.first(where: { $0.fileExtension == ending }) else { return nil }
-    self.init(app: app, environment: environment, version: version, time: time, compression: compression)
+    if let name = BackupName.timeFirst(fileName, app: app, environment: environment) {
+      self = name
+    } else if let name = BackupName.versionFirst(fileName, app: app, environment: environment) {
+      self = name
+    } else {
+      return nil
+    }
   }
 
+  /// Older first; the same second is ordered by version.
   public static func < (a: BackupName, b: BackupName) -> Bool {
     (a.time, a.version) < (b.time, b.version)
+  }
+
+  private static let stampLength = 16  // 20261120T023000Z
+
+  private static func timeFirst(_ fileName: String, app: String, environment: String) -> BackupName? {
+    guard let time = parseStamp(String(fileName.prefix(stampLength))) else { return nil }
+    let rest = fileName.dropFirst(stampLength)
+    let prefix = "-\(app)-\(environment)-v"
+    guard rest.hasPrefix(prefix), let (version, ending) = leadingVersion(rest.dropFirst(prefix.count)),
+      let compression = Compression.allCases.first(where: { $0.fileExtension == ending })
+    else { return nil }
+    return BackupName(
+      app: app, environment: environment, version: version, time: time, compression: compression, layout: .timeFirst)
+  }
+
+  private static func versionFirst(_ fileName: String, app: String, environment: String) -> BackupName? {
+    let prefix = "\(app)-\(environment)-v"
+    guard fileName.hasPrefix(prefix), let (version, rest) = leadingVersion(fileName.dropFirst(prefix.count)),
+      rest.hasPrefix("-")
+    else { return nil }
+    let stamped = rest.dropFirst()
+    guard let time = parseStamp(String(stamped.prefix(stampLength))),
+      let compression = Compression.allCases.first(where: {
+        $0.fileExtension == stamped.dropFirst(stampLength)
+      })
+    else { return nil }
+    return BackupName(
+      app: app, environment: environment, version: version, time: time, compression: compression,
+      layout: .versionFirst)
+  }
+
+  /// A version number at the start of `text` (no sign, no leading zero) and what follows it.
+  private static func leadingVersion(_ text: Substring) -> (Int, Substring)? {
+    let digits = text.prefix { $0.isASCII && $0.isNumber }
+    guard !digits.hasPrefix("0"), let version = Int(digits), version > 0 else { return nil }
+    return (version, text.dropFirst(digits.count))
   }
 
   static func stamp(_ time: Int64) -> String {
@@ -49,7 +104,7 @@ public struct BackupName: Sendable, Equatable, Comparable {
 
   static func parseStamp(_ text: String) -> Int64? {
     let bytes = Array(text.utf8)
-    guard bytes.count == 16, bytes[8] == UInt8(ascii: "T"), bytes[15] == UInt8(ascii: "Z"),
+    guard bytes.count == stampLength, bytes[8] == UInt8(ascii: "T"), bytes[15] == UInt8(ascii: "Z"),
       bytes[0..<8].allSatisfy({ (0x30...0x39).contains($0) }),
       bytes[9..<15].allSatisfy({ (0x30...0x39).contains($0) })
     else { return nil }

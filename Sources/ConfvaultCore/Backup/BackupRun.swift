@@ -11,6 +11,9 @@ public struct BackupRun: Sendable {
     /// Environments to back up; empty means every environment with a head.
     public var environments: [String] = []
     public var compression: Compression = .zstd
+    /// What a backup may hold when it is read back, as for any archive read from outside: a version
+    /// the limits refuse fails its backup with that refusal, not with a file nobody can import.
+    public var limits = ArchiveLimits.default
     public var retention = RetentionPolicy()
     /// Write even when the newest backup holds the same version and tree.
     public var always = false
@@ -40,9 +43,15 @@ public struct BackupRun: Sendable {
     public var message: String?
     /// The failure's kind, for the exit code.
     public var failureKind: FailureKind?
+    /// What to do about the failure (raise a limit the read-back hit), for the front end to say.
+    public var hint: Hint?
     public var deleted: [String] = []
     /// For a dry run, what would be written.
     public var wouldWrite: String?
+
+    private enum CodingKeys: String, CodingKey {
+      case app, environment, status, version, file, bytes, sha256, seconds, message, failureKind, deleted, wouldWrite
+    }
   }
 
   public static let lockName = ".confvault-backup.lock"
@@ -132,7 +141,7 @@ public struct BackupRun: Sendable {
       // The backup this run has read back good (or, in a dry run, would write): retention keeps it
       // without reading it again.
       var knownGood: BackupName?
-      let newest = backups(in: folder, app: app, environment: environment).max()
+      let newest = BackupFolder(options.folder).names(app: app, environment: environment).max()
       if !options.always, let newest, newest.version == head,
         (try? verify(folder + "/" + newest.fileName)) == version.treeDigest
       {
@@ -146,8 +155,10 @@ public struct BackupRun: Sendable {
           compression: options.compression)
         let path = folder + "/" + name.fileName
         knownGood = name
-        if FileManager.default.fileExists(atPath: path), (try? verify(path)) == version.treeDigest {
-          // --always twice in one second: that second's backup of this version is there already.
+        if FileManager.default.fileExists(atPath: path) {
+          // --always twice in one second, or a newest backup that did not check out above: that
+          // second's name is taken, and what is there decides (a backup never replaces a file).
+          try readBack(path, as: version, writtenNow: false)
           outcome.status = .unchanged
           outcome.file = path
           outcome.message = "written in this second already"
@@ -158,11 +169,7 @@ public struct BackupRun: Sendable {
           let written = try await service.writeBackup(
             version, environment: environment, compression: options.compression,
             to: .file(path, replaceExisting: false), logger: logger)
-          // A backup counts only once it has been read back in full and matches the store.
-          guard (try? verify(path)) == version.treeDigest else {
-            unlink(path)
-            throw OperationError(.ioError, "`\(path)` did not read back as version \(head); it was removed")
-          }
+          try readBack(path, as: version, writtenNow: true)
           outcome.status = .written
           outcome.file = path
           outcome.bytes = written.bytes
@@ -174,20 +181,43 @@ public struct BackupRun: Sendable {
       outcome.status = .failed
       outcome.message = "\(error)"
       outcome.failureKind = (error as? any ConfvaultError)?.kind ?? .operationFailed
+      outcome.hint = (error as? any ConfvaultError)?.hint
     }
     // Set here, not in a `defer`: a `defer` would run after the value returned was copied.
     outcome.seconds = Date().timeIntervalSince(started)
     return outcome
   }
 
-  /// The tree digest of a backup file, read in full.
+  /// The tree digest of a backup file, read in full within the run's limits.
   private func verify(_ path: String) throws -> TreeDigest {
-    try ArchiveReader().read(from: .file(path)).treeDigest
+    try ArchiveReader(limits: options.limits).read(from: .file(path)).treeDigest
   }
 
-  private func backups(in folder: String, app: String, environment: String) -> [BackupName] {
-    guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return [] }
-    return names.compactMap { BackupName(fileName: $0, app: app, environment: environment) }
+  /// Reads a backup of `version` back in full; a backup counts only once it has and matches the store.
+  ///
+  /// - Parameter writtenNow: the file was written by this run, and is removed when it fails.
+  /// - Throws: the reader's refusal with its kind (a limit the version exceeds is bad input, exit 65,
+  ///   not a disk error), a read error with its kind, and a digest that differs from the store's as
+  ///   an I/O error.
+  private func readBack(_ path: String, as version: Version, writtenNow: Bool) throws {
+    let fate = writtenNow ? "; it was removed" : "; it was left in place"
+    let digest: TreeDigest
+    do {
+      digest = try verify(path)
+    } catch {
+      if writtenNow { unlink(path) }
+      throw OperationError(
+        (error as? any ConfvaultError)?.kind ?? .ioError,
+        "`\(path)` (version \(version.number)) did not read back\(fate): \(error)",
+        hint: (error as? any ConfvaultError)?.hint, cause: error)
+    }
+    guard digest == version.treeDigest else {
+      if writtenNow { unlink(path) }
+      throw OperationError(
+        .ioError,
+        "`\(path)` did not read back as version \(version.number) (tree digest \(digest), the store has \(version.treeDigest))\(fate)"
+      )
+    }
   }
 
   /// Deletes what the policy does not keep, never the newest backup that reads back good.
@@ -197,7 +227,7 @@ public struct BackupRun: Sendable {
     -> [String]
   {
     guard !options.retention.isEmpty else { return [] }
-    var all = backups(in: folder, app: app, environment: environment)
+    var all = BackupFolder(options.folder).names(app: app, environment: environment)
     if let knownGood, !all.contains(knownGood) { all.append(knownGood) }  // a dry run's planned file
     var keep = options.retention.kept(all)
     // The backup this run read back good is kept whatever the names of older files say about time

@@ -131,6 +131,7 @@ public enum AuditAction: String, Sendable, Codable, CaseIterable {
   case `init`
   case environmentCreate = "env-create"
   case environmentDelete = "env-delete"
+  case environmentSetProduction = "env-set-production"
   case push, `import`, restore, sync, export, backup
 
   /// The action of adding a version of `origin`.

@@ -103,6 +103,8 @@ public struct StoreChange: Sendable {
   public enum Operation: Sendable {
     case createApp(name: String, environments: [String], production: String?)
     case createEnvironment(app: String, name: String, production: Bool)
+    /// Makes `name` the app's production environment; the one that was production no longer is.
+    case setProduction(app: String, name: String)
     /// Deletes an environment whose head is `expectedHead`; its versions stay in the history.
     case deleteEnvironment(app: String, name: String, expectedHead: Int?)
     /// Adds a version with the next number and makes it its environment's head, if that head is still
@@ -137,8 +139,8 @@ public struct StoreChange: Sendable {
   public var app: String {
     switch operation {
     case .createApp(let name, _, _): return name
-    case .createEnvironment(let app, _, _), .deleteEnvironment(let app, _, _), .sync(let app, _, _, _),
-      .note(let app, _, _, _):
+    case .createEnvironment(let app, _, _), .setProduction(let app, _), .deleteEnvironment(let app, _, _),
+      .sync(let app, _, _, _), .note(let app, _, _, _):
       return app
     case .addVersion(let draft, _): return draft.app
     }

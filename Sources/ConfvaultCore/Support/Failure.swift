@@ -1,7 +1,7 @@
 /// What kind of failure an error is, so that each front end can map it to one exit code or status.
 ///
 /// The library never exits and never names a flag or a route; it says what happened. The mapping to
-/// the sysexits codes of PRODUCT.md lives in one place in the executable (and to HTTP statuses in one
+/// the sysexits codes of docs/exit-codes.md lives in one place in the executable (and to HTTP statuses in one
 /// place in a server).
 public enum FailureKind: String, Sendable, Equatable, Codable {
   /// The operation could not be done (a rule of the product forbids it).
@@ -51,6 +51,15 @@ public enum Hint: Sendable, Equatable {
   case runCheck
   /// The store was written by a newer confvault.
   case upgrade
+  /// Past a limit on what a configuration may hold: raise it if that is intended.
+  case raiseLimit(Limit)
+
+  /// A limit on what a configuration may hold (`ArchiveLimits`).
+  public enum Limit: String, Sendable, Equatable {
+    case fileSize = "file-size"
+    case totalSize = "total-size"
+    case files
+  }
 }
 
 /// An error Confvault reports to a person: its description says what happened, to what, and what to do.
@@ -102,6 +111,7 @@ extension Hint {
     case .waitForLock: return "wait-for-lock"
     case .runCheck: return "run-check"
     case .upgrade: return "upgrade"
+    case .raiseLimit(let limit): return "raise-limit:\(limit.rawValue)"
     }
   }
 
@@ -119,6 +129,9 @@ extension Hint {
     case ("wait-for-lock", 1): self = .waitForLock
     case ("run-check", 1): self = .runCheck
     case ("upgrade", 1): self = .upgrade
+    case ("raise-limit", 2):
+      guard let limit = Limit(rawValue: parts[1]) else { return nil }
+      self = .raiseLimit(limit)
     default: return nil
     }
   }

@@ -1,46 +1,126 @@
 import Foundation
-import Yams
 
 /// A change at one key path of a JSON or YAML file: `fields.email.type: "text" -> "email"`.
+///
+/// As JSON: `path`, `kind` (`added`, `removed`, `changed`), `old` and `new` as the JSON values they
+/// are (`old` absent for an added key, `new` for a removed one), and for strings of several lines
+/// `text`, the unified diff of their lines.
 public struct KeyChange: Sendable, Equatable, Codable {
-  public var path: String
-  /// The old value as compact JSON; nil when the key was added.
-  public var old: String?
-  /// The new value as compact JSON; nil when the key was removed.
-  public var new: String?
+  public enum Kind: String, Sendable, Codable {
+    case added, removed, changed
+  }
 
-  public var description: String {
-    switch (old, new) {
-    case (nil, let new?): return "\(path): added \(new)"
-    case (let old?, nil): return "\(path): removed \(old)"
-    default: return "\(path): \(old ?? "") -> \(new ?? "")"
+  public var path: String
+  public var kind: Kind
+  public var old: TreeValue?
+  public var new: TreeValue?
+  /// For a string of several lines: unified diff lines from the old text to the new.
+  public var text: [String]?
+
+  /// The longest value shown whole in `description`; longer ones are cut with a marker.
+  public static let shownValueLength = 200
+
+  public init(path: String, old: TreeValue?, new: TreeValue?) {
+    self.path = path
+    self.kind = old == nil ? .added : new == nil ? .removed : .changed
+    self.old = old
+    self.new = new
+    if old?.isMultilineString == true || new?.isMultilineString == true {
+      text = Self.lines(of: old, new)
     }
+  }
+
+  /// The unified diff of two string values (a missing one is empty), when it can be computed.
+  private static func lines(of old: TreeValue?, _ new: TreeValue?) -> [String]? {
+    func text(_ value: TreeValue?) -> String? {
+      switch value {
+      case nil: return ""
+      case .string(let text)?: return text
+      default: return nil
+      }
+    }
+    guard let before = text(old), let after = text(new) else { return nil }
+    return try? TextDiff.compare(TextLines(before), TextLines(after)).hunks
+  }
+
+  /// One line: values as compact JSON, long ones shortened; a text change only named (its lines
+  /// are in `text`).
+  public var description: String {
+    let path = KeyPath.shown(self.path)
+    func shown(_ value: TreeValue) -> String {
+      if text != nil, case .string(let string) = value {
+        let lines = string.split(separator: "\n", omittingEmptySubsequences: false).count
+        return "text (\(lines) lines)"
+      }
+      return value.json(limit: Self.shownValueLength)
+    }
+    switch (old, new) {
+    case (nil, let new?): return "\(path): added \(shown(new))"
+    case (let old?, nil): return "\(path): removed \(shown(old))"
+    case (let old?, let new?): return "\(path): \(shown(old)) -> \(shown(new))"
+    case (nil, nil): return path
+    }
+  }
+
+  enum CodingKeys: String, CodingKey { case path, kind, old, new, text }
+
+  public init(from decoder: any Decoder) throws {
+    let container = try decoder.container(keyedBy: CodingKeys.self)
+    path = try container.decode(String.self, forKey: .path)
+    kind = try container.decode(Kind.self, forKey: .kind)
+    // A present `null` is the value null; an absent key is no value.
+    old = container.contains(.old) ? try container.decode(TreeValue.self, forKey: .old) : nil
+    new = container.contains(.new) ? try container.decode(TreeValue.self, forKey: .new) : nil
+    text = try container.decodeIfPresent([String].self, forKey: .text)
+  }
+
+  public func encode(to encoder: any Encoder) throws {
+    var container = encoder.container(keyedBy: CodingKeys.self)
+    try container.encode(path, forKey: .path)
+    try container.encode(kind, forKey: .kind)
+    try container.encodeIfPresent(old, forKey: .old)
+    try container.encodeIfPresent(new, forKey: .new)
+    try container.encodeIfPresent(text, forKey: .text)
   }
 }
 
-/// What changed in one file, in the most readable form its content allows.
+/// What changed in one file, in the most readable form its content allows (docs/diff.md).
 ///
-/// As JSON: the change's `path`, `kind`, `old` and `new`, and one of `keys` (key-path changes),
-/// `text` (unified diff lines) or `sizes` (`{"old": …, "new": …}`).
+/// As JSON: the change's `path`, `kind`, `old` and `new`, `notes`, and one of `keys` (key-path
+/// changes), `text` (unified diff lines), `sizes` (`{"old": …, "new": …}`: binary, or added or removed
+/// whole) or `tooLarge` (the same sizes: a change too large to show).
 public struct FileDiff: Sendable, Codable {
   public enum Detail: Sendable {
     /// JSON or YAML: the changed key paths.
     case keys([KeyChange])
-    /// Other text: unified diff lines (`@@`, ` `, `-`, `+`).
+    /// Other text, or JSON and YAML whose values are equal but whose text is not: unified diff lines
+    /// (`@@`, ` `, `-`, `+`).
     case text([String])
-    /// Binary, too large, or added/removed whole: sizes only.
+    /// Binary, or added or removed whole: sizes only.
     case sizes(old: Int64?, new: Int64?)
+    /// Text too large to diff within the bounds a diff keeps to: sizes only.
+    case tooLarge(old: Int64?, new: Int64?)
   }
 
   public var change: FileChange
   public var detail: Detail
+  /// What the detail cannot say: duplicate keys, a file read as text because it does not parse,
+  /// changed line endings or encoding.
+  public var notes: [String]
 
-  public init(change: FileChange, detail: Detail) {
+  public init(change: FileChange, detail: Detail, notes: [String] = []) {
     self.change = change
     self.detail = detail
+    self.notes = notes
   }
 
-  enum CodingKeys: String, CodingKey { case keys, text, sizes }
+  /// Whether the file's executable bit changed along with its content.
+  public var modeChanged: Bool {
+    guard let old = change.old, let new = change.new else { return false }
+    return old.mode != new.mode
+  }
+
+  enum CodingKeys: String, CodingKey { case keys, text, sizes, tooLarge, notes }
 
   private struct Sizes: Codable {
     @ExplicitNull var old: Int64?
@@ -50,10 +130,13 @@ public struct FileDiff: Sendable, Codable {
   public init(from decoder: any Decoder) throws {
     change = try FileChange(from: decoder)
     let container = try decoder.container(keyedBy: CodingKeys.self)
+    notes = try container.decodeIfPresent([String].self, forKey: .notes) ?? []
     if let keys = try container.decodeIfPresent([KeyChange].self, forKey: .keys) {
       detail = .keys(keys)
     } else if let lines = try container.decodeIfPresent([String].self, forKey: .text) {
       detail = .text(lines)
+    } else if let sizes = try container.decodeIfPresent(Sizes.self, forKey: .tooLarge) {
+      detail = .tooLarge(old: sizes.old, new: sizes.new)
     } else {
       let sizes = try container.decodeIfPresent(Sizes.self, forKey: .sizes)
       detail = .sizes(old: sizes?.old, new: sizes?.new)
@@ -63,67 +146,126 @@ public struct FileDiff: Sendable, Codable {
   public func encode(to encoder: any Encoder) throws {
     try change.encode(to: encoder)
     var container = encoder.container(keyedBy: CodingKeys.self)
+    try container.encode(notes, forKey: .notes)
     switch detail {
     case .keys(let keys): try container.encode(keys, forKey: .keys)
     case .text(let lines): try container.encode(lines, forKey: .text)
     case .sizes(let old, let new): try container.encode(Sizes(old: old, new: new), forKey: .sizes)
+    case .tooLarge(let old, let new): try container.encode(Sizes(old: old, new: new), forKey: .tooLarge)
     }
   }
 }
 
-/// Computes file diffs from stored content.
+/// Computes file diffs from stored content, by one rule (docs/diff.md): a `.json`, `.yaml` or `.yml`
+/// file whose two versions both parse is compared key by key, and by its text when no value changed;
+/// any other file is compared as text when both versions are text (UTF-8 or Latin-1, no NUL byte),
+/// and by size otherwise.
 public enum ContentDiff {
-  /// Files larger than this are compared by size only.
+  /// Files larger than this are not read as JSON or YAML.
   public static let largestCompared: Int64 = 4 << 20
+  /// Files larger than this are not diffed at all.
+  public static let largestText: Int64 = 32 << 20
 
-  public static func describe(_ change: FileChange, store: any VersionStore) async throws -> FileDiff {
-    guard change.kind == .modified, let old = change.old, let new = change.new,
-      old.size <= largestCompared, new.size <= largestCompared
-    else {
+  /// What changed inside the file `change` names.
+  ///
+  /// - Parameter asText: compare as text even when the file could be compared key by key.
+  public static func describe(_ change: FileChange, store: any VersionStore, asText: Bool = false) async throws
+    -> FileDiff
+  {
+    guard change.kind == .modified, let old = change.old, let new = change.new else {
       return FileDiff(change: change, detail: .sizes(old: change.old?.size, new: change.new?.size))
+    }
+    guard old.size <= largestText, new.size <= largestText else {
+      return FileDiff(change: change, detail: .tooLarge(old: old.size, new: new.size))
     }
     let before = try await content(old, store)
     let after = try await content(new, store)
-    return FileDiff(change: change, detail: compare(path: change.path, before, after))
+    return diff(change, before, after, asText: asText)
+  }
+
+  /// The diff of `change`, whose content went from `before` to `after`.
+  public static func diff(_ change: FileChange, _ before: Data, _ after: Data, asText: Bool = false) -> FileDiff {
+    var notes: [String] = []
+    let detail = compare(path: change.path, before, after, asText: asText, notes: &notes)
+    return FileDiff(change: change, detail: detail, notes: notes)
   }
 
   /// The detail of a change from `before` to `after`, judged by the file's name and content.
   public static func compare(path: String, _ before: Data, _ after: Data) -> FileDiff.Detail {
-    let lower = path.lowercased()
-    // Decoders and the key-path walk recurse once per level: a file nested deeper than any
-    // configuration is compared as text instead of overflowing the stack.
-    let shallow = nestingDepth(before) <= maxNesting && nestingDepth(after) <= maxNesting
-    if shallow, lower.hasSuffix(".json"), let old = try? JSONDecoder().decode(TreeValue.self, from: before),
-      let new = try? JSONDecoder().decode(TreeValue.self, from: after)
-    {
-      return .keys(keyChanges(old, new))
-    }
-    if shallow, lower.hasSuffix(".yaml") || lower.hasSuffix(".yml"),
-      let oldText = String(data: before, encoding: .utf8), let newText = String(data: after, encoding: .utf8),
-      !hasAlias(oldText), !hasAlias(newText),
-      let old = try? YAMLDecoder().decode(TreeValue.self, from: oldText),
-      let new = try? YAMLDecoder().decode(TreeValue.self, from: newText)
-    {
-      return .keys(keyChanges(old, new))
-    }
-    guard !before.contains(0), !after.contains(0), let oldText = String(data: before, encoding: .utf8),
-      let newText = String(data: after, encoding: .utf8)
-    else {
-      return .sizes(old: Int64(before.count), new: Int64(after.count))
-    }
-    // The line diff takes time in proportion to lines × differences: beyond a bound, sizes only.
-    let lines = oldText.utf8.count(where: { $0 == 0x0A }) + newText.utf8.count(where: { $0 == 0x0A })
-    guard lines <= maxTextLines else { return .sizes(old: Int64(before.count), new: Int64(after.count)) }
-    return .text(unifiedDiff(oldText, newText))
+    var notes: [String] = []
+    return compare(path: path, before, after, asText: false, notes: &notes)
   }
 
-  /// The deepest nesting a JSON or YAML file is compared at by keys.
-  static let maxNesting = 200
-  /// The most lines (both sides together) a text diff is computed for.
-  static let maxTextLines = 10_000
+  static func compare(path: String, _ before: Data, _ after: Data, asText: Bool, notes: inout [String])
+    -> FileDiff.Detail
+  {
+    let sizes = (old: Int64(before.count), new: Int64(after.count))
+    if !asText, let format = Format(path: path), sizes.old <= largestCompared, sizes.new <= largestCompared {
+      switch (format.read(before), format.read(after)) {
+      case (.success(let old), .success(let new)):
+        notes += old.duplicateKeys.map { "old version: duplicate key \($0); the last one counts" }
+        notes += new.duplicateKeys.map { "new version: duplicate key \($0); the last one counts" }
+        let keys = TreeDiff.changes(old.root, new.root)
+        if !keys.isEmpty { return .keys(keys) }
+        notes.append("no value changed: only comments, formatting or order")
+      case (let old, let new):
+        let reasons = [("old", old), ("new", new)].compactMap { side, result -> String? in
+          guard case .failure(let reason) = result else { return nil }
+          switch reason {
+          case .invalid: return "the \(side) version is not valid \(format.name)"
+          case .tooLarge:
+            return "the \(side) version nests too deep or expands too far (aliases) to read as \(format.name)"
+          }
+        }
+        notes.append(reasons.joined(separator: "; ") + "; compared as text")
+      }
+    }
+    guard let oldText = TextLines(before), let newText = TextLines(after) else {
+      return .sizes(old: sizes.old, new: sizes.new)
+    }
+    guard sizes.old <= largestText, sizes.new <= largestText,
+      let result = try? TextDiff.compare(oldText, newText)
+    else {
+      return .tooLarge(old: sizes.old, new: sizes.new)
+    }
+    notes += result.notes
+    return .text(result.hunks)
+  }
 
-  /// An upper bound of a JSON or YAML text's nesting: brackets open at once, or leading spaces over
-  /// two (block YAML nests by indentation), whichever is larger.
+  /// The formats compared key by key, chosen by the file's name.
+  enum Format {
+    case json, yaml
+
+    init?(path: String) {
+      let lower = path.lowercased()
+      if lower.hasSuffix(".json") {
+        self = .json
+      } else if lower.hasSuffix(".yaml") || lower.hasSuffix(".yml") {
+        self = .yaml
+      } else {
+        return nil
+      }
+    }
+
+    var name: String { self == .json ? "JSON" : "YAML" }
+
+    func read(_ data: Data) -> Result<TreeDocument, TreeReader.Unreadable> {
+      Result {
+        switch self {
+        case .json: return try TreeReader.json(data)
+        case .yaml:
+          // The YAML parser recurses once per level: a file nested deeper than any configuration is
+          // compared as text instead of overflowing the stack.
+          guard nestingDepth(data) <= TreeReader.maxDepth else { throw TreeReader.Unreadable.tooLarge }
+          guard let text = String(validating: data, as: UTF8.self) else { throw TreeReader.Unreadable.invalid }
+          return try TreeReader.yaml(text, budget: 4 * data.count + 1_000)
+        }
+      }.mapError { $0 as? TreeReader.Unreadable ?? .invalid }
+    }
+  }
+
+  /// An upper bound of a YAML text's nesting: brackets open at once, or leading spaces over two
+  /// (block YAML nests by indentation), whichever is larger.
   static func nestingDepth(_ data: Data) -> Int {
     var depth = 0
     var deepest = 0
@@ -152,147 +294,9 @@ public enum ContentDiff {
     return deepest
   }
 
-  /// Whether YAML text uses an alias (`*name`). Expanding aliases can grow a few hundred bytes into
-  /// billions of nodes, so such files are compared as text.
-  static func hasAlias(_ text: String) -> Bool {
-    text.range(of: #"(^|[\s\[\{,:-])\*[^\s,\]\}]"#, options: .regularExpression) != nil
-  }
-
   private static func content(_ file: ManifestFile, _ store: any VersionStore) async throws -> Data {
     var data = Data()
     try await store.readBlob(file.sha256) { data.append(contentsOf: $0) }
     return data
-  }
-
-  // MARK: Key paths
-
-  static func keyChanges(_ old: TreeValue, _ new: TreeValue, path: String = "") -> [KeyChange] {
-    switch (old, new) {
-    case (.object(let a), .object(let b)):
-      var changes: [KeyChange] = []
-      for key in Set(a.keys).union(b.keys).sorted() {
-        let child = path.isEmpty ? key : path + "." + key
-        switch (a[key], b[key]) {
-        case (let x?, let y?): changes += keyChanges(x, y, path: child)
-        case (let x?, nil): changes.append(KeyChange(path: child, old: x.json, new: nil))
-        case (nil, let y?): changes.append(KeyChange(path: child, old: nil, new: y.json))
-        default: break
-        }
-      }
-      return changes
-    case (.array(let a), .array(let b)) where a.count == b.count:
-      return zip(a, b).enumerated().flatMap { index, pair in keyChanges(pair.0, pair.1, path: path + "[\(index)]") }
-    default:
-      return old == new ? [] : [KeyChange(path: path.isEmpty ? "(whole document)" : path, old: old.json, new: new.json)]
-    }
-  }
-
-  // MARK: Unified text diff
-
-  /// A unified diff of two texts with three lines of context.
-  static func unifiedDiff(_ old: String, _ new: String, context: Int = 3) -> [String] {
-    // A final newline ends the last line; it does not start an empty one.
-    func lines(_ text: String) -> [String] {
-      var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-      if text.hasSuffix("\n") { lines.removeLast() }
-      return lines
-    }
-    let a = lines(old)
-    let b = lines(new)
-    let difference = b.difference(from: a)
-    var removed = Set<Int>()
-    var inserted = Set<Int>()
-    for change in difference {
-      switch change {
-      case .remove(let offset, _, _): removed.insert(offset)
-      case .insert(let offset, _, _): inserted.insert(offset)
-      }
-    }
-    // Align both sides: (old index, new index, mark) for every line.
-    var script: [(Int, Int, Character)] = []
-    var i = 0
-    var j = 0
-    while i < a.count || j < b.count {
-      if i < a.count && removed.contains(i) {
-        script.append((i, j, "-"))
-        i += 1
-      } else if j < b.count && inserted.contains(j) {
-        script.append((i, j, "+"))
-        j += 1
-      } else {
-        script.append((i, j, " "))
-        i += 1
-        j += 1
-      }
-    }
-    var lines: [String] = []
-    var index = 0
-    while index < script.count {
-      guard script[index].2 != " " else {
-        index += 1
-        continue
-      }
-      let start = max(0, index - context)
-      var end = index
-      var lastChange = index
-      while end < script.count && (script[end].2 != " " || end - lastChange <= context * 2) {
-        if script[end].2 != " " { lastChange = end }
-        end += 1
-      }
-      end = min(script.count, lastChange + context + 1)
-      let hunk = script[start..<end]
-      let oldCount = hunk.filter { $0.2 != "+" }.count
-      let newCount = hunk.filter { $0.2 != "-" }.count
-      lines.append("@@ -\(hunk.first!.0 + 1),\(oldCount) +\(hunk.first!.1 + 1),\(newCount) @@")
-      for (oldIndex, newIndex, mark) in hunk {
-        lines.append(String(mark) + (mark == "+" ? b[newIndex] : a[oldIndex]))
-      }
-      index = end
-    }
-    return lines
-  }
-}
-
-/// A JSON or YAML document as a tree of values, for comparing key by key.
-enum TreeValue: Equatable, Decodable {
-  case null, bool(Bool), integer(Int64), number(Double), string(String)
-  case array([TreeValue]), object([String: TreeValue])
-
-  init(from decoder: any Decoder) throws {
-    let container = try decoder.singleValueContainer()
-    if container.decodeNil() {
-      self = .null
-    } else if let value = try? container.decode(Bool.self) {
-      self = .bool(value)
-    } else if let value = try? container.decode(Int64.self) {
-      self = .integer(value)
-    } else if let value = try? container.decode(Double.self) {
-      self = .number(value)
-    } else if let value = try? container.decode(String.self) {
-      self = .string(value)
-    } else if let value = try? container.decode([TreeValue].self) {
-      self = .array(value)
-    } else {
-      self = .object(try container.decode([String: TreeValue].self))
-    }
-  }
-
-  /// Compact JSON, as values are shown in diffs.
-  var json: String {
-    switch self {
-    case .null: return "null"
-    case .bool(let value): return value ? "true" : "false"
-    case .integer(let value): return String(value)
-    case .number(let value): return String(value)
-    case .string(let value):
-      let encoder = JSONEncoder()
-      encoder.outputFormatting = .withoutEscapingSlashes
-      let data = try? encoder.encode(value)
-      return data.map { String(decoding: $0, as: UTF8.self) } ?? "\"\(value)\""
-    case .array(let values): return "[" + values.map(\.json).joined(separator: ",") + "]"
-    case .object(let values):
-      return "{"
-        + values.keys.sorted().map { "\(TreeValue.string($0).json):\(values[$0]!.json)" }.joined(separator: ",") + "}"
-    }
   }
 }

@@ -77,11 +77,26 @@ extension Vault {
   }
 
   /// Writes the head of `environment` into a new folder, atomically.
-  public func checkout(app: String, environment: String, to folder: String, logger: Logger) async throws -> Version {
+  ///
+  /// - Parameter storeName: how the front end names this store: the folder then gets a checkout
+  ///   record (`.confvault/checkout.json`) saying where it came from, written with the files, so a
+  ///   later push or status can tell when the head has moved past it. Nil writes no record.
+  public func checkout(
+    app: String, environment: String, to folder: String, storeName: String? = nil, logger: Logger
+  ) async throws -> Version {
     let version = try await resolve(app: app, environment: environment, number: nil, logger: logger)
     let target = try AtomicFolder(path: folder)
     let sink = FolderWritingSink(root: target.stagingPath)
-    for file in try await store.files(app: app, number: version.number) {
+    let files = try await store.files(app: app, number: version.number)
+    if let storeName {
+      if files.contains(where: { $0.path == CheckoutRecord.folderName || $0.path == CheckoutRecord.relativePath }) {
+        logger.warning(
+          "v\(version.number) holds `\(CheckoutRecord.relativePath)` itself; \(folder) gets no checkout record")
+      } else {
+        try CheckoutRecord(version, environment: environment, store: storeName).create(in: target.stagingPath)
+      }
+    }
+    for file in files {
       try sink.beginFile(path: file.path, mode: file.mode)
       var hasher = SHA256Stream()
       try await store.readBlob(file.sha256) { chunk in

@@ -4,43 +4,106 @@ import Logging
 extension Vault {
   // MARK: Push
 
+  /// What `push` did, and what it left out of the folder.
+  public struct FolderPush: Sendable {
+    public var change: Change
+    /// What the ignore rules left out (see `FolderScan.ignored`).
+    public var ignored: [String]
+    /// Set when the folder was pushed although the head had moved past its checkout, as asked.
+    public var pushedBehindHead: FolderBehindHead?
+  }
+
   /// Makes a new version of `environment` from a configuration folder.
   ///
-  /// - Parameter expectedHead: the head the caller decided on, if it showed one; nil decides on the head now.
-  /// - Throws: `FolderRefusal` for symlinks and special files; `.conflict` when a file changes while it
-  ///   is stored, or the head is no longer `expectedHead`; `.notFound` for a missing app or environment.
+  /// A folder checked out from this environment (its checkout record names it and `storeName`) is
+  /// refused when the head has moved past the version it was checked out from, unless
+  /// `pushBehindHead`: it would silently undo what changed since. After the push, the record names
+  /// the new head, so the next push from the folder is decided on it.
+  ///
+  /// - Parameters:
+  ///   - applyingIgnoreRules: leave out what the built-in rules and the folder's `.confvaultignore` say;
+  ///     false keeps everything but the checkout record.
+  ///   - storeName: how the front end names this store in checkout records; nil passes the record over.
+  ///   - expectedHead: the head the caller decided on, if it showed one; nil decides on the head now.
+  ///   - approval: asked with the change's preview before anything is stored; when someone saw it,
+  ///     the change is decided on the head it showed.
+  /// - Throws: `FolderRefusal` for symlinks and special files; `FolderBehindHead` (a `.conflict`); a
+  ///   `.conflict` when a file changes while it is stored, or the head is no longer `expectedHead`;
+  ///   `.notFound` for a missing app or environment.
   public func push(
     app: String, environment: String, folder: String, comment: String, author: String, backup: Bool,
-    limits: ArchiveLimits = .default, expectedHead: ExpectedHead? = nil, logger: Logger
-  ) async throws -> Change {
+    limits: ArchiveLimits = .default, applyingIgnoreRules: Bool = true, storeName: String? = nil,
+    pushBehindHead: Bool = false, expectedHead: ExpectedHead? = nil, approval: Approval? = nil, logger: Logger
+  ) async throws -> FolderPush {
     try checkText(comment, author)
     _ = try await store.app(app).environment(environment)
-    let (files, paths) = try await offload {
-      let found = try ConfigurationFolder.scan(folder, limits: limits)
-      let files = try ConfigurationArchive.hash(found)
-      return (files, Dictionary(found.map { ($0.path, $0.absolutePath) }, uniquingKeysWith: { a, _ in a }))
-    }
+    let (files, paths, ignored) = try await scanFolder(
+      folder, limits: limits, applyingIgnoreRules: applyingIgnoreRules)
     let tree = TreeDigest(files: files)
     logger.debug("folder hashed", metadata: ["folder": "\(folder)", "files": "\(files.count)"])
+    let record = storeName.flatMap { name in
+      CheckoutRecord.read(from: folder, logger: logger).flatMap {
+        $0.names(app: app, environment: environment, store: name) ? $0 : nil
+      }
+    }
+    var behind: FolderBehindHead?
+    /// Refuses a folder the head has moved past, unless asked; decided again with the head.
+    func checkBehindHead(_ head: Int?) async throws {
+      guard let record else { return }
+      behind = try await behindHead(folder: folder, record: record, head: head)
+      if let behind, !pushBehindHead { throw behind }
+    }
+    var change: Change
     if let head = try await decisionHead(app: app, environment: environment, tree: tree, expectedHead).unchanged {
-      return .unchanged(head: head)
+      change = .unchanged(head: head)
+    } else {
+      try await checkBehindHead(try await store.app(app).environment(environment).head)
+      var expectedHead = expectedHead
+      if let approval {
+        let preview = try await approvalPreview(
+          app: app, environment: environment, files: files,
+          content: { BlobFile(sha256: $0.sha256, size: $0.size, path: paths[$0.path]!) }, logger: logger)
+        if let expectedHead, expectedHead != preview.expectedHead {
+          _ = try await decisionHead(app: app, environment: environment, tree: tree, expectedHead)
+        }
+        if try await approval(preview) { expectedHead = preview.expectedHead }
+      }
+      // Content first, outside the decision: it is idempotent, and a file changed meanwhile is refused
+      // here once, not decided again.
+      try await storeMissing(files) { BlobFile(sha256: $0.sha256, size: $0.size, path: paths[$0.path]!) }
+      change = try await deciding(expectedHead: expectedHead, logger: logger) {
+        let (headNumber, unchanged) = try await decisionHead(
+          app: app, environment: environment, tree: tree, expectedHead)
+        if let unchanged { return .unchanged(head: unchanged) }
+        try await checkBehindHead(headNumber)
+        let version = try await store.apply(
+          StoreChange(
+            .addVersion(
+              VersionDraft(
+                app: app, environment: environment, comment: comment, origin: .push, backup: backup, files: files),
+              expectedHead: headNumber),
+            author: author, at: clock(), detail: "pushed from \(folder)\(backup ? " as a backup" : "")"))
+        return try await created(version!)
+      }
     }
-    // Content first, outside the decision: it is idempotent, and a file changed meanwhile is refused
-    // here once, not decided again.
-    try await storeMissing(files) { BlobFile(sha256: $0.sha256, size: $0.size, path: paths[$0.path]!) }
-    return try await deciding(expectedHead: expectedHead, logger: logger) {
-      let (headNumber, unchanged) = try await decisionHead(
-        app: app, environment: environment, tree: tree, expectedHead)
-      if let unchanged { return .unchanged(head: unchanged) }
-      let version = try await store.apply(
-        StoreChange(
-          .addVersion(
-            VersionDraft(
-              app: app, environment: environment, comment: comment, origin: .push, backup: backup, files: files),
-            expectedHead: headNumber),
-          author: author, at: clock(), detail: "pushed from \(folder)\(backup ? " as a backup" : "")"))
-      return try await created(version!)
+    if let record {
+      let head: Version
+      switch change {
+      case .created(let version, _), .unchanged(let version): head = version
+      }
+      if head.number != record.version {
+        // The folder now holds the head: the next push from it is decided on the head.
+        do {
+          try CheckoutRecord(head, environment: environment, store: record.store).replace(in: folder)
+        } catch {
+          logger.warning(
+            "the checkout record of `\(folder)` could not be moved on to v\(head.number): \(error); the next push from it may be refused"
+          )
+        }
+      }
     }
+    if case .unchanged = change { behind = nil }
+    return FolderPush(change: change, ignored: ignored, pushedBehindHead: behind)
   }
 
   /// The head to decide on (the caller's, or the environment's now) and whether its tree is `tree` already.
@@ -113,7 +176,7 @@ extension Vault {
   public func importArchive(
     _ source: ArchiveSource, app: String, environment: String, comment: String?, author: String,
     reader: ArchiveReader, allowOtherApp: Bool, dryRun: Bool, expectedHead: ExpectedHead? = nil,
-    logger: Logger
+    approval: Approval? = nil, logger: Logger
   ) async throws -> ImportResult {
     try checkText(comment, author)
     _ = try await store.app(app).environment(environment)
@@ -137,6 +200,16 @@ extension Vault {
     let tree = contents.treeDigest
     if let head = try await decisionHead(app: app, environment: environment, tree: tree, expectedHead).unchanged {
       return ImportResult(contents: contents, outcome: .imported(.unchanged(head: head)))
+    }
+    var expectedHead = expectedHead
+    if let approval {
+      let preview = try await approvalPreview(
+        app: app, environment: environment, files: contents.files, content: { staging.blob($0.sha256) },
+        logger: logger)
+      if let expectedHead, expectedHead != preview.expectedHead {
+        _ = try await decisionHead(app: app, environment: environment, tree: tree, expectedHead)
+      }
+      if try await approval(preview) { expectedHead = preview.expectedHead }
     }
     try await storeMissing(contents.files) { staging.blob($0.sha256) }
     let change = try await deciding(expectedHead: expectedHead, logger: logger) { () async throws -> Change in

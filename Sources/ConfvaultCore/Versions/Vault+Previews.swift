@@ -44,26 +44,50 @@ extension Vault {
   }
 
   /// What pushing `folder` to `environment` would change; nothing is written.
+  ///
+  /// - Parameter applyingIgnoreRules: leave out what the built-in rules and the folder's
+  ///   `.confvaultignore` say, as a push does; false keeps everything but the checkout record.
   public func previewPush(
-    app: String, environment: String, folder: String, limits: ArchiveLimits = .default, logger: Logger
+    app: String, environment: String, folder: String, limits: ArchiveLimits = .default,
+    applyingIgnoreRules: Bool = true, logger: Logger
   ) async throws -> Preview {
+    try await folderStatus(
+      app: app, environment: environment, folder: folder, limits: limits, applyingIgnoreRules: applyingIgnoreRules,
+      storeName: nil, logger: logger
+    ).preview
+  }
+
+  /// What a push of a folder would do, what the ignore rules left out, and what it was checked out from.
+  public struct FolderStatus: Sendable {
+    public var preview: Preview
+    /// What the ignore rules left out (see `FolderScan.ignored`).
+    public var ignored: [String]
+    /// The folder's checkout record, whichever environment or store it names.
+    public var checkout: CheckoutRecord?
+    /// Set when the record names this environment of this store and its head has moved past it.
+    public var behindHead: FolderBehindHead?
+  }
+
+  /// What pushing `folder` to `environment` would change, what it leaves out, and whether the
+  /// environment's head has moved past the version the folder was checked out from; nothing is written.
+  ///
+  /// - Parameter storeName: how the front end names this store in checkout records; nil passes the
+  ///   record over.
+  public func folderStatus(
+    app: String, environment: String, folder: String, limits: ArchiveLimits = .default,
+    applyingIgnoreRules: Bool = true, storeName: String?, logger: Logger
+  ) async throws -> FolderStatus {
     _ = try await store.app(app).environment(environment)
-    let (files, paths) = try await offload {
-      let found = try ConfigurationFolder.scan(folder, limits: limits)
-      return (
-        try ConfigurationArchive.hash(found),
-        Dictionary(found.map { ($0.path, $0.absolutePath) }, uniquingKeysWith: { a, _ in a })
-      )
-    }
+    let scanned = try await scanFolder(folder, limits: limits, applyingIgnoreRules: applyingIgnoreRules)
     let head = try await store.app(app).environment(environment).head
     var old: [ManifestFile] = []
     if let head { old = try await store.files(app: app, number: head) }
-    let changes = FileChange.between(old: old, new: files)
+    let changes = FileChange.between(old: old, new: scanned.files)
     var diffs: [FileDiff] = []
     for change in changes {
       guard change.kind == .modified, let before = change.old, let after = change.new,
         before.size <= ContentDiff.largestCompared, after.size <= ContentDiff.largestCompared,
-        let path = paths[change.path]
+        let path = scanned.paths[change.path]
       else {
         diffs.append(FileDiff(change: change, detail: .sizes(old: change.old?.size, new: change.new?.size)))
         continue
@@ -71,9 +95,43 @@ extension Vault {
       var oldBytes = Data()
       try await store.readBlob(before.sha256) { oldBytes.append(contentsOf: $0) }
       let newBytes = try await offload { try Data(contentsOf: URL(fileURLWithPath: path)) }
-      diffs.append(FileDiff(change: change, detail: ContentDiff.compare(path: change.path, oldBytes, newBytes)))
+      diffs.append(ContentDiff.diff(change, oldBytes, newBytes))
     }
-    return Preview(app: app, environment: environment, head: head, changes: changes, files: diffs)
+    let record = CheckoutRecord.read(from: folder, logger: logger)
+    var behind: FolderBehindHead?
+    if let record, let storeName, record.names(app: app, environment: environment, store: storeName),
+      TreeDigest(files: scanned.files) != TreeDigest(files: old)
+    {
+      behind = try await behindHead(folder: folder, record: record, head: head)
+    }
+    return FolderStatus(
+      preview: Preview(app: app, environment: environment, head: head, changes: changes, files: diffs),
+      ignored: scanned.ignored, checkout: record, behindHead: behind)
+  }
+
+  /// The files of a configuration folder, hashed, with where each is on disk, and what was left out.
+  func scanFolder(
+    _ folder: String, limits: ArchiveLimits, applyingIgnoreRules: Bool
+  ) async throws -> (files: [ManifestFile], paths: [String: String], ignored: [String]) {
+    try await offload {
+      let rules = applyingIgnoreRules ? try IgnoreRules.forFolder(folder) : .none
+      let found = try ConfigurationFolder.scan(folder, limits: limits, ignoring: rules)
+      return (
+        try ConfigurationArchive.hash(found.files),
+        Dictionary(found.files.map { ($0.path, $0.absolutePath) }, uniquingKeysWith: { a, _ in a }),
+        found.ignored
+      )
+    }
+  }
+
+  /// Whether the head of the environment `record` names has moved past the version it records: to
+  /// another version with another tree (a head that moved to the same tree undoes nothing).
+  func behindHead(folder: String, record: CheckoutRecord, head: Int?) async throws -> FolderBehindHead? {
+    guard head != record.version else { return nil }
+    guard let head else { return FolderBehindHead(folder: folder, record: record, head: nil) }
+    let version = try await store.version(app: record.app, number: head)
+    guard version.treeDigest != record.treeDigest else { return nil }
+    return FolderBehindHead(folder: folder, record: record, head: version)
   }
 
   /// Reads and checks a whole archive and says what importing it into `environment` would change;
@@ -113,7 +171,7 @@ extension Vault {
       if let new = captured[change.path], let old = change.old, old.size <= ContentDiff.largestCompared {
         var before = Data()
         try await store.readBlob(old.sha256) { before.append(contentsOf: $0) }
-        files.append(FileDiff(change: change, detail: ContentDiff.compare(path: change.path, before, new)))
+        files.append(ContentDiff.diff(change, before, new))
       } else {
         files.append(FileDiff(change: change, detail: .sizes(old: change.old?.size, new: change.new?.size)))
       }
@@ -141,5 +199,29 @@ private final class CapturingSink: ArchiveFileSink, @unchecked Sendable {
 
   func endFile(_ file: ManifestFile) throws {
     current = nil
+  }
+}
+
+/// A checked-out folder whose environment's head has moved past the version it was checked out from
+/// (a restore, another push): pushing it would undo what changed since.
+public struct FolderBehindHead: ConfvaultError, Sendable {
+  public var folder: String
+  public var record: CheckoutRecord
+  /// The head now; nil when the environment has none.
+  public var head: Version?
+
+  public var kind: FailureKind { .conflict }
+
+  /// What happened, without what was done about it.
+  public var situation: String {
+    let now =
+      head.map { "v\($0.number) (\($0.origin.rawValue) by \($0.author)\($0.comment.isEmpty ? "" : ": " + $0.comment))" }
+      ?? "no version"
+    return
+      "`\(folder)` was checked out from v\(record.version) of \(record.app)/\(record.environment), but the environment's head has moved on to \(now)"
+  }
+
+  public var description: String {
+    "\(situation); pushing the folder would undo what changed since v\(record.version), so nothing was changed"
   }
 }

@@ -151,9 +151,11 @@ public struct Vault: Sendable {
   }
 
   /// What changed inside each file: key paths, text hunks or sizes.
-  public func describe(_ changes: [FileChange], logger: Logger) async throws -> [FileDiff] {
+  ///
+  /// - Parameter asText: text hunks even for JSON and YAML files that could be compared by keys.
+  public func describe(_ changes: [FileChange], asText: Bool = false, logger: Logger) async throws -> [FileDiff] {
     var diffs: [FileDiff] = []
-    for change in changes { diffs.append(try await ContentDiff.describe(change, store: store)) }
+    for change in changes { diffs.append(try await ContentDiff.describe(change, store: store, asText: asText)) }
     return diffs
   }
 
@@ -188,6 +190,21 @@ public struct Vault: Sendable {
       StoreChange(
         .createEnvironment(app: app, name: name, production: production), author: author, at: clock(),
         detail: production ? "production environment created" : "environment created"))
+  }
+
+  /// Makes `name` the app's production environment, in place of the one that was.
+  ///
+  /// - Returns: the environment that was production before, if any.
+  @discardableResult
+  public func setProduction(app: String, name: String, author: String, logger: Logger) async throws -> String? {
+    let info = try await store.app(app)
+    _ = try info.environment(name)
+    let previous = info.production?.name
+    try await store.apply(
+      StoreChange(
+        .setProduction(app: app, name: name), author: author, at: clock(),
+        detail: "made the production environment" + (previous.map { " in place of '\($0)'" } ?? "")))
+    return previous
   }
 
   /// Deletes an environment; its versions stay in the history.

@@ -10,8 +10,10 @@ public protocol VaultService: Sendable {
   func versionsPage(app: String, environment: String?, before: Int?, limit: Int, logger: Logger) async throws
     -> Vault.VersionsPage
   func show(app: String, number: Int, logger: Logger) async throws -> Vault.VersionDetail
-  /// The files that differ between two versions, and (with `details`) what changed inside each.
-  func diff(app: String, _ selection: Vault.DiffSelection, details: Bool, logger: Logger) async throws -> Vault.Diff
+  /// The files that differ between two versions, and (with `details`) what changed inside each: by key
+  /// path where the content allows it, or (with `asText`) always as text hunks.
+  func diff(app: String, _ selection: Vault.DiffSelection, details: Bool, asText: Bool, logger: Logger) async throws
+    -> Vault.Diff
   func audit(app: String?, limit: Int, logger: Logger) async throws -> [AuditEntry]
   /// The version asked for: `number`, or else the head of `environment`.
   func resolve(app: String, environment: String?, number: Int?, logger: Logger) async throws -> Version
@@ -22,7 +24,8 @@ public protocol VaultService: Sendable {
   ) async throws -> ExportedArchive
   func importArchive(
     _ source: ArchiveSource, app: String, environment: String, comment: String?, author: String,
-    reader: ArchiveReader, allowOtherApp: Bool, dryRun: Bool, expectedHead: Vault.ExpectedHead?, logger: Logger
+    reader: ArchiveReader, allowOtherApp: Bool, dryRun: Bool, expectedHead: Vault.ExpectedHead?,
+    approval: Approval?, logger: Logger
   ) async throws -> Vault.ImportResult
   func restore(
     app: String, number: Int, environment: String, comment: String?, author: String,
@@ -66,11 +69,13 @@ public struct ExportedArchive: Sendable {
 }
 
 extension Vault: VaultService {
-  public func diff(app: String, _ selection: DiffSelection, details: Bool, logger: Logger) async throws -> Diff {
+  public func diff(app: String, _ selection: DiffSelection, details: Bool, asText: Bool, logger: Logger) async throws
+    -> Diff
+  {
     let comparison = try await compare(app: app, selection, logger: logger)
     return Diff(
       from: comparison.from, to: comparison.to, changes: comparison.changes,
-      files: details ? try await describe(comparison.changes, logger: logger) : nil)
+      files: details ? try await describe(comparison.changes, asText: asText, logger: logger) : nil)
   }
 
   public func writeBackup(
@@ -86,6 +91,15 @@ extension Vault: VaultService {
       StoreChange(
         .note(app: app, environment: environment, action: .backup, version: version), author: author, at: clock(),
         detail: detail, archiveSHA256: archiveSHA256))
+  }
+}
+
+extension VaultService {
+  /// The files that differ between two versions, and (with `details`) what changed inside each.
+  public func diff(app: String, _ selection: Vault.DiffSelection, details: Bool, logger: Logger) async throws
+    -> Vault.Diff
+  {
+    try await diff(app: app, selection, details: details, asText: false, logger: logger)
   }
 }
 

@@ -1,0 +1,212 @@
+import ConfvaultCore
+import Crypto
+import Foundation
+import PostgresNIO
+
+/// `confvault check`: every blob's hash, every tree entry's target, every version's tree digest,
+/// every head, and the numbering; read in one snapshot, each table streamed, not held whole.
+struct StoreCheck: Sendable {
+  let session: SQLSession
+
+  func run() async throws -> CheckReport {
+    var problems: [String] = []
+    let blobs = try await checkBlobs(&problems)
+    try await checkTrees(&problems)
+    let versions = try await checkVersions(&problems)
+    try await checkHeads(&problems)
+    try await checkAudit(&problems)
+    let unreferenced =
+      try await session.one(
+        """
+        SELECT COUNT(*) FROM blob b
+        WHERE NOT EXISTS (SELECT 1 FROM tree_entry e WHERE e.target = b.sha256 AND NOT e.is_folder)
+        """)?.decode(Int.self) ?? 0
+    return CheckReport(problems: problems, unreferencedBlobs: unreferenced, versions: versions, blobs: blobs)
+  }
+
+  /// A blob being checked while its chunks stream by.
+  private struct BlobUnderCheck {
+    var key: Data
+    var size: Int64
+    var chunkCount: Int
+    var hasher = SHA256()
+    var bytes: Int64 = 0
+    var chunks = 0
+    var damaged = false
+
+    func finish(_ problems: inout [String]) {
+      let name = hexString(key)
+      guard !damaged else { return }
+      if chunks != chunkCount { problems.append("blob \(name): \(chunks) chunks, expected \(chunkCount)") }
+      if bytes != size { problems.append("blob \(name): \(bytes) bytes, expected \(size)") }
+      if Data(hasher.finalize()) != key { problems.append("blob \(name): content does not match its SHA-256") }
+    }
+  }
+
+  private func checkBlobs(_ problems: inout [String]) async throws -> Int {
+    var count = 0
+    var current: BlobUnderCheck?
+    var buffer = Data()
+    var found: [String] = []
+    let meter = ProgressMeter.current
+    meter?.begin("checking stored content")
+    try await session.forEach(
+      """
+      SELECT b.sha256, b.size, b.chunk_count, c.seq, c.zstd, c.data FROM blob b
+      LEFT JOIN blob_chunk c ON c.blob = b.sha256 ORDER BY b.sha256, c.seq
+      """
+    ) { row in
+      let (key, size, chunkCount, seq, compressed, data) = try row.decode((Data, Int64, Int, Int?, Bool?, Data?).self)
+      if current?.key != key {
+        current?.finish(&found)
+        current = BlobUnderCheck(key: key, size: size, chunkCount: chunkCount)
+        count += 1
+        meter?.add(files: 1, bytes: size)
+      }
+      guard let seq, let compressed, let data, current?.damaged == false else { return }
+      guard seq == current?.chunks else {
+        found.append("blob \(hexString(key)): chunk \(current?.chunks ?? 0) is missing")
+        current?.damaged = true
+        return
+      }
+      do {
+        try BlobCodec.decode(data, compressed: compressed, into: &buffer)
+      } catch {
+        found.append("blob \(hexString(key)): \(error)")
+        current?.damaged = true
+        return
+      }
+      current?.hasher.update(data: buffer)
+      current?.bytes += Int64(buffer.count)
+      current?.chunks += 1
+    }
+    current?.finish(&found)
+    problems += found
+    let strays =
+      try await session.one(
+        "SELECT COUNT(*) FROM blob_chunk c WHERE NOT EXISTS (SELECT 1 FROM blob b WHERE b.sha256 = c.blob)")?.decode(
+        Int.self) ?? 0
+    if strays > 0 {
+      problems.append("\(strays) stored chunks belong to no blob (`confvault gc` removes them)")
+    }
+    return count
+  }
+
+  private func checkTrees(_ problems: inout [String]) async throws {
+    let missingBlobs = try await session.rows(
+      """
+      SELECT node, name, target FROM tree_entry e
+      WHERE NOT is_folder AND NOT EXISTS (SELECT 1 FROM blob b WHERE b.sha256 = e.target) LIMIT 20
+      """)
+    for row in missingBlobs {
+      let (node, name, target) = try row.decode((Data, String, Data).self)
+      problems.append(
+        "file `\(name)` (folder \(hexString(node))) refers to a missing blob \(hexString(target))")
+    }
+    let missingFolders =
+      try await session.one(
+        """
+        SELECT COUNT(*) FROM tree_entry e
+        WHERE is_folder AND NOT EXISTS (SELECT 1 FROM tree_node n WHERE n.digest = e.target)
+        """)?.decode(Int.self) ?? 0
+    if missingFolders > 0 { problems.append("\(missingFolders) folder entries refer to missing folders") }
+    var node: Data?
+    var entries: [TreeNode.Entry] = []
+    var found: [String] = []
+    func finish() {
+      if let node, TreeNode(entries: entries).digest != node {
+        found.append("folder \(hexString(node)): its entries do not match its digest")
+      }
+    }
+    try await session.forEach(
+      """
+      SELECT n.digest, e.name, e.is_folder, e.executable, e.size, e.target FROM tree_node n
+      LEFT JOIN tree_entry e ON e.node = n.digest ORDER BY n.digest
+      """
+    ) { row in
+      let (digest, name, isFolder, executable, size, target) = try row.decode(
+        (Data, String?, Bool?, Bool?, Int64?, Data?).self)
+      if digest != node {
+        finish()
+        node = digest
+        entries = []
+      }
+      guard let name, let isFolder, let executable, let size, let target else { return }
+      entries.append(
+        isFolder
+          ? .folder(name: name, node: target)
+          : .file(
+            name: name, mode: executable ? .executable : .regular, size: size, blob: try Queries.digest(target)))
+    }
+    finish()
+    problems += found
+  }
+
+  private func checkVersions(_ problems: inout [String]) async throws -> Int {
+    var count = 0
+    var digestOfRoot: [Data: (TreeDigest, Int, Int64)] = [:]
+    for app in try await session.rows("SELECT id, name, next_version FROM app ORDER BY name") {
+      let (id, name, nextVersion) = try app.decode((Int64, String, Int).self)
+      let rows = try await session.rows(
+        "SELECT \(unescaped: Queries.versionColumns), tree FROM version WHERE app_id = \(id) ORDER BY number")
+      var previous = 0
+      for row in rows {
+        count += 1
+        let number = try row.get("number", as: Int.self)
+        let label = "app '\(name)' version \(number)"
+        let version: Version
+        do {
+          version = try Queries.version(row, app: name)
+        } catch {
+          problems.append("\(label): \(error)")
+          continue
+        }
+        if version.number <= previous { problems.append("\(label): numbering is not increasing") }
+        previous = version.number
+        if let parent = version.parent, parent >= version.number {
+          problems.append("\(label): parent \(parent) is not older")
+        }
+        let root = try row.get("tree", as: Data.self)
+        if digestOfRoot[root] == nil {
+          guard try await session.one("SELECT 1 FROM tree_node WHERE digest = \(root)") != nil else {
+            problems.append("\(label): its tree is missing")
+            continue
+          }
+          let files = try await Queries.flatten(session, root: root)
+          digestOfRoot[root] = (TreeDigest(files: files), files.count, files.reduce(0) { $0 + $1.size })
+        }
+        let (digest, files, size) = digestOfRoot[root]!
+        if digest != version.treeDigest {
+          problems.append("\(label): tree digest \(version.treeDigest) does not match its files (\(digest))")
+        }
+        if files != version.fileCount || size != version.totalSize {
+          problems.append("\(label): file count or size does not match its files")
+        }
+      }
+      if previous >= nextVersion {
+        problems.append("app '\(name)': the next version number \(nextVersion) is already used")
+      }
+    }
+    return count
+  }
+
+  private func checkHeads(_ problems: inout [String]) async throws {
+    let rows = try await session.rows(
+      """
+      SELECT a.name, e.name, h.version FROM head h JOIN environment e ON e.id = h.environment_id
+      JOIN app a ON a.id = e.app_id
+      WHERE NOT EXISTS (SELECT 1 FROM version v WHERE v.app_id = e.app_id AND v.number = h.version)
+      """)
+    for row in rows {
+      let (app, environment, version) = try row.decode((String, String, Int).self)
+      problems.append("app '\(app)' environment '\(environment)': head \(version) does not exist")
+    }
+  }
+
+  private func checkAudit(_ problems: inout [String]) async throws {
+    let known = AuditAction.allCases.map(\.rawValue)
+    let damaged = try await session.rows(
+      "SELECT id FROM audit WHERE NOT (action = ANY(\(known))) ORDER BY id LIMIT 20")
+    for row in damaged { problems.append("audit entry \(try row.decode(Int64.self)): unknown action") }
+  }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+
+@testable import ConfvaultCore
+
+/// `pack` reads each file once for its digest and checks, by its status, that it is unchanged when
+/// it reads it again to write it.
+@Suite struct PackReadingTests {
+  @Test("small files are kept from the hashing read within the budget, large ones not, and hashed as read")
+  func keptBytes() throws {
+    let folder = try ArchiveReaderTests.makeFolder()
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let found = try ConfigurationFolder.scan(folder)
+    let kept = try FolderReading.read(found, keepingUpTo: 4 << 20)
+    #expect(kept.count == found.count)
+    #expect(found.contains { $0.size > FolderReading.largestKeptFile }, "a file too large to keep")
+    for (file, read) in zip(found, kept) {
+      let bytes = try Data(contentsOf: URL(fileURLWithPath: file.absolutePath))
+      #expect(read.keptBytes == (bytes.count <= FolderReading.largestKeptFile ? bytes : nil), "\(file.path)")
+      #expect(read.entry.sha256 == SHA256Hex.of(bytes) && read.entry.size == Int64(bytes.count))
+    }
+    #expect(try FolderReading.read(found, keepingUpTo: 0).allSatisfy { $0.keptBytes == nil })
+  }
+
+  @Test("a file changed after its hashing read is refused when it is read again")
+  func changedAfterReading() throws {
+    let folder = try ArchiveReaderTests.makeFolder()
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let found = try ConfigurationFolder.scan(folder)
+    let read = try FolderReading.read(found, keepingUpTo: 0)
+    let index = try #require(found.firstIndex { $0.path == "settings.yaml" })
+    // Past a clock tick, so the ctime differs; the size stays the same.
+    Thread.sleep(forTimeInterval: 0.05)
+    try Data("level: warn\n".utf8).write(to: URL(fileURLWithPath: found[index].absolutePath))
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+    defer { buffer.deallocate() }
+    #expect {
+      try FolderReading.stream(found[index].absolutePath, as: read[index], buffer: buffer) { _ in }
+    } throws: { error in
+      (error as? OperationError)?.kind == .conflict && "\(error)".contains("settings.yaml")
+    }
+    let other = try #require(found.firstIndex { $0.path == "run.sh" })
+    var streamed = Data()
+    try FolderReading.stream(found[other].absolutePath, as: read[other], buffer: buffer) {
+      streamed.append(contentsOf: $0)
+    }
+    #expect(streamed == Data("#!/bin/sh\n".utf8), "an unchanged file streams as it was hashed")
+  }
+
+  @Test("a file changed moments before it was read is racy: its status may not show the next change")
+  func racy() throws {
+    let folder = try ArchiveReaderTests.makeFolder()
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let found = try ConfigurationFolder.scan(folder)
+    #expect(try FolderReading.read(found, keepingUpTo: 0).allSatisfy(\.isRacy))
+  }
+
+  @Test("a racy file changed within its timestamp stops the pack, as it is hashed again as it is written")
+  func racyChangeStopsPack() throws {
+    let folder = try ArchiveReaderTests.makeFolder()
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let found = try ConfigurationFolder.scan(folder)
+    let read = try FolderReading.read(found, keepingUpTo: 0)
+    let index = try #require(found.firstIndex { $0.path == "settings.yaml" })
+    #expect(read[index].isRacy)
+    let path = found[index].absolutePath
+    try Data("level: warn\n".utf8).write(to: URL(fileURLWithPath: path))
+    // The status as it was hashed, as if the change had come within the same timestamp.
+    var info = stat()
+    #expect(stat(path, &info) == 0)
+    var same = read[index]
+    same.identity = FileIdentity(info)
+    let manifest = Manifest(app: nil, environment: nil, version: nil, files: read.map(\.entry))
+    let writer = try ConfigurationArchiveWriter(
+      manifest: manifest, modificationTime: 0, compression: .none, sink: MemorySink(), destination: "memory",
+      hashingOutput: false)
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+    defer { buffer.deallocate() }
+    for position in 0..<index {
+      try writer.writeVouchedFile { write in
+        try FolderReading.stream(found[position].absolutePath, as: read[position], buffer: buffer, write)
+      }
+    }
+    #expect {
+      try writer.writeFile { write in try FolderReading.stream(path, as: same, buffer: buffer, write) }
+    } throws: { error in
+      (error as? OperationError)?.kind == .conflict && "\(error)".contains("settings.yaml")
+    }
+  }
+}
