@@ -35,10 +35,13 @@ struct ArchiveReadingOptions: ParsableArguments {
   @Flag(help: "Read an ordinary tar of a configuration folder, with no manifest (a single top folder is stripped).")
   var plain = false
 
+  @Flag(help: "Accept an archive of no files (importing one empties the environment).")
+  var allowEmpty = false
+
   @OptionGroup var limitOptions: ArchiveLimitOptions
 
   var reader: ArchiveReader {
-    ArchiveReader(limits: limitOptions.limits, layout: plain ? .plain : .manifest)
+    ArchiveReader(limits: limitOptions.limits, layout: plain ? .plain : .manifest, allowEmpty: allowEmpty)
   }
 }
 

@@ -113,6 +113,7 @@ enum Advice {
     case .waitForLock: return "try again later or pass --wait SECONDS"
     case .runCheck: return "run `confvault check`"
     case .upgrade: return "upgrade confvault"
+    case .allowEmpty: return "use --allow-empty if an empty configuration is intended"
     case .raiseLimit(.fileSize): return "raise the limit with --max-file-size BYTES if that is intended"
     case .raiseLimit(.totalSize): return "raise the limit with --max-total-size BYTES if that is intended"
     case .raiseLimit(.files): return "raise the limit with --max-files N if that is intended"

@@ -24,6 +24,7 @@ struct Push: AsyncParsableCommand {
   var noIgnore = false
   @Flag(help: "Push a checked-out folder even though the environment's head has moved past the version it came from.")
   var force = false
+  @Flag(help: "Push a folder of no files, which empties the environment.") var allowEmpty = false
   @OptionGroup var limitOptions: ArchiveLimitOptions
   @OptionGroup var confirmation: ConfirmationOptions
   @OptionGroup var list: ChangeListOptions
@@ -50,7 +51,7 @@ struct Push: AsyncParsableCommand {
         app: app.app, environment: environment, folder: folder, comment: message, author: storeOptions.who,
         backup: backup, limits: limitOptions.limits, applyingIgnoreRules: !noIgnore,
         storeName: storeOptions.checkoutStoreName,
-        pushBehindHead: force, approval: { try await changeGuard.approve($0, action: "pushing \(folder)") },
+        pushBehindHead: force, allowEmpty: allowEmpty, approval: { try await changeGuard.approve($0, action: "pushing \(folder)") },
         logger: storeOptions.logger)
     }
     let change = pushed.change

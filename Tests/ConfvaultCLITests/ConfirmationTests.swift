@@ -82,9 +82,11 @@ import Testing
     let before = try store.snapshot()
     let empty = store.folder.file("empty")
     try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
-    for folder in [empty, Harness.samples] {
-      let outcome = try store.run(["push", "--app", "inventory", "--env", "development", folder])
-      #expect(outcome.status == 64, "\(folder): \(outcome)")
+    let emptied = try store.run(["push", "--app", "inventory", "--env", "development", empty])
+    #expect(emptied.status == 65 && emptied.stderr.contains("--allow-empty"), "an empty folder is refused: \(emptied)")
+    for arguments in [[empty, "--allow-empty"], [Harness.samples]] {
+      let outcome = try store.run(["push", "--app", "inventory", "--env", "development"] + arguments)
+      #expect(outcome.status == 64, "\(arguments): \(outcome)")
       #expect(outcome.stderr.contains("it removes 30 of the 30 files of inventory/development"), "\(outcome)")
     }
     #expect(try store.snapshot() == before)

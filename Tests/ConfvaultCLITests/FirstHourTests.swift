@@ -95,4 +95,29 @@ import Testing
     let imported = try store.ok(["import", archive, "--app", "inventory", "--env", "development"])
     #expect(imported.contains("unchanged, head is v1"), "the same tree as the head: \(imported)")
   }
+
+  @Test("an empty configuration is refused (65) unless --allow-empty says so: push, import, verify; backups keep it")
+  func emptyNeedsAllowEmpty() throws {
+    let store = try StoreFixture()
+    try store.ok(["push", "--app", "inventory", "--env", "development", Harness.samples + "/development"])
+    try store.ok(["push", "--app", "inventory", "--env", "staging", Harness.samples + "/staging"])
+    let empty = store.folder.file("empty")
+    try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+    try store.ok(["push", "--app", "inventory", "--env", "staging", empty, "--allow-empty", "--yes"])
+    let archive = store.folder.file("empty.tar.gz")
+    try store.ok(["export", "--app", "inventory", "--env", "staging", "-o", archive])
+    let verified = try Harness.confvault(["verify", archive])
+    #expect(verified.status == 65 && verified.stderr.contains("--allow-empty"), "\(verified)")
+    #expect(try Harness.confvault(["verify", archive, "--allow-empty"]).status == 0)
+    let before = try store.snapshot()
+    let imported = try store.run(["import", archive, "--app", "inventory", "--env", "development"])
+    #expect(imported.status == 65 && imported.stderr.contains("archive holds no files"), "\(imported)")
+    #expect(try store.snapshot() == before)
+    let emptied = try store.ok([
+      "import", archive, "--app", "inventory", "--env", "development", "--allow-empty", "--yes",
+    ])
+    #expect(emptied.contains("imported as v4"), "\(emptied)")
+    let backup = try store.run(["backup", "--to", store.folder.file("backups")])
+    #expect(backup.status == 0, "an empty version is backed up and read back: \(backup)")
+  }
 }

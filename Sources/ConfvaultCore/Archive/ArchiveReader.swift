@@ -46,10 +46,14 @@ public struct ArchiveContents: Sendable {
 public struct ArchiveReader: Sendable {
   public var limits: ArchiveLimits
   public var layout: ArchiveLayout
+  /// Whether an archive of no files is accepted: importing one empties an environment, which is
+  /// almost always a mistake, so it must be asked for (a backup's read-back of an empty version does).
+  public var allowEmpty: Bool
 
-  public init(limits: ArchiveLimits = .default, layout: ArchiveLayout = .manifest) {
+  public init(limits: ArchiveLimits = .default, layout: ArchiveLayout = .manifest, allowEmpty: Bool = false) {
     self.limits = limits
     self.layout = layout
+    self.allowEmpty = allowEmpty
   }
 
   /// Reads and checks the whole archive, handing file bytes to `sink` as they stream.
@@ -61,7 +65,13 @@ public struct ArchiveReader: Sendable {
   ) throws -> ArchiveContents {
     let input = try TarInput(ArchiveInputStream(source))
     let session = try ReadSession(input: input, limits: limits, layout: layout, sink: sink)
-    return try session.run()
+    let contents = try session.run()
+    if contents.files.isEmpty && !allowEmpty {
+      throw ArchiveRefusal(
+        entry: nil, rule: .noFiles, detail: "an empty configuration would empty an environment",
+        hint: .allowEmpty)
+    }
+    return contents
   }
 }
 

@@ -110,7 +110,7 @@ public struct BackupFolder: Sendable {
   /// - Throws: what the archive reader refuses, or `OperationError` of kind `.badInput` when the
   ///   manifest names another app, environment or version.
   public static func readBack(_ backup: BackupFile, limits: ArchiveLimits) throws {
-    let contents = try ArchiveReader(limits: limits).read(from: .file(backup.file))
+    let contents = try ArchiveReader(limits: limits, allowEmpty: true).read(from: .file(backup.file))
     let manifest = contents.manifest
     guard manifest?.app == backup.app, manifest?.environment == backup.environment,
       manifest?.version?.number == backup.version

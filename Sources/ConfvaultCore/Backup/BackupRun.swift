@@ -190,7 +190,7 @@ public struct BackupRun: Sendable {
 
   /// The tree digest of a backup file, read in full within the run's limits.
   private func verify(_ path: String) throws -> TreeDigest {
-    try ArchiveReader(limits: options.limits).read(from: .file(path)).treeDigest
+    try ArchiveReader(limits: options.limits, allowEmpty: true).read(from: .file(path)).treeDigest
   }
 
   /// Reads a backup of `version` back in full; a backup counts only once it has and matches the store.

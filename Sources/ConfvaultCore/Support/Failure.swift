@@ -51,6 +51,8 @@ public enum Hint: Sendable, Equatable {
   case runCheck
   /// The store was written by a newer confvault.
   case upgrade
+  /// An empty configuration; accepting one must be said explicitly.
+  case allowEmpty
   /// Past a limit on what a configuration may hold: raise it if that is intended.
   case raiseLimit(Limit)
 
@@ -111,6 +113,7 @@ extension Hint {
     case .waitForLock: return "wait-for-lock"
     case .runCheck: return "run-check"
     case .upgrade: return "upgrade"
+    case .allowEmpty: return "allow-empty"
     case .raiseLimit(let limit): return "raise-limit:\(limit.rawValue)"
     }
   }
@@ -129,6 +132,7 @@ extension Hint {
     case ("wait-for-lock", 1): self = .waitForLock
     case ("run-check", 1): self = .runCheck
     case ("upgrade", 1): self = .upgrade
+    case ("allow-empty", 1): self = .allowEmpty
     case ("raise-limit", 2):
       guard let limit = Limit(rawValue: parts[1]) else { return nil }
       self = .raiseLimit(limit)

@@ -33,12 +33,20 @@ extension Vault {
   public func push(
     app: String, environment: String, folder: String, comment: String, author: String, backup: Bool,
     limits: ArchiveLimits = .default, applyingIgnoreRules: Bool = true, storeName: String? = nil,
-    pushBehindHead: Bool = false, expectedHead: ExpectedHead? = nil, approval: Approval? = nil, logger: Logger
+    pushBehindHead: Bool = false, allowEmpty: Bool = false, expectedHead: ExpectedHead? = nil,
+    approval: Approval? = nil, logger: Logger
   ) async throws -> FolderPush {
     try checkText(comment, author)
     _ = try await store.app(app).environment(environment)
     let (files, paths, ignored) = try await scanFolder(
       folder, limits: limits, applyingIgnoreRules: applyingIgnoreRules)
+    // As an import of an empty archive is refused, so is an empty folder: it would empty the environment.
+    if files.isEmpty && !allowEmpty {
+      throw OperationError(
+        .badInput,
+        "`\(folder)` holds no files\(ignored.isEmpty ? "" : " but ignored ones"): pushing it would empty \(app)/\(environment); nothing was written",
+        hint: .allowEmpty)
+    }
     let tree = TreeDigest(files: files)
     logger.debug("folder hashed", metadata: ["folder": "\(folder)", "files": "\(files.count)"])
     let record = storeName.flatMap { name in
