@@ -51,7 +51,8 @@ struct Push: AsyncParsableCommand {
         app: app.app, environment: environment, folder: folder, comment: message, author: storeOptions.who,
         backup: backup, limits: limitOptions.limits, applyingIgnoreRules: !noIgnore,
         storeName: storeOptions.checkoutStoreName,
-        pushBehindHead: force, allowEmpty: allowEmpty, approval: { try await changeGuard.approve($0, action: "pushing \(folder)") },
+        pushBehindHead: force, allowEmpty: allowEmpty,
+        approval: { try await changeGuard.approve($0, action: "pushing \(folder)") },
         logger: storeOptions.logger)
     }
     let change = pushed.change
