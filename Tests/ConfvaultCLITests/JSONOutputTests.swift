@@ -58,8 +58,12 @@ import Testing
       ("check", ["check"]),
       ("backup", ["backup", "--to", backups]),
       ("backup list", ["backup", "list", "--to", backups]),
+      ("user list", ["user", "list"]),
+      ("token list", ["token", "list"]),
     ]
     #expect(Set(runs.map(\.0)) == Set(documented.keys), "README's table and this test name the same commands")
+    #expect(try store.run(["user", "add", "ana", "--role", "admin"], input: "a-long-password-1\n").status == 0)
+    #expect(try store.run(["token", "create", "--name", "ci", "--role", "viewer"]).status == 0)
     for (command, arguments) in runs {
       let outcome = try store.run(arguments + ["--json"])
       #expect(outcome.status == 0, "\(arguments): \(outcome)")
