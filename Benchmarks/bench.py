@@ -5,15 +5,17 @@ Generates deterministic trees under a work folder (reused between runs), then ti
 `confvault pack` and `confvault verify` against bsdtar doing the same work on the same data,
 and records confvault's peak RSS. The store-* sections measure the version store: push and
 import against `bsdtar -x`, the store's size after many one-file pushes against git and tar
-copies, and `versions` and `diff` on a long history and a large tree. The server section runs
-`confvault serve`: the versions endpoint under wrk, and a download and an upload with curl against
-`confvault export` and `confvault import` on the same store. The goals are reported as MET or
-NOT MET, never asserted: the exit status is 0 unless a command fails.
+copies, and `versions` and `diff` on a long history and a large tree. The diff section times
+`diff` of two versions with many changed values (a large tree, a large YAML file) against git
+diff. The server section runs `confvault serve`: the versions endpoint under wrk, and a download
+and an upload with curl against `confvault export` and `confvault import` on the same store. The
+goals are reported as MET or NOT MET, never asserted: the exit status is 0 unless a command fails.
 
     python3 Benchmarks/bench.py --confvault .build/release/confvault [--quick] [--only tree-20k]
 
-Tools: bsdtar and git, and for the server section curl and wrk (`apt-get install -y curl wrk`;
-without them that section is skipped and its goals are reported as not measured).
+Tools: bsdtar and git (git is also the diff section's reference), and for the server section curl
+and wrk (`apt-get install -y curl wrk`; without them that section is skipped and its goals are
+reported as not measured).
 
 Each section is one entry of SECTIONS; add a section by writing a function that takes the
 Settings and returns its Results (Comparisons with bsdtar, or Figures for the goals).
@@ -32,6 +34,7 @@ import select
 import shutil
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,6 +57,7 @@ GIT_SIZE_GOAL_RATIO = 1.5
 TAR_SIZE_GOAL_FACTOR = 50
 VERSIONS_GOAL_MS = 50
 DIFF_GOAL_MS = 50
+CHANGES_DIFF_GOAL_S = 1
 SERVER_RPS_GOAL = 2_000
 SERVER_P99_GOAL_MS = 50
 DOWNLOAD_GOAL_RATIO = 1.2
@@ -807,6 +811,224 @@ def store_diff(settings: Settings) -> list[Result]:
 
 
 # --------------------------------------------------------------------------------------------
+# Diff of many changes
+
+CHANGED_FILES = 1_000  # files of the 20,000-file tree changed between the two versions
+YAML_BYTES = 10_000_000  # the large YAML file (a tenth with --quick)
+YAML_ITEM_LINES = 10  # lines per element of its list
+DIFF_RUNS = 3  # the fewest timed runs of each command in the diff section
+
+
+def change_values(file: Path) -> None:
+    """Changes two values of a generated JSON or YAML document: its top-level `version` and the
+    first field's `label` (inside the `fields` list, so the key path goes through an element)."""
+    text, bumped = re.subn(r'^(\s*"?version"?: )(\d+)',
+                           lambda match: f"{match[1]}{int(match[2]) + 1}",
+                           file.read_text(), count=1, flags=re.M)
+    text, relabelled = re.subn(r'^(\s*"?label"?: )"([^"]*)"',
+                               lambda match: f'{match[1]}"{match[2]} changed"',
+                               text, count=1, flags=re.M)
+    if bumped != 1 or relabelled != 1:
+        raise Unexpected(f"{file} has no version or no label to change")
+    file.write_text(text)
+
+
+def spread_documents(tree: Path, count: int) -> list[Path]:
+    """`count` different JSON and YAML files of the tree, spread evenly over it in name order."""
+    files = sorted(path for path in tree.rglob("*") if path.suffix in (".json", ".yaml"))
+    return [files[index * len(files) // count] for index in range(count)]
+
+
+def large_yaml(size: int) -> list[str]:
+    """The lines of a YAML file of about `size` bytes: a `services` list of mappings of
+    YAML_ITEM_LINES lines each, identified by `name`, whose image tags contain a colon."""
+    rng = random.Random("confvault-bench/large-yaml")
+    lines = ["services:"]
+    written = len(lines[0]) + 1
+    index = 0
+    while written < size:
+        index += 1
+        item = [
+            f"  - name: {identifier(rng)}-{index:06d}",
+            f"    replicas: {rng.randint(1, 12)}",
+            f"    port: {rng.randint(1024, 65535)}",
+            f"    enabled: {'true' if rng.random() < 0.8 else 'false'}",
+            f"    owner: {rng.choice(WORDS)}.{rng.choice(WORDS)}@example.com",
+            f"    timeout: {rng.randint(1, 600)}s",
+            f"    url: https://{rng.choice(WORDS)}.example.com/{rng.choice(WORDS)}",
+            f"    updated: 20{rng.randint(18, 25)}-{rng.randint(1, 12):02d}"
+            f"-{rng.randint(1, 28):02d}",
+            f"    image: registry.example.com/{rng.choice(WORDS)}/{rng.choice(WORDS)}"
+            f":{rng.randint(1, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 99)}",
+            f"    description: {words(rng, 3, 10)}",
+        ]
+        lines += item
+        written += sum(len(line) + 1 for line in item)
+    return lines
+
+
+def change_every_tenth(lines: list[str]) -> tuple[list[str], int]:
+    """The lines with the value of every tenth one changed (a suffix on its scalar), and the
+    number changed. The list's elements have YAML_ITEM_LINES lines after the first line, so the
+    changed lines are the same key of each element, its `image` (a new tag), never its `name`."""
+    changed = list(lines)
+    count = 0
+    for number in range(YAML_ITEM_LINES - 1, len(lines), 10):
+        key, colon, value = lines[number].partition(": ")
+        if not colon or key.lstrip().startswith("- "):
+            raise Unexpected(f"line {number + 1} of the YAML file is not a key's value")
+        changed[number] = f"{key}: {value}-2"
+        count += 1
+    return changed, count
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The timed runs of one command in the diff section: best and median seconds, peak RSS."""
+
+    best: float
+    median: float
+    max_rss_kib: int
+
+    @classmethod
+    def of(cls, runs: list[Run]) -> Timing:
+        seconds = [run.seconds for run in runs]
+        return cls(min(seconds), statistics.median(seconds), max(run.max_rss_kib for run in runs))
+
+
+def time_interleaved(settings: Settings, commands: list[list[str]]) -> list[Timing]:
+    """One untimed warm-up of each command, then at least DIFF_RUNS rounds taking turns."""
+    for argv in commands:
+        run_once(argv, COMMAND_TIMEOUT)
+    runs: list[list[Run]] = [[] for _ in commands]
+    for _ in range(max(settings.repeat, DIFF_RUNS)):
+        for argv, command_runs in zip(commands, runs):
+            command_runs.append(run_once(argv, COMMAND_TIMEOUT))
+    return [Timing.of(command_runs) for command_runs in runs]
+
+
+def git_diff_no_index(old: Path, new: Path) -> list[str]:
+    """`git diff --no-index` of two files, succeeding when they differ (its exit status 1)."""
+    return ["bash", "-c", 'git diff --no-index --no-color -- "$1" "$2"; test $? -eq 1',
+            "bash", str(old), str(new)]
+
+
+def diff_shapes(diff: list[str]) -> tuple[int, str, int]:
+    """From `diff --json`: the number of changed files, how they are shown (key paths, text,
+    too large) with their counts, and the key changes and text lines shown in all."""
+    files = json.loads(output([*diff, "--json"], COMMAND_TIMEOUT))["files"]
+    names = {"keys": "key paths", "text": "text", "tooLarge": "too large", "sizes": "sizes"}
+    shapes: dict[str, int] = {}
+    entries = 0
+    for file in files:
+        shape = next((name for name in names if name in file), None)
+        shown = names.get(shape, "nothing")
+        shapes[shown] = shapes.get(shown, 0) + 1
+        if shape in ("keys", "text"):
+            entries += len(file[shape])
+    shown = ", ".join(f"{count} as {shape}" for shape, count in sorted(shapes.items()))
+    return len(files), shown, entries
+
+
+def output_size(argv: list[str]) -> tuple[int, int]:
+    """The bytes and lines a command prints."""
+    result = subprocess.run(argv, capture_output=True, check=False, timeout=COMMAND_TIMEOUT)
+    if result.returncode != 0:
+        raise CommandFailed(argv, result.returncode, result.stderr.decode(errors="replace"))
+    return len(result.stdout), result.stdout.count(b"\n")
+
+
+def compare_diffs(settings: Settings, where: str, diff: list[str], reference: list[str],
+                  reference_label: str, expected_files: int) -> list[Figure]:
+    """Times `diff --all`, `diff --json` and the reference in turns; prints the table with the
+    goal's verdict, and returns confvault's best times as Figures for the goal."""
+    files, shown, entries = diff_shapes(diff)
+    if files != expected_files:
+        raise Unexpected(f"confvault diff --json lists {files} changed files,"
+                         f" expected {expected_files}")
+    commands = {"confvault diff --all": [*diff, "--all"],
+                "confvault diff --json": [*diff, "--json"],
+                reference_label: reference}
+    progress(f"  {', '.join(commands)}: {max(settings.repeat, DIFF_RUNS)} runs in turns")
+    timings = dict(zip(commands, time_interleaved(settings, list(commands.values()))))
+    reference_timing = timings[reference_label]
+    rows = []
+    for label, timing in timings.items():
+        size, lines = output_size(commands[label])
+        ours = label != reference_label
+        verdict = ("MET" if timing.best < CHANGES_DIFF_GOAL_S else "NOT MET") if ours else ""
+        rows.append([label, f"{timing.best:.3f}", f"{timing.median:.3f}",
+                     f"{timing.best / reference_timing.best:.2f}x" if ours else "",
+                     f"{timing.max_rss_kib / 1024:.1f} MiB", f"{size / MIB:.1f} MiB",
+                     f"{lines:,}", verdict])
+    print_table(["command", "best s", "median s", "over git", "peak RSS", "output", "lines",
+                 f"under {CHANGES_DIFF_GOAL_S} s"], rows)
+    print(f"  confvault diff --json: {files} changed file{'s' * (files != 1)} ({shown}),"
+          f" {entries:,} key changes and text lines")
+    return [Figure("diff-changes", f"{label.removeprefix('confvault ')}, {where}", timing.best)
+            for label, timing in timings.items() if label != reference_label]
+
+
+def diff_tree_changes(settings: Settings, work: Path) -> list[Figure]:
+    """Versions 1 and 2 of the 20,000-file tree, 1,000 of its JSON and YAML files with two
+    values changed, against git diff of the same two commits."""
+    tree = prepare_tree(settings, TREE_20K.scaled(settings.scale))
+    changes = CHANGED_FILES // settings.scale
+    print(f"\ndiff: {tree.name} ({tree.files} files, {tree.bytes / MIB:.1f} MiB) as version 1,"
+          f" {changes} files with two values changed as version 2; against git diff")
+    folder, store, git_dir = work / tree.name, work / "tree-store", work / "tree.git"
+    shutil.copytree(tree.path, folder)
+    git = ["git", f"--git-dir={git_dir}", f"--work-tree={folder}", "-c", "user.name=b",
+           "-c", "user.email=b@b", "-c", "gc.auto=0"]
+    progress(f"  push and git commit of {tree.name}, then of {changes} changed files")
+    init_store(settings, store)
+    run_once(push_command(settings, store, folder, STAGING), COMMAND_TIMEOUT)
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "v1"]):
+        run_once(git + args, COMMAND_TIMEOUT)
+    for file in spread_documents(folder, changes):
+        change_values(file)
+    run_once(push_command(settings, store, folder, STAGING), COMMAND_TIMEOUT)
+    run_once(git + ["commit", "-q", "-a", "-m", "v2"], COMMAND_TIMEOUT)
+    expect_newest(settings, store, 2)
+    diff = store_command(settings, store, "diff", "--app", STORE_APP, "1", "2")
+    reference = git + ["diff", "--no-color", "--no-ext-diff", "HEAD~1", "HEAD"]
+    return compare_diffs(settings, f"{tree.name}, {changes} files changed", diff, reference,
+                         "git diff HEAD~1 HEAD", changes)
+
+
+def diff_yaml_changes(settings: Settings, work: Path) -> list[Figure]:
+    """Versions 1 and 2 of a folder holding one large YAML file, every tenth line's value
+    changed, against git diff --no-index of the two files."""
+    size = YAML_BYTES // settings.scale
+    lines = large_yaml(size)
+    changed, count = change_every_tenth(lines)
+    old, new = work / "values-1.yaml", work / "values-2.yaml"
+    old.write_text("\n".join(lines) + "\n")
+    new.write_text("\n".join(changed) + "\n")
+    print(f"\ndiff: one YAML file of {old.stat().st_size / 1e6:.1f} MB ({len(lines):,} lines,"
+          f" a list of {(len(lines) - 1) // YAML_ITEM_LINES:,} mappings), {count:,} lines"
+          " (every tenth) with their value changed; against git diff --no-index")
+    folder, store = work / "yaml", work / "yaml-store"
+    folder.mkdir()
+    init_store(settings, store)
+    progress("  two pushes of the YAML file")
+    for version in (old, new):
+        shutil.copyfile(version, folder / "values.yaml")
+        run_once(push_command(settings, store, folder, STAGING), COMMAND_TIMEOUT)
+    expect_newest(settings, store, 2)
+    diff = store_command(settings, store, "diff", "--app", STORE_APP, "1", "2")
+    return compare_diffs(settings, f"{old.stat().st_size / 1e6:.0f} MB YAML, every tenth line",
+                         diff, git_diff_no_index(old, new), "git diff --no-index", 1)
+
+
+def diff_changes(settings: Settings) -> list[Result]:
+    """`diff` of two versions with many changed values: the 20,000-file tree with 1,000 files
+    changed, and a 10 MB YAML file with every tenth line changed, each against git diff."""
+    work = section_folder(settings, "diff-changes")
+    return [*diff_tree_changes(settings, work), *diff_yaml_changes(settings, work)]
+
+
+# --------------------------------------------------------------------------------------------
 # Server
 
 SERVER_START_TIMEOUT = 30  # seconds until `confvault serve` prints where it listens
@@ -1186,6 +1408,7 @@ SECTIONS = [
     Section("store-size", store_size),
     Section("store-versions", store_versions),
     Section("store-diff", store_diff),
+    Section("diff", diff_changes),
     Section("server", server),
 ]
 
@@ -1247,6 +1470,9 @@ GOALS = [
     Goal(f"diff under {DIFF_GOAL_MS} ms",
          select=metric("diff"), value=lambda f: f.value * 1000,
          show=lambda v: f"{v:.1f} ms", met=lambda v: v < DIFF_GOAL_MS),
+    Goal(f"diff of many changed values under {CHANGES_DIFF_GOAL_S} s",
+         select=metric("diff-changes"), value=lambda f: f.value,
+         show=lambda v: f"{v:.3f} s", met=lambda v: v < CHANGES_DIFF_GOAL_S),
     # The value is seconds per request, so that the worst (highest) is the fewest requests/s.
     Goal(f"server: GET versions at least {SERVER_RPS_GOAL:,} req/s",
          select=metric("server-rps"), value=lambda f: f.value,

@@ -99,14 +99,19 @@ import Testing
       if target.isEmpty || target.contains("://") || target.hasPrefix("mailto:") { continue }
       if !inside(target) { problems.append("the link `\(target)` is not a file in the repository") }
     }
-    // Words that are paths: one that climbs with `../`, anything under the folder above the repository,
-    // and, outside code blocks (which hold commands and patterns), a Markdown file.
+    // Words that are paths: one that climbs with `../`, one that climbs out of the repository's own
+    // absolute path or names a file that exists beside it (the folder above may be /tmp, where the
+    // README's examples write), and, outside code blocks (which hold commands and patterns), a
+    // Markdown file.
     let separators = CharacterSet.whitespacesAndNewlines.union(CharacterSet(charactersIn: "`()[]<>\"',;"))
     let above = URL(fileURLWithPath: root).deletingLastPathComponent().path + "/"
     let prose = Set(withoutCodeBlocks(text).components(separatedBy: separators))
     for word in text.components(separatedBy: separators) where !word.isEmpty {
       let linked = text.contains("](\(word))")
-      if word.hasPrefix(above) && !URL(fileURLWithPath: word).standardizedFileURL.path.hasPrefix(root + "/") {
+      let standardized = URL(fileURLWithPath: word).standardizedFileURL.path
+      if word.hasPrefix(above) && !standardized.hasPrefix(root + "/")
+        && (word.hasPrefix(root + "/") || FileManager.default.fileExists(atPath: standardized))
+      {
         problems.append("`\(word)` is outside the repository")
       } else if word.hasPrefix("../") && !linked && !inside(word) {
         problems.append("`\(word)` leaves the repository")

@@ -126,7 +126,9 @@ import Testing
     let start = ContinuousClock.now
     let error = await #expect(throws: OperationError.self) { try await store.apps() }
     #expect(error?.kind == .temporaryFailure, "\(String(describing: error))")
-    #expect(ContinuousClock.now - start < .seconds(10))
+    // The pool alone would wait a minute or more; answering within a few connect timeouts (generous for
+    // a loaded machine) shows the store does not.
+    #expect(ContinuousClock.now - start < .seconds(40))
     await store.close()
   }
 
