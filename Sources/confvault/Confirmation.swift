@@ -47,8 +47,9 @@ struct ChangeGuard: Sendable {
   /// - Parameter action: what the change is, for the messages (`pushing dev/`, `restoring v9`).
   @discardableResult
   func approve(_ preview: Vault.Preview, action: String) async throws -> Bool {
+    guard !yes else { return false }
     let reasons = try await reasons(preview)
-    guard !reasons.isEmpty, !yes else { return false }
+    guard !reasons.isEmpty else { return false }
     guard Terminal.isTerminal(STDIN_FILENO) else {
       let production = reasons.contains { $0.hasSuffix("the production environment") }
       throw OperationError(

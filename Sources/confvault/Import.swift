@@ -43,7 +43,7 @@ struct Import: AsyncParsableCommand {
     let changeGuard = storeOptions.changeGuard(service, confirmation)
     let action = "importing \(archive)"
     let approve: Approval = { @Sendable preview in try await changeGuard.approve(preview, action: action) }
-    let approval = dryRun ? nil : approve
+    let approval = dryRun || confirmation.yes ? nil : approve
     let result = try await ProgressDisplay.run("importing", quiet: output.quiet || json) {
       try await service.importArchive(
         ArchiveSource(argument: archive), app: app.app, environment: environment, comment: message,

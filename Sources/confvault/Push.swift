@@ -46,13 +46,17 @@ struct Push: AsyncParsableCommand {
     }
     let vault = try storeOptions.vault()
     let changeGuard = storeOptions.changeGuard(vault, confirmation)
+    let action = "pushing \(folder)"
+    let approve: Approval = { @Sendable preview in try await changeGuard.approve(preview, action: action) }
+    // With --yes nothing is asked, so no preview is made.
+    let approval = confirmation.yes ? nil : approve
     let pushed = try await Report.advisingBehindHead(app: app.app, environment: environment, folder: folder) {
       try await vault.push(
         app: app.app, environment: environment, folder: folder, comment: message, author: storeOptions.who,
         backup: backup, limits: limitOptions.limits, applyingIgnoreRules: !noIgnore,
         storeName: storeOptions.checkoutStoreName,
         pushBehindHead: force, allowEmpty: allowEmpty,
-        approval: { try await changeGuard.approve($0, action: "pushing \(folder)") },
+        approval: approval,
         logger: storeOptions.logger)
     }
     let change = pushed.change

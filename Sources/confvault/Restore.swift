@@ -26,16 +26,22 @@ struct Restore: AsyncParsableCommand {
   func run() async throws {
     let service = try storeOptions.service()
     let number = try await version.number(app: app.app, service: service, logger: storeOptions.logger)
-    let preview = try await service.previewRestore(
-      app: app.app, number: number, environment: environment, logger: storeOptions.logger)
-    if dryRun {
-      if json { return try JSONOutput.print(Report.PreviewJSON(preview: preview)) }
-      return Report.preview(preview, action: "restoring v\(number)", output: output, all: list.all)
+    // With --yes nothing is asked, so no preview is made.
+    var expectedHead: Vault.ExpectedHead?
+    if dryRun || !confirmation.yes {
+      let preview = try await service.previewRestore(
+        app: app.app, number: number, environment: environment, logger: storeOptions.logger)
+      if dryRun {
+        if json { return try JSONOutput.print(Report.PreviewJSON(preview: preview)) }
+        return Report.preview(preview, action: "restoring v\(number)", output: output, all: list.all)
+      }
+      let confirmed = try await storeOptions.changeGuard(service, confirmation).approve(
+        preview, action: "restoring v\(number)")
+      if confirmed { expectedHead = preview.expectedHead }
     }
-    try await storeOptions.changeGuard(service, confirmation).approve(preview, action: "restoring v\(number)")
     let change = try await service.restore(
       app: app.app, number: number, environment: environment, comment: message, author: storeOptions.who,
-      expectedHead: preview.expectedHead, logger: storeOptions.logger)
+      expectedHead: expectedHead, logger: storeOptions.logger)
     if json { return try JSONOutput.print(Report.ChangeJSON(change)) }
     Report.change(change, verb: "restored v\(number) as", output: output, all: list.all)
   }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConfvaultCore
+import ConfvaultPostgres
 import Foundation
 
 struct Status: AsyncParsableCommand {
@@ -17,6 +18,7 @@ struct Status: AsyncParsableCommand {
   @Argument(help: "The configuration folder.") var folder: String
   @Flag(help: "Compare everything in the folder: no built-in ignore rules, no .confvaultignore.") var noIgnore = false
   @OptionGroup var list: ChangeListOptions
+  @OptionGroup var limitOptions: ArchiveLimitOptions
   @Flag(help: "Print JSON for machines.") var json = false
   @OptionGroup var storeOptions: StoreOptions
   @OptionGroup var output: OutputOptions
@@ -26,8 +28,8 @@ struct Status: AsyncParsableCommand {
   func run() async throws {
     try storeOptions.requireLocal("status")
     let status = try await storeOptions.readOnlyVault().folderStatus(
-      app: app.app, environment: environment, folder: folder, applyingIgnoreRules: !noIgnore,
-      storeName: storeOptions.checkoutStoreName, logger: storeOptions.logger)
+      app: app.app, environment: environment, folder: folder, limits: limitOptions.limits,
+      applyingIgnoreRules: !noIgnore, storeName: storeOptions.checkoutStoreName, logger: storeOptions.logger)
     if json { return try JSONOutput.print(StatusJSON(status)) }
     if let record = status.checkout {
       let origin = "v\(record.version) of \(record.app)/\(record.environment)"
@@ -72,10 +74,12 @@ extension StoreOptions {
   /// credentials), so a record names one store however the folder was spelled.
   var checkoutStoreName: String {
     let folder = self.folder
-    if folder.contains("://"), var url = URLComponents(string: folder) {
-      url.user = nil
-      url.password = nil
-      return url.string ?? folder
+    if DatabaseLocation.isURL(folder),
+      let location = try? DatabaseLocation(
+        url: folder, environment: ProcessInfo.processInfo.environment, defaultUser: "")
+    {
+      // One database however its URL is spelled (a default port, a socket folder), whoever connects.
+      return "postgres://\(location.host):\(location.port)/\(location.database)"
     }
     if let resolved = realpath(folder, nil) {
       defer { free(resolved) }

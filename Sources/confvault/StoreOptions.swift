@@ -59,9 +59,20 @@ struct StoreOptions: ParsableArguments {
     ChangeGuard(service: service, yes: confirmation.yes, logger: logger)
   }
 
+  /// A URL as it may be logged: without a user or password in it.
+  static func withoutCredentials(_ url: String) -> String {
+    guard var components = URLComponents(string: url), components.user != nil || components.password != nil else {
+      return url
+    }
+    components.user = nil
+    components.password = nil
+    return components.string ?? "(a URL)"
+  }
+
   private func remote(_ serverURL: String) -> RemoteVault {
     logger.debug(
-      "talking to a server", metadata: ["server": "\(serverURL)", "token": "\(apiToken == nil ? "none" : "given")"])
+      "talking to a server",
+      metadata: ["server": "\(Self.withoutCredentials(serverURL))", "token": "\(apiToken == nil ? "none" : "given")"])
     return RemoteVault(server: serverURL, token: apiToken)
   }
 

@@ -26,16 +26,23 @@ struct Sync: AsyncParsableCommand {
   func run() async throws {
     let service = try storeOptions.service()
     let number = try await version.number(app: app.app, service: service, logger: storeOptions.logger)
-    let preview = try await service.previewSync(
-      app: app.app, number: number, environment: to, logger: storeOptions.logger)
-    if dryRun {
-      if json { return try JSONOutput.print(Report.PreviewJSON(preview: preview)) }
-      return Report.preview(preview, action: "syncing v\(number)", output: output, all: list.all)
+    // With --yes nothing is asked, so no preview is made.
+    var (target, expectedHead): (String?, Vault.ExpectedHead?) = (to, nil)
+    if dryRun || !confirmation.yes {
+      let preview = try await service.previewSync(
+        app: app.app, number: number, environment: to, logger: storeOptions.logger)
+      if dryRun {
+        if json { return try JSONOutput.print(Report.PreviewJSON(preview: preview)) }
+        return Report.preview(preview, action: "syncing v\(number)", output: output, all: list.all)
+      }
+      let confirmed = try await storeOptions.changeGuard(service, confirmation).approve(
+        preview, action: "syncing v\(number)")
+      target = preview.environment
+      if confirmed { expectedHead = preview.expectedHead }
     }
-    try await storeOptions.changeGuard(service, confirmation).approve(preview, action: "syncing v\(number)")
     let result = try await service.sync(
-      app: app.app, number: number, environment: preview.environment, author: storeOptions.who,
-      expectedHead: preview.expectedHead, logger: storeOptions.logger)
+      app: app.app, number: number, environment: target, author: storeOptions.who, expectedHead: expectedHead,
+      logger: storeOptions.logger)
     if json { return try JSONOutput.print(result) }
     output.say(
       "synced v\(number) to \(app.app)/\(result.environment)"

@@ -99,8 +99,9 @@ public struct BackupFolder: Sendable {
     guard let (newest, error) = firstFailure else {
       throw OperationError(.notFound, "no backups to choose from")
     }
+    // However the newest failed (unreadable, refused), what is missing is a good backup: bad data.
     throw OperationError(
-      (error as? any ConfvaultError)?.kind ?? .badInput,
+      .badInput,
       "no backup of \(newest.app)/\(newest.environment) reads back good (\(backups.count) tried); the newest, `\(newest.file)`: \(error)",
       hint: (error as? any ConfvaultError)?.hint, cause: error)
   }

@@ -32,7 +32,7 @@ extension Vault {
       try await store.readBlob(before.sha256) { oldBytes.append(contentsOf: $0) }
       let source = content(after)
       let newBytes = try await offload { try Self.read(source) }
-      details.append(FileDiff(change: change, detail: ContentDiff.compare(path: change.path, oldBytes, newBytes)))
+      details.append(ContentDiff.diff(change, oldBytes, newBytes))
     }
     logger.debug("preview made for approval", metadata: ["changes": "\(changes.count)"])
     return Preview(app: app, environment: environment, head: head, changes: changes, files: details)
