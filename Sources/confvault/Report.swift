@@ -29,7 +29,11 @@ enum Report {
 
   /// A dry run: what the change would do; nothing was written.
   static func preview(_ preview: Vault.Preview, action: String, output: OutputOptions, all: Bool) {
-    for line in previewLines(preview, action: action, all: all) { output.say("dry run: " + line) }
+    // The heading and the counts say "dry run"; the files between them read as a diff does.
+    let lines = previewLines(preview, action: action, all: all)
+    for (index, line) in lines.enumerated() {
+      output.say(index == 0 || index == lines.count - 1 ? "dry run: " + line : line)
+    }
     output.say("dry run: nothing was written")
   }
 
