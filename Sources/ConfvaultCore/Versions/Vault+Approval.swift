@@ -8,8 +8,9 @@ import Logging
 public typealias Approval = @Sendable (Vault.Preview) async throws -> Bool
 
 extension Vault {
-  /// The preview of adding `files` as `environment`'s new head; `content` says where each new
-  /// file's bytes are (a staged blob, or the file in a pushed folder).
+  /// The preview of adding `files` as `environment`'s new head, for a push's or an import's question
+  /// and for `folderStatus`; `content` says where each new file's bytes are (a staged blob, or the
+  /// file in a pushed folder).
   func approvalPreview(
     app: String, environment: String, files: [ManifestFile], content: (ManifestFile) -> BlobFile, logger: Logger
   ) async throws -> Preview {

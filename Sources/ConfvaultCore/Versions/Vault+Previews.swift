@@ -43,20 +43,6 @@ extension Vault {
       files: try await describe(changes, logger: logger))
   }
 
-  /// What pushing `folder` to `environment` would change; nothing is written.
-  ///
-  /// - Parameter applyingIgnoreRules: leave out what the built-in rules and the folder's
-  ///   `.confvaultignore` say, as a push does; false keeps everything but the checkout record.
-  public func previewPush(
-    app: String, environment: String, folder: String, limits: ArchiveLimits = .default,
-    applyingIgnoreRules: Bool = true, logger: Logger
-  ) async throws -> Preview {
-    try await folderStatus(
-      app: app, environment: environment, folder: folder, limits: limits, applyingIgnoreRules: applyingIgnoreRules,
-      storeName: nil, logger: logger
-    ).preview
-  }
-
   /// What a push of a folder would do, what the ignore rules left out, and what it was checked out from.
   public struct FolderStatus: Sendable {
     public var preview: Preview
@@ -79,34 +65,19 @@ extension Vault {
   ) async throws -> FolderStatus {
     _ = try await store.app(app).environment(environment)
     let scanned = try await scanFolder(folder, limits: limits, applyingIgnoreRules: applyingIgnoreRules)
-    let head = try await store.app(app).environment(environment).head
-    var old: [ManifestFile] = []
-    if let head { old = try await store.files(app: app, number: head) }
-    let changes = FileChange.between(old: old, new: scanned.files)
-    var diffs: [FileDiff] = []
-    for change in changes {
-      guard change.kind == .modified, let before = change.old, let after = change.new,
-        before.size <= ContentDiff.largestCompared, after.size <= ContentDiff.largestCompared,
-        let path = scanned.paths[change.path]
-      else {
-        diffs.append(FileDiff(change: change, detail: .sizes(old: change.old?.size, new: change.new?.size)))
-        continue
-      }
-      var oldBytes = Data()
-      try await store.readBlob(before.sha256) { oldBytes.append(contentsOf: $0) }
-      let newBytes = try await offload { try Data(contentsOf: URL(fileURLWithPath: path)) }
-      diffs.append(ContentDiff.diff(change, oldBytes, newBytes))
-    }
+    // The same preview a push shows before it asks, each file's new bytes read from the folder.
+    let preview = try await approvalPreview(
+      app: app, environment: environment, files: scanned.files,
+      content: { BlobFile(sha256: $0.sha256, size: $0.size, path: scanned.paths[$0.path]!) }, logger: logger)
     let record = CheckoutRecord.read(from: folder, logger: logger)
     var behind: FolderBehindHead?
+    // No change means the folder holds the head's tree: nothing a stale checkout could undo.
     if let record, let storeName, record.names(app: app, environment: environment, store: storeName),
-      TreeDigest(files: scanned.files) != TreeDigest(files: old)
+      !preview.changes.isEmpty
     {
-      behind = try await behindHead(folder: folder, record: record, head: head)
+      behind = try await behindHead(folder: folder, record: record, head: preview.head)
     }
-    return FolderStatus(
-      preview: Preview(app: app, environment: environment, head: head, changes: changes, files: diffs),
-      ignored: scanned.ignored, checkout: record, behindHead: behind)
+    return FolderStatus(preview: preview, ignored: scanned.ignored, checkout: record, behindHead: behind)
   }
 
   /// The files of a configuration folder, hashed, with where each is on disk, and what was left out.
