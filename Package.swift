@@ -128,6 +128,11 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
       ]
     ),
+    // What several test targets share, and no product ships: the throwaway PostgreSQL cluster.
+    .target(
+      name: "ConfvaultTestSupport",
+      path: "Tests/ConfvaultTestSupport"
+    ),
     .testTarget(
       name: "ConfvaultCoreTests",
       dependencies: ["ConfvaultCore"]
@@ -136,7 +141,7 @@ let package = Package(
     .testTarget(
       name: "ConfvaultStoreTests",
       dependencies: [
-        "ConfvaultCore", "ConfvaultSQLite", "ConfvaultPostgres",
+        "ConfvaultCore", "ConfvaultSQLite", "ConfvaultPostgres", "ConfvaultTestSupport",
         .product(name: "Logging", package: "swift-log"),
       ]
     ),
@@ -150,7 +155,11 @@ let package = Package(
     ),
     .testTarget(
       name: "ConfvaultCLITests",
-      dependencies: ["ConfvaultCore"],
+      // ConfvaultSQLite and Logging only to make a large store in process fast (`StoreCopyTests`);
+      // every command under test runs the built binary.
+      dependencies: [
+        "ConfvaultCore", "ConfvaultSQLite", "ConfvaultTestSupport", .product(name: "Logging", package: "swift-log"),
+      ],
       exclude: ["Fixtures"]
     ),
   ]

@@ -15,6 +15,18 @@ enum PostgresFailure {
     sqlState(error).map(retryable.contains) ?? false
   }
 
+  /// Why a connection failed, in a few words ("connection refused"): the socket's error when there is
+  /// one, else the client's code for it.
+  static func reason(_ error: PSQLError) -> String {
+    var underlying = error.underlying
+    if let connection = underlying as? NIOConnectionError {
+      underlying = connection.connectionErrors.first?.error ?? connection.dnsAError ?? connection.dnsAAAAError
+    }
+    if let failure = underlying as? IOError { return String(cString: strerror(failure.errnoCode)).lowercased() }
+    if case .connectTimeout = underlying as? ChannelError { return "no answer in time" }
+    return "\(error.code)"
+  }
+
   /// The error to report for `error`, met on the store `store`; an `OperationError` passes unchanged.
   static func translate(_ error: any Error, store: String) -> any Error {
     if error is OperationError || error is CancellationError { return error }
@@ -23,8 +35,8 @@ enum PostgresFailure {
     }
     let unreachable = OperationError(
       .temporaryFailure,
-      "the PostgreSQL server of the store `\(store)` cannot be reached (\(error.code)); nothing was changed, try again "
-        + "when it is running",
+      "the PostgreSQL server of the store `\(store)` cannot be reached (\(reason(error))); nothing was changed, try "
+        + "again when it is running",
       cause: error)
     guard let state = error.serverInfo?[.sqlState] else {
       switch error.code {

@@ -49,8 +49,15 @@ struct Problem: Error, Encodable, Sendable {
       case .usage: self.init(.badRequest, type: "bad-request", detail: detail)
       case .badInput, .inputUnreadable: self.init(.unprocessableContent, type: "bad-input", detail: detail)
       case .operationFailed: self.init(.conflict, type: "not-allowed-now", detail: detail)
-      case .ioError: self.init(.init(code: 507, reasonPhrase: "Insufficient Storage"), type: "storage", detail: detail)
-      case .temporaryFailure: self.init(.serviceUnavailable, type: "busy", detail: detail, retryAfter: 2)
+      // The store's own words name its folder or database: they go to the log, not to whoever asked.
+      case .ioError:
+        self.init(
+          .init(code: 507, reasonPhrase: "Insufficient Storage"), type: "storage",
+          detail: "the store cannot be written (its disk is full or failing); nothing was changed")
+      case .temporaryFailure:
+        self.init(
+          .serviceUnavailable, type: "busy",
+          detail: "the store is busy or cannot be reached just now; nothing was changed, try again", retryAfter: 2)
       case .permissionDenied:
         // Who may do what is decided by `ServerContext.require`; this is the store or the system refusing.
         self.init(.forbidden, type: "forbidden", detail: detail)

@@ -1,3 +1,4 @@
+import ConfvaultTestSupport
 import Foundation
 import Testing
 
@@ -90,6 +91,24 @@ enum Harness {
     return Outcome(
       status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self),
       stderr: String(decoding: stderrData, as: UTF8.self), stdoutData: stdoutData)
+  }
+}
+
+/// A kind of store the binary runs over: the tests of store commands run once per kind.
+enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
+  /// A folder holding an SQLite database.
+  case sqlite
+  /// A new database of this process's throwaway PostgreSQL cluster (`PostgresCluster`).
+  case postgres
+
+  var testDescription: String { rawValue }
+
+  /// What `--store` (`CONFVAULT_STORE`) names for a new, empty store of this kind, beside `folder`.
+  func newStore(beside folder: TemporaryFolder) throws -> String {
+    switch self {
+    case .sqlite: folder.file("store")
+    case .postgres: try PostgresCluster.shared().newDatabaseURL()
+    }
   }
 }
 

@@ -1,18 +1,36 @@
+import ConfvaultTestSupport
 import Foundation
 import Testing
 
 /// A fresh store with the app `inventory` (development, staging, production), for one test.
 final class StoreFixture {
   let folder: TemporaryFolder
+  let kind: StoreKind
   let environment: [String: String]
 
-  init(app: String = "inventory") throws {
+  /// - Parameter database: for `.postgres`, the URL of an empty database to use rather than a new one
+  ///   of the shared cluster.
+  init(app: String = "inventory", kind: StoreKind = .sqlite, database: String? = nil) throws {
     folder = try TemporaryFolder()
-    environment = [
-      "CONFVAULT_STORE": folder.file("store"), "CONFVAULT_AUTHOR": "ana", "CONFVAULT_LOCK_TIMEOUT": "60",
+    self.kind = kind
+    var environment = [
+      "CONFVAULT_STORE": try database ?? kind.newStore(beside: folder), "CONFVAULT_AUTHOR": "ana",
+      "CONFVAULT_LOCK_TIMEOUT": "60",
     ]
+    // A PostgreSQL store stages imports below TMPDIR: one folder per fixture, so that a test sees only
+    // what its own commands left there.
+    if kind == .postgres { environment["TMPDIR"] = folder.path }
+    self.environment = environment
     let created = try run(["init", "--app", app])
     #expect(created.status == 0, "\(created)")
+  }
+
+  /// Where the store stages an import while it reads the archive.
+  var stagingFolder: String {
+    switch kind {
+    case .sqlite: environment["CONFVAULT_STORE"]! + "/staging"
+    case .postgres: folder.path + "/confvault-staging-\(getuid())"
+    }
   }
 
   @discardableResult
@@ -55,6 +73,7 @@ final class StoreFixture {
   /// run in Python with `c` (a sqlite3 connection) and `hashlib` at hand; what they print is returned.
   @discardableResult
   func tamper(_ statements: String) throws -> String {
+    precondition(kind == .sqlite, "tamper works on an SQLite store; tamperSQL on a PostgreSQL one")
     let database = environment["CONFVAULT_STORE"]! + "/confvault.sqlite"
     let outcome = try Harness.run(
       "/usr/bin/env",
@@ -62,6 +81,18 @@ final class StoreFixture {
         "python3", "-c", "import sqlite3,sys,hashlib; c=sqlite3.connect(sys.argv[1]); \(statements); c.commit()",
         database,
       ])
+    #expect(outcome.status == 0, "\(outcome)")
+    return outcome.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+  }
+
+  /// Runs `sql` with `psql` on a PostgreSQL store's database, behind confvault's back; what it printed
+  /// (unaligned, tuples only) is returned.
+  @discardableResult
+  func tamperSQL(_ sql: String) throws -> String {
+    precondition(kind == .postgres, "tamperSQL works on a PostgreSQL store; tamper on an SQLite one")
+    let outcome = try Harness.run(
+      try PostgresCluster.shared().binaries + "/psql",
+      ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", environment["CONFVAULT_STORE"]!, "-c", sql])
     #expect(outcome.status == 0, "\(outcome)")
     return outcome.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
   }
@@ -75,9 +106,9 @@ final class StoreFixture {
 }
 
 @Suite struct StoreCommandTests {
-  @Test("push makes numbered versions, skips an unchanged tree, and prints what changed")
-  func push() throws {
-    let store = try StoreFixture()
+  @Test("push makes numbered versions, skips an unchanged tree, and prints what changed", arguments: StoreKind.allCases)
+  func push(kind: StoreKind) throws {
+    let store = try StoreFixture(kind: kind)
     let first = try store.ok([
       "push", "--app", "inventory", "--env", "development", Harness.samples + "/development", "-m", "first",
     ])
@@ -106,13 +137,21 @@ final class StoreFixture {
     #expect(try store.versions()[0]["author"] as? String == "bob", "--author wins over CONFVAULT_AUTHOR")
   }
 
-  @Test("check reports unreferenced blobs without failing, and gc removes them")
-  func garbage() throws {
-    let store = try StoreFixture()
+  @Test("check reports unreferenced blobs without failing, and gc removes them", arguments: StoreKind.allCases)
+  func garbage(kind: StoreKind) throws {
+    let store = try StoreFixture(kind: kind)
     try store.ok(["push", "--app", "inventory", "--env", "staging", Harness.samples + "/staging"])
-    try store.tamper(
-      "d=b'left behind'; k=hashlib.sha256(d).digest(); c.execute('INSERT INTO blob (sha256, size, stored_size, chunk_count) VALUES (?,?,?,1)', (k, len(d), len(d))); c.execute('INSERT INTO blob_chunk (blob, seq, zstd, data) VALUES (?,0,0,?)', (k, d))"
-    )
+    // A blob stored long ago that no version refers to, as an import that died before its change leaves.
+    switch kind {
+    case .sqlite:
+      try store.tamper(
+        "d=b'left behind'; k=hashlib.sha256(d).digest(); c.execute('INSERT INTO blob (sha256, size, stored_size, chunk_count) VALUES (?,?,?,1)', (k, len(d), len(d))); c.execute('INSERT INTO blob_chunk (blob, seq, zstd, data) VALUES (?,0,0,?)', (k, d))"
+      )
+    case .postgres:
+      try store.tamperSQL(
+        "INSERT INTO blob (sha256, size, stored_size, chunk_count, stored_at) VALUES (sha256('left behind'), 11, 11, 1, 0); INSERT INTO blob_chunk (blob, seq, zstd, data) VALUES (sha256('left behind'), 0, false, 'left behind')"
+      )
+    }
     let checked = try store.ok(["check"])
     #expect(checked.contains("OK: 1 versions") && checked.contains("1 unreferenced"), "\(checked)")
     #expect(try store.ok(["gc"]).contains("removed 1 unreferenced blobs"))
@@ -122,9 +161,9 @@ final class StoreFixture {
     #expect(try folderFingerprint(store.folder.file("out")) == folderFingerprint(Harness.samples + "/staging"))
   }
 
-  @Test("versions: statuses, colours' meaning, JSON fields, paging")
-  func versionsList() throws {
-    let store = try StoreFixture()
+  @Test("versions: statuses, colours' meaning, JSON fields, paging", arguments: StoreKind.allCases)
+  func versionsList(kind: StoreKind) throws {
+    let store = try StoreFixture(kind: kind)
     let folder = try store.copy("development", to: "dev")
     for index in 1...4 {
       try Data("n: \(index)\n".utf8).write(to: URL(fileURLWithPath: folder + "/counter.yaml"))
@@ -156,9 +195,9 @@ final class StoreFixture {
     #expect(coloured.stdout.contains("\u{1B}[34mv4"), "blue: never synced")
   }
 
-  @Test("sync pins the version and the head it replaces; restore makes a new version")
-  func syncAndRestore() throws {
-    let store = try StoreFixture()
+  @Test("sync pins the version and the head it replaces; restore makes a new version", arguments: StoreKind.allCases)
+  func syncAndRestore(kind: StoreKind) throws {
+    let store = try StoreFixture(kind: kind)
     try store.ok(["push", "--app", "inventory", "--env", "development", Harness.samples + "/development"])
     try store.ok(["push", "--app", "inventory", "--env", "staging", Harness.samples + "/staging"])
     let synced = try store.ok(["sync", "--yes", "--app", "inventory", "1"])
@@ -189,9 +228,11 @@ final class StoreFixture {
     #expect(try store.heads()["staging"] == 4)
   }
 
-  @Test("export is deterministic, names its file, and its archive imports back with the same tree digest")
-  func exportImport() throws {
-    let store = try StoreFixture()
+  @Test(
+    "export is deterministic, names its file, and its archive imports back with the same tree digest",
+    arguments: StoreKind.allCases)
+  func exportImport(kind: StoreKind) throws {
+    let store = try StoreFixture(kind: kind)
     let work = store.folder
     try store.ok(["push", "--yes", "--app", "inventory", "--env", "production", Harness.samples + "/production"])
     try store.ok(["export", "--app", "inventory", "--env", "production", "-o", work.file("a.tar.gz")])
@@ -232,9 +273,11 @@ final class StoreFixture {
     #expect(audit.filter { $0["action"] as? String == "export" }.count == 4)
   }
 
-  @Test("import: dry run writes nothing, other apps need --allow-other-app, plain tars need --plain")
-  func importModes() throws {
-    let store = try StoreFixture()
+  @Test(
+    "import: dry run writes nothing, other apps need --allow-other-app, plain tars need --plain",
+    arguments: StoreKind.allCases)
+  func importModes(kind: StoreKind) throws {
+    let store = try StoreFixture(kind: kind)
     let work = store.folder
     try store.ok(["push", "--app", "inventory", "--env", "staging", Harness.samples + "/staging"])
     try Harness.confvault(["pack", Harness.samples + "/production", "-o", work.file("p.tar.gz"), "--app", "inventory"])
@@ -265,9 +308,9 @@ final class StoreFixture {
     #expect(fromStdin.status == 0 && fromStdin.stdout.contains("imported as v4"), "\(fromStdin)")
   }
 
-  @Test("every hostile archive is refused by import with the store exactly as before")
-  func hostileImports() throws {
-    let store = try StoreFixture()
+  @Test("every hostile archive is refused by import with the store exactly as before", arguments: StoreKind.allCases)
+  func hostileImports(kind: StoreKind) throws {
+    let store = try StoreFixture(kind: kind)
     try store.ok(["push", "--app", "inventory", "--env", "staging", Harness.samples + "/staging"])
     let before = try store.snapshot()
     for hostile in HostileArchiveTests.cases {
@@ -281,9 +324,10 @@ final class StoreFixture {
     }
   }
 
-  @Test("diff shows key paths for JSON and YAML, unified lines for text, sizes for binary")
-  func diff() throws {
-    let store = try StoreFixture()
+  @Test(
+    "diff shows key paths for JSON and YAML, unified lines for text, sizes for binary", arguments: StoreKind.allCases)
+  func diff(kind: StoreKind) throws {
+    let store = try StoreFixture(kind: kind)
     let folder = try store.copy("production", to: "prod")
     try Data([0, 1, 2, 3]).write(to: URL(fileURLWithPath: folder + "/logo.bin"))
     try store.ok(["push", "--yes", "--app", "inventory", "--env", "production", folder])
@@ -319,9 +363,9 @@ final class StoreFixture {
     #expect(environments.contains("(staging -> production)") && environments.contains("A logo.bin"))
   }
 
-  @Test("a YAML alias bomb is compared as text, not expanded", .timeLimit(.minutes(1)))
-  func yamlAliasBomb() throws {
-    let store = try StoreFixture()
+  @Test("a YAML alias bomb is compared as text, not expanded", .timeLimit(.minutes(1)), arguments: StoreKind.allCases)
+  func yamlAliasBomb(kind: StoreKind) throws {
+    let store = try StoreFixture(kind: kind)
     var lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
     for level in 1...9 {
       lines.append(
@@ -338,9 +382,9 @@ final class StoreFixture {
     #expect(diff.contains("+end: true"), "\(diff)")
   }
 
-  @Test("a folder with decomposed (NFD) names is pushed, backed up and checked out")
-  func decomposedNames() throws {
-    let store = try StoreFixture()
+  @Test("a folder with decomposed (NFD) names is pushed, backed up and checked out", arguments: StoreKind.allCases)
+  func decomposedNames(kind: StoreKind) throws {
+    let store = try StoreFixture(kind: kind)
     let folder = store.folder.file("nfd")
     try store.folder.write("nfd/caf\u{65}\u{301}.json", "{}\n")
     try store.ok(["push", "--yes", "--app", "inventory", "--env", "production", folder])
@@ -351,9 +395,11 @@ final class StoreFixture {
     #expect(try folderFingerprint(store.folder.file("out")).count == 1)
   }
 
-  @Test("checkout writes the head into a new folder; env create and delete; errors name what exists")
-  func checkoutAndEnvironments() throws {
-    let store = try StoreFixture()
+  @Test(
+    "checkout writes the head into a new folder; env create and delete; errors name what exists",
+    arguments: StoreKind.allCases)
+  func checkoutAndEnvironments(kind: StoreKind) throws {
+    let store = try StoreFixture(kind: kind)
     try store.ok(["push", "--yes", "--app", "inventory", "--env", "production", Harness.samples + "/production"])
     try store.ok(["checkout", "--app", "inventory", "--env", "production", "--to", store.folder.file("out")])
     #expect(try folderFingerprint(store.folder.file("out")) == folderFingerprint(Harness.samples + "/production"))
@@ -382,9 +428,9 @@ final class StoreFixture {
     #expect(noStore.status == 66 && noStore.stderr.contains("confvault init"))
   }
 
-  @Test("four processes pushing at once give four distinct versions and a passing check")
-  func concurrentPushes() throws {
-    let store = try StoreFixture()
+  @Test("four processes pushing at once give four distinct versions and a passing check", arguments: StoreKind.allCases)
+  func concurrentPushes(kind: StoreKind) throws {
+    let store = try StoreFixture(kind: kind)
     var folders: [String] = []
     for index in 0..<4 {
       let folder = try store.copy("development", to: "dev\(index)")
@@ -411,9 +457,11 @@ final class StoreFixture {
     #expect(try store.ok(["check"]).hasPrefix("OK: 4 versions"))
   }
 
-  @Test("a process killed in the middle of an import leaves a passing check and no new version")
-  func killedImport() throws {
-    let store = try StoreFixture()
+  @Test(
+    "a process killed in the middle of an import leaves a passing check and no new version",
+    arguments: StoreKind.allCases)
+  func killedImport(kind: StoreKind) throws {
+    let store = try StoreFixture(kind: kind)
     try store.ok(["push", "--app", "inventory", "--env", "staging", Harness.samples + "/staging"])
     let archive = try bigArchive(store)
     let before = try store.snapshot()
@@ -482,7 +530,7 @@ final class StoreFixture {
     process.standardError = output
     try process.run()
     input.fileHandleForWriting.write(archive.prefix(archive.count / 2))
-    let staging = store.environment["CONFVAULT_STORE"]! + "/staging"
+    let staging = store.stagingFolder
     let deadline = Date().addingTimeInterval(20)
     while Date() < deadline {
       let folders = (try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? []
@@ -508,9 +556,11 @@ final class StoreFixture {
     return try store.folder.bytes("big.tar")
   }
 
-  @Test("an import stalled on a pipe does not block a push to another environment; released, it succeeds")
-  func stalledImportBlocksNoWriter() throws {
-    let store = try StoreFixture()
+  @Test(
+    "an import stalled on a pipe does not block a push to another environment; released, it succeeds",
+    arguments: StoreKind.allCases)
+  func stalledImportBlocksNoWriter(kind: StoreKind) throws {
+    let store = try StoreFixture(kind: kind)
     let archive = try bigArchive(store)
     let (process, input, output) = try stalledImport(store, archive: archive, environment: "staging")
     // A short lock time-out: a push that had to wait for the import would fail with 75.
@@ -535,9 +585,11 @@ final class StoreFixture {
     #expect(try store.ok(["check"]).hasPrefix("OK: 2 versions"))
   }
 
-  @Test("a stalled import whose environment's head moved meanwhile still succeeds on the new head")
-  func stalledImportAfterHeadMoved() throws {
-    let store = try StoreFixture()
+  @Test(
+    "a stalled import whose environment's head moved meanwhile still succeeds on the new head",
+    arguments: StoreKind.allCases)
+  func stalledImportAfterHeadMoved(kind: StoreKind) throws {
+    let store = try StoreFixture(kind: kind)
     let archive = try bigArchive(store)
     let (process, input, output) = try stalledImport(store, archive: archive, environment: "staging")
     try store.ok(["push", "--app", "inventory", "--env", "staging", Harness.samples + "/staging"])
@@ -550,14 +602,14 @@ final class StoreFixture {
     #expect(versions.first?["parent"] as? Int == 1, "decided on the head it found when it was applied")
   }
 
-  @Test("a killed import leaves its staging folder, which check ignores and gc removes")
-  func killedImportStaging() throws {
-    let store = try StoreFixture()
+  @Test("a killed import leaves its staging folder, which check ignores and gc removes", arguments: StoreKind.allCases)
+  func killedImportStaging(kind: StoreKind) throws {
+    let store = try StoreFixture(kind: kind)
     let archive = try bigArchive(store)
     let (process, _, _) = try stalledImport(store, archive: archive, environment: "staging")
     kill(process.processIdentifier, SIGKILL)
     process.waitUntilExit()
-    let staging = store.environment["CONFVAULT_STORE"]! + "/staging"
+    let staging = store.stagingFolder
     #expect(
       try FileManager.default.contentsOfDirectory(atPath: staging).count == 1, "the staging folder outlived the kill")
     let checked = try store.ok(["check"])

@@ -1,13 +1,11 @@
-import ConfvaultCore
-import ConfvaultPostgres
 import Foundation
-import Logging
 import Synchronization
 
 /// A throwaway PostgreSQL cluster for the tests of this process: made in a temporary folder with
 /// `initdb`, started on a free loopback port, with one new database per store a test asks for.
 ///
-/// It is started once, by the first test that needs it, and removed however the process ends:
+/// The shared cluster is started once, by the first test that needs it; a test that stops and starts
+/// its server gets one of its own (`make()`). Each is removed however the process ends:
 ///
 /// - at a normal exit, an `atexit` handler stops it (`pg_ctl stop -m immediate`) and removes its folder;
 /// - when the process is killed or crashes, no handler runs: a watchdog does it instead. The watchdog is
@@ -18,15 +16,18 @@ import Synchronization
 /// PostgreSQL refuses to run as root, as CI runs: the cluster's folder is then given to `nobody`, and
 /// `initdb` and `pg_ctl` run as `nobody` through `setpriv`. There is no mock and no skip: when
 /// PostgreSQL is missing or does not start, every test that needs it fails with what went wrong.
-final class PostgresCluster: Sendable {
-  let folder: String
-  let port: Int
-  let binaries: String
+///
+/// Its databases are reached as `postgres://confvault@127.0.0.1:PORT/NAME` with trust authentication,
+/// so the `confvault` binary, run as root or not, signs in without a password.
+public final class PostgresCluster: Sendable {
+  public let folder: String
+  public let port: Int
+  public let binaries: String
   private let user: (uid: uid_t, gid: gid_t)?
   private let counter = Atomic<Int>(0)
 
   /// The cluster of this process, started on first use; a failure to start is thrown to every caller.
-  static func shared() throws -> PostgresCluster {
+  public static func shared() throws -> PostgresCluster {
     try started.withLock { started in
       if let started { return try started.get() }
       let result = Result { try PostgresCluster() }
@@ -38,7 +39,13 @@ final class PostgresCluster: Sendable {
   private static let started = Mutex<Result<PostgresCluster, any Error>?>(nil)
 
   /// The role the tests sign in as (the cluster's superuser; trust authentication on loopback only).
-  static let role = "confvault"
+  public static let role = "confvault"
+
+  /// A cluster of the caller's own, started now, for a test that stops and starts its server: stopping
+  /// the shared one would fail every other test that runs meanwhile. `remove()` it when done.
+  public static func make() throws -> PostgresCluster {
+    try PostgresCluster()
+  }
 
   private init() throws {
     binaries = try PostgresCluster.findBinaries()
@@ -63,6 +70,27 @@ final class PostgresCluster: Sendable {
         ["-D", folder + "/data", "-U", PostgresCluster.role, "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"],
         what: "initdb")
       startWatchdog()
+      try startServer()
+    } catch {
+      remove()
+      throw error
+    }
+    PostgresCluster.removeAtExit(self)
+  }
+
+  /// A URL of a new, empty database of the cluster, which `confvault --store` takes as it is.
+  public func newDatabaseURL() throws -> String {
+    let name = "test_\(getpid())_\(counter.add(1, ordering: .relaxed).newValue)"
+    try run(
+      binaries + "/createdb", ["-h", "127.0.0.1", "-p", "\(port)", "-U", PostgresCluster.role, name],
+      what: "createdb", asOwner: false)
+    return "postgres://\(PostgresCluster.role)@127.0.0.1:\(port)/\(name)"
+  }
+
+  /// Starts the server (again, after `stopServer()`) on the cluster's port, and waits until it takes
+  /// connections.
+  public func startServer() throws {
+    do {
       try run(
         binaries + "/pg_ctl",
         [
@@ -73,39 +101,33 @@ final class PostgresCluster: Sendable {
         what: "pg_ctl start")
     } catch {
       let log = (try? String(contentsOfFile: folder + "/server.log", encoding: .utf8)) ?? ""
-      stop()
       throw ClusterError("\(error)\n\(log.suffix(2000))")
     }
-    PostgresCluster.stopAtExit(self)
   }
 
-  /// A URL of a new, empty database of the cluster.
-  func newDatabaseURL() throws -> String {
-    let name = "test_\(getpid())_\(counter.add(1, ordering: .relaxed).newValue)"
-    try run(
-      binaries + "/createdb", ["-h", "127.0.0.1", "-p", "\(port)", "-U", PostgresCluster.role, name],
-      what: "createdb", asOwner: false)
-    return "postgres://\(PostgresCluster.role)@127.0.0.1:\(port)/\(name)"
-  }
-
-  /// A new store in a new database of the cluster.
-  func newStore(logger: Logger = Logger(label: "test")) throws -> PostgresStore {
-    let location = try DatabaseLocation(url: try newDatabaseURL(), environment: [:], defaultUser: PostgresCluster.role)
-    return try PostgresStore(location: location, create: true, lockTimeout: 60, logger: logger)
+  /// Stops the server as an administrator does (`pg_ctl stop -m fast`: open sessions are ended, the
+  /// data is kept), and waits until it is down.
+  public func stopServer() throws {
+    try run(binaries + "/pg_ctl", ["stop", "-D", folder + "/data", "-m", "fast", "-w"], what: "pg_ctl stop")
   }
 
   /// Stops the server at once and removes its folder.
-  func stop() {
+  public func remove() {
     try? run(binaries + "/pg_ctl", ["stop", "-D", folder + "/data", "-m", "immediate", "-w"], what: "pg_ctl stop")
     try? FileManager.default.removeItem(atPath: folder)
   }
 
-  private static func stopAtExit(_ cluster: PostgresCluster) {
-    atExit.withLock { $0 = cluster }
-    atexit { PostgresCluster.atExit.withLock { $0 }?.stop() }
+  private static func removeAtExit(_ cluster: PostgresCluster) {
+    let first = atExit.withLock { clusters in
+      defer { clusters.append(cluster) }
+      return clusters.isEmpty
+    }
+    if first {
+      atexit { for cluster in PostgresCluster.atExit.withLock({ $0 }) { cluster.remove() } }
+    }
   }
 
-  private static let atExit = Mutex<PostgresCluster?>(nil)
+  private static let atExit = Mutex<[PostgresCluster]>([])
 
   /// Stops the cluster and removes its folder once this process is gone, however it ends.
   private func startWatchdog() {
@@ -144,6 +166,14 @@ final class PostgresCluster: Sendable {
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o666)
     posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    // Nothing else of this process: the server pg_ctl starts would otherwise keep, for as long as it
+    // runs, whatever descriptor another thread has open at that moment, such as the socket by which
+    // Foundation's `Process` learns that a child it started in that thread has exited (its
+    // `waitUntilExit` would then wait for PostgreSQL to stop).
+    guard let closeFrom = closeFrom else {
+      throw ClusterError("this glibc lacks posix_spawn_file_actions_addclosefrom_np (glibc 2.34 or later needed)")
+    }
+    guard closeFrom(&actions, 3) == 0 else { throw ClusterError("cannot set up the closing of descriptors") }
     var argv = command.map { strdup($0) }
     argv.append(nil)
     defer { for argument in argv { free(argument) } }
@@ -155,6 +185,14 @@ final class PostgresCluster: Sendable {
       guard errno == EINTR else { throw ClusterError("cannot wait for \(command[0])") }
     }
     return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+  }
+
+  /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which Swift's Glibc module
+  /// does not show.
+  private static var closeFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? {
+    guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+    return unsafeBitCast(
+      symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
   }
 
   /// The newest PostgreSQL's programs: Debian keeps them in /usr/lib/postgresql/VERSION/bin.
@@ -192,7 +230,7 @@ final class PostgresCluster: Sendable {
 }
 
 /// Why the test cluster could not be made or used.
-struct ClusterError: Error, CustomStringConvertible {
-  let description: String
+public struct ClusterError: Error, CustomStringConvertible {
+  public let description: String
   init(_ description: String) { self.description = "test PostgreSQL cluster: " + description }
 }
