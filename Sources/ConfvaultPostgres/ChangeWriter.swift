@@ -37,6 +37,8 @@ struct ChangeWriter: Sendable {
       _ = try await Queries.appID(session, app, lock: true)
       try await appendAudit(app: app, environment: environment, action: action, version: version)
       return nil
+    case .copyApp, .copyVersions, .copyEnvironment, .copyAudit:
+      return try await applyCopy()
     }
   }
 
@@ -118,7 +120,9 @@ struct ChangeWriter: Sendable {
     if let file = draft.files.first(where: { missing.contains($0.sha256) }) {
       throw OperationError(.internal, "the content of `\(file.path)` (\(file.sha256)) was not stored first")
     }
-    let root = try await storeTree(draft.files)
+    var head: Data?
+    if let number = environment.head { head = try await Queries.treeRoot(session, app: draft.app, number: number) }
+    let root = try await storeTree(draft.files, head: head)
     guard
       let row = try await session.one(
         "UPDATE app SET next_version = next_version + 1 WHERE id = \(appID) RETURNING next_version - 1")
@@ -199,53 +203,17 @@ struct ChangeWriter: Sendable {
       """)
   }
 
-  /// Stores the folders of `files` that are not stored yet, in one statement per table; returns the
-  /// root folder's digest. Folders are content-addressed, so one another server stores meanwhile is
-  /// the same folder (`ON CONFLICT DO NOTHING`).
-  private func storeTree(_ files: [ManifestFile]) async throws -> Data {
-    let nodes = TreeNode.build(files)
-    let root = nodes.last!.digest
-    let digests = nodes.map(\.digest)
+  /// Stores the folders of `files` that are not stored yet, each new one as a delta against the
+  /// folder at its path in the tree `head` where that pays; returns the root folder's digest.
+  func storeTree(_ files: [ManifestFile], head: Data?) async throws -> Data {
+    let folders = TreeNode.build(files)
     let stored = Set(
-      try await session.rows("SELECT digest FROM tree_node WHERE digest = ANY(\(digests.map(\.buffer)))")
+      try await session.rows("SELECT digest FROM tree_node WHERE digest = ANY(\(folders.map(\.digest.buffer)))")
         .map { try $0.decode(Data.self) })
-    let new = nodes.filter { !stored.contains($0.digest) }
-    guard !new.isEmpty else { return root }
-    var entryNodes: [ByteBuffer] = []
-    var names: [String] = []
-    var folders: [Bool] = []
-    var executables: [Bool] = []
-    var sizes: [Int64] = []
-    var targets: [ByteBuffer] = []
-    for (digest, node) in new {
-      for entry in node.entries {
-        entryNodes.append(digest.buffer)
-        names.append(entry.name)
-        switch entry {
-        case .file(_, let mode, let size, let blob):
-          folders.append(false)
-          executables.append(mode == .executable)
-          sizes.append(size)
-          targets.append(blob.bytes.buffer)
-        case .folder(_, let child):
-          folders.append(true)
-          executables.append(false)
-          sizes.append(0)
-          targets.append(child.buffer)
-        }
-      }
-    }
-    try await session.execute(
-      """
-      INSERT INTO tree_node (digest) SELECT unnest(\(new.map(\.digest.buffer))::bytea[]) ON CONFLICT DO NOTHING
-      """)
-    try await session.execute(
-      """
-      INSERT INTO tree_entry (node, name, is_folder, executable, size, target)
-      SELECT * FROM unnest(\(entryNodes)::bytea[], \(names)::text[], \(folders)::boolean[], \(executables)::boolean[],
-        \(sizes)::bigint[], \(targets)::bytea[])
-      ON CONFLICT DO NOTHING
-      """)
-    return root
+    let new = folders.filter { !stored.contains($0.digest) }
+    let bases = try await Queries.records(session, alongPaths: Set(new.map(\.path)), in: head)
+    let records = try Queries.reader(bases).records(for: new, head: head) { _ in false }
+    try await Queries.insert(session, records)
+    return folders.last!.digest
   }
 }

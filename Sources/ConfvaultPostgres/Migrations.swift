@@ -2,7 +2,8 @@ import ConfvaultCore
 import PostgresNIO
 
 /// The store's schema, as named migrations kept in a table of their own. A shipped migration is
-/// frozen: change the schema by adding one. Migrations are SQL only, never application types.
+/// frozen: change the schema by adding one. Migrations are SQL only, never application types; the
+/// one exception converts folders to records of format 1, which every later confvault reads.
 ///
 /// Two servers that start at once migrate once: every migration runs in one transaction that first
 /// takes a transaction-level advisory lock, so the second waits, then finds the work done.
@@ -10,11 +11,19 @@ enum Migrations {
   /// The advisory lock's key: "confvault" in the first bytes, so other applications' locks are unlikely to meet it.
   static let lockKey: Int64 = 0x636F_6E66_7661_756C
 
-  /// Each migration's name and statements (one statement each: the extended protocol runs one at a time).
-  static let all: [(name: String, statements: [String])] = [
-    (
-      "v1-versions-blobs-trees-audit-principals",
-      [
+  /// One migration: statements (one each: the extended protocol runs one at a time), then a
+  /// conversion in code if any, then more statements.
+  struct Migration: Sendable {
+    var name: String
+    var statements: [String]
+    var convert: (@Sendable (SQLSession) async throws -> Void)? = nil
+    var finally: [String] = []
+  }
+
+  static let all: [Migration] = [
+    Migration(
+      name: "v1-versions-blobs-trees-audit-principals",
+      statements: [
         """
         CREATE TABLE app (
           id BIGSERIAL PRIMARY KEY,
@@ -157,7 +166,34 @@ enum Migrations {
         )
         """,
       ]
-    )
+    ),
+    // Folders as one compact record each, a delta against the folder at the same path in the parent
+    // version where that pays, instead of a row per entry per folder; and the blobs folders refer to,
+    // which is what `gc` asks.
+    Migration(
+      name: "v2-folder-records",
+      statements: [
+        "ALTER TABLE version DROP CONSTRAINT version_tree_fkey",
+        "ALTER TABLE tree_node RENAME TO tree_node_v1",
+        "ALTER TABLE tree_entry RENAME TO tree_entry_v1",
+        """
+        CREATE TABLE tree_node (
+          digest BYTEA PRIMARY KEY,
+          base BYTEA,
+          depth INTEGER NOT NULL,
+          zstd BOOLEAN NOT NULL,
+          data BYTEA NOT NULL
+        )
+        """,
+        "CREATE TABLE tree_blob (blob BYTEA PRIMARY KEY)",
+      ],
+      convert: { session in try await FolderConversion(session: session).run() },
+      finally: [
+        "DROP TABLE tree_entry_v1",
+        "DROP TABLE tree_node_v1",
+        "ALTER TABLE version ADD CONSTRAINT version_tree_fkey FOREIGN KEY (tree) REFERENCES tree_node(digest)",
+      ]
+    ),
   ]
 
   /// What the database holds: nothing yet, or the migrations applied to it.
@@ -206,6 +242,8 @@ enum Migrations {
     var done: [String] = []
     for migration in all where !applied.contains(migration.name) {
       for statement in migration.statements { try await session.execute(PostgresQuery(unsafeSQL: statement)) }
+      try await migration.convert?(session)
+      for statement in migration.finally { try await session.execute(PostgresQuery(unsafeSQL: statement)) }
       try await session.execute("INSERT INTO confvault_migration (name) VALUES (\(migration.name))")
       done.append(migration.name)
     }

@@ -24,13 +24,16 @@ public final class PostgresStore: VersionStore {
   private let runner: Task<Void, Never>
   /// The schema check (and migration), run once; forgotten when it fails, so a later call tries again.
   private let preparation = Mutex<Task<Void, any Error>?>(nil)
+  /// The latest connection of our own tried (`diagnoseShared`), and when.
+  private let diagnosis = Mutex<(task: Task<Void, any Error>, started: ContinuousClock.Instant)?>(nil)
   /// How many times a transaction that meets a serialisation failure or a deadlock is tried in all.
   static let attempts = 5
 
   /// Opens the store at `location`; nothing is sent to the server before the first operation.
   ///
   /// - Parameters:
-  ///   - readOnly: for a command that only reads: nothing is migrated, a change is refused.
+  ///   - readOnly: for a command that only reads: a change is refused (a database an older confvault
+  ///     wrote is still migrated first, since this confvault reads only its own layout).
   ///   - create: make the schema in an empty database (only creating an app, a user or a token does).
   ///   - lockTimeout: how long a change waits for another server's lock on its app before `.temporaryFailure`.
   ///   - connectTimeout: how long an operation waits for a connection before `.temporaryFailure`.
@@ -242,7 +245,7 @@ public final class PostgresStore: VersionStore {
       let candidates = try await session.rows(
         """
         SELECT sha256 FROM blob b WHERE stored_at <= \(cutoff)
-          AND NOT EXISTS (SELECT 1 FROM tree_entry e WHERE e.target = b.sha256 AND NOT e.is_folder)
+          AND NOT EXISTS (SELECT 1 FROM tree_blob t WHERE t.blob = b.sha256)
         FOR UPDATE SKIP LOCKED
         """
       ).map { try $0.decode(ByteBuffer.self) }
@@ -250,7 +253,7 @@ public final class PostgresStore: VersionStore {
       let removed = try await session.rows(
         """
         DELETE FROM blob b WHERE sha256 = ANY(\(candidates)) AND stored_at <= \(cutoff)
-          AND NOT EXISTS (SELECT 1 FROM tree_entry e WHERE e.target = b.sha256 AND NOT e.is_folder)
+          AND NOT EXISTS (SELECT 1 FROM tree_blob t WHERE t.blob = b.sha256)
         RETURNING sha256
         """
       ).map { try $0.decode(ByteBuffer.self) }
@@ -310,17 +313,19 @@ public final class PostgresStore: VersionStore {
 
   /// Runs `body` on a connection of the pool; waits at most `connectTimeout` for one.
   ///
-  /// The pool itself keeps trying to connect to a server that is down (for a minute before it fails
-  /// waiting requests); a command must say so sooner, and a server must answer 503 sooner.
+  /// The pool itself keeps trying to connect to a server that is down (for 15 s, then it fails every
+  /// request at once until a retry succeeds), and keeps why to itself: a command must say so sooner,
+  /// and a server must answer 503 sooner, with the reason. So when no connection comes within a second,
+  /// a connection of our own is tried: a server that refuses it is reported at once; one that takes it
+  /// (the pool is only busy, or reconnecting) gets the rest of `connectTimeout`.
   private func withSession<T: Sendable>(_ body: @escaping @Sendable (SQLSession) async throws -> T) async throws -> T {
     let leased = LeaseFlag()
     let client = client
     let logger = logger
     let timeout = connectTimeout
-    let location = location
     let outcome = Outcome<T>()
     // The work runs in a task of its own, not a child: past the timeout the caller is answered at once,
-    // while the pool's wait (which does not end on cancellation) winds down in the background.
+    // while the pool's wait winds down in the background.
     let work = Task {
       do {
         let value = try await client.withConnection { connection in
@@ -328,26 +333,27 @@ public final class PostgresStore: VersionStore {
           return try await body(SQLSession(connection: connection, logger: logger))
         }
         outcome.finish(.success(value))
+      } catch  where !leased.value.load(ordering: .relaxed) && !Task.isCancelled {
+        // The pool gave up before a connection (its circuit breaker): say why, as the timer would.
+        outcome.finish(.failure(await self.unreachable(within: timeout)))
       } catch {
         outcome.finish(.failure(error))
       }
     }
     let timer = Task {
-      try await Task.sleep(for: timeout)
+      let first = min(timeout, .seconds(1))
+      try await Task.sleep(for: first)
       guard !leased.value.load(ordering: .relaxed) else { return }
-      // The pool keeps why it cannot connect to itself: one connection of our own tells (no such
-      // database, a refused password, a refused connection).
       do {
-        try await PostgresStore.diagnose(location, logger: logger)
-        outcome.finish(
-          .failure(
-            OperationError(
-              .temporaryFailure,
-              "the PostgreSQL server of the store `\(location)` cannot be reached (no connection within \(timeout)); "
-                + "nothing was changed, try again when it is running")))
+        try await self.diagnoseShared()
       } catch {
         outcome.finish(.failure(error))
+        work.cancel()
+        return
       }
+      try await Task.sleep(for: timeout - first)
+      guard !leased.value.load(ordering: .relaxed) else { return }
+      outcome.finish(.failure(await self.unreachable(within: timeout)))
       work.cancel()
     }
     defer { timer.cancel() }
@@ -356,6 +362,35 @@ public final class PostgresStore: VersionStore {
     } onCancel: {
       work.cancel()
     }
+  }
+
+  /// Why no connection came from the pool: the error of a connection of our own (no such database,
+  /// a refused password, a refused connection), else that the server takes connections but the pool
+  /// got none in time (busy, or still reconnecting after an outage).
+  private func unreachable(within timeout: Duration) async -> any Error {
+    do {
+      try await diagnoseShared()
+    } catch {
+      return error
+    }
+    return OperationError(
+      .temporaryFailure,
+      "the PostgreSQL server of the store `\(location)` gave no connection within \(timeout) (busy, or reconnecting); "
+        + "nothing was changed, try again")
+  }
+
+  /// `diagnose`, shared by the operations that wait at the same time: a server whose pool is busy
+  /// gets one more connection a second from them, not one per waiting operation.
+  private func diagnoseShared() async throws {
+    let location = location
+    let logger = logger
+    let task = diagnosis.withLock { latest in
+      if let latest, latest.started.duration(to: .now) < .seconds(1) { return latest.task }
+      let task = Task { try await PostgresStore.diagnose(location, logger: logger) }
+      latest = (task, .now)
+      return task
+    }
+    try await task.value
   }
 
   /// Connects once outside the pool, and throws the error that gives, if any.
@@ -386,13 +421,14 @@ public final class PostgresStore: VersionStore {
   private func prepare() async throws {
     let store = "\(location)"
     let create = create
-    let readOnly = readOnly
     do {
       let applied = try await withSession { session -> [String] in
         switch try await Migrations.state(session) {
         case .empty where !create:
           throw OperationError(.inputUnreadable, "no store in the database `\(store)`", hint: .createStore)
-        case .migrated(let names) where readOnly || Set(Migrations.all.map(\.name)).isSubset(of: names):
+        // A database an older confvault wrote is migrated even to be read: its layout may not be the
+        // one this confvault reads.
+        case .migrated(let names) where Set(Migrations.all.map(\.name)).isSubset(of: names):
           try Migrations.refuseUnknown(names, store: store)
           return []
         default:

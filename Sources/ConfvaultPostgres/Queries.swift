@@ -108,49 +108,118 @@ enum Queries {
     return try row.decode(Data.self)
   }
 
-  /// Every file below the folder `root`, in one recursive query whatever the depth: a tree read costs
-  /// one round trip to the server, not one per folder.
-  static func flatten(_ session: SQLSession, root: Data) async throws -> [ManifestFile] {
-    try await session.rows(
-      """
-      WITH RECURSIVE walk(node, prefix) AS (
-        SELECT \(root)::bytea, ''::text
-        UNION ALL
-        SELECT e.target, w.prefix || e.name || '/' FROM walk w JOIN tree_entry e ON e.node = w.node WHERE e.is_folder
-      )
-      SELECT w.prefix || e.name, e.executable, e.size, e.target
-      FROM walk w JOIN tree_entry e ON e.node = w.node WHERE NOT e.is_folder
-      """
-    ).map { row in
-      let (path, executable, size, target) = try row.decode((String, Bool, Int64, Data).self)
-      return ManifestFile(path: path, size: size, mode: executable ? .executable : .regular, sha256: try digest(target))
-    }
-  }
-
-  struct EntryRow: Sendable {
-    var name: String
-    var isFolder: Bool
-    var mode: FileMode
-    var size: Int64
-    var target: Data
-  }
-
-  /// The entries of each of `nodes`, in one query.
-  static func entries(_ session: SQLSession, nodes: Set<Data>) async throws -> [Data: [EntryRow]] {
-    guard !nodes.isEmpty else { return [:] }
-    var result: [Data: [EntryRow]] = [:]
+  /// The records of `digests` and of every folder their delta chains lead to, in one recursive query.
+  static func records(_ session: SQLSession, _ digests: some Collection<Data>) async throws -> [Data: StoredFolder] {
+    guard !digests.isEmpty else { return [:] }
+    var records: [Data: StoredFolder] = [:]
     try await session.forEach(
       """
-      SELECT node, name, is_folder, executable, size, target FROM tree_entry
-      WHERE node = ANY(\(nodes.map(\.buffer)))
+      WITH RECURSIVE chain(digest, base, depth, zstd, data) AS (
+        SELECT digest, base, depth, zstd, data FROM tree_node WHERE digest = ANY(\(digests.map(\.buffer)))
+        UNION
+        SELECT n.digest, n.base, n.depth, n.zstd, n.data FROM tree_node n JOIN chain c ON n.digest = c.base
+      )
+      SELECT digest, base, depth, zstd, data FROM chain
       """
     ) { row in
-      let (node, name, isFolder, executable, size, target) = try row.decode(
-        (Data, String, Bool, Bool, Int64, Data).self)
-      result[node, default: []].append(
-        EntryRow(name: name, isFolder: isFolder, mode: executable ? .executable : .regular, size: size, target: target))
+      let (digest, base, depth, compressed, data) = try row.decode((Data, Data?, Int, Bool, Data).self)
+      records[digest] = StoredFolder(digest: digest, base: base, depth: depth, compressed: compressed, data: data)
     }
+    return records
+  }
+
+  /// A reader of the folders in `records`, through the process's cache of decoded folders.
+  static func reader(_ records: [Data: StoredFolder], shared: Bool = true) -> FolderReader {
+    FolderReader(shared: shared) { records[$0] }
+  }
+
+  /// The entries of each of `nodes`: the ones not decoded already are read in one query.
+  static func entries(_ session: SQLSession, nodes: Set<Data>) async throws -> [Data: [TreeNode.Entry]] {
+    let cached = reader([:])
+    var result: [Data: [TreeNode.Entry]] = [:]
+    var missing: [Data] = []
+    for node in nodes {
+      if let entries = try? cached.entries(node) { result[node] = entries } else { missing.append(node) }
+    }
+    let folders = reader(try await records(session, missing))
+    for node in missing { result[node] = try folders.entries(node) }
     return result
+  }
+
+  /// Every file below the folder `root`, a level at a time: a tree read costs one round trip to the
+  /// server per level of folders, not one per folder.
+  static func flatten(_ session: SQLSession, root: Data) async throws -> [ManifestFile] {
+    var files: [ManifestFile] = []
+    var level: [(node: Data, prefix: String)] = [(root, "")]
+    while !level.isEmpty {
+      let entries = try await Self.entries(session, nodes: Set(level.map(\.node)))
+      var next: [(node: Data, prefix: String)] = []
+      for (node, prefix) in level {
+        for entry in entries[node] ?? [] {
+          switch entry {
+          case .file(let name, let mode, let size, let blob):
+            files.append(ManifestFile(path: prefix + name, size: size, mode: mode, sha256: blob))
+          case .folder(let name, let child):
+            next.append((child, prefix + name + "/"))
+          }
+        }
+      }
+      level = next
+    }
+    return files
+  }
+
+  /// Stores `records` and notes every blob they name, so that `gc` knows the blob is used; in one
+  /// statement per table. Folders are content-addressed: one another server stores meanwhile is the
+  /// same folder (`ON CONFLICT DO NOTHING`).
+  static func insert(_ session: SQLSession, _ records: [StoredFolder]) async throws {
+    guard !records.isEmpty else { return }
+    try await session.execute(
+      """
+      INSERT INTO tree_node (digest, base, depth, zstd, data)
+      SELECT digest, NULLIF(base, ''::bytea), depth, zstd, data
+      FROM unnest(\(records.map(\.digest.buffer))::bytea[], \(records.map { ($0.base ?? Data()).buffer })::bytea[],
+        \(records.map(\.depth))::integer[], \(records.map(\.compressed))::boolean[], \(records.map(\.data.buffer))::bytea[])
+        AS new(digest, base, depth, zstd, data)
+      ON CONFLICT DO NOTHING
+      """)
+    let blobs = Set(try records.flatMap(FolderRecord.namedBlobs))
+    guard !blobs.isEmpty else { return }
+    try await session.execute(
+      """
+      INSERT INTO tree_blob (blob) SELECT unnest(\(blobs.map(\.bytes.buffer))::bytea[]) ON CONFLICT DO NOTHING
+      """)
+  }
+
+  /// The records of the folders along each of `paths` in the tree `root`, read a level at a time with
+  /// their delta chains: what `BaseFinder` reads to find a new folder's base.
+  static func records(
+    _ session: SQLSession, alongPaths paths: Set<String>, in root: Data?
+  ) async throws -> [Data: StoredFolder] {
+    guard let root else { return [:] }
+    var wanted = Set<String>()
+    for path in paths {
+      var prefix = path
+      while !prefix.isEmpty {
+        wanted.insert(prefix)
+        prefix = prefix.lastIndex(of: "/").map { String(prefix[..<$0]) } ?? ""
+      }
+    }
+    var all: [Data: StoredFolder] = [:]
+    var level: [(node: Data, path: String)] = [(root, "")]
+    while !level.isEmpty {
+      all.merge(try await records(session, level.map(\.node).filter { all[$0] == nil })) { a, _ in a }
+      let folders = reader(all)
+      var next: [(node: Data, path: String)] = []
+      for (node, path) in level {
+        for case .folder(let name, let child) in try folders.entries(node) {
+          let childPath = path.isEmpty ? name : path + "/" + name
+          if wanted.contains(childPath) { next.append((child, childPath)) }
+        }
+      }
+      level = next
+    }
+    return all
   }
 
   /// The files that differ between two trees, a level at a time: each level's changed folders are read
@@ -167,18 +236,11 @@ enum Queries {
           (pair.old.flatMap { entries[$0] } ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let newByName = Dictionary(
           (pair.new.flatMap { entries[$0] } ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        func file(_ entry: EntryRow, _ path: String) throws -> ManifestFile {
-          ManifestFile(path: path, size: entry.size, mode: entry.mode, sha256: try digest(entry.target))
-        }
         for name in Set(oldByName.keys).union(newByName.keys) {
           let path = pair.prefix + name
-          let before = oldByName[name]
-          let after = newByName[name]
-          let oldFolder = before.flatMap { $0.isFolder ? $0.target : nil }
-          let newFolder = after.flatMap { $0.isFolder ? $0.target : nil }
+          let (oldFolder, oldFile) = TreeNode.Entry.split(oldByName[name], at: path)
+          let (newFolder, newFile) = TreeNode.Entry.split(newByName[name], at: path)
           if oldFolder != nil || newFolder != nil { next.append((oldFolder, newFolder, path + "/")) }
-          let oldFile = try before.flatMap { $0.isFolder ? nil : try file($0, path) }
-          let newFile = try after.flatMap { $0.isFolder ? nil : try file($0, path) }
           if let change = FileChange(path: path, old: oldFile, new: newFile) { changes.append(change) }
         }
       }

@@ -3,7 +3,7 @@ import Crypto
 import Foundation
 import PostgresNIO
 
-/// `confvault check`: every blob's hash, every tree entry's target, every version's tree digest,
+/// `confvault check`: every blob's hash, every folder record once, every version's tree digest,
 /// every head, and the numbering; read in one snapshot, each table streamed, not held whole.
 struct StoreCheck: Sendable {
   let session: SQLSession
@@ -11,17 +11,20 @@ struct StoreCheck: Sendable {
   func run() async throws -> CheckReport {
     var problems: [String] = []
     let blobs = try await checkBlobs(&problems)
-    try await checkTrees(&problems)
-    let versions = try await checkVersions(&problems)
+    let reader = try await checkTrees(&problems)
+    let versions = try await checkVersions(&problems, folders: reader)
     try await checkHeads(&problems)
     try await checkAudit(&problems)
     let unreferenced =
       try await session.one(
         """
-        SELECT COUNT(*) FROM blob b
-        WHERE NOT EXISTS (SELECT 1 FROM tree_entry e WHERE e.target = b.sha256 AND NOT e.is_folder)
+        SELECT COUNT(*) FROM blob b WHERE NOT EXISTS (SELECT 1 FROM tree_blob t WHERE t.blob = b.sha256)
         """)?.decode(Int.self) ?? 0
-    return CheckReport(problems: problems, unreferencedBlobs: unreferenced, versions: versions, blobs: blobs)
+    let folders = try await session.one("SELECT COUNT(*), COALESCE(SUM(LENGTH(data)), 0)::bigint FROM tree_node")?
+      .decode((Int, Int64).self)
+    return CheckReport(
+      problems: problems, unreferencedBlobs: unreferenced, versions: versions, blobs: blobs,
+      folders: folders?.0 ?? 0, folderBytes: folders?.1 ?? 0)
   }
 
   /// A blob being checked while its chunks stream by.
@@ -92,59 +95,35 @@ struct StoreCheck: Sendable {
     return count
   }
 
-  private func checkTrees(_ problems: inout [String]) async throws {
-    let missingBlobs = try await session.rows(
-      """
-      SELECT node, name, target FROM tree_entry e
-      WHERE NOT is_folder AND NOT EXISTS (SELECT 1 FROM blob b WHERE b.sha256 = e.target) LIMIT 20
-      """)
-    for row in missingBlobs {
-      let (node, name, target) = try row.decode((Data, String, Data).self)
-      problems.append(
-        "file `\(name)` (folder \(hexString(node))) refers to a missing blob \(hexString(target))")
+  /// Each folder record once, bases before their deltas: decoded, its digest recomputed, and every
+  /// blob and folder it names present (and each blob noted as used, which `gc` relies on). The
+  /// records are read in one pass and kept, compressed as stored, for the versions' tree digests.
+  private func checkTrees(_ problems: inout [String]) async throws -> FolderReader {
+    var records: [Data: StoredFolder] = [:]
+    try await session.forEach("SELECT digest, base, depth, zstd, data FROM tree_node") { row in
+      let (digest, base, depth, compressed, data) = try row.decode((Data, Data?, Int, Bool, Data).self)
+      records[digest] = StoredFolder(digest: digest, base: base, depth: depth, compressed: compressed, data: data)
     }
-    let missingFolders =
-      try await session.one(
-        """
-        SELECT COUNT(*) FROM tree_entry e
-        WHERE is_folder AND NOT EXISTS (SELECT 1 FROM tree_node n WHERE n.digest = e.target)
-        """)?.decode(Int.self) ?? 0
-    if missingFolders > 0 { problems.append("\(missingFolders) folder entries refer to missing folders") }
-    var node: Data?
-    var entries: [TreeNode.Entry] = []
-    var found: [String] = []
-    func finish() {
-      if let node, TreeNode(entries: entries).digest != node {
-        found.append("folder \(hexString(node)): its entries do not match its digest")
-      }
+    var blobs = Set<SHA256Hex>()
+    try await session.forEach("SELECT sha256 FROM blob") { row in
+      if let blob = SHA256Hex(bytes: try row.decode(Data.self)) { blobs.insert(blob) }
     }
-    try await session.forEach(
-      """
-      SELECT n.digest, e.name, e.is_folder, e.executable, e.size, e.target FROM tree_node n
-      LEFT JOIN tree_entry e ON e.node = n.digest ORDER BY n.digest
-      """
-    ) { row in
-      let (digest, name, isFolder, executable, size, target) = try row.decode(
-        (Data, String?, Bool?, Bool?, Int64?, Data?).self)
-      if digest != node {
-        finish()
-        node = digest
-        entries = []
-      }
-      guard let name, let isFolder, let executable, let size, let target else { return }
-      entries.append(
-        isFolder
-          ? .folder(name: name, node: target)
-          : .file(
-            name: name, mode: executable ? .executable : .regular, size: size, blob: try Queries.digest(target)))
+    var used = Set<SHA256Hex>()
+    try await session.forEach("SELECT blob FROM tree_blob") { row in
+      if let blob = SHA256Hex(bytes: try row.decode(Data.self)) { used.insert(blob) }
     }
-    finish()
+    let frozen = records
+    let reader = FolderReader(shared: false) { frozen[$0] }
+    let found = try StoredTreeCheck(reader: reader).checkFolders(
+      records.values.map { ($0.digest, $0.base) }, blobs: blobs, used: used)
     problems += found
+    return reader
   }
 
-  private func checkVersions(_ problems: inout [String]) async throws -> Int {
+  private func checkVersions(_ problems: inout [String], folders: FolderReader) async throws -> Int {
     var count = 0
     var digestOfRoot: [Data: (TreeDigest, Int, Int64)] = [:]
+    var trees = StoredTreeCheck(reader: folders)
     for app in try await session.rows("SELECT id, name, next_version FROM app ORDER BY name") {
       let (id, name, nextVersion) = try app.decode((Int64, String, Int).self)
       let rows = try await session.rows(
@@ -168,12 +147,16 @@ struct StoreCheck: Sendable {
         }
         let root = try row.get("tree", as: Data.self)
         if digestOfRoot[root] == nil {
-          guard try await session.one("SELECT 1 FROM tree_node WHERE digest = \(root)") != nil else {
+          guard try folders.record(root) != nil else {
             problems.append("\(label): its tree is missing")
             continue
           }
-          let files = try await Queries.flatten(session, root: root)
-          digestOfRoot[root] = (TreeDigest(files: files), files.count, files.reduce(0) { $0 + $1.size })
+          do {
+            digestOfRoot[root] = try trees.summary(root: root)
+          } catch let error as OperationError {
+            problems.append("\(label): its tree cannot be read: \(error.message)")
+            continue
+          }
         }
         let (digest, files, size) = digestOfRoot[root]!
         if digest != version.treeDigest {

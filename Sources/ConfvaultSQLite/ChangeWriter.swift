@@ -32,6 +32,8 @@ struct ChangeWriter {
       _ = try Queries.appID(db, app)
       try appendAudit(app: app, environment: environment, action: action, version: version)
       return nil
+    case .copyApp, .copyVersions, .copyEnvironment, .copyAudit:
+      return try applyCopy()
     }
   }
 
@@ -102,7 +104,8 @@ struct ChangeWriter {
     for file in draft.files where try Bool.fetchOne(hasBlob, arguments: [file.sha256.bytes]) != true {
       throw OperationError(.internal, "the content of `\(file.path)` (\(file.sha256)) was not stored first")
     }
-    let root = try storeTree(draft.files)
+    let head = try environment.head.map { try Queries.treeRoot(db, app: draft.app, number: $0) }
+    let root = try storeTree(draft.files, head: head)
     guard
       let number = try Int.fetchOne(
         db, sql: "UPDATE app SET next_version = next_version + 1 WHERE id = ? RETURNING next_version - 1",
@@ -191,26 +194,15 @@ struct ChangeWriter {
       ])
   }
 
-  /// Stores the folders of `files` that are not stored yet; returns the root folder's digest.
-  private func storeTree(_ files: [ManifestFile]) throws -> Data {
-    var root = Data()
-    for (digest, node) in TreeNode.build(files) {
-      root = digest
-      try db.cachedStatement(sql: "INSERT OR IGNORE INTO tree_node (digest) VALUES (?)").execute(arguments: [digest])
-      guard db.changesCount > 0 else { continue }
-      for entry in node.entries {
-        switch entry {
-        case .file(let name, let mode, let size, let blob):
-          try db.cachedStatement(
-            sql: "INSERT INTO tree_entry (node, name, is_folder, executable, size, target) VALUES (?, ?, 0, ?, ?, ?)"
-          ).execute(arguments: [digest, name, mode == .executable, size, blob.bytes])
-        case .folder(let name, let child):
-          try db.cachedStatement(
-            sql: "INSERT INTO tree_entry (node, name, is_folder, executable, size, target) VALUES (?, ?, 1, 0, 0, ?)"
-          ).execute(arguments: [digest, name, child])
-        }
-      }
+  /// Stores the folders of `files` that are not stored yet, each new one as a delta against the
+  /// folder at its path in the tree `head` where that pays; returns the root folder's digest.
+  func storeTree(_ files: [ManifestFile], head: Data?) throws -> Data {
+    let folders = TreeNode.build(files)
+    let isStored = try db.cachedStatement(sql: "SELECT 1 FROM tree_node WHERE digest = ?")
+    let records = try Queries.folders(db).records(for: folders, head: head) { digest in
+      try Bool.fetchOne(isStored, arguments: [digest]) == true
     }
-    return root
+    try Queries.insert(db, records)
+    return folders.last!.digest
   }
 }

@@ -3,7 +3,8 @@ import GRDB
 
 /// The store's schema, as named migrations. A shipped migration is frozen: change the schema by adding one.
 ///
-/// Migrations use SQL only, never application types, so they mean the same thing forever.
+/// Migrations use SQL only, never application types, so they mean the same thing forever; the one
+/// exception converts folders to records of format 1, which every later confvault reads.
 enum Migrations {
   static var migrator: DatabaseMigrator {
     var migrator = DatabaseMigrator()
@@ -129,6 +130,32 @@ enum Migrations {
             expires_at INTEGER NOT NULL
           ) WITHOUT ROWID;
           """)
+    }
+    // Folders as one compact record each, a delta against the folder at the same path in the parent
+    // version where that pays, instead of a row per entry per folder; and the blobs folders refer to,
+    // which is what `gc` asks. The version table's references to `tree_node` stay as they are written
+    // while the old tables are renamed away.
+    migrator.registerMigration("v4-folder-records") { db in
+      try db.execute(sql: "PRAGMA legacy_alter_table = ON")
+      try db.execute(
+        sql: """
+          ALTER TABLE tree_node RENAME TO tree_node_v1;
+          ALTER TABLE tree_entry RENAME TO tree_entry_v1;
+          """)
+      try db.execute(sql: "PRAGMA legacy_alter_table = OFF")
+      try db.execute(
+        sql: """
+          CREATE TABLE tree_node (
+            digest BLOB PRIMARY KEY,
+            base BLOB,
+            depth INTEGER NOT NULL,
+            zstd INTEGER NOT NULL,
+            data BLOB NOT NULL
+          ) WITHOUT ROWID;
+          CREATE TABLE tree_blob (blob BLOB PRIMARY KEY) WITHOUT ROWID;
+          """)
+      try FolderConversion(db: db).run()
+      try db.execute(sql: "DROP TABLE tree_entry_v1; DROP TABLE tree_node_v1")
     }
     return migrator
   }

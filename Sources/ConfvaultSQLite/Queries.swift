@@ -96,60 +96,60 @@ enum Queries {
     return root
   }
 
-  struct EntryRow {
-    var name: String
-    var isFolder: Bool
-    var mode: FileMode
-    var size: Int64
-    var target: Data
+  /// The store's folders, read through the process's cache of decoded folders.
+  static func folders(_ db: Database, shared: Bool = true) -> FolderReader {
+    FolderReader(shared: shared) { digest in
+      try Row.fetchOne(
+        db.cachedStatement(sql: "SELECT base, depth, zstd, data FROM tree_node WHERE digest = ?"), arguments: [digest]
+      ).map { row in
+        StoredFolder(digest: digest, base: row["base"], depth: row["depth"], compressed: row["zstd"], data: row["data"])
+      }
+    }
   }
 
-  static func entries(_ db: Database, node: Data) throws -> [EntryRow] {
-    try Row.fetchAll(
-      db.cachedStatement(sql: "SELECT name, is_folder, executable, size, target FROM tree_entry WHERE node = ?"),
-      arguments: [node]
-    ).map { row in
-      EntryRow(
-        name: row["name"], isFolder: row["is_folder"], mode: row["executable"] ? .executable : .regular,
-        size: row["size"], target: row["target"])
+  /// Stores `records` and notes every blob they name, so that `gc` knows the blob is used.
+  static func insert(_ db: Database, _ records: [StoredFolder]) throws {
+    for record in records {
+      try db.cachedStatement(
+        sql: "INSERT OR IGNORE INTO tree_node (digest, base, depth, zstd, data) VALUES (?, ?, ?, ?, ?)"
+      ).execute(arguments: [record.digest, record.base, record.depth, record.compressed, record.data])
+      for blob in try FolderRecord.namedBlobs(record) {
+        try db.cachedStatement(sql: "INSERT OR IGNORE INTO tree_blob (blob) VALUES (?)").execute(arguments: [blob.bytes]
+        )
+      }
     }
   }
 
   /// Every file below `node`, paths prefixed by `prefix`.
-  static func flatten(_ db: Database, node: Data, prefix: String = "") throws -> [ManifestFile] {
+  static func flatten(_ folders: FolderReader, node: Data, prefix: String = "") throws -> [ManifestFile] {
     var files: [ManifestFile] = []
-    for entry in try entries(db, node: node) {
-      let path = prefix + entry.name
-      if entry.isFolder {
-        files += try flatten(db, node: entry.target, prefix: path + "/")
-      } else {
-        files.append(ManifestFile(path: path, size: entry.size, mode: entry.mode, sha256: try digest(entry.target)))
+    for entry in try folders.entries(node) {
+      switch entry {
+      case .file(let name, let mode, let size, let blob):
+        files.append(ManifestFile(path: prefix + name, size: size, mode: mode, sha256: blob))
+      case .folder(let name, let child):
+        files += try flatten(folders, node: child, prefix: prefix + name + "/")
       }
     }
     return files
   }
 
   /// The files that differ between two folders; equal subfolders are skipped unread.
-  static func diff(_ db: Database, old: Data?, new: Data?, prefix: String, into changes: inout [FileChange]) throws {
+  static func diff(
+    _ folders: FolderReader, old: Data?, new: Data?, prefix: String, into changes: inout [FileChange]
+  ) throws {
     guard old != new else { return }
-    let oldEntries = try old.map { try entries(db, node: $0) } ?? []
-    let newEntries = try new.map { try entries(db, node: $0) } ?? []
-    let oldByName = Dictionary(uniqueKeysWithValues: oldEntries.map { ($0.name, $0) })
-    let newByName = Dictionary(uniqueKeysWithValues: newEntries.map { ($0.name, $0) })
-    func file(_ entry: EntryRow, _ path: String) throws -> ManifestFile {
-      ManifestFile(path: path, size: entry.size, mode: entry.mode, sha256: try digest(entry.target))
-    }
-    for name in Set(oldByName.keys).union(newByName.keys) {
+    let before = Dictionary(
+      try (old.map { try folders.entries($0) } ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    let after = Dictionary(
+      try (new.map { try folders.entries($0) } ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    for name in Set(before.keys).union(after.keys) {
       let path = prefix + name
-      let before = oldByName[name]
-      let after = newByName[name]
-      let oldFolder = before.flatMap { $0.isFolder ? $0.target : nil }
-      let newFolder = after.flatMap { $0.isFolder ? $0.target : nil }
+      let (oldFolder, oldFile) = TreeNode.Entry.split(before[name], at: path)
+      let (newFolder, newFile) = TreeNode.Entry.split(after[name], at: path)
       if oldFolder != nil || newFolder != nil {
-        try diff(db, old: oldFolder, new: newFolder, prefix: path + "/", into: &changes)
+        try diff(folders, old: oldFolder, new: newFolder, prefix: path + "/", into: &changes)
       }
-      let oldFile = try before.flatMap { $0.isFolder ? nil : try file($0, path) }
-      let newFile = try after.flatMap { $0.isFolder ? nil : try file($0, path) }
       if let change = FileChange(path: path, old: oldFile, new: newFile) { changes.append(change) }
     }
   }

@@ -19,7 +19,8 @@ import Synchronization
 public final class SQLiteStore: VersionStore {
   /// What the process means to do with the store.
   public enum Access: Sendable {
-    /// Only read: nothing is migrated or written; a change fails with `.permissionDenied`.
+    /// Only read: nothing is written (but a store an older confvault wrote is converted first, by a
+    /// user who may write it); a change fails with `.permissionDenied`.
     case readOnly
     /// Read and change: the schema is migrated to this confvault's on opening.
     case readWrite
@@ -86,6 +87,19 @@ public final class SQLiteStore: VersionStore {
     }
     switch access {
     case .readOnly, .readMostly:
+      // A store an older confvault wrote is converted first, even to be read: its layout may not be
+      // the one this confvault reads. A reader who may not write it is told so.
+      if try StoreFailure.mapping(folder, { try readOnly.read { try !Migrations.migrator.hasCompletedMigrations($0) } })
+      {
+        do {
+          _ = try SQLiteStore.openWriter(path, folder: folder, configuration: configuration, logger: logger)
+        } catch let error as OperationError {
+          throw OperationError(
+            error.kind,
+            "the store `\(folder)` was written by an older confvault and is converted to this one's layout by the first command that may write it; "
+              + error.message)
+        }
+      }
       reader = readOnly
       writer = Mutex(nil)
     case .readWrite:
@@ -256,7 +270,7 @@ public final class SQLiteStore: VersionStore {
   public func files(app: String, number: Int) async throws -> [ManifestFile] {
     try await reading { db in
       let root = try Queries.treeRoot(db, app: app, number: number)
-      return try Queries.flatten(db, node: root).sorted { EntryPath.byteOrder($0.path, $1.path) }
+      return try Queries.flatten(Queries.folders(db), node: root).sorted { EntryPath.byteOrder($0.path, $1.path) }
     }
   }
 
@@ -265,7 +279,7 @@ public final class SQLiteStore: VersionStore {
       let new = try Queries.treeRoot(db, app: app, number: to)
       let old = try from.map { try Queries.treeRoot(db, app: app, number: $0) }
       var changes: [FileChange] = []
-      try Queries.diff(db, old: old, new: new, prefix: "", into: &changes)
+      try Queries.diff(Queries.folders(db), old: old, new: new, prefix: "", into: &changes)
       return changes.sorted { EntryPath.byteOrder($0.path, $1.path) }
     }
   }
@@ -353,11 +367,16 @@ public final class SQLiteStore: VersionStore {
     if !batch.isEmpty { try await storeBatch(batch) }
   }
 
+  /// Stores a batch in one transaction. Blobs of one chunk are read, checked and compressed first, on
+  /// every core and outside the transaction; larger ones stream through it a chunk at a time.
   private func storeBatch(_ blobs: [BlobFile]) async throws {
     let storedAt = Queries.seconds(Date())
+    let encoded = try await offload { try BlobWriter.encodeSmall(blobs) }
     try await writing { db in
       let writer = try BlobWriter(db: db, storedAt: storedAt)
-      for blob in blobs { try writer.store(blob) }
+      for (blob, chunk) in zip(blobs, encoded) {
+        if let chunk { try writer.store(blob, encoded: chunk) } else { try writer.store(blob) }
+      }
     }
   }
 
@@ -378,7 +397,7 @@ public final class SQLiteStore: VersionStore {
     let cutoff = Queries.seconds(Date()) - Int64(grace)
     return try await writing { db in
       let unreferenced = """
-        SELECT sha256 FROM blob WHERE stored_at <= \(cutoff) AND sha256 NOT IN (SELECT target FROM tree_entry)
+        SELECT sha256 FROM blob WHERE stored_at <= \(cutoff) AND sha256 NOT IN (SELECT blob FROM tree_blob)
         """
       let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM (\(unreferenced))") ?? 0
       try db.execute(sql: "DELETE FROM blob_chunk WHERE blob IN (\(unreferenced))")
@@ -469,6 +488,48 @@ private final class BlobWriter {
   deinit {
     buffer.deallocate()
     readBuffer.deallocate()
+  }
+
+  /// The one stored chunk of each blob of at most one chunk (nil for larger ones), read and checked
+  /// against its digest, compressed on up to four cores.
+  static func encodeSmall(_ blobs: [BlobFile]) throws -> [(data: Data, compressed: Bool)?] {
+    let results = Mutex(
+      [Result<(data: Data, compressed: Bool)?, any Error>](repeating: .success(nil), count: blobs.count))
+    let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4)
+    DispatchQueue.concurrentPerform(iterations: workers) { worker in
+      let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BlobCodec.chunkSize, alignment: 16)
+      let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
+      defer {
+        buffer.deallocate()
+        readBuffer.deallocate()
+      }
+      // Without a context (out of memory), the blobs are left to the transaction's one-by-one path.
+      guard let compressor = try? BlobCodec.Compressor() else { return }
+      for index in stride(from: worker, to: blobs.count, by: workers) where blobs[index].size <= BlobCodec.chunkSize {
+        let result = Result { () -> (data: Data, compressed: Bool)? in
+          var filled = 0
+          try blobs[index].stream(buffer: readBuffer) { chunk in
+            UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<filled + chunk.count]).copyMemory(from: chunk)
+            filled += chunk.count
+          }
+          return compressor.encode(UnsafeRawBufferPointer(rebasing: buffer[0..<filled]))
+        }
+        results.withLock { $0[index] = result }
+      }
+    }
+    return try results.withLock { $0 }.map { try $0.get() }
+  }
+
+  /// Stores `blob`, whose one chunk `encoded` is, unless it is stored already.
+  func store(_ blob: BlobFile, encoded: (data: Data, compressed: Bool)) throws {
+    let key = blob.sha256.bytes
+    guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?"), arguments: [key]) != true
+    else { return }
+    try db.cachedStatement(sql: "INSERT INTO blob_chunk (blob, seq, zstd, data) VALUES (?, 0, ?, ?)")
+      .execute(arguments: [key, encoded.compressed, encoded.data])
+    try db.cachedStatement(
+      sql: "INSERT INTO blob (sha256, size, stored_size, chunk_count, stored_at) VALUES (?, ?, ?, 1, ?)"
+    ).execute(arguments: [key, blob.size, encoded.data.count, storedAt])
   }
 
   /// Stores `blob` unless it is stored already; its content must still have its digest and size.

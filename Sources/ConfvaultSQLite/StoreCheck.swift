@@ -3,7 +3,7 @@ import Crypto
 import Foundation
 import GRDB
 
-/// `confvault check`: every blob's hash, every tree entry's target, every version's tree digest,
+/// `confvault check`: every blob's hash, every folder record once, every version's tree digest,
 /// every head, and the numbering.
 struct StoreCheck {
   let db: Database
@@ -16,87 +16,60 @@ struct StoreCheck {
     try checkHeads(&problems)
     try checkAudit(&problems)
     let unreferenced =
-      try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM blob WHERE sha256 NOT IN (SELECT target FROM tree_entry)") ?? 0
-    return CheckReport(problems: problems, unreferencedBlobs: unreferenced, versions: versions, blobs: blobs)
+      try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM blob WHERE sha256 NOT IN (SELECT blob FROM tree_blob)") ?? 0
+    let folders = try Row.fetchOne(db, sql: "SELECT COUNT(*), TOTAL(LENGTH(data)) FROM tree_node")
+    return CheckReport(
+      problems: problems, unreferencedBlobs: unreferenced, versions: versions, blobs: blobs,
+      folders: folders?[0] ?? 0, folderBytes: Int64(folders?[1] as Double? ?? 0))
   }
 
+  /// Every blob's chunks decoded and hashed, on every core (`StoredBlobCheck`).
   private func checkBlobs(_ problems: inout [String]) throws -> Int {
-    var count = 0
     let blobs = try Row.fetchCursor(db, sql: "SELECT sha256, size, chunk_count FROM blob")
-    var buffer = Data()
-    let meter = ProgressMeter.current
-    meter?.begin("checking stored content")
+    let chunks = try db.makeStatement(sql: "SELECT seq, zstd, data FROM blob_chunk WHERE blob = ? ORDER BY seq")
+    ProgressMeter.current?.begin("checking stored content")
+    let check = StoredBlobCheck()
     while let row = try blobs.next() {
-      count += 1
-      meter?.add(files: 1, bytes: row["size"])
-      let key: Data = row["sha256"]
-      let name = hexString(key)
-      var hasher = SHA256()
-      var size: Int64 = 0
-      var chunks = 0
-      let rows = try Row.fetchCursor(
-        db, sql: "SELECT seq, zstd, data FROM blob_chunk WHERE blob = ? ORDER BY seq", arguments: [key])
-      do {
-        while let chunk = try rows.next() {
-          guard chunk["seq"] as Int == chunks else {
-            problems.append("blob \(name): chunk \(chunks) is missing")
-            break
-          }
-          try BlobCodec.decode(chunk["data"], compressed: chunk["zstd"], into: &buffer)
-          hasher.update(data: buffer)
-          size += Int64(buffer.count)
-          chunks += 1
-        }
-      } catch {
-        problems.append("blob \(name): \(error)")
+      var blob = StoredBlobCheck.Blob(key: row["sha256"], size: row["size"], chunkCount: row["chunk_count"])
+      let rows = try Row.fetchCursor(chunks, arguments: [blob.key])
+      func next() throws -> (seq: Int, compressed: Bool, data: Data)? {
+        try rows.next().map { ($0["seq"], $0["zstd"], $0["data"]) }
+      }
+      // A large blob is checked as it streams, so a batch never holds more than a few chunks of it.
+      guard blob.chunkCount <= 4 else {
+        try check.checkStreaming(blob, next: next)
         continue
       }
-      if chunks != row["chunk_count"] as Int {
-        problems.append("blob \(name): \(chunks) chunks, expected \(row["chunk_count"] as Int)")
-      }
-      if size != row["size"] as Int64 {
-        problems.append("blob \(name): \(size) bytes, expected \(row["size"] as Int64)")
-      }
-      if Data(hasher.finalize()) != key { problems.append("blob \(name): content does not match its SHA-256") }
+      while let chunk = try next() { blob.chunks.append(chunk) }
+      check.add(blob)
     }
+    check.finish()
+    problems += check.problems
     let strays =
       try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM blob_chunk WHERE blob NOT IN (SELECT sha256 FROM blob)") ?? 0
     if strays > 0 {
       problems.append("\(strays) stored chunks belong to no blob (`confvault gc` removes them)")
     }
-    return count
+    return check.count
   }
 
+  /// Each folder record once, bases before their deltas: decoded, its digest recomputed, and every
+  /// blob and folder it names present (and each blob noted as used, which `gc` relies on).
   private func checkTrees(_ problems: inout [String]) throws {
-    let missingBlobs = try Row.fetchAll(
-      db,
-      sql: "SELECT node, name, target FROM tree_entry WHERE is_folder = 0 AND target NOT IN (SELECT sha256 FROM blob)")
-    for row in missingBlobs.prefix(20) {
-      problems.append(
-        "file `\(row["name"] as String)` (folder \(hexString(row["node"] as Data))) refers to a missing blob \(hexString(row["target"] as Data))"
-      )
+    let index = try Row.fetchAll(db, sql: "SELECT digest, base FROM tree_node").map {
+      (digest: $0["digest"] as Data, base: $0["base"] as Data?)
     }
-    let missingFolders =
-      try Int.fetchOne(
-        db, sql: "SELECT COUNT(*) FROM tree_entry WHERE is_folder = 1 AND target NOT IN (SELECT digest FROM tree_node)")
-      ?? 0
-    if missingFolders > 0 { problems.append("\(missingFolders) folder entries refer to missing folders") }
-    let nodes = try Data.fetchCursor(db, sql: "SELECT digest FROM tree_node")
-    while let digest = try nodes.next() {
-      let entries = try Queries.entries(db, node: digest).map { entry -> TreeNode.Entry in
-        entry.isFolder
-          ? .folder(name: entry.name, node: entry.target)
-          : .file(name: entry.name, mode: entry.mode, size: entry.size, blob: try Queries.digest(entry.target))
-      }
-      if TreeNode(entries: entries).digest != digest {
-        problems.append("folder \(hexString(digest)): its entries do not match its digest")
-      }
-    }
+    let blobs = Set(try Data.fetchAll(db, sql: "SELECT sha256 FROM blob").compactMap(SHA256Hex.init(bytes:)))
+    let used = Set(try Data.fetchAll(db, sql: "SELECT blob FROM tree_blob").compactMap(SHA256Hex.init(bytes:)))
+    let check = StoredTreeCheck(reader: Queries.folders(db, shared: false))
+    let found = try check.checkFolders(index, blobs: blobs, used: used)
+    problems += found
   }
 
   private func checkVersions(_ problems: inout [String]) throws -> Int {
     var count = 0
     var digestOfRoot: [Data: (TreeDigest, Int, Int64)] = [:]
+    var trees = StoredTreeCheck(reader: Queries.folders(db, shared: false))
     let apps = try Row.fetchAll(db, sql: "SELECT id, name, next_version FROM app")
     for app in apps {
       let name: String = app["name"]
@@ -124,8 +97,12 @@ struct StoreCheck {
           continue
         }
         if digestOfRoot[root] == nil {
-          let files = try Queries.flatten(db, node: root)
-          digestOfRoot[root] = (TreeDigest(files: files), files.count, files.reduce(0) { $0 + $1.size })
+          do {
+            digestOfRoot[root] = try trees.summary(root: root)
+          } catch let error as OperationError {
+            problems.append("\(label): its tree cannot be read: \(error.message)")
+            continue
+          }
         }
         let (digest, files, size) = digestOfRoot[root]!
         if digest != version.treeDigest {

@@ -4,7 +4,7 @@ import Foundation
 
 struct Check: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Check the store: every blob's hash, every tree entry, every head, the numbering.",
+    abstract: "Check the store: every blob's hash, every folder, every version's tree, every head, the numbering.",
     discussion: "Exits 1 and lists every inconsistency found. Unreferenced blobs are reported, not errors."
   )
 
@@ -21,7 +21,8 @@ struct Check: AsyncParsableCommand {
     } else {
       for problem in report.problems { print("problem: \(safe(problem))") }
       print(
-        "\(report.isConsistent ? "OK" : "INCONSISTENT"): \(report.versions) versions, \(report.blobs) blobs"
+        "\(report.isConsistent ? "OK" : "INCONSISTENT"): \(report.versions) versions, \(report.blobs) blobs, "
+          + "\(report.folders) folders (\(ByteCount.format(report.folderBytes)))"
           + (report.unreferencedBlobs > 0
             ? ", \(report.unreferencedBlobs) unreferenced (`confvault gc` removes them)" : ""))
     }

@@ -1,4 +1,5 @@
 import ConfvaultCore
+import ConfvaultTestSupport
 import Foundation
 import Logging
 import Testing
@@ -88,6 +89,94 @@ import Testing
       #expect(newer.parent == older.number, "no head move was lost")
     }
     #expect(try await first.check().isConsistent)
+  }
+
+  @Test("a database in the first layout (a row per folder entry) is converted to folder records, read-only or not")
+  func convertsFirstLayout() async throws {
+    let cluster = try PostgresCluster.shared()
+    let url = try cluster.newDatabaseURL()
+    // Versions 1 to 3 of `shop`/dev written as the first migration's tables hold them.
+    var versions: [[ManifestFile]] = []
+    var contents: [SHA256Hex: String] = [:]
+    var files: [String: String] = ["top.yaml": "top: 1"]
+    for index in 0..<40 { files["big/item-\(index).yaml"] = "id: \(index)" }
+    for change in 0..<3 {
+      files["big/item-\(change).yaml"] = "id: changed \(change)"
+      versions.append(
+        files.map { path, text in
+          let digest = SHA256Hex.of(Data(text.utf8))
+          contents[digest] = text
+          return ManifestFile(path: path, size: Int64(text.utf8.count), mode: .regular, sha256: digest)
+        })
+    }
+    func bytes(_ data: Data) -> String { "decode('\(hexString(data))', 'hex')" }
+    var sql = [
+      "CREATE TABLE confvault_migration (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+    ]
+    sql += Migrations.all[0].statements
+    sql.append("INSERT INTO confvault_migration (name) VALUES ('\(Migrations.all[0].name)')")
+    sql.append("INSERT INTO app (name, created_at, next_version) VALUES ('shop', 1800000000, 4)")
+    sql.append("INSERT INTO environment (app_id, name, is_production, created_at) VALUES (1, 'dev', false, 1800000000)")
+    for (digest, text) in contents {
+      sql.append(
+        "INSERT INTO blob VALUES (\(bytes(digest.bytes)), \(text.utf8.count), \(text.utf8.count), 1, 0)")
+      sql.append("INSERT INTO blob_chunk VALUES (\(bytes(digest.bytes)), 0, false, \(bytes(Data(text.utf8))))")
+    }
+    for (index, version) in versions.enumerated() {
+      let folders = TreeNode.build(version)
+      for (_, digest, node) in folders {
+        sql.append("INSERT INTO tree_node VALUES (\(bytes(digest))) ON CONFLICT DO NOTHING")
+        for entry in node.entries {
+          switch entry {
+          case .file(let name, _, let size, let blob):
+            sql.append(
+              "INSERT INTO tree_entry VALUES (\(bytes(digest)), '\(name)', false, false, \(size), \(bytes(blob.bytes))) ON CONFLICT DO NOTHING"
+            )
+          case .folder(let name, let child):
+            sql.append(
+              "INSERT INTO tree_entry VALUES (\(bytes(digest)), '\(name)', true, false, 0, \(bytes(child))) ON CONFLICT DO NOTHING"
+            )
+          }
+        }
+      }
+      sql.append(
+        """
+        INSERT INTO version (app_id, number, environment, author, created_at, comment, origin, parent, tree,
+          tree_digest, file_count, total_size)
+        VALUES (1, \(index + 1), 'dev', 'ana', 1800000000, 'c', 'push', \(index == 0 ? "NULL" : "\(index)"),
+          \(bytes(folders.last!.digest)), '\(TreeDigest(files: version).value)', \(version.count),
+          \(version.reduce(0) { $0 + $1.size }))
+        """)
+    }
+    sql.append("INSERT INTO head VALUES (1, 3, 1800000000)")
+    let script = sql.map { $0 + ";\n" }.joined()
+    let name = String(url.split(separator: "/").last!)
+    let psql = Process()
+    psql.executableURL = URL(fileURLWithPath: cluster.binaries + "/psql")
+    psql.arguments = [
+      "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", "\(cluster.port)", "-U", PostgresCluster.role, "-d", name,
+      "-c", script,
+    ]
+    try psql.run()
+    psql.waitUntilExit()
+    #expect(psql.terminationStatus == 0)
+
+    // A reader converts it: this confvault reads only folder records.
+    let reader = try open(url, readOnly: true)
+    let report = try await reader.check()
+    #expect(report.isConsistent && report.versions == 3 && report.folders == 6, "\(report)")
+    for (index, version) in versions.enumerated() {
+      let stored = try await reader.files(app: "shop", number: index + 1)
+      #expect(stored == version.sorted { EntryPath.byteOrder($0.path, $1.path) }, "version \(index + 1)")
+    }
+    let changes = try await reader.changedFiles(app: "shop", from: 1, to: 3)
+    #expect(changes.map(\.path) == ["big/item-1.yaml", "big/item-2.yaml"])
+    let deltas = try await reader.rawSQL("SELECT count(*)::text FROM tree_node WHERE base IS NOT NULL")
+    #expect(deltas == ["4"], "versions 2 and 3 store their changed folders as deltas")
+    let old = try await reader.rawSQL("SELECT (to_regclass('tree_entry_v1') IS NULL)::text")
+    #expect(old == ["true"])
+    let migrations = try await reader.rawSQL("SELECT name FROM confvault_migration ORDER BY name")
+    #expect(migrations == Migrations.all.map(\.name))
   }
 
   @Test("a database a newer confvault migrated is refused, read-only or not, and left as it is")

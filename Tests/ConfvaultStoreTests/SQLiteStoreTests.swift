@@ -89,4 +89,43 @@ import Testing
     }
     #expect(try bytes(database) == before)
   }
+
+  @Test(
+    "check finds a damaged folder record, a broken chain of deltas, a blob gc would remove and a wrong tree digest",
+    arguments: [
+      ("UPDATE tree_node SET data = zeroblob(length(data)) WHERE base IS NOT NULL", "is damaged in the store"),
+      ("UPDATE tree_node SET base = randomblob(32) WHERE base IS NOT NULL", "does not lead to a whole record"),
+      ("DELETE FROM tree_blob WHERE blob = (SELECT MAX(blob) FROM tree_blob)", "is not noted as used"),
+      ("DELETE FROM tree_blob", "is not noted as used"),
+      ("UPDATE version SET tree_digest = 'sha256:' || lower(hex(randomblob(32))) WHERE number = 2", "does not match"),
+    ])
+  func checkFindsDamage(statement: String, problem: String) async throws {
+    let scratch = try ScratchFolder()
+    let folder = scratch.path + "/store"
+    do {
+      let store = try SQLiteStore(folder: folder, create: true, lockTimeout: 60, logger: logger)
+      let fixture = StoreUnderTest(store: store, folder: scratch)
+      try await fixture.createShop()
+      var files: [String: String] = [:]
+      for index in 0..<30 { files["big/item-\(index).yaml"] = "id: \(index)" }
+      for change in 0..<3 {
+        files["big/item-\(change).yaml"] = "id: changed \(change)"
+        try await fixture.addVersion("dev", files, expectedHead: change == 0 ? nil : change)
+      }
+      #expect(try await store.check().isConsistent)
+    }
+    // Damaged by another connection, as a disk or a hand with sqlite3 would.
+    let damage = Process()
+    damage.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    damage.arguments = [
+      "python3", "-c",
+      "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit(); c.close()",
+      folder + "/" + SQLiteStore.databaseName, statement,
+    ]
+    try damage.run()
+    damage.waitUntilExit()
+    #expect(damage.terminationStatus == 0)
+    let report = try await SQLiteStore(folder: folder, access: .readOnly, logger: logger).check()
+    #expect(!report.isConsistent && report.problems.contains { $0.contains(problem) }, "\(report.problems)")
+  }
 }

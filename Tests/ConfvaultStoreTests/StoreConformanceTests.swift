@@ -1,5 +1,6 @@
 import ConfvaultCore
 import ConfvaultSQLite
+import ConfvaultTestSupport
 import Foundation
 import Logging
 import Testing
@@ -348,5 +349,40 @@ final class ScratchFolder: @unchecked Sendable {
       #expect(try await fixture.head(environment) == chain.last?.number)
     }
     #expect(try await fixture.store.check().isConsistent)
+  }
+
+  @Test(
+    "a one-file change to a folder of 300 files stores a small delta, past the longest chain too; every version reads back",
+    arguments: StoreKind.allCases)
+  func folderDeltas(kind: StoreKind) async throws {
+    let fixture = try kind.make()
+    try await fixture.createShop()
+    var files = ["small/a.yaml": "a: 1"]
+    for index in 0..<300 { files["big/item-\(index).yaml"] = "id: \(index)\nname: item \(index)\n" }
+    try await fixture.addVersion("dev", files, expectedHead: nil)
+    let first = try await fixture.store.check()
+    #expect(first.isConsistent && first.folders == 3, "\(first)")
+    // More changes than the longest chain of deltas, so whole records are written again on the way.
+    let changes = FolderRecord.maxDepth + 6
+    for change in 1...changes {
+      files["big/item-\(change * 7 % 300).yaml"] = "id: changed \(change)\n"
+      try await fixture.addVersion("dev", files, expectedHead: change)
+    }
+    let report = try await fixture.store.check()
+    #expect(report.isConsistent && report.versions == changes + 1, "\(report)")
+    #expect(report.folders == 3 + 2 * changes, "one new root and one new big/ per version")
+    // Whole records for every version would cost `changes` times the first version's folders.
+    #expect(report.folderBytes < first.folderBytes * 3, "\(report.folderBytes) bytes against \(first.folderBytes)")
+    for number in [2, FolderRecord.maxDepth + 1, FolderRecord.maxDepth + 2, changes + 1] {
+      var expected = ["small/a.yaml": "a: 1"]
+      for index in 0..<300 { expected["big/item-\(index).yaml"] = "id: \(index)\nname: item \(index)\n" }
+      for change in 1..<number { expected["big/item-\(change * 7 % 300).yaml"] = "id: changed \(change)\n" }
+      let stored = try await fixture.store.files(app: "shop", number: number)
+      #expect(stored.map(\.path) == expected.keys.sorted { EntryPath.byteOrder($0, $1) }, "version \(number)")
+      #expect(stored.map(\.sha256) == stored.map { SHA256Hex.of(Data(expected[$0.path]!.utf8)) }, "version \(number)")
+    }
+    let changed = try await fixture.store.changedFiles(app: "shop", from: 1, to: changes + 1)
+    #expect(
+      changed.count == Set((1...changes).map { $0 * 7 % 300 }).count && changed.allSatisfy { $0.kind == .modified })
   }
 }

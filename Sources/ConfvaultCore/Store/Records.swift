@@ -209,12 +209,19 @@ public struct CheckReport: Sendable, Codable, Equatable {
   public var unreferencedBlobs: Int
   public var versions: Int
   public var blobs: Int
+  /// Stored folder records, and their bytes as stored: what the versions' trees cost.
+  public var folders: Int
+  public var folderBytes: Int64
 
-  public init(problems: [String], unreferencedBlobs: Int, versions: Int, blobs: Int) {
+  public init(
+    problems: [String], unreferencedBlobs: Int, versions: Int, blobs: Int, folders: Int, folderBytes: Int64
+  ) {
     self.problems = problems
     self.unreferencedBlobs = unreferencedBlobs
     self.versions = versions
     self.blobs = blobs
+    self.folders = folders
+    self.folderBytes = folderBytes
   }
 
   public var isConsistent: Bool { problems.isEmpty }

@@ -7,9 +7,19 @@ import Foundation
 /// change one file store a handful of new folders each, and a diff skips every folder whose digest
 /// is the same on both sides.
 public struct TreeNode: Sendable {
-  public enum Entry: Sendable {
+  public enum Entry: Sendable, Equatable {
     case file(name: String, mode: FileMode, size: Int64, blob: SHA256Hex)
     case folder(name: String, node: Data)
+
+    /// The entry as the folder or the file it is at `path`.
+    public static func split(_ entry: Entry?, at path: String) -> (folder: Data?, file: ManifestFile?) {
+      switch entry {
+      case .file(_, let mode, let size, let blob):
+        return (nil, ManifestFile(path: path, size: size, mode: mode, sha256: blob))
+      case .folder(_, let node): return (node, nil)
+      case nil: return (nil, nil)
+      }
+    }
 
     public var name: String {
       switch self {
@@ -22,22 +32,33 @@ public struct TreeNode: Sendable {
 
   public init(entries: [Entry]) { self.entries = entries }
 
-  /// The digest that names this folder: SHA-256 over its entries in name byte order.
+  /// The digest that names this folder: SHA-256 over its entries in name byte order, one line each,
+  /// `F <mode> <size> <blob> <name>` or `D <folder digest> <name>`.
   public var digest: Data {
     var hasher = SHA256()
+    var line: [UInt8] = []
     for entry in entries.sorted(by: { EntryPath.byteOrder($0.name, $1.name) }) {
+      line.removeAll(keepingCapacity: true)
       switch entry {
       case .file(let name, let mode, let size, let blob):
-        hasher.update(data: Data("F \(mode.rawValue) \(size) \(blob.value) \(name)\n".utf8))
+        line.append(contentsOf: "F \(mode.rawValue) \(size) ".utf8)
+        line.append(contentsOf: blob.value.utf8)
+        line.append(0x20)
+        line.append(contentsOf: name.utf8)
       case .folder(let name, let node):
-        hasher.update(data: Data("D \(hexString(node)) \(name)\n".utf8))
+        line.append(contentsOf: "D ".utf8)
+        line.append(contentsOf: hexString(node).utf8)
+        line.append(0x20)
+        line.append(contentsOf: name.utf8)
       }
+      line.append(0x0A)
+      hasher.update(data: line)
     }
     return Data(hasher.finalize())
   }
 
-  /// Builds the folders of a flat file list, children before parents, the root last.
-  public static func build(_ files: [ManifestFile]) -> [(digest: Data, node: TreeNode)] {
+  /// Builds the folders of a flat file list, children before parents, the root (path "") last.
+  public static func build(_ files: [ManifestFile]) -> [(path: String, digest: Data, node: TreeNode)] {
     final class Folder {
       var files: [TreeNode.Entry] = []
       var folders: [String: Folder] = [:]
@@ -58,16 +79,18 @@ public struct TreeNode: Sendable {
       }
       folder.files.append(.file(name: String(parts.last!), mode: file.mode, size: file.size, blob: file.sha256))
     }
-    var ordered: [(Data, TreeNode)] = []
-    func emit(_ folder: Folder) -> Data {
+    var ordered: [(String, Data, TreeNode)] = []
+    func emit(_ folder: Folder, path: String) -> Data {
       var entries = folder.files
-      for (name, child) in folder.folders { entries.append(.folder(name: name, node: emit(child))) }
+      for (name, child) in folder.folders {
+        entries.append(.folder(name: name, node: emit(child, path: path.isEmpty ? name : path + "/" + name)))
+      }
       let node = TreeNode(entries: entries)
       let digest = node.digest
-      ordered.append((digest, node))
+      ordered.append((path, digest, node))
       return digest
     }
-    _ = emit(root)
+    _ = emit(root, path: "")
     return ordered
   }
 }

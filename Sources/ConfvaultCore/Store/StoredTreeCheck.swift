@@ -1,0 +1,266 @@
+import Crypto
+import Dispatch
+import Foundation
+import Synchronization
+
+/// The part of `check` every store shares: each stored folder record read once, its digest
+/// recomputed and what it names found; each version's tree digest, file count and size recomputed
+/// from its folders.
+public struct StoredTreeCheck {
+  private let reader: FolderReader
+  private var lines: [LinesKey: Lines] = [:]
+  private var linesBytes = 0
+  /// The serialized manifest lines of subtrees kept between versions, at most this many bytes.
+  private let linesBudget = 64 << 20
+
+  public init(reader: FolderReader) { self.reader = reader }
+
+  /// The order to read folders in, each delta after its base and chain by chain, so that a base is
+  /// still in the reader's cache when its deltas are read; and the folders whose chain is broken.
+  public static func order(_ index: [(digest: Data, base: Data?)]) -> (ordered: [Data], broken: [Data]) {
+    var deltas: [Data: [Data]] = [:]
+    var wholes: [Data] = []
+    let known = Set(index.map(\.digest))
+    var broken: [Data] = []
+    for (digest, base) in index {
+      if let base {
+        if known.contains(base) { deltas[base, default: []].append(digest) } else { broken.append(digest) }
+      } else {
+        wholes.append(digest)
+      }
+    }
+    var ordered: [Data] = []
+    ordered.reserveCapacity(index.count)
+    var stack = wholes.reversed() as [Data]
+    while let digest = stack.popLast() {
+      ordered.append(digest)
+      stack += deltas.removeValue(forKey: digest) ?? []
+    }
+    // What is left is on a cycle of bases, or hangs from one.
+    broken += deltas.values.joined()
+    return (ordered, broken)
+  }
+
+  /// Checks every stored folder, bases before their deltas, through this check's reader.
+  ///
+  /// - Parameters:
+  ///   - index: each stored folder's digest and base.
+  ///   - blobs: the stored blobs; `used`, those noted as used by some folder (what `gc` spares).
+  /// - Returns: the problems found (at most about a hundred).
+  public func checkFolders(
+    _ index: [(digest: Data, base: Data?)], blobs: Set<SHA256Hex>, used: Set<SHA256Hex>
+  ) throws -> [String] {
+    let (ordered, broken) = StoredTreeCheck.order(index)
+    var found = broken.prefix(20).map {
+      "folder \(hexString($0)): its chain of deltas does not lead to a whole record"
+    }
+    let folders = Set(index.map(\.digest))
+    for digest in ordered where found.count <= 100 {
+      try checkFolder(
+        digest,
+        blobProblem: { blob in
+          !blobs.contains(blob)
+            ? "is missing" : !used.contains(blob) ? "is not noted as used (`gc` would remove it)" : nil
+        },
+        folderExists: { folders.contains($0) }, problems: &found)
+    }
+    return found
+  }
+
+  /// Checks the folder `digest`: its record decodes, its entries have its digest, and each blob and
+  /// folder the record names itself exists (what its base names was checked with the base).
+  ///
+  /// - Parameters:
+  ///   - blobProblem: what is wrong with a blob a file refers to ("is missing"), or nil.
+  ///   - folderExists: whether a folder is stored.
+  func checkFolder(
+    _ digest: Data, blobProblem: (SHA256Hex) throws -> String?, folderExists: (Data) throws -> Bool,
+    problems: inout [String]
+  ) throws {
+    let name = hexString(digest)
+    let entries: [TreeNode.Entry]
+    let named: [TreeNode.Entry]
+    do {
+      guard let record = try reader.record(digest) else { return }
+      entries = try reader.entries(digest)
+      named = try FolderRecord.namedEntries(record)
+    } catch let error as OperationError {
+      problems.append("folder \(name): \(error.message)")
+      return
+    }
+    if TreeNode(entries: entries).digest != digest {
+      problems.append("folder \(name): its entries do not match its digest")
+    }
+    for entry in named {
+      switch entry {
+      case .file(let file, _, _, let blob):
+        if let problem = try blobProblem(blob) {
+          problems.append("file `\(file)` (folder \(name)) refers to the blob \(blob), which \(problem)")
+        }
+      case .folder(let folder, let node):
+        if try !folderExists(node) {
+          problems.append("folder `\(folder)` (in folder \(name)) refers to a missing folder \(hexString(node))")
+        }
+      }
+    }
+  }
+
+  /// The tree digest, file count and total size of the tree `root`, as its manifest would give them.
+  ///
+  /// The manifest lines of each subtree are kept (within a budget) and reused for the next version,
+  /// so a history of one-file changes costs little more than hashing each version's lines.
+  public mutating func summary(root: Data) throws -> (digest: TreeDigest, files: Int, size: Int64) {
+    var hasher = SHA256()
+    let whole = try subtree(root, prefix: "")
+    hasher.update(data: whole.bytes)
+    return (TreeDigest("sha256:" + hexString(hasher.finalize()))!, whole.files, whole.size)
+  }
+
+  private struct LinesKey: Hashable {
+    var digest: Data
+    var prefix: String
+  }
+
+  private struct Lines {
+    var bytes: Data
+    var files: Int
+    var size: Int64
+  }
+
+  private mutating func subtree(_ digest: Data, prefix: String) throws -> Lines {
+    let key = LinesKey(digest: digest, prefix: prefix)
+    if let known = lines[key] { return known }
+    // Path byte order: a folder sorts as its name followed by "/".
+    let entries = try reader.entries(digest).sorted { a, b in
+      func key(_ entry: TreeNode.Entry) -> String {
+        if case .folder(let name, _) = entry { return name + "/" }
+        return entry.name
+      }
+      return EntryPath.byteOrder(key(a), key(b))
+    }
+    var result = Lines(bytes: Data(), files: 0, size: 0)
+    for entry in entries {
+      switch entry {
+      case .file(let name, let mode, let size, let blob):
+        result.bytes.append(contentsOf: mode.rawValue.utf8)
+        result.bytes.append(0x20)
+        result.bytes.append(contentsOf: blob.value.utf8)
+        result.bytes.append(0x20)
+        result.bytes.append(contentsOf: prefix.utf8)
+        result.bytes.append(contentsOf: name.utf8)
+        result.bytes.append(0x0A)
+        result.files += 1
+        result.size += size
+      case .folder(let name, let node):
+        let child = try subtree(node, prefix: prefix + name + "/")
+        result.bytes.append(child.bytes)
+        result.files += child.files
+        result.size += child.size
+      }
+    }
+    if linesBytes + result.bytes.count > linesBudget {
+      lines.removeAll(keepingCapacity: true)
+      linesBytes = 0
+    }
+    if result.bytes.count <= linesBudget / 4 {
+      lines[key] = result
+      linesBytes += result.bytes.count
+    }
+    return result
+  }
+}
+
+/// The part of `check` that proves stored content: each blob's chunks decoded and hashed, on every
+/// core, a batch of at most `batchBytes` stored bytes at a time.
+public final class StoredBlobCheck {
+  /// A blob as stored: its row and its chunks in order.
+  public struct Blob: Sendable {
+    public var key: Data
+    public var size: Int64
+    public var chunkCount: Int
+    public var chunks: [(seq: Int, compressed: Bool, data: Data)] = []
+
+    public init(key: Data, size: Int64, chunkCount: Int) {
+      self.key = key
+      self.size = size
+      self.chunkCount = chunkCount
+    }
+  }
+
+  static let batchBytes = 16 << 20
+  public private(set) var problems: [String] = []
+  public private(set) var count = 0
+  private var batch: [Blob] = []
+  private var batchBytes = 0
+
+  public init() {}
+
+  /// Adds a blob with all its chunks; a full batch is checked at once.
+  public func add(_ blob: Blob) {
+    count += 1
+    ProgressMeter.current?.add(files: 1, bytes: blob.size)
+    batchBytes += blob.chunks.reduce(0) { $0 + $1.data.count }
+    batch.append(blob)
+    if batchBytes >= StoredBlobCheck.batchBytes { flush() }
+  }
+
+  /// Checks what is left; `problems` is then complete.
+  public func finish() { flush() }
+
+  private func flush() {
+    let blobs = batch
+    batch = []
+    batchBytes = 0
+    guard !blobs.isEmpty else { return }
+    let found = Mutex([[String]](repeating: [], count: blobs.count))
+    let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4)
+    DispatchQueue.concurrentPerform(iterations: workers) { worker in
+      var buffer = Data()
+      for index in stride(from: worker, to: blobs.count, by: workers) {
+        let problems = StoredBlobCheck.check(blobs[index], buffer: &buffer)
+        if !problems.isEmpty { found.withLock { $0[index] = problems } }
+      }
+    }
+    problems += found.withLock { $0.joined() }
+  }
+
+  /// Checks a blob whose chunks `next` hands over one at a time (nil after the last), here and now:
+  /// for a blob too large to hold whole in a batch.
+  public func checkStreaming(_ blob: Blob, next: () throws -> (seq: Int, compressed: Bool, data: Data)?) throws {
+    flush()
+    count += 1
+    ProgressMeter.current?.add(files: 1, bytes: blob.size)
+    var buffer = Data()
+    problems += try StoredBlobCheck.check(blob, buffer: &buffer, next: next)
+  }
+
+  private static func check(_ blob: Blob, buffer: inout Data) -> [String] {
+    var chunks = blob.chunks.makeIterator()
+    return (try? check(blob, buffer: &buffer) { chunks.next() }) ?? []
+  }
+
+  private static func check(
+    _ blob: Blob, buffer: inout Data, next: () throws -> (seq: Int, compressed: Bool, data: Data)?
+  ) throws -> [String] {
+    let name = hexString(blob.key)
+    var hasher = SHA256()
+    var size: Int64 = 0
+    var chunks = 0
+    while let chunk = try next() {
+      guard chunk.seq == chunks else { return ["blob \(name): chunk \(chunks) is missing"] }
+      do {
+        try BlobCodec.decode(chunk.data, compressed: chunk.compressed, into: &buffer)
+      } catch {
+        return ["blob \(name): \(error)"]
+      }
+      hasher.update(data: buffer)
+      size += Int64(buffer.count)
+      chunks += 1
+    }
+    var problems: [String] = []
+    if chunks != blob.chunkCount { problems.append("blob \(name): \(chunks) chunks, expected \(blob.chunkCount)") }
+    if size != blob.size { problems.append("blob \(name): \(size) bytes, expected \(blob.size)") }
+    if Data(hasher.finalize()) != blob.key { problems.append("blob \(name): content does not match its SHA-256") }
+    return problems
+  }
+}
