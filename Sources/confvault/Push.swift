@@ -37,7 +37,9 @@ struct Push: AsyncParsableCommand {
     if dryRun {
       let status = try await storeOptions.readOnlyVault().folderStatus(
         app: app.app, environment: environment, folder: folder, limits: limitOptions.limits,
-        applyingIgnoreRules: !noIgnore, storeName: storeOptions.checkoutStoreName, logger: storeOptions.logger)
+        applyingIgnoreRules: !noIgnore, storeName: storeOptions.checkoutStoreName,
+        statCache: storeOptions.statCache(app: app.app, environment: environment, folder: folder),
+        logger: storeOptions.logger)
       let preview = status.preview
       if json { return try JSONOutput.print(PushJSON.DryRun(preview: preview, ignored: status.ignored)) }
       Report.behindHead(status.behindHead, forced: force)
@@ -57,6 +59,7 @@ struct Push: AsyncParsableCommand {
         storeName: storeOptions.checkoutStoreName,
         pushBehindHead: force, allowEmpty: allowEmpty,
         approval: approval,
+        statCache: storeOptions.statCache(app: app.app, environment: environment, folder: folder),
         logger: storeOptions.logger)
     }
     let change = pushed.change

@@ -29,7 +29,9 @@ struct Status: AsyncParsableCommand {
     try storeOptions.requireLocal("status")
     let status = try await storeOptions.readOnlyVault().folderStatus(
       app: app.app, environment: environment, folder: folder, limits: limitOptions.limits,
-      applyingIgnoreRules: !noIgnore, storeName: storeOptions.checkoutStoreName, logger: storeOptions.logger)
+      applyingIgnoreRules: !noIgnore, storeName: storeOptions.checkoutStoreName,
+      statCache: storeOptions.statCache(app: app.app, environment: environment, folder: folder),
+      logger: storeOptions.logger)
     if json { return try JSONOutput.print(StatusJSON(status)) }
     if let record = status.checkout {
       let origin = "v\(record.version) of \(record.app)/\(record.environment)"

@@ -93,6 +93,23 @@ struct StoreOptions: ParsableArguments {
     return (environment["HOME"] ?? NSHomeDirectory()) + "/.local/share/confvault"
   }
 
+  /// The stat cache of `folder` pushed to `app`/`environment` of this store: under
+  /// `$XDG_CACHE_HOME/confvault/stat` (or `~/.cache/confvault/stat`), one file per store, app,
+  /// environment and folder. `CONFVAULT_STAT_CACHE=off` reads every file every time.
+  func statCache(app: String, environment: String, folder: String) -> String? {
+    let variables = ProcessInfo.processInfo.environment
+    guard variables["CONFVAULT_STAT_CACHE"] != "off" else { return nil }
+    let cache =
+      variables["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+      ?? (variables["HOME"] ?? NSHomeDirectory()) + "/.cache"
+    let real = realpath(folder, nil).map { pointer in
+      defer { free(pointer) }
+      return String(cString: pointer)
+    }
+    let key = [checkoutStoreName, app, environment, real ?? folder].joined(separator: "\u{0}")
+    return cache + "/confvault/stat/" + SHA256Hex.of(Data(key.utf8)).value
+  }
+
   var who: String {
     let environment = ProcessInfo.processInfo.environment
     if let author, !author.isEmpty { return author }

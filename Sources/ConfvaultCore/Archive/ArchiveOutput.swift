@@ -215,6 +215,16 @@ public enum ConfigurationArchive {
   public static func hash(_ files: [FolderFile]) throws -> [ManifestFile] {
     try FolderReading.read(files, keepingUpTo: 0).map(\.entry)
   }
+
+  /// The manifest entries of `files`, reading only those whose status `cache` does not know; then
+  /// `cache` knows what this read found.
+  ///
+  /// - Returns: the entries, and how many files were read.
+  public static func hash(_ files: [FolderFile], cache: inout StatCache) throws -> (files: [ManifestFile], read: Int) {
+    let reads = try FolderReading.read(files, keepingUpTo: 0, cache: cache)
+    cache.replace(with: reads)
+    return (reads.map(\.entry), reads.count { !$0.fromCache })
+  }
 }
 
 /// What `ConfigurationArchive.pack` wrote.
@@ -225,12 +235,20 @@ public struct PackedArchive: Sendable {
 }
 
 /// A file's status as `fstat` gives it, as far as a change to its content shows in it.
-struct FileIdentity: Equatable {
+struct FileIdentity: Equatable, Sendable {
   var device: UInt64
   var inode: UInt64
   var size: Int64
   var modified: timespec
   var changed: timespec
+
+  init(device: UInt64, inode: UInt64, size: Int64, modified: timespec, changed: timespec) {
+    self.device = device
+    self.inode = inode
+    self.size = size
+    self.modified = modified
+    self.changed = changed
+  }
 
   init(_ info: stat) {
     device = UInt64(info.st_dev)
@@ -256,6 +274,8 @@ struct ReadFile {
   var isRacy: Bool
   /// The bytes read, when small enough to be kept for writing.
   var keptBytes: Data?
+  /// Not read: its status is the one the stat cache knows, with its digest.
+  var fromCache = false
 }
 
 /// Reading a configuration folder's files for their digests, and once more to write them.
@@ -271,7 +291,7 @@ enum FolderReading {
 
   /// Each of `files` read once on up to four cores: its manifest entry, its status, and its bytes
   /// while they fit in `budget`.
-  static func read(_ files: [FolderFile], keepingUpTo budget: Int) throws -> [ReadFile] {
+  static func read(_ files: [FolderFile], keepingUpTo budget: Int, cache: StatCache? = nil) throws -> [ReadFile] {
     let results = ResultSlots<ReadFile>(count: files.count)
     let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4)
     DispatchQueue.concurrentPerform(iterations: workers) { worker in
@@ -280,6 +300,7 @@ enum FolderReading {
       var left = budget / workers
       for index in stride(from: worker, to: files.count, by: workers) {
         results.set(index) {
+          if let cache, let known = try known(files[index], in: cache) { return known }
           let read = try readOnce(files[index], buffer: buffer, keeping: left)
           left -= read.keptBytes?.count ?? 0
           return read
@@ -287,6 +308,17 @@ enum FolderReading {
       }
     }
     return try results.values()
+  }
+
+  /// The file as `cache` knows it, when its status is still the one the cache has.
+  private static func known(_ file: FolderFile, in cache: StatCache) throws -> ReadFile? {
+    var info = stat()
+    guard lstat(file.absolutePath, &info) == 0 else { throw SystemError(.status, file.absolutePath) }
+    let identity = FileIdentity(info)
+    guard let digest = cache.digest(of: file, identity: identity) else { return nil }
+    return ReadFile(
+      entry: ManifestFile(path: file.path, size: identity.size, mode: file.mode, sha256: digest), identity: identity,
+      isRacy: false, keptBytes: nil, fromCache: true)
   }
 
   private static func readOnce(_ file: FolderFile, buffer: UnsafeMutableRawBufferPointer, keeping budget: Int) throws

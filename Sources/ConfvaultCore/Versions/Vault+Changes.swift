@@ -24,6 +24,7 @@ extension Vault {
   ///   - applyingIgnoreRules: leave out what the built-in rules and the folder's `.confvaultignore` say;
   ///     false keeps everything but the checkout record.
   ///   - storeName: how the front end names this store in checkout records; nil passes the record over.
+  ///   - statCache: the file of the folder's stat cache (`StatCache`); nil reads every file.
   ///   - expectedHead: the head the caller decided on, if it showed one; nil decides on the head now.
   ///   - approval: asked with the change's preview before anything is stored; when someone saw it,
   ///     the change is decided on the head it showed.
@@ -34,12 +35,12 @@ extension Vault {
     app: String, environment: String, folder: String, comment: String, author: String, backup: Bool,
     limits: ArchiveLimits = .default, applyingIgnoreRules: Bool = true, storeName: String? = nil,
     pushBehindHead: Bool = false, allowEmpty: Bool = false, expectedHead: ExpectedHead? = nil,
-    approval: Approval? = nil, logger: Logger
+    approval: Approval? = nil, statCache: String? = nil, logger: Logger
   ) async throws -> FolderPush {
     try checkText(comment, author)
     _ = try await store.app(app).environment(environment)
     let (files, paths, ignored) = try await scanFolder(
-      folder, limits: limits, applyingIgnoreRules: applyingIgnoreRules)
+      folder, limits: limits, applyingIgnoreRules: applyingIgnoreRules, statCache: statCache, logger: logger)
     // As an import of an empty archive is refused, so is an empty folder: it would empty the environment.
     if files.isEmpty && !allowEmpty {
       throw OperationError(

@@ -57,14 +57,16 @@ extension Vault {
   /// What pushing `folder` to `environment` would change, what it leaves out, and whether the
   /// environment's head has moved past the version the folder was checked out from; nothing is written.
   ///
-  /// - Parameter storeName: how the front end names this store in checkout records; nil passes the
-  ///   record over.
+  /// - Parameters:
+  ///   - storeName: how the front end names this store in checkout records; nil passes the record over.
+  ///   - statCache: the file of the folder's stat cache (`StatCache`); nil reads every file.
   public func folderStatus(
     app: String, environment: String, folder: String, limits: ArchiveLimits = .default,
-    applyingIgnoreRules: Bool = true, storeName: String?, logger: Logger
+    applyingIgnoreRules: Bool = true, storeName: String?, statCache: String? = nil, logger: Logger
   ) async throws -> FolderStatus {
     _ = try await store.app(app).environment(environment)
-    let scanned = try await scanFolder(folder, limits: limits, applyingIgnoreRules: applyingIgnoreRules)
+    let scanned = try await scanFolder(
+      folder, limits: limits, applyingIgnoreRules: applyingIgnoreRules, statCache: statCache, logger: logger)
     // The same preview a push shows before it asks, each file's new bytes read from the folder.
     let preview = try await approvalPreview(
       app: app, environment: environment, files: scanned.files,
@@ -81,15 +83,33 @@ extension Vault {
   }
 
   /// The files of a configuration folder, hashed, with where each is on disk, and what was left out.
+  ///
+  /// - Parameter statCache: the file of the folder's stat cache: only files whose status changed
+  ///   since are read, and the cache is written again (a cache that cannot be written is passed over).
   func scanFolder(
-    _ folder: String, limits: ArchiveLimits, applyingIgnoreRules: Bool
+    _ folder: String, limits: ArchiveLimits, applyingIgnoreRules: Bool, statCache: String?, logger: Logger
   ) async throws -> (files: [ManifestFile], paths: [String: String], ignored: [String]) {
     try await offload {
       let rules = applyingIgnoreRules ? try IgnoreRules.forFolder(folder) : .none
       let found = try ConfigurationFolder.scan(folder, limits: limits, ignoring: rules)
+      var files: [ManifestFile]
+      if let statCache {
+        var cache = StatCache(path: statCache)
+        let hashed = try ConfigurationArchive.hash(found.files, cache: &cache)
+        files = hashed.files
+        logger.debug(
+          "folder read through the stat cache",
+          metadata: ["files": "\(files.count)", "read": "\(hashed.read)", "cache": "\(statCache)"])
+        do {
+          try cache.save()
+        } catch {
+          logger.debug("stat cache not written", metadata: ["cache": "\(statCache)", "error": "\(error)"])
+        }
+      } else {
+        files = try ConfigurationArchive.hash(found.files)
+      }
       return (
-        try ConfigurationArchive.hash(found.files),
-        Dictionary(found.files.map { ($0.path, $0.absolutePath) }, uniquingKeysWith: { a, _ in a }),
+        files, Dictionary(found.files.map { ($0.path, $0.absolutePath) }, uniquingKeysWith: { a, _ in a }),
         found.ignored
       )
     }

@@ -1,0 +1,125 @@
+import Foundation
+
+/// What a configuration folder's files were when they were last read for their digests: each file's
+/// status (device, inode, size, mtime and ctime to the nanosecond) and the SHA-256 of its content.
+///
+/// A push or status of the same folder reads again only the files whose status changed, as git's
+/// index does. A file changed so shortly before it was read that a later change might leave its
+/// times as they were (the "racy" window of `FolderReading.racyWindow` seconds) is not kept, so it
+/// is read again next time: a change made within the same second as the previous push is never
+/// missed.
+///
+/// The cache is one file, written whole through a temporary file and a rename; a cache that is
+/// missing, damaged or from another format is ignored (everything is read), never trusted.
+public struct StatCache: Sendable {
+  public let path: String
+  var entries: [String: Entry]
+
+  struct Entry: Sendable {
+    var identity: FileIdentity
+    var sha256: SHA256Hex
+  }
+
+  static let magic = Array("confvault stat cache 1\n".utf8)
+
+  /// The cache at `path`, or an empty one when there is none or it cannot be read.
+  public init(path: String) {
+    self.path = path
+    entries = (try? Data(contentsOf: URL(fileURLWithPath: path))).flatMap(StatCache.decode) ?? [:]
+  }
+
+  /// How many files it knows.
+  public var count: Int { entries.count }
+
+  /// The digest of `file` as last read, when its status is still the one it had then.
+  func digest(of file: FolderFile, identity: FileIdentity) -> SHA256Hex? {
+    guard let entry = entries[file.path], entry.identity == identity else { return nil }
+    return entry.sha256
+  }
+
+  /// Keeps what a read found, except for racy files; forgets files no longer in the folder.
+  mutating func replace(with reads: [ReadFile]) {
+    entries.removeAll(keepingCapacity: true)
+    for read in reads where !read.isRacy {
+      entries[read.entry.path] = Entry(identity: read.identity, sha256: read.entry.sha256)
+    }
+  }
+
+  /// Writes the cache, complete or not at all.
+  ///
+  /// - Throws: `SystemError` when the folder or the file cannot be written.
+  public func save() throws {
+    let folder = (path as NSString).deletingLastPathComponent
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    var data = Data(StatCache.magic)
+    for (path, entry) in entries.sorted(by: { $0.key < $1.key }) {
+      data.appendNumber(UInt64(path.utf8.count))
+      data.append(contentsOf: path.utf8)
+      for number in [
+        entry.identity.device, entry.identity.inode, UInt64(bitPattern: entry.identity.size),
+        UInt64(bitPattern: Int64(entry.identity.modified.tv_sec)), UInt64(entry.identity.modified.tv_nsec),
+        UInt64(bitPattern: Int64(entry.identity.changed.tv_sec)), UInt64(entry.identity.changed.tv_nsec),
+      ] {
+        data.appendNumber(number)
+      }
+      data.append(entry.sha256.bytes)
+    }
+    let temporary = path + ".\(getpid()).tmp"
+    guard FileManager.default.createFile(atPath: temporary, contents: data) else {
+      throw SystemError(.create, temporary)
+    }
+    guard rename(temporary, path) == 0 else {
+      let error = SystemError(.rename, path)
+      unlink(temporary)
+      throw error
+    }
+  }
+
+  private static func decode(_ data: Data) -> [String: Entry]? {
+    let bytes = [UInt8](data)
+    guard bytes.starts(with: magic) else { return nil }
+    var at = magic.count
+    func number() -> UInt64? {
+      var value: UInt64 = 0
+      for shift in stride(from: UInt64(0), to: 64, by: 7) {
+        guard at < bytes.count else { return nil }
+        let byte = bytes[at]
+        at += 1
+        value |= UInt64(byte & 0x7F) << shift
+        if byte < 0x80 { return value }
+      }
+      return nil
+    }
+    var entries: [String: Entry] = [:]
+    while at < bytes.count {
+      guard let length = number(), length <= UInt64(bytes.count - at),
+        let path = String(validating: bytes[at..<at + Int(length)], as: UTF8.self)
+      else { return nil }
+      at += Int(length)
+      var numbers: [UInt64] = []
+      for _ in 0..<7 {
+        guard let value = number() else { return nil }
+        numbers.append(value)
+      }
+      guard bytes.count - at >= 32, let sha256 = SHA256Hex(bytes: Data(bytes[at..<at + 32])) else { return nil }
+      at += 32
+      let identity = FileIdentity(
+        device: numbers[0], inode: numbers[1], size: Int64(bitPattern: numbers[2]),
+        modified: timespec(tv_sec: Int(Int64(bitPattern: numbers[3])), tv_nsec: Int(numbers[4])),
+        changed: timespec(tv_sec: Int(Int64(bitPattern: numbers[5])), tv_nsec: Int(numbers[6])))
+      entries[path] = Entry(identity: identity, sha256: sha256)
+    }
+    return entries
+  }
+}
+
+extension Data {
+  fileprivate mutating func appendNumber(_ value: UInt64) {
+    var value = value
+    while value >= 0x80 {
+      append(UInt8(value & 0x7F) | 0x80)
+      value >>= 7
+    }
+    append(UInt8(value))
+  }
+}
