@@ -11,7 +11,7 @@ struct Confvault: AsyncParsableCommand {
     subcommands: [
       Init.self, Env.self, Status.self, Push.self, Export.self, Import.self, Versions.self, Show.self, Diff.self,
       Restore.self, Sync.self, Checkout.self, Backup.self, Check.self, GC.self, Audit.self,
-      Pack.self, Unpack.self, Inspect.self, Verify.self, Serve.self, User.self, Token.self,
+      Pack.self, Unpack.self, Inspect.self, Verify.self, Serve.self, User.self, Token.self, StoreCommand.self,
     ]
   )
 

@@ -56,6 +56,10 @@ import Testing
       ("env list", ["env", "list", "--app", "inventory"]),
       ("audit", ["audit", "--app", "inventory"]),
       ("check", ["check"]),
+      (
+        "store copy",
+        ["store", "copy", "--from", store.environment["CONFVAULT_STORE"]!, "--to", store.folder.file("copy")]
+      ),
       ("backup", ["backup", "--to", backups]),
       ("backup list", ["backup", "list", "--to", backups]),
       ("user list", ["user", "list"]),

@@ -115,6 +115,20 @@ public struct StoreChange: Sendable {
     case sync(app: String, environment: String, number: Int, expectedHead: Int?)
     /// An audit entry alone: an export, a backup run.
     case note(app: String, environment: String?, action: AuditAction, version: Int?)
+
+    // A store copy writes history as another store has it (see `StoreCopy`): each of these keeps
+    // the times, authors and numbers it is given, and adds no audit entry of its own.
+
+    /// Adds the app `name`, made at `createdAt`, with no environment yet.
+    case copyApp(name: String, createdAt: Date)
+    /// Adds each version of `app` with its own number and every field it has, its tree made of its
+    /// files (whose digest must be the version's), in the order given; the app's next number stays
+    /// above them. Every blob must be stored.
+    case copyVersions(app: String, [VersionCopy])
+    /// Adds `environment` to `app`: production or not, its head (a version copied first), its created-at.
+    case copyEnvironment(app: String, EnvironmentInfo)
+    /// Appends `entries` of `app`'s audit log with their own ids, times, authors and words.
+    case copyAudit(app: String, entries: [AuditEntry])
   }
 
   public var operation: Operation
@@ -143,6 +157,8 @@ public struct StoreChange: Sendable {
       .sync(let app, _, _, _), .note(let app, _, _, _):
       return app
     case .addVersion(let draft, _): return draft.app
+    case .copyApp(let name, _): return name
+    case .copyVersions(let app, _), .copyEnvironment(let app, _), .copyAudit(let app, _): return app
     }
   }
 }
