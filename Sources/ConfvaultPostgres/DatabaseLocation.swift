@@ -87,6 +87,7 @@ public struct DatabaseLocation: Sendable, CustomStringConvertible {
     var parameters: [String] = []
     if host.hasPrefix("/") { parameters.append("host=\(host)") }
     if tlsMode != .prefer { parameters.append("sslmode=\(tlsMode.rawValue)") }
+    if let rootCertificate { parameters.append("sslrootcert=\(rootCertificate)") }
     if !parameters.isEmpty { text += "?" + parameters.joined(separator: "&") }
     return text
   }
@@ -160,7 +161,12 @@ public struct DatabaseLocation: Sendable, CustomStringConvertible {
         guard FileManager.default.isReadableFile(atPath: rootCertificate) else {
           throw OperationError(.inputUnreadable, "cannot read the sslrootcert file `\(rootCertificate)`")
         }
-        configuration.trustRoots = .file(rootCertificate)
+        // Read now, so that a file of something else is said as such rather than as a failed handshake.
+        guard let certificates = try? NIOSSLCertificate.fromPEMFile(rootCertificate), !certificates.isEmpty else {
+          throw OperationError(
+            .inputUnreadable, "the sslrootcert file `\(rootCertificate)` holds no PEM certificate")
+        }
+        configuration.trustRoots = .certificates(certificates)
       }
       return (configuration, true)
     }

@@ -27,6 +27,27 @@ enum PostgresFailure {
     return "\(error.code)"
   }
 
+  /// Why the client refused the server's TLS (its certificate), in words; nil when TLS is not why the
+  /// connection failed.
+  static func tlsRefusal(_ error: PSQLError) -> String? {
+    switch error.underlying {
+    case let failure as NIOSSLExtraError where failure == .failedToValidateHostname:
+      return "its TLS certificate does not name the host of the URL (sslmode=verify-full checks the name, "
+        + "verify-ca does not)"
+    case .handshakeFailed(let failure) as NIOSSLError where "\(failure)".contains("CERTIFICATE_VERIFY_FAILED"):
+      return "its TLS certificate is not signed by an authority the URL's sslrootcert file holds (without "
+        + "sslrootcert, the system's trusted authorities)"
+    case .handshakeFailed(let failure) as NIOSSLError:
+      // A connection cut in the middle of the handshake is an outage, as before TLS.
+      if case .syscallError = failure { return nil }
+      return "the TLS handshake failed (\(failure))"
+    case .unableToValidateCertificate as NIOSSLError, .noCertificateToValidate as NIOSSLError:
+      return "its TLS certificate could not be checked"
+    default:
+      return nil
+    }
+  }
+
   /// The error to report for `error`, met on the store `store`; an `OperationError` passes unchanged.
   static func translate(_ error: any Error, store: String) -> any Error {
     if error is OperationError || error is CancellationError { return error }
@@ -39,6 +60,14 @@ enum PostgresFailure {
         + "again when it is running",
       cause: error)
     guard let state = error.serverInfo?[.sqlState] else {
+      // Before the generic "cannot be reached": a certificate that does not verify is no outage, and
+      // trying again does not help.
+      if let refusal = tlsRefusal(error) {
+        return OperationError(
+          .operationFailed,
+          "the PostgreSQL server of the store `\(store)` was not trusted: \(refusal); nothing was changed",
+          cause: error)
+      }
       switch error.code {
       case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed:
         return unreachable
@@ -72,6 +101,14 @@ enum PostgresFailure {
       return OperationError(
         .temporaryFailure,
         "the PostgreSQL server of the store `\(store)` is not accepting work now (\(message)); try again", cause: error)
+    case "28000" where message.contains("no pg_hba.conf entry"):
+      // Not a password: the server's pg_hba.conf takes no connection like this one (without TLS, say).
+      let tls =
+        message.hasSuffix("no encryption")
+        ? "; it refuses connections without TLS: set sslmode=require (or verify-full) in the URL, not disable" : ""
+      return OperationError(
+        .permissionDenied, "the PostgreSQL server of the store `\(store)` refused the connection: \(message)\(tls)",
+        cause: error)
     case "28000", "28P01":
       return OperationError(
         .permissionDenied,

@@ -264,6 +264,75 @@ import Testing
   }
 
   @Test(
+    "a browser session signed in on one server works on the other, with the CSRF token the first issued; signing out on the other ends it on both"
+  )
+  func sessionAcrossServers() throws {
+    let team = try Team()
+    let password = "a-long-password-1"
+    let added = try team.store.run(["user", "add", "bea", "--role", "deployer"], input: password + "\n")
+    #expect(added.status == 0, "\(added)")
+    let servers = [try ServerProcess(store: team.store), try ServerProcess(store: team.store)]
+    let work = try TemporaryFolder()
+    /// The value of the form field `csrf` of a page.
+    func csrfField(_ page: String) -> String? {
+      page.firstMatch(of: /name="csrf" value="([^"]+)"/).map { String($0.1) }
+    }
+
+    // On server A: the sign-in form (its token also set as a cookie), posted as a browser does.
+    let form = try servers[0].curl(["-c", work.file("jar"), "/sign-in"])
+    let signInToken = try #require(csrfField(form.body), "the sign-in form: \(form)")
+    let signedIn = try servers[0].curl([
+      "-b", work.file("jar"), "-D", work.file("signed-in"), "--data-urlencode", "csrf=\(signInToken)",
+      "--data-urlencode", "user=bea", "--data-urlencode", "password=\(password)", "/sign-in",
+    ])
+    #expect(signedIn.status == 302, "\(signedIn)")
+    let headers = try String(contentsOfFile: work.file("signed-in"), encoding: .utf8)
+    let secret = try #require(
+      headers.firstMatch(of: /(?i)set-cookie: confvault_session=([^;\s]+)/).map { String($0.1) }, "\(headers)")
+    let cookie = "Cookie: confvault_session=\(secret)"
+    let home = try servers[0].curl(["-H", cookie, "/"])
+    #expect(home.status == 200 && home.body.contains("bea"), "\(home)")
+    let csrf = try #require(csrfField(home.body), "the page carries the session's CSRF token: \(home.body)")
+
+    // On server B: a page, as bea.
+    let page = try servers[1].curl(["-H", cookie, "/apps/inventory"])
+    #expect(page.status == 200 && page.body.contains("bea") && page.body.contains("staging"), "\(page)")
+    // On server B: a change, which a session makes only with its CSRF token: refused without it,
+    // applied with the token A issued.
+    let route = "/api/v1/apps/inventory/environments/staging/uploads"
+    let archive = try team.archive("browser", client: "browser")
+    let withoutToken = try servers[1].curl([
+      "-X", "POST", "-H", cookie, "--data-binary", "@" + archive, route,
+    ])
+    #expect(withoutToken.status == 403 && withoutToken.body.contains("/problems/csrf"), "\(withoutToken)")
+    let uploaded = try servers[1].curl([
+      "-X", "POST", "-H", cookie, "-H", "X-CSRF-Token: \(csrf)", "--data-binary", "@" + archive, "-D",
+      work.file("uploaded"), route,
+    ])
+    #expect(uploaded.status == 201, "\(uploaded)")
+    let id = (try JSONSerialization.jsonObject(with: Data(uploaded.body.utf8)) as? [String: Any])?["id"] as? String
+    let applied = try servers[1].curl([
+      "-X", "POST", "-H", cookie, "-H", "X-CSRF-Token: \(csrf)", "-H",
+      "If-Match: \(try Self.header("etag", in: work.file("uploaded")) ?? "")", route + "/\(id ?? "")/apply",
+    ])
+    #expect(applied.status == 201, "\(applied)")
+    let newest = try team.versions().first
+    #expect(newest?["number"] as? Int == 3 && newest?["author"] as? String == "bea", "\(newest ?? [:])")
+
+    // Signing out on B ends the session on A too: the page sends to the sign-in form, the API says 401.
+    let versionsRoute = "/api/v1/apps/inventory/versions"
+    #expect(try servers[0].curl(["-H", cookie, versionsRoute]).status == 200)
+    let signedOut = try servers[1].curl(["-H", cookie, "--data-urlencode", "csrf=\(csrf)", "/sign-out"])
+    #expect(signedOut.status == 302, "\(signedOut)")
+    for server in servers {
+      let after = try server.curl(["-H", cookie, "-D", work.file("after"), "/"])
+      let location = try Self.header("location", in: work.file("after"))
+      #expect(after.status == 303 && location == "/sign-in", "\(after)")
+      #expect(try server.curl(["-H", cookie, versionsRoute]).status == 401)
+    }
+  }
+
+  @Test(
     "PostgreSQL stopped under running servers: commands exit 75, the servers answer 503 with Retry-After; started again, all works without restarting them"
   )
   func databaseStopped() throws {

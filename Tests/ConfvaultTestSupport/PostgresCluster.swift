@@ -43,11 +43,17 @@ public final class PostgresCluster: Sendable {
 
   /// A cluster of the caller's own, started now, for a test that stops and starts its server: stopping
   /// the shared one would fail every other test that runs meanwhile. `remove()` it when done.
-  public static func make() throws -> PostgresCluster {
-    try PostgresCluster()
+  ///
+  /// - Parameter tls: serve TLS only: a certificate for `localhost` signed by a throwaway authority
+  ///   (`certificateAuthority`), and a `pg_hba.conf` that refuses TCP connections without TLS.
+  public static func make(tls: Bool = false) throws -> PostgresCluster {
+    try PostgresCluster(tls: tls)
   }
 
-  private init() throws {
+  /// The certificate of the authority that signed the server's certificate, for a cluster made with TLS.
+  public var certificateAuthority: String { folder + "/ca.pem" }
+
+  private init(tls: Bool = false) throws {
     binaries = try PostgresCluster.findBinaries()
     var template = Array((NSTemporaryDirectory() + "/confvault-pg-XXXXXX").utf8CString)
     guard let made = mkdtemp(&template) else { throw ClusterError("cannot make a temporary folder for PostgreSQL") }
@@ -69,6 +75,7 @@ public final class PostgresCluster: Sendable {
         binaries + "/initdb",
         ["-D", folder + "/data", "-U", PostgresCluster.role, "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"],
         what: "initdb")
+      if tls { try serveTLSOnly() }
       startWatchdog()
       try startServer()
     } catch {
@@ -76,6 +83,48 @@ public final class PostgresCluster: Sendable {
       throw error
     }
     PostgresCluster.removeAtExit(self)
+  }
+
+  /// Makes a throwaway authority and a server certificate for `localhost` (not for 127.0.0.1) with
+  /// `openssl` in the cluster's folder, as its owner (the server refuses a key others may read), turns
+  /// TLS on, and lets TCP connections in over TLS only.
+  private func serveTLSOnly() throws {
+    let elliptic = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    try run(
+      "/usr/bin/openssl",
+      ["req", "-x509"] + elliptic + [
+        "-keyout", folder + "/ca.key", "-out", certificateAuthority, "-days", "2", "-subj", "/CN=confvault test CA",
+      ],
+      what: "openssl ca")
+    try run(
+      "/usr/bin/openssl",
+      ["req"] + elliptic + [
+        "-keyout", folder + "/server.key", "-out", folder + "/server.csr", "-subj", "/CN=localhost",
+      ],
+      what: "openssl request")
+    try Data("subjectAltName=DNS:localhost\n".utf8).write(to: URL(fileURLWithPath: folder + "/server.ext"))
+    try run(
+      "/usr/bin/openssl",
+      [
+        "x509", "-req", "-in", folder + "/server.csr", "-CA", certificateAuthority, "-CAkey", folder + "/ca.key",
+        "-CAcreateserial", "-out", folder + "/server.crt", "-days", "2", "-extfile", folder + "/server.ext",
+      ],
+      what: "openssl sign")
+    guard chmod(folder + "/server.key", 0o600) == 0 else { throw ClusterError("cannot make server.key private") }
+    let settings = """
+
+      ssl = on
+      ssl_cert_file = '\(folder)/server.crt'
+      ssl_key_file = '\(folder)/server.key'
+
+      """
+    let configuration = try FileHandle(forWritingTo: URL(fileURLWithPath: folder + "/data/postgresql.conf"))
+    try configuration.seekToEnd()
+    try configuration.write(contentsOf: Data(settings.utf8))
+    try configuration.close()
+    // Unix sockets as before; TCP only with TLS (`createdb`, as libpq does by default, prefers TLS).
+    try Data("local all all trust\nhostssl all all 127.0.0.1/32 trust\n".utf8)
+      .write(to: URL(fileURLWithPath: folder + "/data/pg_hba.conf"))
   }
 
   /// A URL of a new, empty database of the cluster, which `confvault --store` takes as it is.
