@@ -4,8 +4,10 @@
 SWIFT        ?= swift
 CONFIG       ?= debug
 BUILD_FLAGS  ?=
+# `make bench BENCH_FLAGS="--quick"` or `BENCH_FLAGS="--only checkout"`: bench.py's options.
+BENCH_FLAGS  ?=
 BIN          := .build/$(CONFIG)/confvault
-APT_PACKAGES := libarchive-dev libzstd-dev zlib1g-dev liblzma-dev libbz2-dev libarchive-tools pkg-config tar gzip zstd xz-utils bzip2 python3 python3-yaml git curl postgresql \
+APT_PACKAGES := libarchive-dev libzstd-dev zlib1g-dev liblzma-dev libbz2-dev libarchive-tools pkg-config tar gzip zstd xz-utils bzip2 python3 python3-yaml git curl time postgresql \
                 chromium chromium-driver fonts-dejavu-core wrk
 # Python packages the tests drive: a browser through WebDriver, and the API checked against its OpenAPI document.
 PIP_PACKAGES := selenium schemathesis
@@ -42,7 +44,7 @@ run: setup
 
 bench: setup
 	$(SWIFT) build -c release $(BUILD_FLAGS)
-	python3 Benchmarks/bench.py --confvault .build/release/confvault
+	python3 Benchmarks/bench.py --confvault .build/release/confvault --write-readme $(BENCH_FLAGS)
 
 # The man page is generated from the command definitions by swift-argument-parser's GenerateManual
 # plugin, which builds the release configuration first; it writes into the build folder, not the package.

@@ -1,30 +1,54 @@
 #!/usr/bin/env python3
-"""Figures for confvault against bsdtar on generated configuration trees.
+"""Figures for confvault against git, bsdtar and tar doing the same work on the same data.
 
-Generates deterministic trees under a work folder (reused between runs), then times
-`confvault pack` and `confvault verify` against bsdtar doing the same work on the same data,
-and records confvault's peak RSS. The store-* sections measure the version store: push and
-import against `bsdtar -x`, the store's size after many one-file pushes against git and tar
-copies, and `versions` and `diff` on a long history and a large tree. The diff section times
-`diff` of two versions with many changed values (a large tree, a large YAML file) against git
-diff. The server section runs `confvault serve`: the versions endpoint under wrk, and a download
-and an upload with curl against `confvault export` and `confvault import` on the same store. The
-goals are reported as MET or NOT MET, never asserted: the exit status is 0 unless a command fails.
+Generates deterministic trees under a work folder (reused between runs) and times confvault
+against a reference in turns (confvault, reference, confvault, ...), one untimed warm-up each,
+reporting the minimum and the median of the runs and confvault's peak RSS. The sections:
 
-    python3 Benchmarks/bench.py --confvault .build/release/confvault [--quick] [--only tree-20k]
+    replay        the committed history Fixtures/replay-history.bundle (Benchmarks/replay_history.py
+                  wrote it) pushed one commit at a time: store size against git gc --aggressive,
+                  then `check` against `git fsck --full`
+    store-size    10,000 one-file pushes of a 1,000-file tree: store size against git gc'd and
+                  tar copies, then `check` against `git fsck --full`
+    checkout      `checkout` of a 20,000-file version against `git worktree add`
+    unpack        `unpack` of a 20,000-file zstd archive against `bsdtar -xf`
+    push-one      a one-file push to a 20,000-file environment against `git add -A && git commit`
+    tree-20k, tree-100k, tree-1g
+                  `pack` and `verify` against `bsdtar -c` and `bsdtar -xOf | sha256sum`
+    memory-100k   peak RSS of `pack`, `push` and `import` of 100,000 small files
+    diff          `diff` of two versions with 200 changed files against git diff, and of a large
+                  YAML file against git diff --no-index
+    store-import, store-versions, store-diff, server
+                  push and import against bsdtar -x, `versions` on 100,000 versions, `diff` of two
+                  heads, and `confvault serve` under wrk and curl
 
-Tools: bsdtar and git (git is also the diff section's reference), and for the server section curl
-and wrk (`apt-get install -y curl wrk`; without them that section is skipped and its goals are
-reported as not measured).
+checkout, unpack and push-one write to a journaled ext4 made on a loop device (a sparse file in the
+work folder) when run as root, unmounted and removed at the end, also on Ctrl-C or SIGTERM; without
+root they run on the work folder's disk, and the output says which file system it was and whether
+it keeps a journal. Goals are reported as MET or NOT MET, never asserted: the exit status is 0
+unless a command fails (a failed section is reported with its command and output, and the others
+still run).
+
+    python3 Benchmarks/bench.py --confvault .build/release/confvault [--quick] [--only checkout]...
+        [--write-readme]
+
+Each section's rows of issue 12's table are kept in `results/SECTION.json` of the work folder;
+`--write-readme` (or `--readme-only`, without running anything) regenerates README.md's table
+between its markers from them, so sections can be re-run one at a time.
+
+Tools: bsdtar, git, GNU time (/usr/bin/time, for peak RSS), findmnt, mkfs.ext4 and mount for the
+journaled disk; for the server section curl and wrk (`apt-get install -y curl wrk`; without them
+that section is skipped).
 
 Each section is one entry of SECTIONS; add a section by writing a function that takes the
-Settings and returns its Results (Comparisons with bsdtar, or Figures for the goals).
+Settings and returns its Results (Comparisons, Figures for the goals, Rows of the table).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import collections
 import json
 import os
 import platform
@@ -41,7 +65,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -49,6 +73,9 @@ from pathlib import Path
 GENERATOR_VERSION = 1
 
 MIB = 1 << 20
+# GNU time measures each command's peak RSS (Debian's package `time`); without it, wait4's figure,
+# which never reads below this script's own peak.
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 RSS_GOAL_MIB = 64
 PACK_GOAL_RATIO = 1.2
 VERIFY_GOAL_RATIO = 1.5
@@ -103,6 +130,7 @@ class Settings:
     quick: bool
     skip_large: bool
     regenerate: bool
+    disk: JournaledDisk = field(compare=False, repr=False, default=None)
 
     @property
     def archives(self) -> Path:
@@ -120,15 +148,16 @@ class Settings:
         return 10 if self.quick else 1
 
 
-def parse_settings(argv: list[str]) -> tuple[Settings, str | None]:
-    """Parses the command line into Settings and the one section to run (None for all)."""
+def parse_settings(argv: list[str]) -> tuple[Settings, argparse.Namespace]:
+    """Parses the command line into Settings and the parsed arguments (--only, --write-readme)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--confvault", default=".build/release/confvault",
                         help="the confvault binary (default: %(default)s)")
     parser.add_argument("--work", default="bench-data", type=Path,
                         help="where trees and archives go (default: %(default)s)")
     parser.add_argument("--repeat", type=int,
-                        help="timed runs per command; the best counts (default: 3, 1 with --quick)")
+                        help="timed runs per command, taking turns with the reference; the"
+                             " minimum and the median count (default: 5, 2 with --quick)")
     parser.add_argument("--regenerate", action="store_true",
                         help="generate the trees again even if they exist")
     parser.add_argument("--skip-large", action="store_true", help="skip the 1 GiB tree")
@@ -136,23 +165,126 @@ def parse_settings(argv: list[str]) -> tuple[Settings, str | None]:
                         help="trees and histories a tenth of the size, no 1 GiB tree,"
                              " one run per command")
     parser.add_argument("--only", choices=[section.name for section in SECTIONS],
-                        help="run only this section")
+                        action="append",
+                        help="run only this section (may be given more than once)")
+    parser.add_argument("--write-readme", action="store_true",
+                        help="after the run, regenerate README.md's benchmark table from the"
+                             f" stored results of every section ({RESULTS_FOLDER}/ in --work)")
+    parser.add_argument("--readme-only", action="store_true",
+                        help="run nothing; regenerate README.md's table from the stored results")
     args = parser.parse_args(argv)
     confvault = shutil.which(args.confvault) or args.confvault
     if not os.access(confvault, os.X_OK):
         parser.error(f"{args.confvault} is not an executable; build it with swift build -c release")
-    repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
+    repeat = args.repeat if args.repeat is not None else (2 if args.quick else 5)
     if repeat < 1:
         parser.error("--repeat must be at least 1")
     settings = Settings(
         confvault=os.path.abspath(confvault), work=args.work.resolve(), repeat=repeat,
-        quick=args.quick, skip_large=args.skip_large, regenerate=args.regenerate)
-    return settings, args.only
+        quick=args.quick, skip_large=args.skip_large, regenerate=args.regenerate,
+        disk=JournaledDisk(args.work.resolve()))
+    return settings, args
 
 
 def progress(message: str) -> None:
     """Prints a progress line to stderr, keeping stdout for the figures."""
     print(message, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# A journaled file system for the outputs of checkout, unpack and push
+
+JOURNALED_IMAGE_BYTES = 16 << 30  # a sparse file; only what is written takes space
+
+
+def file_system_of(path: Path) -> str:
+    """What `path` is on: device, type, mount options and whether ext4 keeps a journal there
+    (a journaled ext4 has an entry named after its device in /proc/fs/jbd2)."""
+    try:
+        source, kind, options = output(["findmnt", "-n", "-o", "SOURCE,FSTYPE,OPTIONS", "-T",
+                                        str(path)]).split()[:3]
+    except (CommandFailed, ValueError, OSError):
+        return "an unknown file system"
+    device = Path(source.split("[")[0]).name
+    try:
+        journals = os.listdir("/proc/fs/jbd2")
+    except OSError:
+        journals = []
+    if kind in ("ext3", "ext4"):
+        journal = "with a journal" if any(entry.startswith(device + "-") for entry in journals) \
+            else "WITHOUT a journal"
+    else:
+        journal = "journal unknown"
+    return f"{kind} on {source} ({options}), {journal}"
+
+
+class JournaledDisk:
+    """A journaled ext4 on a loop device under the work folder, made on first use when running as
+    root, and removed by close(). Without root, or when making it fails, outputs go to the work
+    folder's own disk, and `note` says so."""
+
+    def __init__(self, work: Path):
+        self.work = work
+        self.image = work / "journaled.img"
+        self.mount_point = work / "journaled"
+        self.mounted = False
+        self.tried = False
+        self.note = ""
+
+    def root(self) -> Path:
+        """The folder outputs go to: the journaled mount, or the plain work folder."""
+        if not self.tried:
+            self.tried = True
+            self.mount()
+            progress(f"  outputs: {self.note}")
+            print(f"  outputs on {self.note}")
+        return self.mount_point if self.mounted else self.work / "stores"
+
+    def folder(self, name: str) -> Path:
+        """An empty folder for one section's outputs."""
+        folder = self.root() / "bench" / name
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        return folder
+
+    def mount(self) -> None:
+        plain = file_system_of(self.work)
+        if os.geteuid() != 0:
+            self.note = f"the plain disk, {plain}: not root, so no loop device was made"
+            return
+        try:
+            self.unmount_leftover()
+            self.image.unlink(missing_ok=True)
+            with open(self.image, "wb") as image:
+                image.truncate(JOURNALED_IMAGE_BYTES)
+            output(["mkfs.ext4", "-q", "-F", "-O", "has_journal", str(self.image)])
+            self.mount_point.mkdir(exist_ok=True)
+            output(["mount", "-o", "loop", str(self.image), str(self.mount_point)])
+            self.mounted = True
+        except (CommandFailed, OSError) as failure:
+            self.close()
+            self.note = (f"the plain disk, {plain}: making a journaled ext4 on a loop device"
+                         f" failed: {str(failure).strip()}")
+            return
+        self.note = (f"{file_system_of(self.mount_point)}, a file of {self.image.parent}"
+                     f" (that disk: {plain})")
+
+    def unmount_leftover(self) -> None:
+        """Unmounts what an earlier run killed before its cleanup left mounted."""
+        if self.mount_point.is_dir() and os.path.ismount(self.mount_point):
+            subprocess.run(["umount", str(self.mount_point)], check=False)
+
+    def close(self) -> None:
+        """Unmounts the file system (the loop device goes with it) and removes its file."""
+        if self.mounted or (self.mount_point.is_dir() and os.path.ismount(self.mount_point)):
+            result = subprocess.run(["umount", str(self.mount_point)], capture_output=True,
+                                    text=True, check=False)
+            if result.returncode != 0:
+                subprocess.run(["umount", "-l", str(self.mount_point)], check=False)
+        self.mounted = False
+        if self.mount_point.is_dir() and not os.path.ismount(self.mount_point):
+            shutil.rmtree(self.mount_point, ignore_errors=True)
+        self.image.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,6 +482,7 @@ def prepare_tree(settings: Settings, spec: TreeSpec) -> Tree:
 TREE_20K = TreeSpec("tree-20k", files=20_000, folders=200, make_file=config_document)
 TREE_100K = TreeSpec("tree-100k", files=100_000, folders=1_000, make_file=small_document)
 TREE_1G = TreeSpec("tree-1g", files=1_024, folders=16, make_file=semi_compressible_mib)
+TREE_1K = TreeSpec("tree-1k", files=1_000, folders=10, make_file=config_document)
 
 
 # --------------------------------------------------------------------------------------------
@@ -385,14 +518,20 @@ class Run:
 
 @dataclass(frozen=True)
 class Measurement:
-    """The timed runs of one command: the best time and the largest peak RSS."""
+    """The timed runs of one command: the best time, the median and the largest peak RSS."""
 
     seconds: float
     max_rss_kib: int
+    median: float = 0.0
 
     @classmethod
     def of(cls, runs: list[Run]) -> Measurement:
-        return cls(min(run.seconds for run in runs), max(run.max_rss_kib for run in runs))
+        seconds = [run.seconds for run in runs]
+        return cls(min(seconds), max(run.max_rss_kib for run in runs), statistics.median(seconds))
+
+    @property
+    def rss_mib(self) -> float:
+        return self.max_rss_kib / 1024
 
 
 def wait_with_usage(process: subprocess.Popen, argv: list[str], timeout: float | None
@@ -407,7 +546,10 @@ def wait_with_usage(process: subprocess.Popen, argv: list[str], timeout: float |
         finally:
             os.close(pidfd)
         if not exited:
-            process.kill()
+            try:  # the whole group: a command run under GNU time is its child
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                process.kill()
             os.wait4(process.pid, 0)
             process.returncode = -signal.SIGKILL
             raise TimedOut(argv, timeout)
@@ -423,16 +565,23 @@ def run_once(argv: list[str], timeout: float | None = None) -> Run:
     fsyncs its output does not also pay for the previous run's writes.
     """
     os.sync()
-    with tempfile.TemporaryFile() as errors:
+    with tempfile.TemporaryFile() as errors, tempfile.NamedTemporaryFile("r") as peak:
+        # The command runs under GNU time, which reports its peak RSS: wait4's ru_maxrss would
+        # include this Python process's own peak, which Linux carries over through the (v)fork
+        # and exec of every child (after the diff section's large YAML file, over 100 MiB).
+        timed = [GNU_TIME, "-f", "%M", "-o", peak.name, *argv] if GNU_TIME else argv
         started = time.perf_counter()
-        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errors)
+        process = subprocess.Popen(timed, stdout=subprocess.DEVNULL, stderr=errors,
+                                   start_new_session=True)
         status, usage = wait_with_usage(process, argv, timeout)
         elapsed = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode != 0:
             errors.seek(0)
             raise CommandFailed(argv, process.returncode, errors.read().decode(errors="replace"))
-    return Run(elapsed, usage.ru_maxrss)  # ru_maxrss is in KiB on Linux
+        reported = peak.read().split()
+    # Both are in KiB on Linux.
+    return Run(elapsed, int(reported[-1]) if GNU_TIME and reported else usage.ru_maxrss)
 
 
 def output(argv: list[str], timeout: float | None = None) -> str:
@@ -481,6 +630,11 @@ class Comparison:
         return self.confvault.seconds / self.bsdtar.seconds
 
     @property
+    def median_ratio(self) -> float:
+        """confvault's median time over bsdtar's."""
+        return self.confvault.median / self.bsdtar.median
+
+    @property
     def label(self) -> str:
         return f"{self.operation} {self.tree} {self.compression}"
 
@@ -494,7 +648,40 @@ class Figure:
     value: float
 
 
-Result = Comparison | Figure
+@dataclass(frozen=True)
+class Row:
+    """One row of issue 12's table (and README's): confvault against its reference, as text,
+    with the goal and whether it is met (None: not judged). `key` orders the rows."""
+
+    key: str
+    work: str
+    confvault: str
+    reference: str
+    ratio: str
+    goal: str
+    met: bool | None
+
+    @property
+    def verdict(self) -> str:
+        return {True: "MET", False: "NOT MET", None: "-"}[self.met]
+
+
+Result = Comparison | Figure | Row
+
+
+def seconds_text(measurement: Measurement) -> str:
+    """`min / median s`, with enough digits for both sub-second and long runs."""
+    digits = 3 if measurement.median < 1 else 2 if measurement.median < 100 else 0
+    return f"{measurement.seconds:.{digits}f} / {measurement.median:.{digits}f} s"
+
+
+def time_row(key: str, work: str, ours: Measurement, reference: Measurement,
+             reference_label: str, goal_ratio: float, rss: bool = False) -> Row:
+    """A row comparing times, min / median each; the goal is judged on the median ratio."""
+    low, middle = ours.seconds / reference.seconds, ours.median / reference.median
+    shown = seconds_text(ours) + (f", {ours.rss_mib:.0f} MiB" if rss else "")
+    return Row(key, work, shown, f"{reference_label} {seconds_text(reference)}",
+               f"{low:.2f} / {middle:.2f}x", f"≤ {goal_ratio:g}x", middle <= goal_ratio)
 
 
 def compare_pack(settings: Settings, tree: Tree, compression: str) -> tuple[Comparison, Path, Path]:
@@ -538,7 +725,29 @@ def compare_tree(settings: Settings, spec: TreeSpec, compressions: tuple[str, ..
         theirs.unlink()
     comparisons = packs + verifies
     print_comparisons(comparisons)
-    return comparisons
+    return [*comparisons, *tree_rows(spec, tree, comparisons)]
+
+
+def tree_rows(spec: TreeSpec, tree: Tree, comparisons: list[Comparison]) -> list[Row]:
+    """Issue 12's rows among the comparisons: pack of the 20k and 1 GiB trees and verify of the
+    100k tree, each without compression."""
+    rows = []
+    for c in comparisons:
+        if c.compression != "none":
+            continue
+        if c.operation == "pack" and spec in (TREE_20K, TREE_1G):
+            gib = tree.bytes / (1 << 30)
+            what = f"{tree.files:,} files" if spec is TREE_20K else f"{gib:g} GiB"
+            key = "pack-20k" if spec is TREE_20K else "pack-1g"
+            rows.append(time_row(key, f"`pack` {what}, no compression", c.confvault, c.bsdtar,
+                                 "`bsdtar -cf`", PACK_GOAL_RATIO))
+        if c.operation == "verify" and spec is TREE_100K:
+            row = time_row("verify-100k",
+                           f"`verify` {tree.files:,} small files, no compression", c.confvault,
+                           c.bsdtar, "`bsdtar -xOf | sha256sum`", VERIFY_GOAL_RATIO, rss=True)
+            rows.append(replace(row, goal=f"{row.goal}, < {RSS_GOAL_MIB} MiB",
+                                met=row.met and c.confvault.rss_mib < RSS_GOAL_MIB))
+    return rows
 
 
 # --------------------------------------------------------------------------------------------
@@ -549,10 +758,17 @@ STORE_AUTHOR = "bench"
 STORE_DATABASE = "confvault.sqlite"
 STAGING, PRODUCTION = "staging", "production"  # two of the environments `init` creates
 TMPFS = Path("/dev/shm")
-PUSHES = 200  # one-file changes pushed for the store's size (20 with --quick)
+HISTORY_VERSIONS = 10_000  # one-file pushes for the store's size (1,000 with --quick)
+CHECK_GOAL_RATIO = 2
+CHECKOUT_GOAL_RATIO = 1.5
+UNPACK_GOAL_RATIO = 1.5
+SMALL_PUSH_GOAL_RATIO = 1.2
+DIFF_GOAL_RATIO = 3
+REPLAY_BUNDLE = Path(__file__).resolve().parent / "Fixtures" / "replay-history.bundle"
 VERSIONS = 100_000  # versions of the app `versions` lists (10,000 with --quick)
 QUERY_RUNS = 5  # the fewest timed runs of a command taking milliseconds
-COMMAND_TIMEOUT = 600  # seconds any one command of the server section may take
+COMMAND_TIMEOUT = 1800  # seconds any one command may take where a limit is given
+MEMORY_RUNS = 3  # the most runs of each command in the memory-100k section
 
 
 def store_command(settings: Settings, store: Path, *args: str) -> list[str]:
@@ -620,15 +836,17 @@ class FreshRun:
     parent: Path
     argv: Callable[[Path], list[str]]
     prepare: Callable[[Path], None] = lambda folder: None
+    cleanup: Callable[[], None] = lambda: None
 
     def once(self) -> Run:
         """Runs the command on a new folder under `parent`, prepared untimed, removed after."""
         folder = Path(tempfile.mkdtemp(dir=self.parent))
         try:
             self.prepare(folder)
-            return run_once(self.argv(folder))
+            return run_once(self.argv(folder), COMMAND_TIMEOUT)
         finally:
             shutil.rmtree(folder)
+            self.cleanup()
 
 
 def measure_fresh(settings: Settings, commands: list[FreshRun]) -> list[Measurement]:
@@ -698,46 +916,89 @@ def store_import(settings: Settings) -> list[Result]:
     return comparisons
 
 
+def git_command(git_dir: Path, work_tree: Path | None = None) -> list[str]:
+    """git on a repository kept apart from the folder it tracks, with fixed identity and no
+    automatic gc."""
+    tree = [f"--work-tree={work_tree}"] if work_tree else []
+    return ["git", f"--git-dir={git_dir}", *tree, "-c", "user.name=b", "-c", "user.email=b@b",
+            "-c", "gc.auto=0", "-c", "maintenance.auto=false"]
+
+
+def git_bytes(git_dir: Path) -> int:
+    """A git repository's size as history: everything but the sample hooks git init copies in,
+    the index (the work tree's cache) and the reflogs (a log of where refs pointed)."""
+    def counted(path: Path) -> bool:
+        parts = path.relative_to(git_dir).parts
+        return path.is_file() and parts[0] not in ("hooks", "logs", "index")
+    return sum(path.stat().st_size for path in git_dir.rglob("*") if counted(path))
+
+
+def check_row(settings: Settings, key: str, work: str, store: Path, git_dir: Path) -> Row:
+    """`confvault check` of the store against `git fsck --full` of the same history, in turns."""
+    check = store_command(settings, store, "check")
+    report = output(check, COMMAND_TIMEOUT).strip()
+    if not report.startswith("OK"):
+        raise Unexpected(f"confvault check: {report}")
+    print(f"  confvault check: {report}")
+    progress(f"  check and git fsck --full: {settings.repeat} runs in turns")
+    ours, theirs = measure_pair(settings, check, ["git", f"--git-dir={git_dir}", "fsck", "--full",
+                                                  "--no-progress"])
+    row = time_row(key, work, ours, theirs, "`git fsck --full`", CHECK_GOAL_RATIO)
+    print_table(["command", "min / median", "peak RSS"], [
+        ["confvault check", seconds_text(ours), f"{ours.rss_mib:.1f} MiB"],
+        ["git fsck --full", seconds_text(theirs), f"{theirs.rss_mib:.1f} MiB"]])
+    return row
+
+
 def store_size(settings: Settings) -> list[Result]:
-    """The store's size after pushes that each change one file of the 20,000-file tree, against
-    git with the same history (after git gc) and a tar czf copy per push."""
-    tree = prepare_tree(settings, TREE_20K.scaled(settings.scale))
-    pushes = PUSHES // settings.scale
-    print(f"\nstore-size: {tree.name}, {tree.files} files, then {pushes} pushes"
-          " of one changed file")
+    """The store's size after 10,000 pushes (1,000 with --quick) that each change one file of a
+    1,000-file tree, against git with the same history after git gc and a tar czf copy per push;
+    then `confvault check` of that store against `git fsck --full`."""
+    tree = prepare_tree(settings, TREE_1K)
+    pushes = HISTORY_VERSIONS // settings.scale
+    print(f"\nstore-size: {tree.name}, {tree.files} files, then {pushes:,} pushes"
+          " of one changed file, each also a git commit")
     work = section_folder(settings, "size")
     folder, store, git_dir = work / tree.name, work / "store", work / "git"
     shutil.copytree(tree.path, folder)
-    git = ["git", f"--git-dir={git_dir}", f"--work-tree={folder}", "-c", "user.name=b",
-           "-c", "user.email=b@b", "-c", "gc.auto=0"]
+    git = git_command(git_dir, folder)
     init_store(settings, store)
     run_once(push_command(settings, store, folder, STAGING))
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "initial"]):
         run_once(git + args)
-    progress(f"  {pushes} pushes and git commits")
+    progress(f"  {pushes:,} pushes and git commits")
+    files = sorted(folder.rglob("*.json"))
     push_seconds = commit_seconds = 0.0
-    for number, file in enumerate(spread_json_files(folder, pushes), start=1):
-        change_value(file)
+    started = time.monotonic()
+    for number in range(1, pushes + 1):
+        change_value(files[(number - 1) * 7919 % len(files)])
         push_seconds += run_once(push_command(settings, store, folder, STAGING)).seconds
         commit_seconds += run_once(git + ["commit", "-q", "-a", "-m", f"change {number}"]).seconds
+        if number % 500 == 0:
+            progress(f"    {number:,} pushes, {time.monotonic() - started:.0f} s")
     expect_newest(settings, store, pushes + 1)
     progress("  git gc, tar czf")
     run_once(git + ["gc", "-q"])
     settings.archives.mkdir(parents=True, exist_ok=True)
     tarball = settings.archives / f"{tree.name}-final.tar.gz"
     run_once(["tar", "czf", str(tarball), "-C", str(folder), "."])
-    store_bytes, git_bytes = folder_bytes(store), folder_bytes(git_dir)
+    store_bytes, git_size = folder_bytes(store), git_bytes(git_dir)
     tar_bytes = tarball.stat().st_size * pushes
-    print(f"  {pushes} pushes: {push_seconds:.1f} s, {push_seconds / pushes:.3f} s per push"
+    print(f"  {pushes:,} pushes: {push_seconds:.1f} s, {push_seconds / pushes:.3f} s per push"
           f" (git commit -a: {commit_seconds:.1f} s, {commit_seconds / pushes:.3f} s per commit)")
     print_table(["storage", "size", "over the store"], [
         [label, mib(size), f"{size / store_bytes:.2f}x"] for label, size in (
             ("confvault store", store_bytes),
-            ("git (.git after git gc)", git_bytes),
-            (f"tar czf copies (one tar czf of the final tree x {pushes})", tar_bytes))])
-    where = f"{tree.name} after {pushes} pushes"
-    return [Figure("store/git", where, store_bytes / git_bytes),
-            Figure("store/tar", where, store_bytes / tar_bytes)]
+            ("git (.git after git gc)", git_size),
+            (f"tar czf copies (one tar czf of the final tree x {pushes:,})", tar_bytes))])
+    where = f"{tree.name} after {pushes:,} pushes"
+    versions = f"{pushes:,} one-file versions of a {tree.files:,}-file tree"
+    size_row = Row("history-size", f"store after {versions}", mib(store_bytes),
+                   f"git gc'd {mib(git_size)}", f"{store_bytes / git_size:.2f}x",
+                   f"≤ {GIT_SIZE_GOAL_RATIO:g}x", store_bytes / git_size <= GIT_SIZE_GOAL_RATIO)
+    checked = check_row(settings, "check-history", f"`check`, {versions}", store, git_dir)
+    return [Figure("store/git", where, store_bytes / git_size),
+            Figure("store/tar", where, store_bytes / tar_bytes), size_row, checked]
 
 
 def copy_first_version(database: Path, last: int) -> None:
@@ -811,9 +1072,193 @@ def store_diff(settings: Settings) -> list[Result]:
 
 
 # --------------------------------------------------------------------------------------------
+# Outputs on a journaled disk: checkout, unpack, a one-file push
+
+
+def journaled_store(settings: Settings, name: str, tree: Tree) -> tuple[Path, Path, Path]:
+    """On the journaled disk: a copy of `tree`, a store with it pushed to staging as version 1,
+    and a git repository (kept apart from the copy) with it committed once."""
+    work = settings.disk.folder(name)
+    folder, store, git_dir = work / tree.name, work / "store", work / "git"
+    progress(f"  copy, push and git commit of {tree.name}")
+    shutil.copytree(tree.path, folder)
+    init_store(settings, store)
+    run_once(push_command(settings, store, folder, STAGING), COMMAND_TIMEOUT)
+    git = git_command(git_dir, folder)
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "v1"]):
+        run_once(git + args, COMMAND_TIMEOUT)
+    return folder, store, git_dir
+
+
+def checkout(settings: Settings) -> list[Result]:
+    """`confvault checkout` of a 20,000-file version into a new folder against `git worktree
+    add` of the same tree, both on the journaled disk."""
+    tree = prepare_tree(settings, TREE_20K.scaled(settings.scale))
+    print(f"\ncheckout: {tree.name}, {tree.files} files, {tree.bytes / MIB:.1f} MiB;"
+          " against git worktree add")
+    _, store, git_dir = journaled_store(settings, "checkout", tree)
+    targets = settings.disk.folder("checkout-targets")
+    ours = FreshRun(targets, lambda folder: store_command(
+        settings, store, "checkout", "--app", STORE_APP, "--env", STAGING,
+        "--to", str(folder / "out")))
+    git = git_command(git_dir)
+    theirs = FreshRun(targets, lambda folder: git + ["worktree", "add", "-q", "--detach",
+                                                     str(folder / "out"), "HEAD"],
+                      cleanup=lambda: run_once(git + ["worktree", "prune"]))
+    progress(f"  checkout and git worktree add: {settings.repeat} runs in turns")
+    checked_out, added = measure_fresh(settings, [ours, theirs])
+    row = time_row("checkout-20k", f"`checkout` of a {tree.files:,}-file version", checked_out,
+                   added, "`git worktree add`", CHECKOUT_GOAL_RATIO)
+    print_rows([row])
+    return [row]
+
+
+def unpack(settings: Settings) -> list[Result]:
+    """`confvault unpack` of a 20,000-file zstd archive into a new folder against `bsdtar -xf`
+    of the same archive, both on the journaled disk."""
+    tree = prepare_tree(settings, TREE_20K.scaled(settings.scale))
+    settings.archives.mkdir(parents=True, exist_ok=True)
+    archive = settings.archives / f"{tree.name}-unpack.tar.zst"
+    run_once([settings.confvault, "pack", str(tree.path), "-o", str(archive),
+              "--compression", "zstd", "--force"], COMMAND_TIMEOUT)
+    print(f"\nunpack: {tree.name}, {tree.files} files, zstd archive {mib(archive.stat().st_size)};"
+          " against bsdtar -xf of the same archive")
+    targets = settings.disk.folder("unpack-targets")
+    ours = FreshRun(targets, lambda folder: [settings.confvault, "unpack", str(archive),
+                                             "--to", str(folder / "out")])
+    theirs = FreshRun(targets, lambda folder: ["bsdtar", "-xf", str(archive), "-C",
+                                               str(folder / "out")],
+                      prepare=lambda folder: (folder / "out").mkdir())
+    progress(f"  unpack and bsdtar -xf: {settings.repeat} runs in turns")
+    unpacked, extracted = measure_fresh(settings, [ours, theirs])
+    row = time_row("unpack-20k", f"`unpack` of a {tree.files:,}-file zstd archive", unpacked,
+                   extracted, "`bsdtar -xf`", UNPACK_GOAL_RATIO)
+    print_rows([row])
+    return [row]
+
+
+def push_one(settings: Settings) -> list[Result]:
+    """A push of a 20,000-file folder with one file changed since the last push against `git
+    add -A && git commit` of the same change, both on the journaled disk; each round changes
+    another file (untimed) first."""
+    tree = prepare_tree(settings, TREE_20K.scaled(settings.scale))
+    print(f"\npush-one: {tree.name}, {tree.files} files in staging, then pushes of one changed"
+          " file; against git add -A && git commit")
+    folder, store, git_dir = journaled_store(settings, "push-one", tree)
+    files = spread_json_files(folder, settings.repeat + 1)
+    push = push_command(settings, store, folder, STAGING)
+    commit = ["bash", "-c", '"$@" add -A && "$@" commit -q -m change', "bash",
+              *git_command(git_dir, folder)]
+    progress(f"  push and git add + commit: one warm-up, then {settings.repeat} runs in turns")
+    pushes, commits = [], []
+    for number, file in enumerate(files):
+        change_value(file)
+        pushed, committed = run_once(push, COMMAND_TIMEOUT), run_once(commit, COMMAND_TIMEOUT)
+        if number > 0:  # the first round warms up
+            pushes.append(pushed)
+            commits.append(committed)
+    expect_newest(settings, store, len(files) + 1)
+    row = time_row("push-one", f"a one-file push to a {tree.files:,}-file environment",
+                   Measurement.of(pushes), Measurement.of(commits), "`git add -A && git commit`",
+                   SMALL_PUSH_GOAL_RATIO)
+    print_rows([row])
+    return [row]
+
+
+def memory_100k(settings: Settings) -> list[Result]:
+    """Peak memory of `pack`, `push` and `import` of the 100,000-file tree (import of the pack's
+    zstd archive), each into a fresh store or archive."""
+    tree = prepare_tree(settings, TREE_100K.scaled(settings.scale))
+    print(f"\nmemory-100k: {tree.name}, {tree.files} files, {tree.bytes / MIB:.1f} MiB:"
+          " peak RSS of pack, push and import")
+    settings.archives.mkdir(parents=True, exist_ok=True)
+    archive = settings.archives / f"{tree.name}-memory.tar.zst"
+    stores = section_folder(settings, "memory-100k")
+    prepare = partial(init_store, settings)
+    commands = {
+        "pack": FreshRun(stores, lambda folder: [
+            settings.confvault, "pack", str(tree.path), "-o", str(archive), "--compression",
+            "zstd", "--force"]),
+        "push": FreshRun(stores, lambda store: push_command(settings, store, tree.path, STAGING),
+                         prepare),
+        "import": FreshRun(stores, lambda store: import_command(settings, store, archive,
+                                                                STAGING), prepare),
+    }
+    commands["pack"].once()  # the archive import reads
+    runs = min(settings.repeat, MEMORY_RUNS)
+    progress(f"  pack, push, import: {runs} runs in turns")
+    measured = dict(zip(commands, measure_fresh(replace(settings, repeat=runs),
+                                                list(commands.values()))))
+    print_table(["command", "min / median", "peak RSS"], [
+        [name, seconds_text(m), f"{m.rss_mib:.1f} MiB"] for name, m in measured.items()])
+    peaks = [m.rss_mib for m in measured.values()]
+    row = Row("memory-100k", f"`pack`, `push`, `import` of {tree.files:,} small files,"
+              " peak memory", " / ".join(f"{peak:.0f}" for peak in peaks) + " MiB", "", "",
+              f"< {RSS_GOAL_MIB} MiB", max(peaks) < RSS_GOAL_MIB)
+    return [row]
+
+
+# --------------------------------------------------------------------------------------------
+# Replay of a configuration history (Benchmarks/Fixtures/replay-history.bundle)
+
+
+def replay(settings: Settings) -> list[Result]:
+    """Every commit of the replay fixture in order, one `confvault push` each, into a fresh
+    store; its size against the same history in git after `git gc --aggressive`; then `check` of
+    that store against `git fsck --full`. With --quick, the first tenth of the commits."""
+    if not REPLAY_BUNDLE.is_file():
+        raise Unexpected(f"{REPLAY_BUNDLE} is missing; write it with"
+                         f" python3 Benchmarks/replay_history.py {REPLAY_BUNDLE}")
+    work = section_folder(settings, "replay")
+    git_dir, folder, store = work / "history.git", work / "tree", work / "store"
+    output(["git", "clone", "-q", "--bare", str(REPLAY_BUNDLE), str(git_dir)], COMMAND_TIMEOUT)
+    git = git_command(git_dir, folder)
+    commits = output(git + ["rev-list", "--reverse", "--first-parent", "HEAD"]).split()
+    commits = commits[:len(commits) // settings.scale]
+    folder.mkdir()
+    init_store(settings, store)
+    print(f"\nreplay: {REPLAY_BUNDLE.name}, {len(commits)} commits pushed one by one;"
+          " against the same commits in git after git gc --aggressive")
+    progress(f"  {len(commits)} checkouts and pushes")
+    push_seconds = 0.0
+    for number, commit in enumerate(commits, start=1):
+        run_once(git + ["checkout", "-q", "-f", "--detach", commit], COMMAND_TIMEOUT)
+        push_seconds += run_once(push_command(settings, store, folder, STAGING),
+                                 COMMAND_TIMEOUT).seconds
+        if number % 100 == 0:
+            progress(f"    {number} pushes")
+    expect_newest(settings, store, len(commits))
+    files = len(output(git + ["ls-tree", "-r", "--name-only", commits[-1]]).splitlines())
+    largest = max(collections.Counter(
+        path.rsplit("/", 1)[0] for path in output(
+            git + ["ls-tree", "-r", "--name-only", commits[-1]]).splitlines()).values())
+    progress("  git gc --aggressive of the replayed commits")
+    run_once(git + ["update-ref", "refs/heads/main", commits[-1]])
+    run_once(git + ["reflog", "expire", "--expire=now", "--all"])
+    run_once(git + ["gc", "-q", "--aggressive", "--prune=now"], COMMAND_TIMEOUT)
+    store_bytes, git_size = folder_bytes(store), git_bytes(git_dir)
+    print(f"  {len(commits)} pushes: {push_seconds:.1f} s, {push_seconds / len(commits):.3f} s"
+          f" per push; {files:,} files at the last commit, {largest} in the largest folder")
+    print_table(["storage", "size", "over git"], [
+        ["confvault store", mib(store_bytes), f"{store_bytes / git_size:.2f}x"],
+        ["git after gc --aggressive", mib(git_size), "1.00x"]])
+    history = f"{len(commits)} commits, {files:,} files, one folder of {largest}"
+    size_row = Row("replay-size", f"store size after replaying the replay fixture ({history})",
+                   f"{store_bytes / 1e6:.1f} MB",
+                   f"the same history in git after `gc --aggressive`: {git_size / 1e6:.1f} MB",
+                   f"{store_bytes / git_size:.2f}x", f"≤ {GIT_SIZE_GOAL_RATIO:g}x",
+                   store_bytes / git_size <= GIT_SIZE_GOAL_RATIO)
+    checked = check_row(settings, "check-replay",
+                        f"`check`, {len(commits)} versions of {files:,} files (replay fixture)",
+                        store, git_dir)
+    return [Figure("store/git", f"replay fixture, {len(commits)} commits",
+                   store_bytes / git_size), size_row, checked]
+
+
+# --------------------------------------------------------------------------------------------
 # Diff of many changes
 
-CHANGED_FILES = 1_000  # files of the 20,000-file tree changed between the two versions
+CHANGED_FILES = 200  # files of the 20,000-file tree changed between the two versions
 YAML_BYTES = 10_000_000  # the large YAML file (a tenth with --quick)
 YAML_ITEM_LINES = 10  # lines per element of its list
 DIFF_RUNS = 3  # the fewest timed runs of each command in the diff section
@@ -939,7 +1384,8 @@ def output_size(argv: list[str]) -> tuple[int, int]:
 
 
 def compare_diffs(settings: Settings, where: str, diff: list[str], reference: list[str],
-                  reference_label: str, expected_files: int) -> list[Figure]:
+                  reference_label: str, expected_files: int, row: str | None = None
+                  ) -> list[Result]:
     """Times `diff --all`, `diff --json` and the reference in turns; prints the table with the
     goal's verdict, and returns confvault's best times as Figures for the goal."""
     files, shown, entries = diff_shapes(diff)
@@ -965,11 +1411,19 @@ def compare_diffs(settings: Settings, where: str, diff: list[str], reference: li
                  f"under {CHANGES_DIFF_GOAL_S} s"], rows)
     print(f"  confvault diff --json: {files} changed file{'s' * (files != 1)} ({shown}),"
           f" {entries:,} key changes and text lines")
-    return [Figure("diff-changes", f"{label.removeprefix('confvault ')}, {where}", timing.best)
-            for label, timing in timings.items() if label != reference_label]
+    figures: list[Result] = [
+        Figure("diff-changes", f"{label.removeprefix('confvault ')}, {where}", timing.best)
+        for label, timing in timings.items() if label != reference_label]
+    if row:  # issue 12's row: `diff --all` (every change, as git diff prints) against git diff
+        ours = timings["confvault diff --all"]
+        figures.append(time_row(
+            "diff-20k", row, Measurement(ours.best, ours.max_rss_kib, ours.median),
+            Measurement(reference_timing.best, reference_timing.max_rss_kib,
+                        reference_timing.median), "`git diff`", DIFF_GOAL_RATIO))
+    return figures
 
 
-def diff_tree_changes(settings: Settings, work: Path) -> list[Figure]:
+def diff_tree_changes(settings: Settings, work: Path) -> list[Result]:
     """Versions 1 and 2 of the 20,000-file tree, 1,000 of its JSON and YAML files with two
     values changed, against git diff of the same two commits."""
     tree = prepare_tree(settings, TREE_20K.scaled(settings.scale))
@@ -993,7 +1447,9 @@ def diff_tree_changes(settings: Settings, work: Path) -> list[Figure]:
     diff = store_command(settings, store, "diff", "--app", STORE_APP, "1", "2")
     reference = git + ["diff", "--no-color", "--no-ext-diff", "HEAD~1", "HEAD"]
     return compare_diffs(settings, f"{tree.name}, {changes} files changed", diff, reference,
-                         "git diff HEAD~1 HEAD", changes)
+                         "git diff HEAD~1 HEAD", changes,
+                         row=f"`diff --all` of two {tree.files:,}-file versions,"
+                             f" {changes} files changed")
 
 
 def diff_yaml_changes(settings: Settings, work: Path) -> list[Figure]:
@@ -1400,17 +1856,42 @@ class Section:
     run: Callable[[Settings], list[Result]]
 
 
-SECTIONS = [
+import bench_postgres  # noqa: E402  (its section uses the helpers above)
+
+SECTIONS = [  # the quicker ones first, so that a long run reports most rows early
+    Section("replay", replay),
+    Section("checkout", checkout),
+    Section("unpack", unpack),
+    Section("push-one", push_one),
     Section("tree-20k", tree_20k),
     Section("tree-100k", tree_100k),
+    Section("memory-100k", memory_100k),
+    Section("diff", diff_changes),
+    Section("store-size", store_size),
     Section("tree-1g", tree_1g),
     Section("store-import", store_import),
-    Section("store-size", store_size),
     Section("store-versions", store_versions),
     Section("store-diff", store_diff),
-    Section("diff", diff_changes),
     Section("server", server),
+    Section(bench_postgres.SECTION, bench_postgres.postgres_store),
 ]
+# Issue 12's table, in its order: which section makes each row.
+ROW_ORDER = ["replay-size", "history-size", "checkout-20k", "unpack-20k", "push-one",
+             "pack-20k", "pack-1g", "verify-100k", "memory-100k", "diff-20k", "check-history",
+             "check-replay"]
+# How a row not measured yet is named in README's table.
+ROW_WORK = {
+    "replay-size": "store size after replaying the replay fixture", "history-size":
+    "store after 10,000 one-file versions of a 1,000-file tree", "checkout-20k":
+    "`checkout` of a 20,000-file version", "unpack-20k": "`unpack` of a 20,000-file zstd archive",
+    "push-one": "a one-file push to a 20,000-file environment", "pack-20k":
+    "`pack` 20,000 files, no compression", "pack-1g": "`pack` 1 GiB, no compression",
+    "verify-100k": "`verify` 100,000 small files, no compression", "memory-100k":
+    "`pack`, `push`, `import` of 100,000 small files, peak memory", "diff-20k":
+    "`diff --all` of two 20,000-file versions, 200 files changed", "check-history":
+    "`check`, 10,000 one-file versions of a 1,000-file tree", "check-replay":
+    "`check`, 500 versions of the replay fixture",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -1507,11 +1988,11 @@ def print_comparisons(comparisons: list[Comparison]) -> None:
     rows = []
     for c in comparisons:
         sizes = [mib(size) for size in c.archive_bytes] if c.archive_bytes else ["", ""]
-        rows.append([c.operation, c.compression, f"{c.confvault.seconds:.3f}",
-                     f"{c.bsdtar.seconds:.3f}", f"{c.ratio:.2f}x",
+        rows.append([c.operation, c.compression, seconds_text(c.confvault),
+                     seconds_text(c.bsdtar), f"{c.ratio:.2f} / {c.median_ratio:.2f}x",
                      f"{c.confvault.max_rss_kib / 1024:.1f} MiB", *sizes])
-    print_table(["operation", "compression", "confvault s", "bsdtar s", "ratio",
-                 "confvault RSS", "confvault archive", "bsdtar archive"], rows)
+    print_table(["operation", "compression", "confvault min / median", "bsdtar min / median",
+                 "ratio", "confvault RSS", "confvault archive", "bsdtar archive"], rows)
 
 
 def cpu_model() -> str:
@@ -1559,12 +2040,116 @@ def print_machine(settings: Settings) -> None:
         "git": tool_version(["git", "--version"]),
         "curl": tool_version(["curl", "--version"]),
         "wrk": tool_version(["wrk", "--version"], any_status=True),
-        "runs": f"best of {settings.repeat} after one warm-up"
+        "runs": f"min / median of {settings.repeat} in turns after one warm-up"
                 + (", --quick (trees / 10)" if settings.quick else ""),
+        "outputs": settings.disk.note or "(no section wrote to the journaled disk)",
     }
     print("\nmachine")
     for key, value in facts.items():
         print(f"  {key:<10} {value}")
+
+
+ROW_HEADERS = ["work", "confvault", "reference", "ratio (min / median)", "goal", "verdict"]
+
+
+def row_cells(row: Row) -> list[str]:
+    return [row.work, row.confvault, row.reference, row.ratio, row.goal, row.verdict]
+
+
+def print_rows(rows: list[Row]) -> None:
+    print_table(ROW_HEADERS, [row_cells(row) for row in rows])
+
+
+def ordered_rows(rows: list[Row]) -> list[Row]:
+    return sorted(rows, key=lambda row: ROW_ORDER.index(row.key) if row.key in ROW_ORDER
+                  else len(ROW_ORDER))
+
+
+RESULTS_FOLDER = "results"
+README = Path(__file__).resolve().parent.parent / "README.md"
+README_BEGIN = "<!-- bench.py --write-readme: begin (generated, do not edit) -->"
+README_END = "<!-- bench.py --write-readme: end -->"
+
+
+def machine_note() -> str:
+    cores = len(os.sched_getaffinity(0))
+    return f"{cores} cores ({cpu_model()}), {memory_total()}, Linux {platform.release()}"
+
+
+def save_section(settings: Settings, name: str, results: list[Result], seconds: float,
+                 failure: str | None) -> None:
+    """Keeps a section's rows in RESULTS_FOLDER/NAME.json, for --write-readme after runs of
+    other sections."""
+    folder = settings.work / RESULTS_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {
+        "section": name, "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "quick": settings.quick, "repeat": settings.repeat, "seconds": round(seconds, 1),
+        "machine": machine_note(), "outputs": settings.disk.note or None, "failure": failure,
+        "load": round(os.getloadavg()[1], 1),  # the 5-minute load average at its end
+        "confvault": tool_version([settings.confvault, "--version"]),
+        "rows": [asdict(r) for r in results if isinstance(r, Row)],
+    }
+    (folder / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def load_sections(settings: Settings) -> list[dict]:
+    folder = settings.work / RESULTS_FOLDER
+    records = []
+    for section in SECTIONS:
+        path = folder / f"{section.name}.json"
+        if path.is_file():
+            records.append(json.loads(path.read_text()))
+    return records
+
+
+def readme_block(records: list[dict]) -> str:
+    """README's generated part: the table of issue 12's rows and where they were measured."""
+    rows = [Row(**row) for record in records for row in record["rows"]]
+    measured = {row.key for row in rows}
+    rows = ordered_rows(rows + [Row(key, work, "not measured", "", "", "", None)
+                                for key, work in ROW_WORK.items() if key not in measured])
+    lines = ["| " + " | ".join(ROW_HEADERS) + " |", "|" + "---|" * len(ROW_HEADERS)]
+    for row in rows:
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") or " " for cell in row_cells(row))
+                     + " |")
+    dates = sorted({record["date"] for record in records if record["rows"]})
+    quick = sorted(record["section"] for record in records if record["quick"] and record["rows"])
+    outputs = sorted({record["outputs"] for record in records if record.get("outputs")})
+    failures = [f"{record['section']}: {record['failure']}" for record in records
+                if record.get("failure")]
+    notes = [
+        f"Measured {' to '.join([dates[0], dates[-1]] if len(dates) > 1 else dates)} on"
+        f" {records[0]['machine'] if records else 'this machine'}, with confvault"
+        f" {records[0]['confvault'] if records else ''}. Runs take turns with the"
+        f" reference; min / median of {', '.join(sorted({str(r['repeat']) for r in records}))}"
+        " runs after a warm-up; a time goal is judged on the median ratio.",
+    ]
+    loads = [record["load"] for record in records if record["rows"] and "load" in record]
+    if loads:
+        notes.append(f"The machine's 5-minute load average at the sections' ends: {min(loads)}"
+                     f" to {max(loads)} (other work shares these cores; above 2, figures are"
+                     " rough).")
+    if outputs:
+        notes.append("Outputs of checkout, unpack and push: " + "; ".join(outputs) + ".")
+    if quick:
+        notes.append(f"From a `--quick` run (trees and histories a tenth of the size, fewer"
+                     f" runs): {', '.join(quick)}.")
+    if failures:
+        notes.append("Failed: " + "; ".join(failures))
+    return "\n".join([*lines, "", "\n\n".join(notes)])
+
+
+def write_readme(settings: Settings) -> None:
+    """Replaces the text between README's markers with the table of the stored results."""
+    records = load_sections(settings)
+    text = README.read_text()
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        raise Unexpected(f"{README} has no {README_BEGIN!r} ... {README_END!r} markers")
+    block = readme_block(records)
+    README.write_text(text[:begin + len(README_BEGIN)] + "\n" + block + "\n" + text[end:])
+    print(f"\nwrote the benchmark table of {README} from {len(records)} stored sections")
 
 
 def print_summary(results: list[Result]) -> None:
@@ -1580,28 +2165,61 @@ def print_summary(results: list[Result]) -> None:
         rows.append([goal.text, goal.show(value), worst.label,
                      "MET" if goal.met(value) else "NOT MET"])
     print_table(["goal", "worst", "where", "verdict"], rows)
+    issue_rows = ordered_rows([r for r in results if isinstance(r, Row)])
+    if issue_rows:
+        print("\nissue 12's table (time goals judged on the median ratio)")
+        print_rows(issue_rows)
 
 
 # --------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str]) -> int:
-    settings, only = parse_settings(argv)
-    sections = [section for section in SECTIONS if only in (None, section.name)]
+    settings, args = parse_settings(argv)
+    if args.readme_only:
+        write_readme(settings)
+        return 0
+    sections = [section for section in SECTIONS if not args.only or section.name in args.only]
     settings.work.mkdir(parents=True, exist_ok=True)
     os.environ["CONFVAULT_AUTHOR"] = STORE_AUTHOR  # no login look-up in the store sections
+    # SIGTERM and SIGHUP end the run like Ctrl-C, so that the cleanup below runs.
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.default_int_handler)
     results: list[Result] = []
+    failed = []
+    started = time.monotonic()
     try:
         for section in sections:
-            results += section.run(settings)
-    except (CommandFailed, Unexpected, TimedOut) as failure:
-        print(f"\nbench: {failure}", file=sys.stderr)
-        return 1
+            section_started = time.monotonic()
+            failure = None
+            try:
+                section_results = section.run(settings)
+            except (CommandFailed, Unexpected, TimedOut) as error:
+                failure = str(error)
+                section_results = []
+                failed.append(section.name)
+                print(f"\nbench: section {section.name} failed: {failure}", file=sys.stderr)
+                print(f"\n{section.name}: FAILED: {failure}")
+            results += section_results
+            elapsed = time.monotonic() - section_started
+            save_section(settings, section.name, section_results, elapsed, failure)
+            progress(f"  [{section.name}: {elapsed:.0f} s]")
+    except KeyboardInterrupt:
+        print("\nbench: interrupted; the journaled disk and the run's stores are removed",
+              file=sys.stderr)
+        return 130
     finally:
+        settings.disk.close()
         shutil.rmtree(settings.archives, ignore_errors=True)
         shutil.rmtree(settings.stores, ignore_errors=True)
     print_summary(results)
     print_machine(settings)
+    print(f"  total      {time.monotonic() - started:.0f} s")
+    if args.write_readme:
+        write_readme(settings)
+    if failed:
+        print(f"\nbench: failed sections: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
