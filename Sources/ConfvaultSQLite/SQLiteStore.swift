@@ -351,6 +351,7 @@ public final class SQLiteStore: VersionStore {
 
   /// Stores blobs in transactions of about this many bytes, so the write lock is never held for long.
   private static let bytesPerTransaction: Int64 = 32 << 20
+  private static let blobsPerTransaction = 4096
 
   public func storeBlobs(_ blobs: [BlobFile]) async throws {
     var batch: [BlobFile] = []
@@ -358,7 +359,8 @@ public final class SQLiteStore: VersionStore {
     for blob in blobs {
       batch.append(blob)
       batchBytes += blob.size
-      if batchBytes >= SQLiteStore.bytesPerTransaction {
+      // Bounded by count too: a batch's small blobs are held compressed in memory until it commits.
+      if batchBytes >= SQLiteStore.bytesPerTransaction || batch.count >= SQLiteStore.blobsPerTransaction {
         try await storeBatch(batch)
         batch.removeAll()
         batchBytes = 0

@@ -52,7 +52,8 @@ public struct StatCache: Sendable {
     let folder = (path as NSString).deletingLastPathComponent
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     var data = Data(StatCache.magic)
-    for (path, entry) in entries.sorted(by: { $0.key < $1.key }) {
+    data.reserveCapacity(entries.count * 80)
+    for (path, entry) in entries {
       data.appendNumber(UInt64(path.utf8.count))
       data.append(contentsOf: path.utf8)
       for number in [

@@ -11,7 +11,7 @@ public struct StoredTreeCheck {
   private var lines: [LinesKey: Lines] = [:]
   private var linesBytes = 0
   /// The serialized manifest lines of subtrees kept between versions, at most this many bytes.
-  private let linesBudget = 64 << 20
+  private let linesBudget = 16 << 20
 
   public init(reader: FolderReader) { self.reader = reader }
 
