@@ -40,6 +40,7 @@ struct FolderConversion {
       "SELECT name, is_folder, executable, size, target FROM tree_entry_v1 WHERE node = \(digest)"
     ).map { row -> TreeNode.Entry in
       let (name, isFolder, executable, size, target) = try row.decode((String, Bool, Bool, Int64, Data).self)
+      guard target.count == 32, size >= 0 else { throw FolderRecord.unconvertible(digest, entry: name) }
       if isFolder { return .folder(name: name, node: target) }
       return .file(
         name: name, mode: executable ? .executable : .regular, size: size, blob: try Queries.digest(target))

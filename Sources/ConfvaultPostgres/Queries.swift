@@ -151,7 +151,10 @@ enum Queries {
   static func flatten(_ session: SQLSession, root: Data) async throws -> [ManifestFile] {
     var files: [ManifestFile] = []
     var level: [(node: Data, prefix: String)] = [(root, "")]
+    var depth = 0
     while !level.isEmpty {
+      guard depth <= TreeNode.deepestFolder else { throw TreeNode.tooDeep(root) }
+      depth += 1
       let entries = try await Self.entries(session, nodes: Set(level.map(\.node)))
       var next: [(node: Data, prefix: String)] = []
       for (node, prefix) in level {
@@ -227,7 +230,10 @@ enum Queries {
   static func diff(_ session: SQLSession, old: Data?, new: Data) async throws -> [FileChange] {
     var changes: [FileChange] = []
     var level: [(old: Data?, new: Data?, prefix: String)] = [(old, new, "")]
+    var depth = 0
     while !level.isEmpty {
+      guard depth <= TreeNode.deepestFolder else { throw TreeNode.tooDeep(new) }
+      depth += 1
       level.removeAll { $0.old == $0.new }
       let entries = try await Self.entries(session, nodes: Set(level.flatMap { [$0.old, $0.new].compactMap { $0 } }))
       var next: [(old: Data?, new: Data?, prefix: String)] = []

@@ -36,9 +36,11 @@ struct FolderConversion {
     ).map { row -> TreeNode.Entry in
       let name: String = row["name"]
       let target: Data = row["target"]
+      let size: Int64 = row["size"]
+      guard target.count == 32, size >= 0 else { throw FolderRecord.unconvertible(digest, entry: name) }
       if row["is_folder"] { return .folder(name: name, node: target) }
       return .file(
-        name: name, mode: row["executable"] ? .executable : .regular, size: row["size"],
+        name: name, mode: row["executable"] ? .executable : .regular, size: size,
         blob: try Queries.digest(target))
     }
     for case .folder(let name, let child) in entries {

@@ -121,14 +121,17 @@ enum Queries {
   }
 
   /// Every file below `node`, paths prefixed by `prefix`.
-  static func flatten(_ folders: FolderReader, node: Data, prefix: String = "") throws -> [ManifestFile] {
+  static func flatten(_ folders: FolderReader, node: Data, prefix: String = "", depth: Int = 0) throws
+    -> [ManifestFile]
+  {
+    guard depth <= TreeNode.deepestFolder else { throw TreeNode.tooDeep(node) }
     var files: [ManifestFile] = []
     for entry in try folders.entries(node) {
       switch entry {
       case .file(let name, let mode, let size, let blob):
         files.append(ManifestFile(path: prefix + name, size: size, mode: mode, sha256: blob))
       case .folder(let name, let child):
-        files += try flatten(folders, node: child, prefix: prefix + name + "/")
+        files += try flatten(folders, node: child, prefix: prefix + name + "/", depth: depth + 1)
       }
     }
     return files
@@ -136,9 +139,11 @@ enum Queries {
 
   /// The files that differ between two folders; equal subfolders are skipped unread.
   static func diff(
-    _ folders: FolderReader, old: Data?, new: Data?, prefix: String, into changes: inout [FileChange]
+    _ folders: FolderReader, old: Data?, new: Data?, prefix: String, depth: Int = 0,
+    into changes: inout [FileChange]
   ) throws {
     guard old != new else { return }
+    guard depth <= TreeNode.deepestFolder else { throw TreeNode.tooDeep(new ?? old ?? Data()) }
     let before = Dictionary(
       try (old.map { try folders.entries($0) } ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
     let after = Dictionary(
@@ -148,7 +153,7 @@ enum Queries {
       let (oldFolder, oldFile) = TreeNode.Entry.split(before[name], at: path)
       let (newFolder, newFile) = TreeNode.Entry.split(after[name], at: path)
       if oldFolder != nil || newFolder != nil {
-        try diff(folders, old: oldFolder, new: newFolder, prefix: path + "/", into: &changes)
+        try diff(folders, old: oldFolder, new: newFolder, prefix: path + "/", depth: depth + 1, into: &changes)
       }
       if let change = FileChange(path: path, old: oldFile, new: newFile) { changes.append(change) }
     }

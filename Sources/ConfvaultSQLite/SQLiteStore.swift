@@ -196,8 +196,14 @@ public final class SQLiteStore: VersionStore {
       try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
       let migrator = Migrations.migrator
       if try !pool.read({ try migrator.hasCompletedMigrations($0) }) {
-        try migrator.migrate(pool)
-        logger.info("store schema migrated", metadata: ["store": "\(folder)"])
+        do {
+          try migrator.migrate(pool)
+          logger.info("store schema migrated", metadata: ["store": "\(folder)"])
+        } catch {
+          // Another process may have migrated it between this one's look and its turn for the lock.
+          guard try pool.read({ try migrator.hasCompletedMigrations($0) }) else { throw error }
+          logger.debug("store schema migrated by another process", metadata: ["store": "\(folder)"])
+        }
       }
     }
     return pool

@@ -128,4 +128,40 @@ import Testing
     let report = try await SQLiteStore(folder: folder, access: .readOnly, logger: logger).check()
     #expect(!report.isConsistent && report.problems.contains { $0.contains(problem) }, "\(report.problems)")
   }
+
+  @Test(
+    "a folder record damaged into a loop is reported by check, and a read of its tree fails, never hangs or crashes")
+  func folderLoop() async throws {
+    let scratch = try ScratchFolder()
+    let folder = scratch.path + "/store"
+    let root: Data
+    do {
+      let store = try SQLiteStore(folder: folder, create: true, lockTimeout: 60, logger: logger)
+      let fixture = StoreUnderTest(store: store, folder: scratch)
+      try await fixture.createShop()
+      try await fixture.addVersion("dev", ["a/b.yaml": "b: 1"], expectedHead: nil)
+      // Not read back through the store: this process's cache of decoded folders would keep it.
+      let file = ManifestFile(path: "a/b.yaml", size: 4, mode: .regular, sha256: SHA256Hex.of(Data("b: 1".utf8)))
+      root = TreeNode.build([file]).last!.digest
+    }
+    // The root's record rewritten to hold itself as a subfolder.
+    let looped = FolderRecord.encode(TreeNode(entries: [.folder(name: "loop", node: root)]), digest: root, base: nil)
+    let damage = Process()
+    damage.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    damage.arguments = [
+      "python3", "-c",
+      "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('UPDATE tree_node SET base = NULL, depth = 0, "
+        + "zstd = ?, data = ? WHERE digest = ?', (int(sys.argv[2]), bytes.fromhex(sys.argv[3]), bytes.fromhex(sys.argv[4]))); "
+        + "c.commit()",
+      folder + "/" + SQLiteStore.databaseName, looped.compressed ? "1" : "0", hexString(looped.data), hexString(root),
+    ]
+    try damage.run()
+    damage.waitUntilExit()
+    #expect(damage.terminationStatus == 0)
+    let reader = try SQLiteStore(folder: folder, access: .readOnly, logger: logger)
+    let report = try await reader.check()
+    #expect(!report.isConsistent && report.problems.contains { $0.contains("nest deeper than any path") }, "\(report)")
+    let refused = await #expect(throws: OperationError.self) { try await reader.files(app: "shop", number: 1) }
+    #expect(refused?.message.contains("nest deeper") == true)
+  }
 }

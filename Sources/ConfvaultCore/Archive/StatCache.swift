@@ -104,6 +104,8 @@ public struct StatCache: Sendable {
       }
       guard bytes.count - at >= 32, let sha256 = SHA256Hex(bytes: Data(bytes[at..<at + 32])) else { return nil }
       at += 32
+      // Nanoseconds past a second are damage: the cache is then not trusted at all.
+      guard numbers[4] < 1_000_000_000, numbers[6] < 1_000_000_000 else { return nil }
       let identity = FileIdentity(
         device: numbers[0], inode: numbers[1], size: Int64(bitPattern: numbers[2]),
         modified: timespec(tv_sec: Int(Int64(bitPattern: numbers[3])), tv_nsec: Int(numbers[4])),

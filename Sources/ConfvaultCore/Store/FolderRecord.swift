@@ -118,6 +118,15 @@ public enum FolderRecord {
     }
   }
 
+  /// The error of a conversion that meets a damaged entry of the first layout: the store is left as
+  /// it was (the conversion is one transaction).
+  public static func unconvertible(_ folder: Data, entry: String) -> OperationError {
+    OperationError(
+      .internal,
+      "the store cannot be converted to folder records: entry `\(entry)` of folder \(hexString(folder)) is damaged (its target is not a digest, or its size is negative); nothing was changed",
+      hint: .runCheck)
+  }
+
   static func sorted(_ entries: [TreeNode.Entry]) -> [TreeNode.Entry] {
     entries.sorted { EntryPath.byteOrder($0.name, $1.name) }
   }

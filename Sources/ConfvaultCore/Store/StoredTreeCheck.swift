@@ -111,9 +111,19 @@ public struct StoredTreeCheck {
   /// so a history of one-file changes costs little more than hashing each version's lines.
   public mutating func summary(root: Data) throws -> (digest: TreeDigest, files: Int, size: Int64) {
     var hasher = SHA256()
-    let whole = try subtree(root, prefix: "")
+    let whole = try subtree(root, prefix: "", depth: 0)
     hasher.update(data: whole.bytes)
     return (TreeDigest("sha256:" + hexString(hasher.finalize()))!, whole.files, whole.size)
+  }
+
+  /// `a + b`, or the error of a folder whose sizes add up past what a size can be.
+  private func sum(_ a: Int64, _ b: Int64, _ digest: Data) throws -> Int64 {
+    let (total, overflow) = a.addingReportingOverflow(b)
+    guard !overflow else {
+      throw OperationError(
+        .internal, "folder \(hexString(digest)) is damaged in the store: its sizes add up past 2^63", hint: .runCheck)
+    }
+    return total
   }
 
   private struct LinesKey: Hashable {
@@ -127,7 +137,8 @@ public struct StoredTreeCheck {
     var size: Int64
   }
 
-  private mutating func subtree(_ digest: Data, prefix: String) throws -> Lines {
+  private mutating func subtree(_ digest: Data, prefix: String, depth: Int) throws -> Lines {
+    guard depth <= TreeNode.deepestFolder else { throw TreeNode.tooDeep(digest) }
     let key = LinesKey(digest: digest, prefix: prefix)
     if let known = lines[key] { return known }
     // Path byte order: a folder sorts as its name followed by "/".
@@ -150,12 +161,12 @@ public struct StoredTreeCheck {
         result.bytes.append(contentsOf: name.utf8)
         result.bytes.append(0x0A)
         result.files += 1
-        result.size += size
+        result.size = try sum(result.size, size, digest)
       case .folder(let name, let node):
-        let child = try subtree(node, prefix: prefix + name + "/")
+        let child = try subtree(node, prefix: prefix + name + "/", depth: depth + 1)
         result.bytes.append(child.bytes)
         result.files += child.files
-        result.size += child.size
+        result.size = try sum(result.size, child.size, digest)
       }
     }
     if linesBytes + result.bytes.count > linesBudget {

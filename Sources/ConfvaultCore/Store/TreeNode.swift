@@ -30,6 +30,18 @@ public struct TreeNode: Sendable {
 
   public var entries: [Entry]
 
+  /// As deep as a stored path can go (each level takes at least two of its at most 1,024 bytes): a
+  /// walk that goes deeper is in a damaged store whose folders loop.
+  public static let deepestFolder = 512
+
+  /// The error of a walk that went deeper than `deepestFolder` below `digest`.
+  public static func tooDeep(_ digest: Data) -> OperationError {
+    OperationError(
+      .internal,
+      "folder \(hexString(digest)) is damaged in the store: its folders nest deeper than any path (they loop)",
+      hint: .runCheck)
+  }
+
   public init(entries: [Entry]) { self.entries = entries }
 
   /// The digest that names this folder: SHA-256 over its entries in name byte order, one line each,
