@@ -1,3 +1,4 @@
+import ConfvaultCore
 import Foundation
 import Testing
 
@@ -82,5 +83,12 @@ import Testing
       ["status", "--env", "dev", setup.folder.file("tree"), "--verbose"], environment: setup.environment)
     let read = status.stderr.firstMatch(of: /read=(\d+)\s/).flatMap { Int($0.1) }
     #expect((1...2).contains(read ?? -1) && status.stdout.contains("would change nothing"), "\(status)")
+  }
+
+  @Test("the cache is used on a local file system, and not for a folder whose file system cannot be examined")
+  func trustedFileSystems() throws {
+    let folder = try TemporaryFolder()
+    #expect(StatCache.canTrust(folder: folder.path))
+    #expect(!StatCache.canTrust(folder: folder.file("missing")))
   }
 }

@@ -28,6 +28,29 @@ public struct StatCache: Sendable {
     entries = (try? Data(contentsOf: URL(fileURLWithPath: path))).flatMap(StatCache.decode) ?? [:]
   }
 
+  /// Whether a stat cache can be trusted for the folder at `path`: not on a network or FUSE file
+  /// system, whose times come from another clock (the racy guard compares them with this one) and
+  /// whose attributes a client may cache after another host changed the file.
+  public static func canTrust(folder path: String) -> Bool {
+    guard let fileSystemStatus else { return false }
+    // `struct statfs` starts with `f_type` as a `long` on Linux; the buffer is larger than the struct.
+    let buffer = UnsafeMutableRawPointer.allocate(byteCount: 512, alignment: 16)
+    defer { buffer.deallocate() }
+    guard fileSystemStatus(path, buffer) == 0 else { return false }
+    let untrusted: Set<Int> = [
+      0x6969,  // NFS
+      0x517B,  // SMB
+      0xFF53_4D42,  // CIFS
+      0xFE53_4D42,  // SMB2
+      0x6573_5546,  // FUSE
+      0x0102_1997,  // 9P
+      0x0BD0_0BD0,  // Lustre
+      0x4750_4653,  // GPFS
+      0x564C,  // NCP
+    ]
+    return !untrusted.contains(buffer.load(as: Int.self))
+  }
+
   /// How many files it knows.
   public var count: Int { entries.count }
 
@@ -126,3 +149,9 @@ extension Data {
     append(UInt8(value))
   }
 }
+
+/// `statfs(2)`: Swift's Glibc module leaves out `sys/vfs.h`.
+private let fileSystemStatus: (@convention(c) (UnsafePointer<CChar>, UnsafeMutableRawPointer) -> Int32)? = {
+  guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "statfs") else { return nil }
+  return unsafeBitCast(symbol, to: (@convention(c) (UnsafePointer<CChar>, UnsafeMutableRawPointer) -> Int32).self)
+}()

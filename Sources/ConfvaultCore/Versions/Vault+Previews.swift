@@ -93,7 +93,7 @@ extension Vault {
       let rules = applyingIgnoreRules ? try IgnoreRules.forFolder(folder) : .none
       let found = try ConfigurationFolder.scan(folder, limits: limits, ignoring: rules)
       var files: [ManifestFile]
-      if let statCache {
+      if let statCache, StatCache.canTrust(folder: folder) {
         var cache = StatCache(path: statCache)
         let hashed = try ConfigurationArchive.hash(found.files, cache: &cache)
         files = hashed.files
