@@ -122,7 +122,6 @@ struct StoreCheck: Sendable {
 
   private func checkVersions(_ problems: inout [String], folders: FolderReader) async throws -> Int {
     var count = 0
-    var digestOfRoot: [Data: (TreeDigest, Int, Int64)] = [:]
     var trees = StoredTreeCheck(reader: folders)
     for app in try await session.rows("SELECT id, name, next_version FROM app ORDER BY name") {
       let (id, name, nextVersion) = try app.decode((Int64, String, Int).self)
@@ -131,43 +130,13 @@ struct StoreCheck: Sendable {
       var previous = 0
       for row in rows {
         count += 1
-        let number = try row.get("number", as: Int.self)
-        let label = "app '\(name)' version \(number)"
-        let version: Version
-        do {
-          version = try Queries.version(row, app: name)
-        } catch {
-          problems.append("\(label): \(error)")
-          continue
-        }
-        if version.number <= previous { problems.append("\(label): numbering is not increasing") }
-        previous = version.number
-        if let parent = version.parent, parent >= version.number {
-          problems.append("\(label): parent \(parent) is not older")
-        }
-        let root = try row.get("tree", as: Data.self)
-        if digestOfRoot[root] == nil {
-          guard try folders.record(root) != nil else {
-            problems.append("\(label): its tree is missing")
-            continue
-          }
-          do {
-            digestOfRoot[root] = try trees.summary(root: root)
-          } catch let error as OperationError {
-            problems.append("\(label): its tree cannot be read: \(error.message)")
-            continue
-          }
-        }
-        let (digest, files, size) = digestOfRoot[root]!
-        if digest != version.treeDigest {
-          problems.append("\(label): tree digest \(version.treeDigest) does not match its files (\(digest))")
-        }
-        if files != version.fileCount || size != version.totalSize {
-          problems.append("\(label): file count or size does not match its files")
-        }
+        problems += try trees.checkVersion(
+          app: name, number: try row.get("number", as: Int.self), root: try row.get("tree", as: Data.self),
+          previous: &previous
+        ) { try Queries.version(row, app: name) }
       }
-      if previous >= nextVersion {
-        problems.append("app '\(name)': the next version number \(nextVersion) is already used")
+      if let problem = StoredTreeCheck.checkNextNumber(app: name, newest: previous, next: nextVersion) {
+        problems.append(problem)
       }
     }
     return count

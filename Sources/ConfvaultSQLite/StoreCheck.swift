@@ -68,7 +68,6 @@ struct StoreCheck {
 
   private func checkVersions(_ problems: inout [String]) throws -> Int {
     var count = 0
-    var digestOfRoot: [Data: (TreeDigest, Int, Int64)] = [:]
     var trees = StoredTreeCheck(reader: Queries.folders(db, shared: false))
     let apps = try Row.fetchAll(db, sql: "SELECT id, name, next_version FROM app")
     for app in apps {
@@ -78,42 +77,12 @@ struct StoreCheck {
       var previous = 0
       for row in rows {
         count += 1
-        let label = "app '\(name)' version \(row["number"] as Int)"
-        let version: Version
-        do {
-          version = try Queries.version(row, app: name)
-        } catch {
-          problems.append("\(label): \(error)")
-          continue
-        }
-        if version.number <= previous { problems.append("\(label): numbering is not increasing") }
-        previous = version.number
-        if let parent = version.parent, parent >= version.number {
-          problems.append("\(label): parent \(parent) is not older")
-        }
-        let root: Data = row["tree"]
-        guard try Bool.fetchOne(db, sql: "SELECT 1 FROM tree_node WHERE digest = ?", arguments: [root]) == true else {
-          problems.append("\(label): its tree is missing")
-          continue
-        }
-        if digestOfRoot[root] == nil {
-          do {
-            digestOfRoot[root] = try trees.summary(root: root)
-          } catch let error as OperationError {
-            problems.append("\(label): its tree cannot be read: \(error.message)")
-            continue
-          }
-        }
-        let (digest, files, size) = digestOfRoot[root]!
-        if digest != version.treeDigest {
-          problems.append("\(label): tree digest \(version.treeDigest) does not match its files (\(digest))")
-        }
-        if files != version.fileCount || size != version.totalSize {
-          problems.append("\(label): file count or size does not match its files")
+        problems += try trees.checkVersion(app: name, number: row["number"], root: row["tree"], previous: &previous) {
+          try Queries.version(row, app: name)
         }
       }
-      if previous >= app["next_version"] as Int {
-        problems.append("app '\(name)': the next version number \(app["next_version"] as Int) is already used")
+      if let problem = StoredTreeCheck.checkNextNumber(app: name, newest: previous, next: app["next_version"]) {
+        problems.append(problem)
       }
     }
     return count

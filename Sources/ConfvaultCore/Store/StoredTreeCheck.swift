@@ -10,6 +10,8 @@ public struct StoredTreeCheck {
   private let reader: FolderReader
   private var lines: [LinesKey: Lines] = [:]
   private var linesBytes = 0
+  /// Each checked tree's digest, file count and size, by root folder.
+  private var summaries: [Data: (digest: TreeDigest, files: Int, size: Int64)] = [:]
   /// The serialized manifest lines of subtrees kept between versions, at most this many bytes.
   private let linesBudget = 16 << 20
 
@@ -103,6 +105,53 @@ public struct StoredTreeCheck {
         }
       }
     }
+  }
+
+  /// Checks one version of `app`, versions being given in number order: it decodes, its number
+  /// follows `previous` and its parent is older, its tree is stored and gives its tree digest, file
+  /// count and size. Trees shared by several versions are summed up once.
+  ///
+  /// - Parameters:
+  ///   - decode: the version as its row reads; a row that does not read is a problem.
+  ///   - previous: the number of the app's version checked before; set to this one's.
+  /// - Returns: the problems found, each naming the version.
+  public mutating func checkVersion(
+    app: String, number: Int, root: Data, previous: inout Int, decode: () throws -> Version
+  ) throws -> [String] {
+    let label = "app '\(app)' version \(number)"
+    let version: Version
+    do {
+      version = try decode()
+    } catch {
+      return ["\(label): \(error)"]
+    }
+    var problems: [String] = []
+    if version.number <= previous { problems.append("\(label): numbering is not increasing") }
+    previous = version.number
+    if let parent = version.parent, parent >= version.number {
+      problems.append("\(label): parent \(parent) is not older")
+    }
+    if summaries[root] == nil {
+      guard try reader.record(root) != nil else { return problems + ["\(label): its tree is missing"] }
+      do {
+        summaries[root] = try summary(root: root)
+      } catch let error as OperationError {
+        return problems + ["\(label): its tree cannot be read: \(error.message)"]
+      }
+    }
+    let (digest, files, size) = summaries[root]!
+    if digest != version.treeDigest {
+      problems.append("\(label): tree digest \(version.treeDigest) does not match its files (\(digest))")
+    }
+    if files != version.fileCount || size != version.totalSize {
+      problems.append("\(label): file count or size does not match its files")
+    }
+    return problems
+  }
+
+  /// The problem of an app whose next version number is taken already by its newest version, if any.
+  public static func checkNextNumber(app: String, newest: Int, next: Int) -> String? {
+    newest >= next ? "app '\(app)': the next version number \(next) is already used" : nil
   }
 
   /// The tree digest, file count and total size of the tree `root`, as its manifest would give them.
