@@ -137,7 +137,7 @@ public final class PostgresStore: VersionStore {
     let key = digest.bytes
     // One query for the common one-chunk blob; a larger blob reads one more chunk at a time, so memory
     // stays at a chunk. A blob never changes once stored, so the chunks need no common snapshot.
-    let first = try await reading(snapshot: false) { session -> (chunks: Int, chunk: StoredChunk?)? in
+    let first = try await reading(snapshot: false) { session -> (chunks: Int, chunk: BlobCodec.Chunk?)? in
       guard
         let row = try await session.one(
           """
@@ -146,7 +146,7 @@ public final class PostgresStore: VersionStore {
           """)
       else { return nil }
       let (chunks, compressed, data) = try row.decode((Int, Bool?, Data?).self)
-      return (chunks, data.map { StoredChunk(data: $0, compressed: compressed ?? false) })
+      return (chunks, data.map { BlobCodec.Chunk(data: $0, compressed: compressed ?? false) })
     }
     guard let first else {
       throw OperationError(.internal, "blob \(digest) is missing from the store", hint: .runCheck)
@@ -159,7 +159,7 @@ public final class PostgresStore: VersionStore {
         : try await reading(snapshot: false) { session in
           try await session.one("SELECT zstd, data FROM blob_chunk WHERE blob = \(key) AND seq = \(seq)").map {
             let (compressed, data) = try $0.decode((Bool, Data).self)
-            return StoredChunk(data: data, compressed: compressed)
+            return BlobCodec.Chunk(data: data, compressed: compressed)
           }
         }
       guard let stored else {
@@ -481,12 +481,6 @@ private final class Outcome<T: Sendable>: Sendable {
       if let ready { continuation.resume(with: ready) }
     }
   }
-}
-
-/// A chunk as stored: its bytes, compressed or not.
-private struct StoredChunk: Sendable {
-  var data: Data
-  var compressed: Bool
 }
 
 /// Stores files as content-addressed blobs, chunk by chunk, inside one write transaction: the chunks

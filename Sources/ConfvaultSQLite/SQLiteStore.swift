@@ -310,7 +310,7 @@ public final class SQLiteStore: VersionStore {
     let key = digest.bytes
     // One read for the common one-chunk blob; a larger blob reads one more chunk at a time, so memory
     // stays at a chunk. A blob never changes once stored, so the chunks need no common snapshot.
-    let first = try await reading { db -> (chunks: Int, chunk: StoredChunk?)? in
+    let first = try await reading { db -> (chunks: Int, chunk: BlobCodec.Chunk?)? in
       guard
         let row = try Row.fetchOne(
           db.cachedStatement(
@@ -320,7 +320,7 @@ public final class SQLiteStore: VersionStore {
               """), arguments: [key])
       else { return nil }
       let data: Data? = row["data"]
-      return (row["chunk_count"], data.map { StoredChunk(data: $0, compressed: row["zstd"]) })
+      return (row["chunk_count"], data.map { BlobCodec.Chunk(data: $0, compressed: row["zstd"]) })
     }
     guard let first else {
       throw OperationError(.internal, "blob \(digest) is missing from the store", hint: .runCheck)
@@ -334,7 +334,7 @@ public final class SQLiteStore: VersionStore {
           try Row.fetchOne(
             db.cachedStatement(sql: "SELECT zstd, data FROM blob_chunk WHERE blob = ? AND seq = ?"),
             arguments: [key, seq]
-          ).map { StoredChunk(data: $0["data"], compressed: $0["zstd"]) }
+          ).map { BlobCodec.Chunk(data: $0["data"], compressed: $0["zstd"]) }
         }
       guard let stored else {
         throw OperationError(.internal, "blob \(digest) is missing its chunk \(seq)", hint: .runCheck)
@@ -473,12 +473,6 @@ private struct WALFiles {
   }
 }
 
-/// A chunk as stored: its bytes, compressed or not.
-private struct StoredChunk: Sendable {
-  var data: Data
-  var compressed: Bool
-}
-
 /// Stores files as content-addressed blobs, chunk by chunk, inside one write transaction.
 private final class BlobWriter {
   private let db: Database
@@ -500,9 +494,9 @@ private final class BlobWriter {
 
   /// The one stored chunk of each blob of at most one chunk (nil for larger ones), read and checked
   /// against its digest, compressed on up to four cores.
-  static func encodeSmall(_ blobs: [BlobFile]) throws -> [(data: Data, compressed: Bool)?] {
+  static func encodeSmall(_ blobs: [BlobFile]) throws -> [BlobCodec.Chunk?] {
     let results = Mutex(
-      [Result<(data: Data, compressed: Bool)?, any Error>](repeating: .success(nil), count: blobs.count))
+      [Result<BlobCodec.Chunk?, any Error>](repeating: .success(nil), count: blobs.count))
     let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4)
     DispatchQueue.concurrentPerform(iterations: workers) { worker in
       let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BlobCodec.chunkSize, alignment: 16)
@@ -514,7 +508,7 @@ private final class BlobWriter {
       // Without a context (out of memory), the blobs are left to the transaction's one-by-one path.
       guard let compressor = try? BlobCodec.Compressor() else { return }
       for index in stride(from: worker, to: blobs.count, by: workers) where blobs[index].size <= BlobCodec.chunkSize {
-        let result = Result { () -> (data: Data, compressed: Bool)? in
+        let result = Result { () -> BlobCodec.Chunk? in
           var filled = 0
           try blobs[index].stream(buffer: readBuffer) { chunk in
             UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<filled + chunk.count]).copyMemory(from: chunk)
@@ -529,7 +523,7 @@ private final class BlobWriter {
   }
 
   /// Stores `blob`, whose one chunk `encoded` is, unless it is stored already.
-  func store(_ blob: BlobFile, encoded: (data: Data, compressed: Bool)) throws {
+  func store(_ blob: BlobFile, encoded: BlobCodec.Chunk) throws {
     let key = blob.sha256.bytes
     guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?"), arguments: [key]) != true
     else { return }

@@ -6,6 +6,17 @@ import Foundation
 /// keeps the same chunks.
 public enum BlobCodec {
   public static let chunkSize = 1 << 20
+
+  /// A chunk as stored: its bytes, zstd-compressed or as they are.
+  public struct Chunk: Sendable {
+    public var data: Data
+    public var compressed: Bool
+
+    public init(data: Data, compressed: Bool) {
+      self.data = data
+      self.compressed = compressed
+    }
+  }
   static let level: Int32 = 3
 
   /// A zstd compression context, reused for every chunk of a write: making one per call costs more
@@ -24,7 +35,7 @@ public enum BlobCodec {
     deinit { ZSTD_freeCCtx(context) }
 
     /// The bytes to store for `chunk`, and whether they are compressed.
-    public func encode(_ chunk: UnsafeRawBufferPointer) -> (data: Data, compressed: Bool) {
+    public func encode(_ chunk: UnsafeRawBufferPointer) -> Chunk {
       BlobCodec.encode(chunk) { out, capacity in
         ZSTD_compressCCtx(context, out, capacity, chunk.baseAddress, chunk.count, BlobCodec.level)
       }
@@ -33,16 +44,16 @@ public enum BlobCodec {
 
   private static func encode(
     _ chunk: UnsafeRawBufferPointer, compress: (UnsafeMutableRawPointer?, Int) -> Int
-  ) -> (data: Data, compressed: Bool) {
+  ) -> Chunk {
     let bound = ZSTD_compressBound(chunk.count)
     var output = Data(count: bound)
     let written = output.withUnsafeMutableBytes { out in compress(out.baseAddress, bound) }
     // Compression pays only when it saves at least a sixteenth; otherwise the bytes are kept as they are.
     if ZSTD_isError(written) == 0 && written < chunk.count - chunk.count / 16 {
       output.count = written
-      return (output, true)
+      return Chunk(data: output, compressed: true)
     }
-    return (Data(chunk), false)
+    return Chunk(data: Data(chunk), compressed: false)
   }
 
   /// The original bytes of a stored chunk.
