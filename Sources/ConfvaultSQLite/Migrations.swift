@@ -157,6 +157,10 @@ enum Migrations {
       try FolderConversion(db: db).run()
       try db.execute(sql: "DROP TABLE tree_entry_v1; DROP TABLE tree_node_v1")
     }
+    // A blob of one chunk may be a delta against another, its base, which is then stored whole.
+    migrator.registerMigration("v5-blob-deltas") { db in
+      try db.execute(sql: "ALTER TABLE blob ADD COLUMN base BLOB")
+    }
     return migrator
   }
 }

@@ -308,24 +308,29 @@ public final class SQLiteStore: VersionStore {
 
   public func readBlob(_ digest: SHA256Hex, _ body: (UnsafeRawBufferPointer) throws -> Void) async throws {
     let key = digest.bytes
-    // One read for the common one-chunk blob; a larger blob reads one more chunk at a time, so memory
-    // stays at a chunk. A blob never changes once stored, so the chunks need no common snapshot.
-    let first = try await reading { db -> (chunks: Int, chunk: BlobCodec.Chunk?)? in
-      guard
-        let row = try Row.fetchOne(
-          db.cachedStatement(
-            sql: """
-              SELECT b.chunk_count, c.zstd, c.data FROM blob b
-              LEFT JOIN blob_chunk c ON c.blob = b.sha256 AND c.seq = 0 WHERE b.sha256 = ?
-              """), arguments: [key])
-      else { return nil }
-      let data: Data? = row["data"]
-      return (row["chunk_count"], data.map { BlobCodec.Chunk(data: $0, compressed: row["zstd"]) })
+    // One read for the common one-chunk blob (two for a delta, with its base); a larger blob reads one
+    // more chunk at a time, so memory stays at a chunk. A blob never changes once stored, so the chunks
+    // need no common snapshot.
+    let first = try await reading { db -> (chunks: Int, chunk: BlobCodec.Chunk?, base: BlobCodec.Chunk?)? in
+      guard let row = try BlobWriter.firstChunk(db, key) else { return nil }
+      let base = try row.base.map { base in
+        guard let stored = try BlobWriter.firstChunk(db, base), stored.base == nil, stored.chunks == 1 else {
+          throw OperationError(.internal, "blob \(digest) is a delta whose base is missing", hint: .runCheck)
+        }
+        return stored.chunk
+      }
+      return (row.chunks, row.chunk, base ?? nil)
     }
     guard let first else {
       throw OperationError(.internal, "blob \(digest) is missing from the store", hint: .runCheck)
     }
     var buffer = Data()
+    var base: Data?
+    if let stored = first.base {
+      var decoded = Data()
+      try BlobCodec.decode(stored.data, compressed: stored.compressed, into: &decoded)
+      base = decoded
+    }
     for seq in 0..<first.chunks {
       let stored =
         seq == 0
@@ -339,7 +344,7 @@ public final class SQLiteStore: VersionStore {
       guard let stored else {
         throw OperationError(.internal, "blob \(digest) is missing its chunk \(seq)", hint: .runCheck)
       }
-      try BlobCodec.decode(stored.data, compressed: stored.compressed, into: &buffer)
+      try BlobCodec.decode(stored.data, compressed: stored.compressed, base: base, into: &buffer)
       try buffer.withUnsafeBytes { try body($0) }
     }
   }
@@ -376,10 +381,12 @@ public final class SQLiteStore: VersionStore {
   }
 
   /// Stores a batch in one transaction. Blobs of one chunk are read, checked and compressed first, on
-  /// every core and outside the transaction; larger ones stream through it a chunk at a time.
+  /// every core and outside the transaction, each also as a delta against the blob it resembles; larger
+  /// ones stream through it a chunk at a time.
   private func storeBatch(_ blobs: [BlobFile]) async throws {
     let storedAt = Queries.seconds(Date())
-    let encoded = try await offload { try BlobWriter.encodeSmall(blobs) }
+    let bases = try await reading { db in try BlobWriter.deltaBases(db, for: blobs) }
+    let encoded = try await offload { try BlobWriter.encodeSmall(blobs, bases: bases) }
     try await writing { db in
       let writer = try BlobWriter(db: db, storedAt: storedAt)
       for (blob, chunk) in zip(blobs, encoded) {
@@ -404,8 +411,13 @@ public final class SQLiteStore: VersionStore {
   public func collectGarbage(grace: TimeInterval) async throws -> Int {
     let cutoff = Queries.seconds(Date()) - Int64(grace)
     return try await writing { db in
+      // A blob no folder names goes, unless a blob that stays is a delta against it.
       let unreferenced = """
-        SELECT sha256 FROM blob WHERE stored_at <= \(cutoff) AND sha256 NOT IN (SELECT blob FROM tree_blob)
+        WITH unused AS (
+          SELECT sha256 FROM blob WHERE stored_at <= \(cutoff) AND sha256 NOT IN (SELECT blob FROM tree_blob)
+        )
+        SELECT sha256 FROM unused
+        WHERE sha256 NOT IN (SELECT base FROM blob WHERE base IS NOT NULL AND sha256 NOT IN (SELECT sha256 FROM unused))
         """
       let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM (\(unreferenced))") ?? 0
       try db.execute(sql: "DELETE FROM blob_chunk WHERE blob IN (\(unreferenced))")
@@ -474,7 +486,7 @@ private struct WALFiles {
 }
 
 /// Stores files as content-addressed blobs, chunk by chunk, inside one write transaction.
-private final class BlobWriter {
+final class BlobWriter {
   private let db: Database
   private let storedAt: Int64
   private let compressor: BlobCodec.Compressor
@@ -492,12 +504,110 @@ private final class BlobWriter {
     readBuffer.deallocate()
   }
 
-  /// The one stored chunk of each blob of at most one chunk (nil for larger ones), read and checked
-  /// against its digest, compressed on up to four cores.
-  static func encodeSmall(_ blobs: [BlobFile]) throws -> [BlobCodec.Chunk?] {
-    let results = Mutex(
-      [Result<BlobCodec.Chunk?, any Error>](repeating: .success(nil), count: blobs.count))
-    let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4)
+  /// A blob of one chunk as it may be stored: alone, and as a delta against a base when that pays.
+  struct Encoded: Sendable {
+    var alone: BlobCodec.Chunk
+    var delta: (base: SHA256Hex, data: Data)?
+  }
+
+  /// A blob stored whole in one chunk, which new content may be a delta against.
+  struct DeltaBase: Sendable {
+    var digest: SHA256Hex
+    var chunk: BlobCodec.Chunk
+  }
+
+  /// The stored bases a batch reads at most: beyond, blobs are stored alone.
+  private static let baseBytesPerBatch = 64 << 20
+
+  /// The first chunk of a stored blob, with its chunk count and its base when it is a delta.
+  static func firstChunk(_ db: Database, _ key: Data) throws -> (
+    chunks: Int, chunk: BlobCodec.Chunk?, base: Data?
+  )? {
+    try Row.fetchOne(
+      db.cachedStatement(
+        sql: """
+          SELECT b.chunk_count, b.base, c.zstd, c.data FROM blob b
+          LEFT JOIN blob_chunk c ON c.blob = b.sha256 AND c.seq = 0 WHERE b.sha256 = ?
+          """), arguments: [key]
+    ).map { row in
+      let data: Data? = row["data"]
+      return (row["chunk_count"], data.map { BlobCodec.Chunk(data: $0, compressed: row["zstd"]) }, row["base"])
+    }
+  }
+
+  /// For each blob's `similar`, the blob to store it as a delta against: the similar blob, or its base
+  /// when it is a delta itself, so no delta is more than one step from a whole blob.
+  static func deltaBases(_ db: Database, for blobs: [BlobFile]) throws -> [SHA256Hex: DeltaBase] {
+    var bases: [SHA256Hex: DeltaBase] = [:]
+    var bytes = 0
+    for blob in blobs where blob.size <= BlobCodec.chunkSize {
+      guard let similar = blob.similar, bases[similar] == nil, bytes < baseBytesPerBatch,
+        var found = try firstChunk(db, similar.bytes), found.chunks == 1
+      else { continue }
+      var digest = similar
+      if let base = found.base {
+        guard let root = try firstChunk(db, base), root.base == nil, root.chunks == 1,
+          let rootDigest = SHA256Hex(bytes: base)
+        else { continue }
+        (found, digest) = (root, rootDigest)
+      }
+      guard let chunk = found.chunk else { continue }
+      bases[similar] = DeltaBase(digest: digest, chunk: chunk)
+      bytes += chunk.data.count
+    }
+    return bases
+  }
+
+  /// Each blob of at most one chunk (nil for larger ones), read, checked against its digest and
+  /// compressed, alone and against its base, on up to four cores. A base is a stored blob (`bases`) or
+  /// a blob of this batch, stored whole before it: those are encoded first, and their bytes kept.
+  static func encodeSmall(_ blobs: [BlobFile], bases: [SHA256Hex: DeltaBase]) throws -> [Encoded?] {
+    let inBatch = Set(blobs.map(\.sha256))
+    let leaders = Set(blobs.compactMap { $0.similar.flatMap { bases[$0] == nil && inBatch.contains($0) ? $0 : nil } })
+    let small = blobs.indices.filter { blobs[$0].size <= BlobCodec.chunkSize }
+    let followers = small.filter { blobs[$0].similar.map(leaders.contains) == true }
+    let results = Mutex([Result<Encoded?, any Error>](repeating: .success(nil), count: blobs.count))
+    let leaderBytes = Mutex([SHA256Hex: Data]())
+    encodeInParallel(blobs, small.filter { blobs[$0].similar.map(leaders.contains) != true }) {
+      index, content, compressor in
+      var encoded = Encoded(alone: compressor.encode(content))
+      if let similar = blobs[index].similar, let base = bases[similar],
+        let baseBytes = try? base.chunk.decoded(),
+        let delta = compressor.delta(content, base: baseBytes, alone: encoded.alone)
+      {
+        encoded.delta = (base.digest, delta)
+      }
+      if leaders.contains(blobs[index].sha256) && encoded.delta == nil {
+        let bytes = Data(content)
+        leaderBytes.withLock { $0[blobs[index].sha256] = bytes }
+      }
+      return encoded
+    } results: { index, result in
+      results.withLock { $0[index] = result }
+    }
+    let whole = leaderBytes.withLock { $0 }
+    encodeInParallel(blobs, followers) { index, content, compressor in
+      var encoded = Encoded(alone: compressor.encode(content))
+      if let similar = blobs[index].similar, let baseBytes = whole[similar],
+        let delta = compressor.delta(content, base: baseBytes, alone: encoded.alone)
+      {
+        encoded.delta = (similar, delta)
+      }
+      return encoded
+    } results: { index, result in
+      results.withLock { $0[index] = result }
+    }
+    return try results.withLock { $0 }.map { try $0.get() }
+  }
+
+  /// Reads each blob of `indices` whole, checked against its digest, on up to four cores, and hands
+  /// its bytes to `encode`.
+  private static func encodeInParallel(
+    _ blobs: [BlobFile], _ indices: [Int],
+    _ encode: @Sendable (Int, UnsafeRawBufferPointer, BlobCodec.Compressor) throws -> Encoded,
+    results: @Sendable (Int, Result<Encoded?, any Error>) -> Void
+  ) {
+    let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4, max(indices.count, 1))
     DispatchQueue.concurrentPerform(iterations: workers) { worker in
       let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BlobCodec.chunkSize, alignment: 16)
       let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
@@ -507,31 +617,42 @@ private final class BlobWriter {
       }
       // Without a context (out of memory), the blobs are left to the transaction's one-by-one path.
       guard let compressor = try? BlobCodec.Compressor() else { return }
-      for index in stride(from: worker, to: blobs.count, by: workers) where blobs[index].size <= BlobCodec.chunkSize {
-        let result = Result { () -> BlobCodec.Chunk? in
-          var filled = 0
-          try blobs[index].stream(buffer: readBuffer) { chunk in
-            UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<filled + chunk.count]).copyMemory(from: chunk)
-            filled += chunk.count
-          }
-          return compressor.encode(UnsafeRawBufferPointer(rebasing: buffer[0..<filled]))
-        }
-        results.withLock { $0[index] = result }
+      for index in stride(from: worker, to: indices.count, by: workers).map({ indices[$0] }) {
+        results(
+          index,
+          Result {
+            var filled = 0
+            try blobs[index].stream(buffer: readBuffer) { chunk in
+              UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<filled + chunk.count]).copyMemory(from: chunk)
+              filled += chunk.count
+            }
+            return try encode(index, UnsafeRawBufferPointer(rebasing: buffer[0..<filled]), compressor)
+          })
       }
     }
-    return try results.withLock { $0 }.map { try $0.get() }
   }
 
-  /// Stores `blob`, whose one chunk `encoded` is, unless it is stored already.
-  func store(_ blob: BlobFile, encoded: BlobCodec.Chunk) throws {
+  /// Stores `blob`, encoded already, unless it is stored already: as its delta while its base is
+  /// still stored (a `gc` may have removed it meanwhile), alone otherwise.
+  func store(_ blob: BlobFile, encoded: Encoded) throws {
     let key = blob.sha256.bytes
     guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?"), arguments: [key]) != true
     else { return }
+    var chunk = encoded.alone
+    var base: Data?
+    if let delta = encoded.delta,
+      try Bool.fetchOne(
+        db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ? AND base IS NULL"), arguments: [delta.base.bytes])
+        == true
+    {
+      chunk = BlobCodec.Chunk(data: delta.data, compressed: true)
+      base = delta.base.bytes
+    }
     try db.cachedStatement(sql: "INSERT INTO blob_chunk (blob, seq, zstd, data) VALUES (?, 0, ?, ?)")
-      .execute(arguments: [key, encoded.compressed, encoded.data])
+      .execute(arguments: [key, chunk.compressed, chunk.data])
     try db.cachedStatement(
-      sql: "INSERT INTO blob (sha256, size, stored_size, chunk_count, stored_at) VALUES (?, ?, ?, 1, ?)"
-    ).execute(arguments: [key, blob.size, encoded.data.count, storedAt])
+      sql: "INSERT INTO blob (sha256, size, stored_size, chunk_count, stored_at, base) VALUES (?, ?, ?, 1, ?, ?)"
+    ).execute(arguments: [key, blob.size, chunk.data.count, storedAt, base])
   }
 
   /// Stores `blob` unless it is stored already; its content must still have its digest and size.

@@ -16,7 +16,13 @@ struct StoreCheck {
     try checkHeads(&problems)
     try checkAudit(&problems)
     let unreferenced =
-      try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM blob WHERE sha256 NOT IN (SELECT blob FROM tree_blob)") ?? 0
+      try Int.fetchOne(
+        db,
+        sql: """
+          WITH unused AS (SELECT sha256 FROM blob WHERE sha256 NOT IN (SELECT blob FROM tree_blob))
+          SELECT COUNT(*) FROM unused
+          WHERE sha256 NOT IN (SELECT base FROM blob WHERE base IS NOT NULL AND sha256 NOT IN (SELECT sha256 FROM unused))
+          """) ?? 0
     let folders = try Row.fetchOne(db, sql: "SELECT COUNT(*), TOTAL(LENGTH(data)) FROM tree_node")
     return CheckReport(
       problems: problems, unreferencedBlobs: unreferenced, versions: versions, blobs: blobs,
@@ -25,12 +31,13 @@ struct StoreCheck {
 
   /// Every blob's chunks decoded and hashed, on every core (`StoredBlobCheck`).
   private func checkBlobs(_ problems: inout [String]) throws -> Int {
-    let blobs = try Row.fetchCursor(db, sql: "SELECT sha256, size, chunk_count FROM blob")
+    let blobs = try Row.fetchCursor(db, sql: "SELECT sha256, size, chunk_count, base FROM blob")
     let chunks = try db.makeStatement(sql: "SELECT seq, zstd, data FROM blob_chunk WHERE blob = ? ORDER BY seq")
     ProgressMeter.current?.begin("checking stored content")
     let check = StoredBlobCheck()
     while let row = try blobs.next() {
       var blob = StoredBlobCheck.Blob(key: row["sha256"], size: row["size"], chunkCount: row["chunk_count"])
+      if let base = row["base"] as Data? { blob.base = try deltaBase(base) }
       let rows = try Row.fetchCursor(chunks, arguments: [blob.key])
       func next() throws -> (seq: Int, compressed: Bool, data: Data)? {
         try rows.next().map { ($0["seq"], $0["zstd"], $0["data"]) }
@@ -51,6 +58,18 @@ struct StoreCheck {
       problems.append("\(strays) stored chunks belong to no blob (`confvault gc` removes them)")
     }
     return check.count
+  }
+
+  /// The one chunk of a delta's base, which must be stored whole.
+  private func deltaBase(_ key: Data) throws -> Result<BlobCodec.Chunk, StoredBlobCheck.DeltaBaseProblem> {
+    let name = hexString(key)
+    guard let base = try BlobWriter.firstChunk(db, key) else {
+      return .failure(.init("a delta against blob \(name), which is not stored"))
+    }
+    guard base.base == nil, base.chunks == 1, let chunk = base.chunk else {
+      return .failure(.init("a delta against blob \(name), which is not stored whole in one chunk"))
+    }
+    return .success(chunk)
   }
 
   /// Each folder record once, bases before their deltas: decoded, its digest recomputed, and every

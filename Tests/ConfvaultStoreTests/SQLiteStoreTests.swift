@@ -164,4 +164,167 @@ import Testing
     let refused = await #expect(throws: OperationError.self) { try await reader.files(app: "shop", number: 1) }
     #expect(refused?.message.contains("nest deeper") == true)
   }
+
+  /// A configuration document of about 8 KiB whose `version` is `version`.
+  private func document(version: Int) -> String {
+    var lines = ["{", "  \"version\": \(version),"]
+    for index in 0..<200 { lines.append("  \"setting_\(index)\": \"value \(index * 7919 % 1009) of the shop\",") }
+    lines.append("  \"end\": true")
+    lines.append("}")
+    return lines.joined(separator: "\n")
+  }
+
+  /// Each blob's base and stored size, read by another connection, as a hand with sqlite3 would.
+  private func storedBlobs(_ store: SQLiteStore) throws -> [SHA256Hex: (base: SHA256Hex?, storedSize: Int)] {
+    let reader = Process()
+    let output = Pipe()
+    reader.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    reader.arguments = [
+      "python3", "-c",
+      "import sqlite3, sys\nfor d, b, n in sqlite3.connect(sys.argv[1]).execute('SELECT sha256, base, stored_size FROM blob'):"
+        + " print(d.hex(), b.hex() if b else '-', n)",
+      store.folder + "/" + SQLiteStore.databaseName,
+    ]
+    reader.standardOutput = output
+    try reader.run()
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    reader.waitUntilExit()
+    #expect(reader.terminationStatus == 0)
+    var found: [SHA256Hex: (base: SHA256Hex?, storedSize: Int)] = [:]
+    for line in text.split(separator: "\n") {
+      let fields = line.split(separator: " ").map(String.init)
+      found[SHA256Hex(fields[0])!] = (fields[1] == "-" ? nil : SHA256Hex(fields[1]), Int(fields[2])!)
+    }
+    return found
+  }
+
+  @Test(
+    "a one-value change is stored as a delta against the whole blob it resembles, one step at most, and reads back exactly"
+  )
+  func blobDeltas() async throws {
+    let scratch = try ScratchFolder()
+    let store = try SQLiteStore(folder: scratch.path + "/store", create: true, lockTimeout: 60, logger: logger)
+    let fixture = StoreUnderTest(store: store, folder: scratch)
+    let first = try fixture.file("a.json", document(version: 1)).1
+    var second = try fixture.file("a.json", document(version: 2)).1
+    var third = try fixture.file("a.json", document(version: 3)).1
+    var unlike = try fixture.file("b.json", String(repeating: "nothing in common ", count: 400)).1
+    second.similar = first.sha256
+    third.similar = second.sha256
+    unlike.similar = first.sha256
+    try await store.storeBlobs([first])
+    try await store.storeBlobs([second, unlike])
+    try await store.storeBlobs([third])
+    let stored = try storedBlobs(store)
+    #expect(stored[first.sha256]?.base == nil)
+    #expect(stored[second.sha256]?.base == first.sha256)
+    // Against the first, whole, not against the second, itself a delta.
+    #expect(stored[third.sha256]?.base == first.sha256)
+    #expect(stored[unlike.sha256]?.base == nil, "a delta that does not pay is not kept")
+    let whole = try #require(stored[first.sha256]?.storedSize)
+    #expect(try #require(stored[second.sha256]?.storedSize) * 10 < whole, "\(stored)")
+    for (blob, version) in [(first, 1), (second, 2), (third, 3)] {
+      var read = Data()
+      try await store.readBlob(blob.sha256) { read.append(contentsOf: $0) }
+      #expect(String(decoding: read, as: UTF8.self) == document(version: version))
+    }
+    let report = try await store.check()
+    #expect(report.isConsistent, "\(report.problems)")
+    #expect(report.unreferencedBlobs == 4)
+    // Nothing uses them: bases and deltas go together.
+    #expect(try await store.collectGarbage(grace: -10) == 4)
+    #expect(try storedBlobs(store).isEmpty)
+  }
+
+  @Test("gc keeps a delta's base while the delta stays, even when no folder names the base")
+  func gcKeepsBases() async throws {
+    let scratch = try ScratchFolder()
+    let store = try SQLiteStore(folder: scratch.path + "/store", create: true, lockTimeout: 60, logger: logger)
+    let fixture = StoreUnderTest(store: store, folder: scratch)
+    try await fixture.createShop()
+    let first = try fixture.file("a.json", document(version: 1)).1
+    var second = try fixture.file("a.json", document(version: 2)).1
+    var third = try fixture.file("a.json", document(version: 3)).1
+    second.similar = first.sha256
+    third.similar = first.sha256
+    try await store.storeBlobs([first])
+    try await store.storeBlobs([second, third])
+    // Only the third is used: the second goes, the first stays as the third's base.
+    try await fixture.addVersion("dev", ["a.json": document(version: 3)], expectedHead: nil)
+    #expect(try await store.check().unreferencedBlobs == 1)
+    #expect(try await store.collectGarbage(grace: -10) == 1)
+    #expect(Set(try storedBlobs(store).keys) == [first.sha256, third.sha256])
+    var read = Data()
+    try await store.readBlob(third.sha256) { read.append(contentsOf: $0) }
+    #expect(String(decoding: read, as: UTF8.self) == document(version: 3))
+    let report = try await store.check()
+    #expect(report.isConsistent && report.unreferencedBlobs == 0, "\(report)")
+  }
+
+  @Test(
+    "check reports a delta whose base is gone or is a delta itself, and a read of it fails with a message",
+    arguments: [
+      ("DELETE FROM blob WHERE base IS NULL AND sha256 IN (SELECT base FROM blob)", "which is not stored"),
+      (
+        "UPDATE blob SET base = (SELECT sha256 FROM blob b WHERE b.base IS NOT NULL LIMIT 1)"
+          + " WHERE base IS NULL AND sha256 IN (SELECT base FROM blob)",
+        "not stored whole in one chunk"
+      ),
+    ])
+  func deltaDamage(statement: String, problem: String) async throws {
+    let scratch = try ScratchFolder()
+    let folder = scratch.path + "/store"
+    let second: BlobFile
+    do {
+      let store = try SQLiteStore(folder: folder, create: true, lockTimeout: 60, logger: logger)
+      let fixture = StoreUnderTest(store: store, folder: scratch)
+      let first = try fixture.file("a.json", document(version: 1)).1
+      var changed = try fixture.file("a.json", document(version: 2)).1
+      changed.similar = first.sha256
+      try await store.storeBlobs([first])
+      try await store.storeBlobs([changed])
+      second = changed
+    }
+    let damage = Process()
+    damage.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    damage.arguments = [
+      "python3", "-c",
+      "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit(); c.close()",
+      folder + "/" + SQLiteStore.databaseName, statement,
+    ]
+    try damage.run()
+    damage.waitUntilExit()
+    #expect(damage.terminationStatus == 0)
+    let reader = try SQLiteStore(folder: folder, access: .readOnly, logger: logger)
+    let report = try await reader.check()
+    #expect(!report.isConsistent && report.problems.contains { $0.contains(problem) }, "\(report.problems)")
+    let refused = await #expect(throws: OperationError.self) { try await reader.readBlob(second.sha256) { _ in } }
+    #expect(refused?.message.contains("base") == true, "\(String(describing: refused))")
+  }
+
+  @Test("a push stores a changed file as a delta against the file at its path in the environment's head")
+  func pushStoresDeltas() async throws {
+    let scratch = try ScratchFolder()
+    let store = try SQLiteStore(folder: scratch.path + "/store", create: true, lockTimeout: 60, logger: logger)
+    let vault = Vault(store: store)
+    try await vault.createApp("shop", environments: ["dev", "staging"], production: nil, author: "ana", logger: logger)
+    func push(_ environment: String, version: Int) async throws -> SHA256Hex {
+      let folder = scratch.path + "/\(environment)-\(version)"
+      try FileManager.default.createDirectory(atPath: folder + "/conf", withIntermediateDirectories: true)
+      let text = Data(document(version: version).utf8)
+      try text.write(to: URL(fileURLWithPath: folder + "/conf/app.json"))
+      _ = try await vault.push(
+        app: "shop", environment: environment, folder: folder, comment: "c", author: "ana", backup: false,
+        logger: logger)
+      return SHA256Hex.of(text)
+    }
+    let first = try await push("dev", version: 1)
+    let second = try await push("dev", version: 2)
+    // Staging has no head: nothing to resemble.
+    let elsewhere = try await push("staging", version: 3)
+    let stored = try storedBlobs(store)
+    #expect(stored[first]?.base == nil && stored[elsewhere]?.base == nil)
+    #expect(stored[second]?.base == first, "\(stored)")
+    #expect(try await store.check().isConsistent)
+  }
 }

@@ -4,6 +4,9 @@ import Foundation
 /// How stored blobs are cut and compressed: chunks of at most 1 MiB, each zstd-compressed when that
 /// saves space, so neither writing nor reading a blob holds more than a chunk in memory. Every store
 /// keeps the same chunks.
+///
+/// A blob of one chunk may instead be a delta: zstd-compressed with the bytes of another one-chunk
+/// blob, its base, as the dictionary, so a file with one value changed costs the change, not the file.
 public enum BlobCodec {
   public static let chunkSize = 1 << 20
 
@@ -15,6 +18,13 @@ public enum BlobCodec {
     public init(data: Data, compressed: Bool) {
       self.data = data
       self.compressed = compressed
+    }
+
+    /// The original bytes of a chunk stored alone (not a delta).
+    public func decoded() throws -> Data {
+      var bytes = Data()
+      try BlobCodec.decode(data, compressed: compressed, into: &bytes)
+      return bytes
     }
   }
   static let level: Int32 = 3
@@ -40,6 +50,25 @@ public enum BlobCodec {
         ZSTD_compressCCtx(context, out, capacity, chunk.baseAddress, chunk.count, BlobCodec.level)
       }
     }
+
+    /// `chunk` compressed against `base`'s bytes, when that is at most half of `alone` (what it
+    /// costs stored alone); otherwise nil, and the chunk is better stored alone.
+    public func delta(_ chunk: UnsafeRawBufferPointer, base: Data, alone: Chunk) -> Data? {
+      guard chunk.count <= BlobCodec.chunkSize, base.count <= BlobCodec.chunkSize else { return nil }
+      let capacity = alone.data.count / 2
+      guard capacity > 0 else { return nil }
+      var output = Data(count: ZSTD_compressBound(chunk.count))
+      let written = output.withUnsafeMutableBytes { out in
+        base.withUnsafeBytes { dictionary in
+          ZSTD_compress_usingDict(
+            context, out.baseAddress, out.count, chunk.baseAddress, chunk.count, dictionary.baseAddress,
+            dictionary.count, BlobCodec.level)
+        }
+      }
+      guard ZSTD_isError(written) == 0, written <= capacity else { return nil }
+      output.count = written
+      return output
+    }
   }
 
   private static func encode(
@@ -56,11 +85,14 @@ public enum BlobCodec {
     return Chunk(data: Data(chunk), compressed: false)
   }
 
-  /// The original bytes of a stored chunk.
+  /// The original bytes of a stored chunk; of a delta when `base` is the bytes of its base.
   ///
   /// - Throws: `.internal` when the stored bytes are not a zstd frame of at most one chunk.
-  public static func decode(_ stored: Data, compressed: Bool, into buffer: inout Data) throws {
+  public static func decode(_ stored: Data, compressed: Bool, base: Data? = nil, into buffer: inout Data) throws {
     guard compressed else {
+      guard base == nil else {
+        throw OperationError(.internal, "a stored delta is damaged (not compressed)", hint: .runCheck)
+      }
       buffer = stored
       return
     }
@@ -68,10 +100,23 @@ public enum BlobCodec {
     guard size != ZSTD_CONTENTSIZE_ERROR, size != ZSTD_CONTENTSIZE_UNKNOWN, size <= UInt64(chunkSize) else {
       throw OperationError(.internal, "a stored chunk is damaged (no valid zstd frame)", hint: .runCheck)
     }
+    var context: OpaquePointer?
+    if base != nil {
+      context = ZSTD_createDCtx()
+      guard context != nil else {
+        throw OperationError(.internal, "zstd could not allocate a decompression context (out of memory)")
+      }
+    }
+    defer { ZSTD_freeDCtx(context) }
     buffer.count = Int(size)
     let result = buffer.withUnsafeMutableBytes { out in
       stored.withUnsafeBytes { input in
-        ZSTD_decompress(out.baseAddress, out.count, input.baseAddress, input.count)
+        guard let base else { return ZSTD_decompress(out.baseAddress, out.count, input.baseAddress, input.count) }
+        return base.withUnsafeBytes { dictionary in
+          ZSTD_decompress_usingDict(
+            context, out.baseAddress, out.count, input.baseAddress, input.count, dictionary.baseAddress,
+            dictionary.count)
+        }
       }
     }
     guard ZSTD_isError(result) == 0, result == Int(size) else {

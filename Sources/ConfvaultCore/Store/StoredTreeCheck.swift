@@ -239,12 +239,22 @@ public final class StoredBlobCheck {
     public var size: Int64
     public var chunkCount: Int
     public var chunks: [(seq: Int, compressed: Bool, data: Data)] = []
+    /// For a delta, its base's one stored chunk, or the problem that makes it unusable.
+    public var base: Result<BlobCodec.Chunk, DeltaBaseProblem>?
 
-    public init(key: Data, size: Int64, chunkCount: Int) {
+    public init(key: Data, size: Int64, chunkCount: Int, base: Result<BlobCodec.Chunk, DeltaBaseProblem>? = nil) {
       self.key = key
       self.size = size
       self.chunkCount = chunkCount
+      self.base = base
     }
+  }
+
+  /// Why a delta's base cannot be read.
+  public struct DeltaBaseProblem: Error, Sendable {
+    public var description: String
+
+    public init(_ description: String) { self.description = description }
   }
 
   static let batchBytes = 16 << 20
@@ -259,7 +269,7 @@ public final class StoredBlobCheck {
   public func add(_ blob: Blob) {
     count += 1
     ProgressMeter.current?.add(files: 1, bytes: blob.size)
-    batchBytes += blob.chunks.reduce(0) { $0 + $1.data.count }
+    batchBytes += blob.chunks.reduce(0) { $0 + $1.data.count } + ((try? blob.base?.get())?.data.count ?? 0)
     batch.append(blob)
     if batchBytes >= StoredBlobCheck.batchBytes { flush() }
   }
@@ -306,10 +316,24 @@ public final class StoredBlobCheck {
     var hasher = SHA256()
     var size: Int64 = 0
     var chunks = 0
+    var base: Data?
+    switch blob.base {
+    case nil: break
+    case .failure(let problem): return ["blob \(name): \(problem.description)"]
+    case .success(let stored):
+      guard blob.chunkCount == 1 else { return ["blob \(name): a delta of \(blob.chunkCount) chunks, not one"] }
+      var decoded = Data()
+      do {
+        try BlobCodec.decode(stored.data, compressed: stored.compressed, into: &decoded)
+      } catch {
+        return ["blob \(name): its delta base: \(error)"]
+      }
+      base = decoded
+    }
     while let chunk = try next() {
       guard chunk.seq == chunks else { return ["blob \(name): chunk \(chunks) is missing"] }
       do {
-        try BlobCodec.decode(chunk.data, compressed: chunk.compressed, into: &buffer)
+        try BlobCodec.decode(chunk.data, compressed: chunk.compressed, base: base, into: &buffer)
       } catch {
         return ["blob \(name): \(error)"]
       }

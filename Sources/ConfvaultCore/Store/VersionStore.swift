@@ -31,7 +31,8 @@ public protocol VersionStore: Sendable {
   func missingBlobs(_ digests: [SHA256Hex]) async throws -> Set<SHA256Hex>
   /// Stores the content of each file as a blob, unless it is stored already.
   ///
-  /// Each file is read as it is stored and must still have the digest and size it is listed with.
+  /// Each file is read as it is stored and must still have the digest and size it is listed with. A
+  /// store may keep a blob as a delta against the stored blob it names as `similar`.
   /// Stored blobs stay unreferenced until a change uses them; `collectGarbage` spares them for its
   /// grace period, so a change in flight in another process keeps them.
   ///
@@ -63,12 +64,16 @@ public struct BlobFile: Sendable, Hashable {
   public var size: Int64
   public var path: String
   public var offset: Int64
+  /// A stored blob this content most likely resembles: the one at the same path in the version it
+  /// replaces. Only a hint for a compact store; nil when there is none.
+  public var similar: SHA256Hex?
 
-  public init(sha256: SHA256Hex, size: Int64, path: String, offset: Int64 = 0) {
+  public init(sha256: SHA256Hex, size: Int64, path: String, offset: Int64 = 0, similar: SHA256Hex? = nil) {
     self.sha256 = sha256
     self.size = size
     self.path = path
     self.offset = offset
+    self.similar = similar
   }
 
   /// Streams the blob's bytes through `body`, and checks that they still have its size and digest.

@@ -79,7 +79,9 @@ extension Vault {
       }
       // Content first, outside the decision: it is idempotent, and a file changed meanwhile is refused
       // here once, not decided again.
-      try await storeMissing(files) { BlobFile(sha256: $0.sha256, size: $0.size, path: paths[$0.path]!) }
+      try await storeMissing(files, app: app, environment: environment) {
+        BlobFile(sha256: $0.sha256, size: $0.size, path: paths[$0.path]!)
+      }
       change = try await deciding(expectedHead: expectedHead, logger: logger) {
         let (headNumber, unchanged) = try await decisionHead(
           app: app, environment: environment, tree: tree, expectedHead)
@@ -133,12 +135,25 @@ extension Vault {
     return (number, head.treeDigest == tree ? head : nil)
   }
 
-  /// Stores the content of the files the store lacks, each read from where `source` says.
-  func storeMissing(_ files: [ManifestFile], source: (ManifestFile) -> BlobFile) async throws {
+  /// Stores the content of the files the store lacks, each read from where `source` says, with the
+  /// content it most likely resembles in the environment's head (`SimilarFiles`).
+  func storeMissing(
+    _ files: [ManifestFile], app: String, environment: String, source: (ManifestFile) -> BlobFile
+  ) async throws {
     let missing = try await store.missingBlobs(files.map(\.sha256))
     var seen = Set<SHA256Hex>()
-    let blobs = files.filter { missing.contains($0.sha256) && seen.insert($0.sha256).inserted }.map(source)
-    if !blobs.isEmpty { try await store.storeBlobs(blobs) }
+    let new = files.filter { missing.contains($0.sha256) && seen.insert($0.sha256).inserted }
+    guard !new.isEmpty else { return }
+    var similar = SimilarFiles(head: [])
+    if let head = try await store.app(app).environment(environment).head {
+      similar = SimilarFiles(head: try await store.files(app: app, number: head))
+    }
+    try await store.storeBlobs(
+      new.map { file in
+        var blob = source(file)
+        blob.similar = similar.blob(resembling: file)
+        return blob
+      })
   }
 
   // MARK: Import
@@ -220,7 +235,7 @@ extension Vault {
       }
       if try await approval(preview) { expectedHead = preview.expectedHead }
     }
-    try await storeMissing(contents.files) { staging.blob($0.sha256) }
+    try await storeMissing(contents.files, app: app, environment: environment) { staging.blob($0.sha256) }
     let change = try await deciding(expectedHead: expectedHead, logger: logger) { () async throws -> Change in
       let (headNumber, unchanged) = try await decisionHead(
         app: app, environment: environment, tree: tree, expectedHead)
@@ -315,5 +330,70 @@ extension Vault {
         ))
       return SyncResult(version: version!, environment: target.name, replaced: replaced, wasHead: headNumber == number)
     }
+  }
+}
+
+/// For a new file, the content it most likely resembles, which a compact store may keep it as a
+/// delta against: in the head, the file at the same path, else the file of the same name elsewhere
+/// (another service's `deployment.yaml`), else one of the same folder and extension, each time the
+/// nearest in size; with none, the first new file of the same name, stored whole before it.
+struct SimilarFiles {
+  private var byPath: [String: SHA256Hex] = [:]
+  private var byName: [Substring: [(size: Int64, blob: SHA256Hex)]] = [:]
+  private var byKind: [String: [(size: Int64, blob: SHA256Hex)]] = [:]
+  /// The first new file of each name that resembles nothing in the head.
+  private var leaders: [Substring: SHA256Hex] = [:]
+
+  init(head: [ManifestFile]) {
+    for file in head {
+      byPath[file.path] = file.sha256
+      byName[SimilarFiles.name(file.path), default: []].append((file.size, file.sha256))
+      byKind[SimilarFiles.kind(file.path), default: []].append((file.size, file.sha256))
+    }
+    for name in byName.keys { byName[name]!.sort { $0.size < $1.size } }
+    for kind in byKind.keys { byKind[kind]!.sort { $0.size < $1.size } }
+  }
+
+  /// The blob `file` most likely resembles; asked in the order the new files are stored.
+  mutating func blob(resembling file: ManifestFile) -> SHA256Hex? {
+    if let same = byPath[file.path] { return same }
+    let name = SimilarFiles.name(file.path)
+    if let found = SimilarFiles.nearest(byName[name], file.size)
+      ?? SimilarFiles.nearest(
+        byKind[SimilarFiles.kind(file.path)], file.size)
+    {
+      return found
+    }
+    guard let leader = leaders[name] else {
+      leaders[name] = file.sha256
+      return nil
+    }
+    return leader
+  }
+
+  /// Of `files` sorted by size, the blob of the one nearest to `size`.
+  private static func nearest(_ files: [(size: Int64, blob: SHA256Hex)]?, _ size: Int64) -> SHA256Hex? {
+    guard let files, !files.isEmpty else { return nil }
+    // The first file at least as large, or the one before it, whichever is nearer.
+    var low = 0
+    var high = files.count
+    while low < high {
+      let middle = (low + high) / 2
+      if files[middle].size < size { low = middle + 1 } else { high = middle }
+    }
+    let candidates = [low - 1, low].filter { files.indices.contains($0) }
+    return candidates.min { abs(files[$0].size - size) < abs(files[$1].size - size) }.map { files[$0].blob }
+  }
+
+  private static func name(_ path: String) -> Substring {
+    path.lastIndex(of: "/").map { path[path.index(after: $0)...] } ?? path[...]
+  }
+
+  /// The folder and the extension of `path`: "deploy/api/" and "yaml" as "deploy/api/\0yaml".
+  private static func kind(_ path: String) -> String {
+    let name = name(path)
+    let folder = path.dropLast(name.count)
+    let fileExtension = name.lastIndex(of: ".").map { name[name.index(after: $0)...] } ?? ""
+    return folder + "\0" + fileExtension
   }
 }
