@@ -302,29 +302,57 @@ import Testing
     #expect(refused?.message.contains("base") == true, "\(String(describing: refused))")
   }
 
-  @Test("a push stores a changed file as a delta against the file at its path in the environment's head")
+  @Test(
+    "a push stores a changed file as a delta against the file at its path in the head, a new file against one of its name"
+  )
   func pushStoresDeltas() async throws {
     let scratch = try ScratchFolder()
     let store = try SQLiteStore(folder: scratch.path + "/store", create: true, lockTimeout: 60, logger: logger)
     let vault = Vault(store: store)
     try await vault.createApp("shop", environments: ["dev", "staging"], production: nil, author: "ana", logger: logger)
-    func push(_ environment: String, version: Int) async throws -> SHA256Hex {
-      let folder = scratch.path + "/\(environment)-\(version)"
-      try FileManager.default.createDirectory(atPath: folder + "/conf", withIntermediateDirectories: true)
-      let text = Data(document(version: version).utf8)
-      try text.write(to: URL(fileURLWithPath: folder + "/conf/app.json"))
+    /// Pushes `files` (path: document version) as the whole folder; the digest of each file.
+    func push(_ environment: String, _ files: [String: Int]) async throws -> [String: SHA256Hex] {
+      let folder = scratch.path + "/push-\(UUID().uuidString)"
+      var digests: [String: SHA256Hex] = [:]
+      for (path, version) in files {
+        let url = URL(fileURLWithPath: folder + "/" + path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let text = Data(document(version: version).utf8)
+        try text.write(to: url)
+        digests[path] = SHA256Hex.of(text)
+      }
       _ = try await vault.push(
         app: "shop", environment: environment, folder: folder, comment: "c", author: "ana", backup: false,
         logger: logger)
-      return SHA256Hex.of(text)
+      return digests
     }
-    let first = try await push("dev", version: 1)
-    let second = try await push("dev", version: 2)
-    // Staging has no head: nothing to resemble.
-    let elsewhere = try await push("staging", version: 3)
+    let first = try await push("dev", ["conf/app.json": 1])
+    let second = try await push("dev", ["conf/app.json": 2])
+    // Staging has no head: the first file of a name is whole, the others of that name are deltas against it.
+    let services = try await push(
+      "staging", ["a/deployment.json": 10, "b/deployment.json": 11, "c/deployment.json": 12, "c/other.json": 13])
+    // A new file resembles the head's files of its name, each one step from the whole one.
+    let added = try await push(
+      "staging",
+      [
+        "a/deployment.json": 10, "b/deployment.json": 11, "c/deployment.json": 12, "c/other.json": 13,
+        "d/deployment.json": 14,
+      ])
     let stored = try storedBlobs(store)
-    #expect(stored[first]?.base == nil && stored[elsewhere]?.base == nil)
-    #expect(stored[second]?.base == first, "\(stored)")
+    #expect(stored[first["conf/app.json"]!]?.base == nil)
+    #expect(stored[second["conf/app.json"]!]?.base == first["conf/app.json"], "\(stored)")
+    let whole = try #require(
+      ["a", "b", "c"].compactMap { services["\($0)/deployment.json"] }.first { stored[$0]?.base == nil })
+    for path in ["a/deployment.json", "b/deployment.json", "c/deployment.json"] where services[path] != whole {
+      #expect(stored[services[path]!]?.base == whole, "\(path): \(stored)")
+    }
+    #expect(stored[services["c/other.json"]!]?.base == nil, "a file of another name starts its own")
+    #expect(stored[added["d/deployment.json"]!]?.base == whole, "\(stored)")
     #expect(try await store.check().isConsistent)
+    for digest in services.values {
+      var read = Data()
+      try await store.readBlob(digest) { read.append(contentsOf: $0) }
+      #expect(SHA256Hex.of(read) == digest)
+    }
   }
 }
