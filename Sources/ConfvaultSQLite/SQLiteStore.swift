@@ -280,6 +280,30 @@ public final class SQLiteStore: VersionStore {
     }
   }
 
+  public var storesDeltas: Bool { true }
+
+  public func files(app: String, number: Int, inFolders folders: Set<String>) async throws -> [ManifestFile] {
+    try await reading { db in
+      let root = try Queries.treeRoot(db, app: app, number: number)
+      let reader = Queries.folders(db)
+      var files: [ManifestFile] = []
+      for folder in folders {
+        var node: Data? = root
+        for name in folder.split(separator: "/") where node != nil {
+          let entries = try reader.entries(node!)
+          node = nil
+          for case .folder(let found, let child) in entries where found == name { node = child }
+        }
+        guard let node else { continue }
+        let prefix = folder.isEmpty ? "" : folder + "/"
+        for case .file(let name, let mode, let size, let blob) in try reader.entries(node) {
+          files.append(ManifestFile(path: prefix + name, size: size, mode: mode, sha256: blob))
+        }
+      }
+      return files
+    }
+  }
+
   public func changedFiles(app: String, from: Int?, to: Int) async throws -> [FileChange] {
     try await reading { db in
       let new = try Queries.treeRoot(db, app: app, number: to)

@@ -116,6 +116,26 @@ final class ScratchFolder: @unchecked Sendable {
     #expect(try await fixture.store.files(app: "shop", number: 3).map(\.path) == ["a.json"])
   }
 
+  @Test(
+    "the files of some folders of a version are those directly in them, not in subfolders",
+    arguments: StoreKind.allCases)
+  func filesInFolders(kind: StoreKind) async throws {
+    let fixture = try kind.make()
+    try await fixture.createShop()
+    try await fixture.addVersion(
+      "dev", ["a.json": "1", "x/b.json": "2", "x/y/c.json": "3", "x/y/d.json": "4", "z/e.json": "5"], expectedHead: nil)
+    let found = try await fixture.store.files(app: "shop", number: 1, inFolders: ["", "x", "x/y/none", "q"])
+    #expect(found.map(\.path).sorted() == ["a.json", "x/b.json"])
+    #expect(found.first { $0.path == "x/b.json" }?.sha256 == SHA256Hex.of(Data("2".utf8)))
+    #expect(
+      try await fixture.store.files(app: "shop", number: 1, inFolders: ["x/y"]).map(\.path).sorted() == [
+        "x/y/c.json", "x/y/d.json",
+      ])
+    await #expect {
+      try await fixture.store.files(app: "shop", number: 9, inFolders: [""])
+    } throws: { ($0 as? OperationError)?.kind == .notFound }
+  }
+
   @Test("a change decided on a head that has moved is a conflict, and changes nothing", arguments: StoreKind.allCases)
   func conflict(kind: StoreKind) async throws {
     let fixture = try kind.make()

@@ -56,6 +56,24 @@ public protocol VersionStore: Sendable {
   func collectGarbage(grace: TimeInterval) async throws -> Int
   /// A folder on this machine where an import may stage what it reads before anything is stored.
   var stagingFolder: String { get }
+
+  /// Whether the store keeps blobs as deltas against the `similar` blob a `BlobFile` names, so that
+  /// finding one is worth a read of the head.
+  var storesDeltas: Bool { get }
+  /// The files directly in each of `folders` ("" for the top, no subfolders) of version `number`.
+  ///
+  /// - Throws: `.notFound` for a missing app or version.
+  func files(app: String, number: Int, inFolders folders: Set<String>) async throws -> [ManifestFile]
+}
+
+extension VersionStore {
+  public var storesDeltas: Bool { false }
+
+  public func files(app: String, number: Int, inFolders folders: Set<String>) async throws -> [ManifestFile] {
+    try await files(app: app, number: number).filter { file in
+      folders.contains(file.path.lastIndex(of: "/").map { String(file.path[..<$0]) } ?? "")
+    }
+  }
 }
 
 /// Content to be stored as a blob: `size` bytes at `offset` of a file on this machine.

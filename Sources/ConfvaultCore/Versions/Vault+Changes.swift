@@ -145,8 +145,12 @@ extension Vault {
     let new = files.filter { missing.contains($0.sha256) && seen.insert($0.sha256).inserted }
     guard !new.isEmpty else { return }
     var similar = SimilarFiles(head: [])
-    if let head = try await store.app(app).environment(environment).head {
-      similar = SimilarFiles(head: try await store.files(app: app, number: head))
+    if store.storesDeltas, let head = try await store.app(app).environment(environment).head {
+      // A few new files need only their folders of the head; many, the whole head, read once.
+      similar = SimilarFiles(
+        head: new.count <= SimilarFiles.fewFiles
+          ? try await store.files(app: app, number: head, inFolders: Set(new.map { SimilarFiles.folder($0.path) }))
+          : try await store.files(app: app, number: head))
     }
     try await store.storeBlobs(
       new.map { file in
@@ -338,6 +342,8 @@ extension Vault {
 /// (another service's `deployment.yaml`), else one of the same folder and extension, each time the
 /// nearest in size; with none, the first new file of the same name, stored whole before it.
 struct SimilarFiles {
+  /// Up to this many new files, only the head's files beside them are compared.
+  static let fewFiles = 64
   private var byPath: [String: SHA256Hex] = [:]
   private var byName: [Substring: [(size: Int64, blob: SHA256Hex)]] = [:]
   private var byKind: [String: [(size: Int64, blob: SHA256Hex)]] = [:]
@@ -383,6 +389,11 @@ struct SimilarFiles {
     }
     let candidates = [low - 1, low].filter { files.indices.contains($0) }
     return candidates.min { abs(files[$0].size - size) < abs(files[$1].size - size) }.map { files[$0].blob }
+  }
+
+  /// The folder `path` is in, "" for the top.
+  static func folder(_ path: String) -> String {
+    path.lastIndex(of: "/").map { String(path[..<$0]) } ?? ""
   }
 
   private static func name(_ path: String) -> Substring {
