@@ -157,9 +157,30 @@ enum Migrations {
       try FolderConversion(db: db).run()
       try db.execute(sql: "DROP TABLE tree_entry_v1; DROP TABLE tree_node_v1")
     }
-    // A blob of one chunk may be a delta against another, its base, which is then stored whole.
-    migrator.registerMigration("v5-blob-deltas") { db in
+    // A blob of one chunk may be a delta against another, its base, which is then stored whole. And
+    // folder records move to a table kept in the order they are written, found through an index on
+    // their digest: keyed by the digest itself, a record of a few KiB took an overflow page of 16 KiB
+    // of its own, and random keys left pages half full. The version table's references to
+    // `tree_node` stay as they are written while the old table is renamed away.
+    migrator.registerMigration("v5-blob-deltas-folder-rows") { db in
       try db.execute(sql: "ALTER TABLE blob ADD COLUMN base BLOB")
+      try db.execute(sql: "PRAGMA legacy_alter_table = ON")
+      try db.execute(sql: "ALTER TABLE tree_node RENAME TO tree_node_v4")
+      try db.execute(sql: "PRAGMA legacy_alter_table = OFF")
+      try db.execute(
+        sql: """
+          CREATE TABLE tree_node (
+            id INTEGER PRIMARY KEY,
+            digest BLOB NOT NULL UNIQUE,
+            base BLOB,
+            depth INTEGER NOT NULL,
+            zstd INTEGER NOT NULL,
+            data BLOB NOT NULL
+          );
+          INSERT INTO tree_node (digest, base, depth, zstd, data)
+            SELECT digest, base, depth, zstd, data FROM tree_node_v4 ORDER BY depth, digest;
+          DROP TABLE tree_node_v4;
+          """)
     }
     return migrator
   }
