@@ -39,8 +39,9 @@ public struct StoredFolder: Sendable {
 }
 
 public enum FolderRecord {
-  /// The longest delta chain written.
-  public static let maxDepth = 24
+  /// The longest delta chain written (git's default depth): a read applies at most this many small
+  /// deltas, each cached, and a folder changed once per version is written whole once in 51 versions.
+  public static let maxDepth = 50
   static let format: UInt8 = 1
   /// A record larger than this once decompressed is damaged (a folder of a million entries is about 70 MB).
   static let maxDecodedSize: UInt64 = 256 << 20
@@ -82,21 +83,57 @@ public enum FolderRecord {
     guard let base = record.base.map({ _ in base }) ?? [] else {
       throw reader.damaged("its base folder was not read")
     }
-    var byName = Dictionary(base.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    var removed = Set<String>()
     if record.base != nil {
       for _ in 0..<(try reader.count()) {
         let name = try reader.name()
-        guard byName.removeValue(forKey: name) != nil else {
-          throw reader.damaged("it removes `\(name)`, not in its base")
-        }
+        guard removed.insert(name).inserted else { throw reader.damaged("it removes `\(name)` twice") }
       }
     }
+    var changed: [String: TreeNode.Entry] = [:]
     for _ in 0..<(try reader.count()) {
       let entry = try reader.entry()
-      byName[entry.name] = entry
+      changed[entry.name] = entry
     }
     guard reader.atEnd else { throw reader.damaged("bytes after its last entry") }
-    return sorted(Array(byName.values))
+    guard record.base != nil else { return sorted(Array(changed.values)) }
+    return try merged(base, removing: removed, changed: sorted(Array(changed.values))) { name in
+      reader.damaged("it removes `\(name)`, not in its base")
+    }
+  }
+
+  /// `base` (in name byte order) without the names `removed`, with `changed` (in that order too)
+  /// added or in place of the entries of their names: one pass, not a sort of the whole folder.
+  private static func merged(
+    _ base: [TreeNode.Entry], removing removed: Set<String>, changed: [TreeNode.Entry],
+    notInBase: (String) -> OperationError
+  ) throws -> [TreeNode.Entry] {
+    var entries: [TreeNode.Entry] = []
+    entries.reserveCapacity(base.count + changed.count)
+    var removedFound = 0
+    var next = 0
+    for entry in base {
+      let name = entry.name
+      while next < changed.count && EntryPath.byteOrder(changed[next].name, name) {
+        entries.append(changed[next])
+        next += 1
+      }
+      if !removed.isEmpty && removed.contains(name) {
+        removedFound += 1
+      } else if next < changed.count && changed[next].name == name {
+        // Replaced: the changed entry goes in its place.
+        entries.append(changed[next])
+        next += 1
+      } else {
+        entries.append(entry)
+      }
+    }
+    entries += changed[next...]
+    if removedFound != removed.count {
+      let names = Set(base.map(\.name))
+      throw notInBase(removed.first { !names.contains($0) } ?? "?")
+    }
+    return entries
   }
 
   /// The entries a record names itself (for a delta, the ones it adds or changes), without its
