@@ -90,14 +90,21 @@ public enum FolderRecord {
         guard removed.insert(name).inserted else { throw reader.damaged("it removes `\(name)` twice") }
       }
     }
-    var changed: [String: TreeNode.Entry] = [:]
+    var changed: [TreeNode.Entry] = []
+    var inOrder = true
     for _ in 0..<(try reader.count()) {
       let entry = try reader.entry()
-      changed[entry.name] = entry
+      if inOrder, let last = changed.last, !EntryPath.byteOrder(last.name, entry.name) { inOrder = false }
+      changed.append(entry)
     }
     guard reader.atEnd else { throw reader.damaged("bytes after its last entry") }
-    guard record.base != nil else { return sorted(Array(changed.values)) }
-    return try merged(base, removing: removed, changed: sorted(Array(changed.values))) { name in
+    // Written in name order without repeats; otherwise (a record no confvault writes) the last of a
+    // name counts, as it always has.
+    if !inOrder {
+      changed = sorted(Array(Dictionary(changed.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last }).values))
+    }
+    guard record.base != nil else { return changed }
+    return try merged(base, removing: removed, changed: changed) { name in
       reader.damaged("it removes `\(name)`, not in its base")
     }
   }
