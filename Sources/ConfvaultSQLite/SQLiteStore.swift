@@ -540,8 +540,9 @@ final class BlobWriter {
     var chunk: BlobCodec.Chunk
   }
 
-  /// The stored bases a batch reads at most: beyond, blobs are stored alone.
-  private static let baseBytesPerBatch = 64 << 20
+  /// The bases a batch holds at most, stored ones compressed and its own whole: beyond, blobs are
+  /// stored alone, so finding deltas adds a bounded amount to a push's memory.
+  private static let baseBytesPerBatch = 8 << 20
 
   /// The first chunk of a stored blob, with its chunk count and its base when it is a delta.
   static func firstChunk(_ db: Database, _ key: Data) throws -> (
@@ -591,7 +592,7 @@ final class BlobWriter {
     let small = blobs.indices.filter { blobs[$0].size <= BlobCodec.chunkSize }
     let followers = small.filter { blobs[$0].similar.map(leaders.contains) == true }
     let results = Mutex([Result<Encoded?, any Error>](repeating: .success(nil), count: blobs.count))
-    let leaderBytes = Mutex([SHA256Hex: Data]())
+    let leaderBytes = Mutex((total: 0, bytes: [SHA256Hex: Data]()))
     encodeInParallel(blobs, small.filter { blobs[$0].similar.map(leaders.contains) != true }) {
       index, content, compressor in
       var encoded = Encoded(alone: compressor.encode(content))
@@ -603,13 +604,17 @@ final class BlobWriter {
       }
       if leaders.contains(blobs[index].sha256) && encoded.delta == nil {
         let bytes = Data(content)
-        leaderBytes.withLock { $0[blobs[index].sha256] = bytes }
+        leaderBytes.withLock { held in
+          guard held.total + bytes.count <= baseBytesPerBatch else { return }
+          held.total += bytes.count
+          held.bytes[blobs[index].sha256] = bytes
+        }
       }
       return encoded
     } results: { index, result in
       results.withLock { $0[index] = result }
     }
-    let whole = leaderBytes.withLock { $0 }
+    let whole = leaderBytes.withLock { $0.bytes }
     encodeInParallel(blobs, followers) { index, content, compressor in
       var encoded = Encoded(alone: compressor.encode(content))
       if let similar = blobs[index].similar, let baseBytes = whole[similar],
