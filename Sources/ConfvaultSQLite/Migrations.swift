@@ -157,13 +157,42 @@ enum Migrations {
       try FolderConversion(db: db).run()
       try db.execute(sql: "DROP TABLE tree_entry_v1; DROP TABLE tree_node_v1")
     }
-    // A blob of one chunk may be a delta against another, its base, which is then stored whole. And
-    // folder records move to a table kept in the order they are written, found through an index on
+    // Blobs and folders stored compactly. A blob of one chunk may be a delta against another, its
+    // base, which is then stored whole; a blob's chunks are consecutive rows of `blob_chunk`, from
+    // `first_chunk`, instead of rows keyed by the blob's digest again with an index of it a third time.
+    // Folder records move to a table kept in the order they are written, found through an index on
     // their digest: keyed by the digest itself, a record of a few KiB took an overflow page of 16 KiB
     // of its own, and random keys left pages half full. The version table's references to
     // `tree_node` stay as they are written while the old table is renamed away.
-    migrator.registerMigration("v5-blob-deltas-folder-rows") { db in
-      try db.execute(sql: "ALTER TABLE blob ADD COLUMN base BLOB")
+    migrator.registerMigration("v5-compact-blobs-and-folders") { db in
+      try db.execute(
+        sql: """
+          CREATE TEMP TABLE chunk_place AS
+            SELECT blob, seq, ROW_NUMBER() OVER (ORDER BY blob, seq) AS id FROM blob_chunk
+            WHERE blob IN (SELECT sha256 FROM blob);
+          CREATE TABLE blob_chunk_v5 (id INTEGER PRIMARY KEY, zstd INTEGER NOT NULL, data BLOB NOT NULL);
+          INSERT INTO blob_chunk_v5 (id, zstd, data)
+            SELECT p.id, c.zstd, c.data FROM chunk_place p JOIN blob_chunk c ON c.blob = p.blob AND c.seq = p.seq
+            ORDER BY p.id;
+          CREATE TABLE blob_v5 (
+            sha256 BLOB PRIMARY KEY,
+            size INTEGER NOT NULL,
+            stored_size INTEGER NOT NULL,
+            chunk_count INTEGER NOT NULL,
+            first_chunk INTEGER NOT NULL,
+            stored_at INTEGER NOT NULL,
+            base BLOB
+          ) WITHOUT ROWID;
+          INSERT INTO blob_v5 (sha256, size, stored_size, chunk_count, first_chunk, stored_at)
+            SELECT b.sha256, b.size, b.stored_size, COALESCE(p.count, 0), COALESCE(p.first, 0), b.stored_at
+            FROM blob b LEFT JOIN (SELECT blob, COUNT(*) AS count, MIN(id) AS first FROM chunk_place GROUP BY blob) p
+              ON p.blob = b.sha256;
+          DROP TABLE chunk_place;
+          DROP TABLE blob_chunk;
+          DROP TABLE blob;
+          ALTER TABLE blob_chunk_v5 RENAME TO blob_chunk;
+          ALTER TABLE blob_v5 RENAME TO blob;
+          """)
       try db.execute(sql: "PRAGMA legacy_alter_table = ON")
       try db.execute(sql: "ALTER TABLE tree_node RENAME TO tree_node_v4")
       try db.execute(sql: "PRAGMA legacy_alter_table = OFF")

@@ -335,7 +335,8 @@ public final class SQLiteStore: VersionStore {
     // One read for the common one-chunk blob (two for a delta, with its base); a larger blob reads one
     // more chunk at a time, so memory stays at a chunk. A blob never changes once stored, so the chunks
     // need no common snapshot.
-    let first = try await reading { db -> (chunks: Int, chunk: BlobCodec.Chunk?, base: BlobCodec.Chunk?)? in
+    let first = try await reading {
+      db -> (chunks: Int, first: Int64, chunk: BlobCodec.Chunk?, base: BlobCodec.Chunk?)? in
       guard let row = try BlobWriter.firstChunk(db, key) else { return nil }
       let base = try row.base.map { base in
         guard let stored = try BlobWriter.firstChunk(db, base), stored.base == nil, stored.chunks == 1 else {
@@ -343,7 +344,7 @@ public final class SQLiteStore: VersionStore {
         }
         return stored.chunk
       }
-      return (row.chunks, row.chunk, base ?? nil)
+      return (row.chunks, row.first, row.chunk, base ?? nil)
     }
     guard let first else {
       throw OperationError(.internal, "blob \(digest) is missing from the store", hint: .runCheck)
@@ -361,8 +362,8 @@ public final class SQLiteStore: VersionStore {
         ? first.chunk
         : try await reading { db in
           try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT zstd, data FROM blob_chunk WHERE blob = ? AND seq = ?"),
-            arguments: [key, seq]
+            db.cachedStatement(sql: "SELECT zstd, data FROM blob_chunk WHERE id = ?"),
+            arguments: [BlobWriter.end(first.first, Int64(seq))]
           ).map { BlobCodec.Chunk(data: $0["data"], compressed: $0["zstd"]) }
         }
       guard let stored else {
@@ -443,11 +444,19 @@ public final class SQLiteStore: VersionStore {
         SELECT sha256 FROM unused
         WHERE sha256 NOT IN (SELECT base FROM blob WHERE base IS NOT NULL AND sha256 NOT IN (SELECT sha256 FROM unused))
         """
-      let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM (\(unreferenced))") ?? 0
-      try db.execute(sql: "DELETE FROM blob_chunk WHERE blob IN (\(unreferenced))")
-      try db.execute(sql: "DELETE FROM blob WHERE sha256 IN (\(unreferenced))")
-      try db.execute(sql: "DELETE FROM blob_chunk WHERE blob NOT IN (SELECT sha256 FROM blob)")
-      return count
+      let gone = try Row.fetchAll(
+        db, sql: "SELECT sha256, first_chunk, chunk_count FROM blob WHERE sha256 IN (\(unreferenced))")
+      for blob in gone {
+        try db.cachedStatement(sql: "DELETE FROM blob_chunk WHERE id >= ? AND id < ?").execute(arguments: [
+          blob["first_chunk"], BlobWriter.end(blob["first_chunk"], blob["chunk_count"]),
+        ])
+        try db.cachedStatement(sql: "DELETE FROM blob WHERE sha256 = ?").execute(arguments: [blob["sha256"]])
+      }
+      // Chunks left by a damaged store belong to no blob.
+      for id in try BlobWriter.chunkRanges(db).strays {
+        try db.cachedStatement(sql: "DELETE FROM blob_chunk WHERE id = ?").execute(arguments: [id])
+      }
+      return gone.count
     }
   }
 
@@ -544,20 +553,62 @@ final class BlobWriter {
   /// stored alone, so finding deltas adds a bounded amount to a push's memory.
   private static let baseBytesPerBatch = 8 << 20
 
-  /// The first chunk of a stored blob, with its chunk count and its base when it is a delta.
+  /// The first chunk of a stored blob, with its chunk count, the row of its first chunk (the others
+  /// follow it), and its base when it is a delta.
   static func firstChunk(_ db: Database, _ key: Data) throws -> (
-    chunks: Int, chunk: BlobCodec.Chunk?, base: Data?
+    chunks: Int, first: Int64, chunk: BlobCodec.Chunk?, base: Data?
   )? {
     try Row.fetchOne(
       db.cachedStatement(
         sql: """
-          SELECT b.chunk_count, b.base, c.zstd, c.data FROM blob b
-          LEFT JOIN blob_chunk c ON c.blob = b.sha256 AND c.seq = 0 WHERE b.sha256 = ?
+          SELECT b.chunk_count, b.first_chunk, b.base, c.zstd, c.data FROM blob b
+          LEFT JOIN blob_chunk c ON c.id = b.first_chunk AND b.chunk_count > 0 WHERE b.sha256 = ?
           """), arguments: [key]
     ).map { row in
       let data: Data? = row["data"]
-      return (row["chunk_count"], data.map { BlobCodec.Chunk(data: $0, compressed: row["zstd"]) }, row["base"])
+      return (
+        row["chunk_count"], row["first_chunk"], data.map { BlobCodec.Chunk(data: $0, compressed: row["zstd"]) },
+        row["base"]
+      )
     }
+  }
+
+  /// How the blobs' chunk rows lie: the rows no blob's range covers, and the blobs whose range
+  /// overlaps another's (both only in a damaged store). One pass over each table, in row order.
+  static func chunkRanges(_ db: Database) throws -> (strays: [Int64], overlapping: [Data]) {
+    let ranges = try Row.fetchCursor(
+      db, sql: "SELECT sha256, first_chunk, chunk_count FROM blob WHERE chunk_count > 0 ORDER BY first_chunk")
+    let ids = try Int64.fetchCursor(db, sql: "SELECT id FROM blob_chunk ORDER BY id")
+    var strays: [Int64] = []
+    var overlapping: [Data] = []
+    var coveredUpTo: Int64 = .min
+    var nextID = try ids.next()
+    while let range = try ranges.next() {
+      let first: Int64 = range["first_chunk"]
+      let end = end(first, range["chunk_count"])
+      if first < coveredUpTo { overlapping.append(range["sha256"]) }
+      while let id = nextID, id < end {
+        if id < first && id >= coveredUpTo { strays.append(id) }
+        nextID = try ids.next()
+      }
+      coveredUpTo = max(coveredUpTo, end)
+    }
+    while let id = nextID {
+      strays.append(id)
+      nextID = try ids.next()
+    }
+    return (strays, overlapping)
+  }
+
+  /// The row after a blob's last chunk; a damaged count that would pass the largest row stops there.
+  static func end(_ first: Int64, _ count: Int64) -> Int64 {
+    let (end, overflow) = first.addingReportingOverflow(max(count, 0))
+    return overflow ? .max : end
+  }
+
+  /// The row the next blob's first chunk takes: its chunks follow it, one row each.
+  private func nextChunkRow() throws -> Int64 {
+    try Int64.fetchOne(db.cachedStatement(sql: "SELECT COALESCE(MAX(id), 0) + 1 FROM blob_chunk")) ?? 1
   }
 
   /// For each blob's `similar`, the blob to store it as a delta against: the similar blob, or its base
@@ -677,11 +728,15 @@ final class BlobWriter {
       chunk = BlobCodec.Chunk(data: delta.data, compressed: true)
       base = delta.base.bytes
     }
-    try db.cachedStatement(sql: "INSERT INTO blob_chunk (blob, seq, zstd, data) VALUES (?, 0, ?, ?)")
-      .execute(arguments: [key, chunk.compressed, chunk.data])
+    let row = try nextChunkRow()
+    try db.cachedStatement(sql: "INSERT INTO blob_chunk (id, zstd, data) VALUES (?, ?, ?)")
+      .execute(arguments: [row, chunk.compressed, chunk.data])
     try db.cachedStatement(
-      sql: "INSERT INTO blob (sha256, size, stored_size, chunk_count, stored_at, base) VALUES (?, ?, ?, 1, ?, ?)"
-    ).execute(arguments: [key, blob.size, chunk.data.count, storedAt, base])
+      sql: """
+        INSERT INTO blob (sha256, size, stored_size, chunk_count, first_chunk, stored_at, base)
+        VALUES (?, ?, ?, 1, ?, ?, ?)
+        """
+    ).execute(arguments: [key, blob.size, chunk.data.count, row, storedAt, base])
   }
 
   /// Stores `blob` unless it is stored already; its content must still have its digest and size.
@@ -689,13 +744,14 @@ final class BlobWriter {
     let key = blob.sha256.bytes
     guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?"), arguments: [key]) != true
     else { return }
+    let first = try nextChunkRow()
     var sequence = 0
     var filled = 0
     var storedSize: Int64 = 0
     func flush() throws {
       let encoded = compressor.encode(UnsafeRawBufferPointer(rebasing: buffer[0..<filled]))
-      try db.cachedStatement(sql: "INSERT INTO blob_chunk (blob, seq, zstd, data) VALUES (?, ?, ?, ?)")
-        .execute(arguments: [key, sequence, encoded.compressed, encoded.data])
+      try db.cachedStatement(sql: "INSERT INTO blob_chunk (id, zstd, data) VALUES (?, ?, ?)")
+        .execute(arguments: [first + Int64(sequence), encoded.compressed, encoded.data])
       storedSize += Int64(encoded.data.count)
       sequence += 1
       filled = 0
@@ -714,8 +770,8 @@ final class BlobWriter {
     // An empty file is one empty chunk, so every blob has at least one.
     if filled > 0 || sequence == 0 { try flush() }
     try db.cachedStatement(
-      sql: "INSERT INTO blob (sha256, size, stored_size, chunk_count, stored_at) VALUES (?, ?, ?, ?, ?)"
-    ).execute(arguments: [key, blob.size, storedSize, sequence, storedAt])
+      sql: "INSERT INTO blob (sha256, size, stored_size, chunk_count, first_chunk, stored_at) VALUES (?, ?, ?, ?, ?, ?)"
+    ).execute(arguments: [key, blob.size, storedSize, sequence, first, storedAt])
   }
 }
 

@@ -31,16 +31,17 @@ struct StoreCheck {
 
   /// Every blob's chunks decoded and hashed, on every core (`StoredBlobCheck`).
   private func checkBlobs(_ problems: inout [String]) throws -> Int {
-    let blobs = try Row.fetchCursor(db, sql: "SELECT sha256, size, chunk_count, base FROM blob")
-    let chunks = try db.makeStatement(sql: "SELECT seq, zstd, data FROM blob_chunk WHERE blob = ? ORDER BY seq")
+    let blobs = try Row.fetchCursor(db, sql: "SELECT sha256, size, chunk_count, first_chunk, base FROM blob")
+    let chunks = try db.makeStatement(sql: "SELECT id, zstd, data FROM blob_chunk WHERE id >= ? AND id < ? ORDER BY id")
     ProgressMeter.current?.begin("checking stored content")
     let check = StoredBlobCheck()
     while let row = try blobs.next() {
       var blob = StoredBlobCheck.Blob(key: row["sha256"], size: row["size"], chunkCount: row["chunk_count"])
       if let base = row["base"] as Data? { blob.base = try deltaBase(base) }
-      let rows = try Row.fetchCursor(chunks, arguments: [blob.key])
+      let first: Int64 = row["first_chunk"]
+      let rows = try Row.fetchCursor(chunks, arguments: [first, BlobWriter.end(first, row["chunk_count"])])
       func next() throws -> (seq: Int, compressed: Bool, data: Data)? {
-        try rows.next().map { ($0["seq"], $0["zstd"], $0["data"]) }
+        try rows.next().map { (Int(truncatingIfNeeded: $0["id"] &- first), $0["zstd"], $0["data"]) }
       }
       // A large blob is checked as it streams, so a batch never holds more than a few chunks of it.
       guard blob.chunkCount <= 4 else {
@@ -52,10 +53,12 @@ struct StoreCheck {
     }
     check.finish()
     problems += check.problems
-    let strays =
-      try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM blob_chunk WHERE blob NOT IN (SELECT sha256 FROM blob)") ?? 0
-    if strays > 0 {
-      problems.append("\(strays) stored chunks belong to no blob (`confvault gc` removes them)")
+    let (strays, overlapping) = try BlobWriter.chunkRanges(db)
+    if !strays.isEmpty {
+      problems.append("\(strays.count) stored chunks belong to no blob (`confvault gc` removes them)")
+    }
+    for key in overlapping.prefix(20) {
+      problems.append("blob \(hexString(key)): its chunks overlap another blob's")
     }
     return check.count
   }

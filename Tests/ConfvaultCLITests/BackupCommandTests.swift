@@ -115,7 +115,7 @@ import Testing
     try store.ok(["push", "--yes", "--app", "inventory", "--env", "production", folder])
     // Damage the stored content of damaged.yaml so that writing its archive fails.
     let damaged = try store.tamper(
-      "k=hashlib.sha256(b'damaged: soon\\n').digest(); print(c.execute('UPDATE blob_chunk SET zstd=0, data=? WHERE blob=?', (b'tampered: yes\\n', k)).rowcount)"
+      "k=hashlib.sha256(b'damaged: soon\\n').digest(); print(c.execute('UPDATE blob_chunk SET zstd=0, data=? WHERE id=(SELECT first_chunk FROM blob WHERE sha256=?)', (b'tampered: yes\\n', k)).rowcount)"
     )
     #expect(damaged == "1", "one stored chunk damaged")
     let before = try backupFiles(backups, "production")

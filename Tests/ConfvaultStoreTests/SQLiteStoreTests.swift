@@ -91,13 +91,19 @@ import Testing
   }
 
   @Test(
-    "check finds a damaged folder record, a broken chain of deltas, a blob gc would remove and a wrong tree digest",
+    "check finds a damaged folder record, a broken chain of deltas, a blob gc would remove, a wrong tree digest, a stray chunk and overlapping chunks",
     arguments: [
       ("UPDATE tree_node SET data = zeroblob(length(data)) WHERE base IS NOT NULL", "is damaged in the store"),
       ("UPDATE tree_node SET base = randomblob(32) WHERE base IS NOT NULL", "does not lead to a whole record"),
       ("DELETE FROM tree_blob WHERE blob = (SELECT MAX(blob) FROM tree_blob)", "is not noted as used"),
       ("DELETE FROM tree_blob", "is not noted as used"),
       ("UPDATE version SET tree_digest = 'sha256:' || lower(hex(randomblob(32))) WHERE number = 2", "does not match"),
+      ("INSERT INTO blob_chunk (zstd, data) VALUES (0, x'00')", "1 stored chunks belong to no blob"),
+      (
+        "UPDATE blob SET first_chunk = (SELECT MIN(first_chunk) FROM blob)"
+          + " WHERE first_chunk = (SELECT MAX(first_chunk) FROM blob)",
+        "its chunks overlap another blob's"
+      ),
     ])
   func checkFindsDamage(statement: String, problem: String) async throws {
     let scratch = try ScratchFolder()
@@ -355,5 +361,40 @@ import Testing
       try await store.readBlob(digest) { read.append(contentsOf: $0) }
       #expect(SHA256Hex.of(read) == digest)
     }
+  }
+
+  @Test("gc removes chunks no blob's range covers, and leaves every blob readable")
+  func gcRemovesStrayChunks() async throws {
+    let scratch = try ScratchFolder()
+    let folder = scratch.path + "/store"
+    do {
+      let store = try SQLiteStore(folder: folder, create: true, lockTimeout: 60, logger: logger)
+      let fixture = StoreUnderTest(store: store, folder: scratch)
+      try await fixture.createShop()
+      try await fixture.addVersion("dev", ["a.json": "{}", "b.json": document(version: 1)], expectedHead: nil)
+    }
+    // A chunk between two blobs' and one after the last, as a damaged store may hold.
+    let damage = Process()
+    damage.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    damage.arguments = [
+      "python3", "-c",
+      "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        + "c.execute('UPDATE blob SET first_chunk = first_chunk + 10 WHERE first_chunk = (SELECT MAX(first_chunk) FROM blob)'); "
+        + "c.execute('UPDATE blob_chunk SET id = id + 10 WHERE id = (SELECT MAX(id) FROM blob_chunk)'); "
+        + "c.execute(\"INSERT INTO blob_chunk (id, zstd, data) VALUES ((SELECT MAX(id) - 5 FROM blob_chunk), 0, x'00')\"); "
+        + "c.execute(\"INSERT INTO blob_chunk (zstd, data) VALUES (0, x'01')\"); c.commit()",
+      folder + "/" + SQLiteStore.databaseName,
+    ]
+    try damage.run()
+    damage.waitUntilExit()
+    #expect(damage.terminationStatus == 0)
+    let store = try SQLiteStore(folder: folder, create: false, lockTimeout: 60, logger: logger)
+    let report = try await store.check()
+    #expect(report.problems == ["2 stored chunks belong to no blob (`confvault gc` removes them)"], "\(report)")
+    #expect(try await store.collectGarbage(grace: 0) == 0, "no blob is removed")
+    #expect(try await store.check().isConsistent)
+    var read = Data()
+    try await store.readBlob(SHA256Hex.of(Data(document(version: 1).utf8))) { read.append(contentsOf: $0) }
+    #expect(String(decoding: read, as: UTF8.self) == document(version: 1))
   }
 }
