@@ -5,11 +5,20 @@ import GRDB
 /// Converts a store's folders from rows of entries (the tables `tree_node_v1` and `tree_entry_v1`)
 /// to records, version by version in number order, so each new folder can be a delta against the
 /// folder at its path in its parent version, as a change would have written it.
+///
+/// It writes the layout of migration v4 with SQL of its own, frozen with that migration: later
+/// migrations change the layout from there.
 struct FolderConversion {
   let db: Database
 
   func run() throws {
-    let folders = Queries.folders(db, shared: false)
+    let folders = FolderReader(shared: false) { digest in
+      try Row.fetchOne(
+        db.cachedStatement(sql: "SELECT base, depth, zstd, data FROM tree_node WHERE digest = ?"), arguments: [digest]
+      ).map { row in
+        StoredFolder(digest: digest, base: row["base"], depth: row["depth"], compressed: row["zstd"], data: row["data"])
+      }
+    }
     let versions = try Row.fetchAll(
       db,
       sql: """
@@ -47,6 +56,11 @@ struct FolderConversion {
       try convert(child, path: path.isEmpty ? name : path + "/" + name, bases: bases)
     }
     let record = FolderRecord.encode(TreeNode(entries: entries), digest: digest, base: try bases.base(at: path))
-    try Queries.insert(db, [record])
+    try db.cachedStatement(
+      sql: "INSERT OR IGNORE INTO tree_node (digest, base, depth, zstd, data) VALUES (?, ?, ?, ?, ?)"
+    ).execute(arguments: [record.digest, record.base, record.depth, record.compressed, record.data])
+    for blob in try FolderRecord.namedBlobs(record) {
+      try db.cachedStatement(sql: "INSERT OR IGNORE INTO tree_blob (blob) VALUES (?)").execute(arguments: [blob.bytes])
+    }
   }
 }

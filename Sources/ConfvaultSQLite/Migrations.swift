@@ -159,7 +159,9 @@ enum Migrations {
     }
     // Blobs and folders stored compactly. A blob of one chunk may be a delta against another, its
     // base, which is then stored whole; a blob's chunks are consecutive rows of `blob_chunk`, from
-    // `first_chunk`, instead of rows keyed by the blob's digest again with an index of it a third time.
+    // `first_chunk`, instead of rows keyed by the blob's digest again with an index of it a third time;
+    // a blob some folder names is marked `named`, instead of listed in `tree_blob`, a fourth copy.
+    // A folder record's base is the row of its base, not its digest again.
     // Folder records move to a table kept in the order they are written, found through an index on
     // their digest: keyed by the digest itself, a record of a few KiB took an overflow page of 16 KiB
     // of its own, and random keys left pages half full. The version table's references to
@@ -181,15 +183,18 @@ enum Migrations {
             chunk_count INTEGER NOT NULL,
             first_chunk INTEGER NOT NULL,
             stored_at INTEGER NOT NULL,
-            base BLOB
+            base BLOB,
+            named INTEGER NOT NULL DEFAULT 0
           ) WITHOUT ROWID;
-          INSERT INTO blob_v5 (sha256, size, stored_size, chunk_count, first_chunk, stored_at)
-            SELECT b.sha256, b.size, b.stored_size, COALESCE(p.count, 0), COALESCE(p.first, 0), b.stored_at
+          INSERT INTO blob_v5 (sha256, size, stored_size, chunk_count, first_chunk, stored_at, named)
+            SELECT b.sha256, b.size, b.stored_size, COALESCE(p.count, 0), COALESCE(p.first, 0), b.stored_at,
+              b.sha256 IN (SELECT blob FROM tree_blob)
             FROM blob b LEFT JOIN (SELECT blob, COUNT(*) AS count, MIN(id) AS first FROM chunk_place GROUP BY blob) p
               ON p.blob = b.sha256;
           DROP TABLE chunk_place;
           DROP TABLE blob_chunk;
           DROP TABLE blob;
+          DROP TABLE tree_blob;
           ALTER TABLE blob_chunk_v5 RENAME TO blob_chunk;
           ALTER TABLE blob_v5 RENAME TO blob;
           """)
@@ -201,13 +206,15 @@ enum Migrations {
           CREATE TABLE tree_node (
             id INTEGER PRIMARY KEY,
             digest BLOB NOT NULL UNIQUE,
-            base BLOB,
+            base INTEGER,
             depth INTEGER NOT NULL,
             zstd INTEGER NOT NULL,
             data BLOB NOT NULL
           );
-          INSERT INTO tree_node (digest, base, depth, zstd, data)
-            SELECT digest, base, depth, zstd, data FROM tree_node_v4 ORDER BY depth, digest;
+          INSERT INTO tree_node (digest, depth, zstd, data)
+            SELECT digest, depth, zstd, data FROM tree_node_v4 ORDER BY depth, digest;
+          UPDATE tree_node SET base = (
+            SELECT b.id FROM tree_node_v4 o JOIN tree_node b ON b.digest = o.base WHERE o.digest = tree_node.digest);
           DROP TABLE tree_node_v4;
           """)
     }

@@ -100,22 +100,44 @@ enum Queries {
   static func folders(_ db: Database, shared: Bool = true) -> FolderReader {
     FolderReader(shared: shared) { digest in
       try Row.fetchOne(
-        db.cachedStatement(sql: "SELECT base, depth, zstd, data FROM tree_node WHERE digest = ?"), arguments: [digest]
+        db.cachedStatement(
+          sql: """
+            SELECT \(baseDigest) AS base, n.depth, n.zstd, n.data FROM tree_node n
+            LEFT JOIN tree_node b ON b.id = n.base WHERE n.digest = ?
+            """), arguments: [digest]
       ).map { row in
         StoredFolder(digest: digest, base: row["base"], depth: row["depth"], compressed: row["zstd"], data: row["data"])
       }
     }
   }
 
-  /// Stores `records` and notes every blob they name, so that `gc` knows the blob is used.
+  /// The digest of a folder record's base, in a query of `tree_node n LEFT JOIN tree_node b ON b.id =
+  /// n.base`: the base is stored as its row, and a row that is gone (a damaged store) reads as a
+  /// digest no folder has, so the chain is reported broken.
+  static let baseDigest = "CASE WHEN n.base IS NULL THEN NULL ELSE COALESCE(b.digest, zeroblob(32)) END"
+
+  /// Stores `records` and notes every blob they name as used, so that `gc` keeps it.
+  ///
+  /// - Throws: `.internal` when a record's base is not stored (it is read from the store, so the
+  ///   store is damaged).
   static func insert(_ db: Database, _ records: [StoredFolder]) throws {
     for record in records {
+      var base: Int64?
+      if let digest = record.base {
+        base = try Int64.fetchOne(
+          db.cachedStatement(sql: "SELECT id FROM tree_node WHERE digest = ?"), arguments: [digest])
+        guard base != nil else {
+          throw OperationError(
+            .internal, "folder \(hexString(digest)) is missing from the store; nothing was changed", hint: .runCheck)
+        }
+      }
       try db.cachedStatement(
         sql: "INSERT OR IGNORE INTO tree_node (digest, base, depth, zstd, data) VALUES (?, ?, ?, ?, ?)"
-      ).execute(arguments: [record.digest, record.base, record.depth, record.compressed, record.data])
+      ).execute(arguments: [record.digest, base, record.depth, record.compressed, record.data])
       for blob in try FolderRecord.namedBlobs(record) {
-        try db.cachedStatement(sql: "INSERT OR IGNORE INTO tree_blob (blob) VALUES (?)").execute(arguments: [blob.bytes]
-        )
+        try db.cachedStatement(sql: "UPDATE blob SET named = 1 WHERE sha256 = ? AND named = 0").execute(arguments: [
+          blob.bytes
+        ])
       }
     }
   }

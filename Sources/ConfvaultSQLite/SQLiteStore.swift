@@ -439,7 +439,7 @@ public final class SQLiteStore: VersionStore {
       // A blob no folder names goes, unless a blob that stays is a delta against it.
       let unreferenced = """
         WITH unused AS (
-          SELECT sha256 FROM blob WHERE stored_at <= \(cutoff) AND sha256 NOT IN (SELECT blob FROM tree_blob)
+          SELECT sha256 FROM blob WHERE stored_at <= \(cutoff) AND named = 0
         )
         SELECT sha256 FROM unused
         WHERE sha256 NOT IN (SELECT base FROM blob WHERE base IS NOT NULL AND sha256 NOT IN (SELECT sha256 FROM unused))

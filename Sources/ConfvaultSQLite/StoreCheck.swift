@@ -19,7 +19,7 @@ struct StoreCheck {
       try Int.fetchOne(
         db,
         sql: """
-          WITH unused AS (SELECT sha256 FROM blob WHERE sha256 NOT IN (SELECT blob FROM tree_blob))
+          WITH unused AS (SELECT sha256 FROM blob WHERE named = 0)
           SELECT COUNT(*) FROM unused
           WHERE sha256 NOT IN (SELECT base FROM blob WHERE base IS NOT NULL AND sha256 NOT IN (SELECT sha256 FROM unused))
           """) ?? 0
@@ -78,11 +78,14 @@ struct StoreCheck {
   /// Each folder record once, bases before their deltas: decoded, its digest recomputed, and every
   /// blob and folder it names present (and each blob noted as used, which `gc` relies on).
   private func checkTrees(_ problems: inout [String]) throws {
-    let index = try Row.fetchAll(db, sql: "SELECT digest, base FROM tree_node").map {
+    let index = try Row.fetchAll(
+      db, sql: "SELECT n.digest, \(Queries.baseDigest) AS base FROM tree_node n LEFT JOIN tree_node b ON b.id = n.base"
+    ).map {
       (digest: $0["digest"] as Data, base: $0["base"] as Data?)
     }
     let blobs = Set(try Data.fetchAll(db, sql: "SELECT sha256 FROM blob").compactMap(SHA256Hex.init(bytes:)))
-    let used = Set(try Data.fetchAll(db, sql: "SELECT blob FROM tree_blob").compactMap(SHA256Hex.init(bytes:)))
+    let used = Set(
+      try Data.fetchAll(db, sql: "SELECT sha256 FROM blob WHERE named = 1").compactMap(SHA256Hex.init(bytes:)))
     let check = StoredTreeCheck(reader: Queries.folders(db, shared: false))
     let found = try check.checkFolders(index, blobs: blobs, used: used)
     problems += found

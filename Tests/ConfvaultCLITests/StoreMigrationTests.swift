@@ -1,17 +1,34 @@
 import Foundation
 import Testing
 
-/// A store an older confvault wrote (folders as a row per entry, `Fixtures/store-v3`) is converted
-/// to folder records when it is first opened by a user who may write it, and reads exactly as it did.
+/// A store an older confvault wrote is converted to the current layout when it is first opened by a
+/// user who may write it, and reads exactly as it did: `Fixtures/store-v3` has folders as a row per
+/// entry (migrations v1 to v3), `Fixtures/store-v4` folder records keyed by their digest and blobs
+/// without a base (v1 to v4). Both are made by the same script, so they hold the same history.
 @Suite struct StoreMigrationTests {
   /// The fixture's store, unpacked into a new folder.
-  private func oldStore(in folder: TemporaryFolder) throws -> String {
+  private func oldStore(_ fixture: String, in folder: TemporaryFolder) throws -> String {
     let store = folder.file("store")
     try FileManager.default.createDirectory(atPath: store, withIntermediateDirectories: true)
     let unpacked = try Harness.shell(
-      "gzip -dc '\(Harness.fixtures)/store-v3/confvault.sqlite.gz' > '\(store)/confvault.sqlite'")
+      "gzip -dc '\(Harness.fixtures)/\(fixture)/confvault.sqlite.gz' > '\(store)/confvault.sqlite'")
     #expect(unpacked.status == 0, "\(unpacked)")
     return store
+  }
+
+  /// The column names of each table of the store's database, from SQLite's `PRAGMA table_info`.
+  private func columns(of store: String) throws -> [String: [String]] {
+    let listed = try Harness.shell(
+      "python3 -c \"import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); "
+        + "[print(t, *(r[1] for r in c.execute('PRAGMA table_info(' + t + ')'))) for (t,) in "
+        + "c.execute(\\\"SELECT name FROM sqlite_master WHERE type='table'\\\").fetchall()]\" "
+        + "'\(store)/confvault.sqlite'")
+    #expect(listed.status == 0, "\(listed)")
+    return Dictionary(
+      uniqueKeysWithValues: listed.stdout.split(separator: "\n").map { line in
+        let words = line.split(separator: " ").map(String.init)
+        return (words[0], Array(words.dropFirst()))
+      })
   }
 
   private func json(_ text: String) throws -> Any {
@@ -29,12 +46,14 @@ import Testing
     }
   }
 
-  @Test("the old layout is converted when first opened: check passes, versions, diffs and audit read as before")
-  func convertsOldLayout() throws {
+  @Test(
+    "an old layout is converted when first opened: check passes, versions, diffs and audit read as before",
+    arguments: ["store-v3", "store-v4"])
+  func convertsOldLayout(fixture: String) throws {
     let folder = try TemporaryFolder()
-    let store = try oldStore(in: folder)
+    let store = try oldStore(fixture, in: folder)
     let environment = ["CONFVAULT_STORE": store, "CONFVAULT_APP": "shop", "CONFVAULT_AUTHOR": "ana"]
-    let expected = Harness.fixtures + "/store-v3/"
+    let expected = Harness.fixtures + "/\(fixture)/"
 
     // The first command converts the store, a checkout (which only reads) included.
     let before = try Harness.confvault(
@@ -48,7 +67,18 @@ import Testing
       "python3 -c \"import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); "
         + "print(sorted(r[0] for r in c.execute(\\\"SELECT name FROM sqlite_master WHERE type='table'\\\")))\" "
         + "'\(store)/confvault.sqlite'")
-    #expect(tables.stdout.contains("'tree_blob'") && !tables.stdout.contains("tree_entry"), "\(tables)")
+    #expect(
+      tables.stdout.contains("'tree_node'") && !tables.stdout.contains("tree_entry")
+        && !tables.stdout.contains("tree_blob") && !tables.stdout.contains("_v"), "\(tables)")
+    // Folder records are rows of a table with a rowid, found by their digest; a blob may be a delta
+    // against its base, names the row of its first chunk, and is marked when a folder names it
+    // (migration v5).
+    let layout = try columns(of: store)
+    #expect(layout["tree_node"]?.contains("id") == true, "tree_node has the v5 layout: \(layout)")
+    for column in ["base", "first_chunk", "named"] {
+      #expect(layout["blob"]?.contains(column) == true, "blob has the v5 layout: \(layout)")
+    }
+    #expect(layout["blob_chunk"]?.contains("blob") == false, "chunks are found by their rows: \(layout)")
 
     let check = try Harness.confvault(["check"], environment: environment)
     #expect(check.status == 0 && check.stdout.hasPrefix("OK: 44 versions"), "\(check)")

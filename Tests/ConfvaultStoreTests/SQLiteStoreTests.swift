@@ -94,9 +94,9 @@ import Testing
     "check finds a damaged folder record, a broken chain of deltas, a blob gc would remove, a wrong tree digest, a stray chunk and overlapping chunks",
     arguments: [
       ("UPDATE tree_node SET data = zeroblob(length(data)) WHERE base IS NOT NULL", "is damaged in the store"),
-      ("UPDATE tree_node SET base = randomblob(32) WHERE base IS NOT NULL", "does not lead to a whole record"),
-      ("DELETE FROM tree_blob WHERE blob = (SELECT MAX(blob) FROM tree_blob)", "is not noted as used"),
-      ("DELETE FROM tree_blob", "is not noted as used"),
+      ("UPDATE tree_node SET base = base + 1000000 WHERE base IS NOT NULL", "does not lead to a whole record"),
+      ("UPDATE blob SET named = 0 WHERE sha256 = (SELECT MAX(sha256) FROM blob)", "is not noted as used"),
+      ("UPDATE blob SET named = 0", "is not noted as used"),
       ("UPDATE version SET tree_digest = 'sha256:' || lower(hex(randomblob(32))) WHERE number = 2", "does not match"),
       ("INSERT INTO blob_chunk (zstd, data) VALUES (0, x'00')", "1 stored chunks belong to no blob"),
       (
