@@ -140,24 +140,27 @@ extension Vault {
   func storeMissing(
     _ files: [ManifestFile], app: String, environment: String, source: (ManifestFile) -> BlobFile
   ) async throws {
-    let missing = try await store.missingBlobs(files.map(\.sha256))
-    var seen = Set<SHA256Hex>()
-    let new = files.filter { missing.contains($0.sha256) && seen.insert($0.sha256).inserted }
-    guard !new.isEmpty else { return }
+    var missing = try await store.missingBlobs(files.map(\.sha256))
+    guard !missing.isEmpty else { return }
     var similar = SimilarFiles(head: [])
     if store.storesDeltas, let head = try await store.app(app).environment(environment).head {
       // A few new files need only their folders of the head; many, the whole head, read once.
       similar = SimilarFiles(
-        head: new.count <= SimilarFiles.fewFiles
-          ? try await store.files(app: app, number: head, inFolders: Set(new.map { SimilarFiles.folder($0.path) }))
+        head: missing.count <= SimilarFiles.fewFiles
+          ? try await store.files(
+            app: app, number: head,
+            inFolders: Set(files.filter { missing.contains($0.sha256) }.map { SimilarFiles.folder($0.path) }))
           : try await store.files(app: app, number: head))
     }
-    try await store.storeBlobs(
-      new.map { file in
-        var blob = source(file)
-        blob.similar = similar.blob(resembling: file)
-        return blob
-      })
+    // In the files' order, each content once.
+    var blobs: [BlobFile] = []
+    blobs.reserveCapacity(missing.count)
+    for file in files where missing.remove(file.sha256) != nil {
+      var blob = source(file)
+      if store.storesDeltas { blob.similar = similar.blob(resembling: file) }
+      blobs.append(blob)
+    }
+    try await store.storeBlobs(blobs)
   }
 
   // MARK: Import
@@ -347,8 +350,10 @@ struct SimilarFiles {
   private var byPath: [String: SHA256Hex] = [:]
   private var byName: [Substring: [(size: Int64, blob: SHA256Hex)]] = [:]
   private var byKind: [String: [(size: Int64, blob: SHA256Hex)]] = [:]
-  /// The first new file of each name that resembles nothing in the head.
-  private var leaders: [Substring: SHA256Hex] = [:]
+  /// The first new file of each name that resembles nothing in the head, by the name's hash: a
+  /// push of 100,000 files of distinct names holds no copy of them (two names of one hash only make
+  /// a poorer guess, which the store may reject).
+  private var leaders: [Int: SHA256Hex] = [:]
 
   init(head: [ManifestFile]) {
     for file in head {
@@ -370,8 +375,8 @@ struct SimilarFiles {
     {
       return found
     }
-    guard let leader = leaders[name] else {
-      leaders[name] = file.sha256
+    guard let leader = leaders[name.hashValue] else {
+      leaders[name.hashValue] = file.sha256
       return nil
     }
     return leader
