@@ -4,7 +4,7 @@ import Testing
 /// A store an older confvault wrote is converted to the current layout when it is first opened by a
 /// user who may write it, and reads exactly as it did: `Fixtures/store-v3` has folders as a row per
 /// entry (migrations v1 to v3), `Fixtures/store-v4` folder records keyed by their digest and blobs
-/// without a base (v1 to v4). Both are made by the same script, so they hold the same history.
+/// without a base (v1 to v4). Both are made by `Fixtures/make-old-store.sh`, so they hold the same history.
 @Suite struct StoreMigrationTests {
   /// The fixture's store, unpacked into a new folder.
   private func oldStore(_ fixture: String, in folder: TemporaryFolder) throws -> String {

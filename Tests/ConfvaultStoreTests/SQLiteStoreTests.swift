@@ -21,6 +21,22 @@ import Testing
 
   private func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
 
+  /// Runs a Python `script` with `arguments` (another connection to the database, as a disk or a hand
+  /// with sqlite3 would change or read it); what it printed.
+  @discardableResult
+  private func python(_ script: String, _ arguments: String...) throws -> String {
+    let process = Process()
+    let output = Pipe()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", "-c", script] + arguments
+    process.standardOutput = output
+    try process.run()
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    #expect(process.terminationStatus == 0, "python3 failed: \(script)")
+    return text
+  }
+
   @Test("the connection that commits changes runs with synchronous = FULL (2), not GRDB's NORMAL")
   func synchronousFull() async throws {
     let folder = try ScratchFolder()
@@ -121,16 +137,9 @@ import Testing
       #expect(try await store.check().isConsistent)
     }
     // Damaged by another connection, as a disk or a hand with sqlite3 would.
-    let damage = Process()
-    damage.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    damage.arguments = [
-      "python3", "-c",
+    try python(
       "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit(); c.close()",
-      folder + "/" + SQLiteStore.databaseName, statement,
-    ]
-    try damage.run()
-    damage.waitUntilExit()
-    #expect(damage.terminationStatus == 0)
+      folder + "/" + SQLiteStore.databaseName, statement)
     let report = try await SQLiteStore(folder: folder, access: .readOnly, logger: logger).check()
     #expect(!report.isConsistent && report.problems.contains { $0.contains(problem) }, "\(report.problems)")
   }
@@ -152,18 +161,11 @@ import Testing
     }
     // The root's record rewritten to hold itself as a subfolder.
     let looped = FolderRecord.encode(TreeNode(entries: [.folder(name: "loop", node: root)]), digest: root, base: nil)
-    let damage = Process()
-    damage.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    damage.arguments = [
-      "python3", "-c",
+    try python(
       "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('UPDATE tree_node SET base = NULL, depth = 0, "
         + "zstd = ?, data = ? WHERE digest = ?', (int(sys.argv[2]), bytes.fromhex(sys.argv[3]), bytes.fromhex(sys.argv[4]))); "
         + "c.commit()",
-      folder + "/" + SQLiteStore.databaseName, looped.compressed ? "1" : "0", hexString(looped.data), hexString(root),
-    ]
-    try damage.run()
-    damage.waitUntilExit()
-    #expect(damage.terminationStatus == 0)
+      folder + "/" + SQLiteStore.databaseName, looped.compressed ? "1" : "0", hexString(looped.data), hexString(root))
     let reader = try SQLiteStore(folder: folder, access: .readOnly, logger: logger)
     let report = try await reader.check()
     #expect(!report.isConsistent && report.problems.contains { $0.contains("nest deeper than any path") }, "\(report)")
@@ -182,20 +184,10 @@ import Testing
 
   /// Each blob's base and stored size, read by another connection, as a hand with sqlite3 would.
   private func storedBlobs(_ store: SQLiteStore) throws -> [SHA256Hex: (base: SHA256Hex?, storedSize: Int)] {
-    let reader = Process()
-    let output = Pipe()
-    reader.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    reader.arguments = [
-      "python3", "-c",
+    let text = try python(
       "import sqlite3, sys\nfor d, b, n in sqlite3.connect(sys.argv[1]).execute('SELECT sha256, base, stored_size FROM blob'):"
         + " print(d.hex(), b.hex() if b else '-', n)",
-      store.folder + "/" + SQLiteStore.databaseName,
-    ]
-    reader.standardOutput = output
-    try reader.run()
-    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    reader.waitUntilExit()
-    #expect(reader.terminationStatus == 0)
+      store.folder + "/" + SQLiteStore.databaseName)
     var found: [SHA256Hex: (base: SHA256Hex?, storedSize: Int)] = [:]
     for line in text.split(separator: "\n") {
       let fields = line.split(separator: " ").map(String.init)
@@ -291,16 +283,9 @@ import Testing
       try await store.storeBlobs([changed])
       second = changed
     }
-    let damage = Process()
-    damage.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    damage.arguments = [
-      "python3", "-c",
+    try python(
       "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit(); c.close()",
-      folder + "/" + SQLiteStore.databaseName, statement,
-    ]
-    try damage.run()
-    damage.waitUntilExit()
-    #expect(damage.terminationStatus == 0)
+      folder + "/" + SQLiteStore.databaseName, statement)
     let reader = try SQLiteStore(folder: folder, access: .readOnly, logger: logger)
     let report = try await reader.check()
     #expect(!report.isConsistent && report.problems.contains { $0.contains(problem) }, "\(report.problems)")
@@ -374,20 +359,13 @@ import Testing
       try await fixture.addVersion("dev", ["a.json": "{}", "b.json": document(version: 1)], expectedHead: nil)
     }
     // A chunk between two blobs' and one after the last, as a damaged store may hold.
-    let damage = Process()
-    damage.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    damage.arguments = [
-      "python3", "-c",
+    try python(
       "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
         + "c.execute('UPDATE blob SET first_chunk = first_chunk + 10 WHERE first_chunk = (SELECT MAX(first_chunk) FROM blob)'); "
         + "c.execute('UPDATE blob_chunk SET id = id + 10 WHERE id = (SELECT MAX(id) FROM blob_chunk)'); "
         + "c.execute(\"INSERT INTO blob_chunk (id, zstd, data) VALUES ((SELECT MAX(id) - 5 FROM blob_chunk), 0, x'00')\"); "
         + "c.execute(\"INSERT INTO blob_chunk (zstd, data) VALUES (0, x'01')\"); c.commit()",
-      folder + "/" + SQLiteStore.databaseName,
-    ]
-    try damage.run()
-    damage.waitUntilExit()
-    #expect(damage.terminationStatus == 0)
+      folder + "/" + SQLiteStore.databaseName)
     let store = try SQLiteStore(folder: folder, create: false, lockTimeout: 60, logger: logger)
     let report = try await store.check()
     #expect(report.problems == ["2 stored chunks belong to no blob (`confvault gc` removes them)"], "\(report)")
