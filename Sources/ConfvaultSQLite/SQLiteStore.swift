@@ -350,12 +350,7 @@ public final class SQLiteStore: VersionStore {
       throw OperationError(.internal, "blob \(digest) is missing from the store", hint: .runCheck)
     }
     var buffer = Data()
-    var base: Data?
-    if let stored = first.base {
-      var decoded = Data()
-      try BlobCodec.decode(stored.data, compressed: stored.compressed, into: &decoded)
-      base = decoded
-    }
+    let base = try first.base?.decoded()
     for seq in 0..<first.chunks {
       let stored =
         seq == 0

@@ -5,6 +5,16 @@ import Foundation
 /// A configuration path is relative, UTF-8, made of non-empty components none of which is `.` or `..`,
 /// free of control characters, and short enough for common file systems.
 public enum EntryPath {
+  /// The folder a configuration path is in, "" for the top: "deploy/api" for "deploy/api/app.yaml".
+  public static func folder(of path: String) -> String {
+    path.lastIndex(of: "/").map { String(path[..<$0]) } ?? ""
+  }
+
+  /// The last component of a configuration path: "app.yaml" for "deploy/api/app.yaml".
+  public static func name(of path: String) -> Substring {
+    path.lastIndex(of: "/").map { path[path.index(after: $0)...] } ?? path[...]
+  }
+
   /// Checks a path read from a tar entry and returns it without a leading `./` (ordinary tars made
   /// with `tar czf x.tgz -C dir .` start every name with it) or a trailing `/` (directory entries);
   /// empty for the archive's root folder itself.

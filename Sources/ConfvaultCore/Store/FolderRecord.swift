@@ -437,10 +437,8 @@ public final class BaseFinder {
     if path.isEmpty {
       digest = head
     } else {
-      let slash = path.lastIndex(of: "/")
-      let parent = slash.map { String(path[..<$0]) } ?? ""
-      let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-      for case .folder(name, let node) in try folder(at: parent)?.entries ?? [] { digest = node }
+      let name = String(EntryPath.name(of: path))
+      for case .folder(name, let node) in try folder(at: EntryPath.folder(of: path))?.entries ?? [] { digest = node }
     }
     let folder = try digest.map { ($0, try reader.entries($0)) }
     found[path] = folder

@@ -322,13 +322,11 @@ public final class StoredBlobCheck {
     case .failure(let problem): return ["blob \(name): \(problem.description)"]
     case .success(let stored):
       guard blob.chunkCount == 1 else { return ["blob \(name): a delta of \(blob.chunkCount) chunks, not one"] }
-      var decoded = Data()
       do {
-        try BlobCodec.decode(stored.data, compressed: stored.compressed, into: &decoded)
+        base = try stored.decoded()
       } catch {
         return ["blob \(name): its delta base: \(error)"]
       }
-      base = decoded
     }
     while let chunk = try next() {
       guard chunk.seq == chunks else { return ["blob \(name): chunk \(chunks) is missing"] }

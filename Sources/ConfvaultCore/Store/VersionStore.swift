@@ -71,7 +71,7 @@ extension VersionStore {
 
   public func files(app: String, number: Int, inFolders folders: Set<String>) async throws -> [ManifestFile] {
     try await files(app: app, number: number).filter { file in
-      folders.contains(file.path.lastIndex(of: "/").map { String(file.path[..<$0]) } ?? "")
+      folders.contains(EntryPath.folder(of: file.path))
     }
   }
 }

@@ -149,7 +149,7 @@ extension Vault {
         head: missing.count <= SimilarFiles.fewFiles
           ? try await store.files(
             app: app, number: head,
-            inFolders: Set(files.filter { missing.contains($0.sha256) }.map { SimilarFiles.folder($0.path) }))
+            inFolders: Set(files.filter { missing.contains($0.sha256) }.map { EntryPath.folder(of: $0.path) }))
           : try await store.files(app: app, number: head))
     }
     // In the files' order, each content once.
@@ -358,7 +358,7 @@ struct SimilarFiles {
   init(head: [ManifestFile]) {
     for file in head {
       byPath[file.path] = file.sha256
-      byName[SimilarFiles.name(file.path), default: []].append((file.size, file.sha256))
+      byName[EntryPath.name(of: file.path), default: []].append((file.size, file.sha256))
       byKind[SimilarFiles.kind(file.path), default: []].append((file.size, file.sha256))
     }
     for name in byName.keys { byName[name]!.sort { $0.size < $1.size } }
@@ -368,7 +368,7 @@ struct SimilarFiles {
   /// The blob `file` most likely resembles; asked in the order the new files are stored.
   mutating func blob(resembling file: ManifestFile) -> SHA256Hex? {
     if let same = byPath[file.path] { return same }
-    let name = SimilarFiles.name(file.path)
+    let name = EntryPath.name(of: file.path)
     if let found = SimilarFiles.nearest(byName[name], file.size)
       ?? SimilarFiles.nearest(
         byKind[SimilarFiles.kind(file.path)], file.size)
@@ -396,18 +396,9 @@ struct SimilarFiles {
     return candidates.min { abs(files[$0].size - size) < abs(files[$1].size - size) }.map { files[$0].blob }
   }
 
-  /// The folder `path` is in, "" for the top.
-  static func folder(_ path: String) -> String {
-    path.lastIndex(of: "/").map { String(path[..<$0]) } ?? ""
-  }
-
-  private static func name(_ path: String) -> Substring {
-    path.lastIndex(of: "/").map { path[path.index(after: $0)...] } ?? path[...]
-  }
-
   /// The folder and the extension of `path`: "deploy/api/" and "yaml" as "deploy/api/\0yaml".
   private static func kind(_ path: String) -> String {
-    let name = name(path)
+    let name = EntryPath.name(of: path)
     let folder = path.dropLast(name.count)
     let fileExtension = name.lastIndex(of: ".").map { name[name.index(after: $0)...] } ?? ""
     return folder + "\0" + fileExtension
