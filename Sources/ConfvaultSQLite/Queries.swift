@@ -116,6 +116,18 @@ enum Queries {
   /// digest no folder has, so the chain is reported broken.
   static let baseDigest = "CASE WHEN n.base IS NULL THEN NULL ELSE COALESCE(b.digest, zeroblob(32)) END"
 
+  /// A query of the blobs `gc` removes, stored no later than `storedBefore` (seconds; nil for any
+  /// time): those no folder names, except the bases of deltas that stay.
+  static func unreferencedBlobs(storedBefore: Int64?) -> String {
+    """
+    WITH unused AS (
+      SELECT sha256 FROM blob WHERE named = 0\(storedBefore.map { " AND stored_at <= \($0)" } ?? "")
+    )
+    SELECT sha256 FROM unused
+    WHERE sha256 NOT IN (SELECT base FROM blob WHERE base IS NOT NULL AND sha256 NOT IN (SELECT sha256 FROM unused))
+    """
+  }
+
   /// Stores `records` and notes every blob they name as used, so that `gc` keeps it.
   ///
   /// - Throws: `.internal` when a record's base is not stored (it is read from the store, so the

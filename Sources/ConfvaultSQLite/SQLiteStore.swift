@@ -431,16 +431,20 @@ public final class SQLiteStore: VersionStore {
   public func collectGarbage(grace: TimeInterval) async throws -> Int {
     let cutoff = Queries.seconds(Date()) - Int64(grace)
     return try await writing { db in
-      // A blob no folder names goes, unless a blob that stays is a delta against it.
-      let unreferenced = """
-        WITH unused AS (
-          SELECT sha256 FROM blob WHERE stored_at <= \(cutoff) AND named = 0
-        )
-        SELECT sha256 FROM unused
-        WHERE sha256 NOT IN (SELECT base FROM blob WHERE base IS NOT NULL AND sha256 NOT IN (SELECT sha256 FROM unused))
-        """
+      // Chunks claimed by two blobs (a damaged store) could not be removed for one without the other.
+      let ranges = try BlobWriter.chunkRanges(db)
+      guard ranges.overlapping.isEmpty else {
+        throw OperationError(
+          .internal,
+          "\(ranges.overlapping.count) blobs' stored chunks overlap another blob's, so removing one could damage another; nothing was removed",
+          hint: .runCheck)
+      }
       let gone = try Row.fetchAll(
-        db, sql: "SELECT sha256, first_chunk, chunk_count FROM blob WHERE sha256 IN (\(unreferenced))")
+        db,
+        sql: """
+          SELECT sha256, first_chunk, chunk_count FROM blob
+          WHERE sha256 IN (\(Queries.unreferencedBlobs(storedBefore: cutoff)))
+          """)
       for blob in gone {
         try db.cachedStatement(sql: "DELETE FROM blob_chunk WHERE id >= ? AND id < ?").execute(arguments: [
           blob["first_chunk"], BlobWriter.end(blob["first_chunk"], blob["chunk_count"]),
@@ -448,7 +452,7 @@ public final class SQLiteStore: VersionStore {
         try db.cachedStatement(sql: "DELETE FROM blob WHERE sha256 = ?").execute(arguments: [blob["sha256"]])
       }
       // Chunks left by a damaged store belong to no blob.
-      for id in try BlobWriter.chunkRanges(db).strays {
+      for id in ranges.strays {
         try db.cachedStatement(sql: "DELETE FROM blob_chunk WHERE id = ?").execute(arguments: [id])
       }
       return gone.count

@@ -16,13 +16,7 @@ struct StoreCheck {
     try checkHeads(&problems)
     try checkAudit(&problems)
     let unreferenced =
-      try Int.fetchOne(
-        db,
-        sql: """
-          WITH unused AS (SELECT sha256 FROM blob WHERE named = 0)
-          SELECT COUNT(*) FROM unused
-          WHERE sha256 NOT IN (SELECT base FROM blob WHERE base IS NOT NULL AND sha256 NOT IN (SELECT sha256 FROM unused))
-          """) ?? 0
+      try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM (\(Queries.unreferencedBlobs(storedBefore: nil)))") ?? 0
     let folders = try Row.fetchOne(db, sql: "SELECT COUNT(*), TOTAL(LENGTH(data)) FROM tree_node")
     return CheckReport(
       problems: problems, unreferencedBlobs: unreferenced, versions: versions, blobs: blobs,

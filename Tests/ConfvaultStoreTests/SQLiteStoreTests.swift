@@ -375,4 +375,28 @@ import Testing
     try await store.readBlob(SHA256Hex.of(Data(document(version: 1).utf8))) { read.append(contentsOf: $0) }
     #expect(String(decoding: read, as: UTF8.self) == document(version: 1))
   }
+
+  @Test("gc refuses a store whose blobs' chunks overlap, and removes nothing")
+  func gcRefusesOverlappingChunks() async throws {
+    let scratch = try ScratchFolder()
+    let folder = scratch.path + "/store"
+    let store = try SQLiteStore(folder: folder, create: true, lockTimeout: 60, logger: logger)
+    let fixture = StoreUnderTest(store: store, folder: scratch)
+    let (_, used) = try fixture.file("a.json", document(version: 1))
+    let (_, unused) = try fixture.file("b.json", "left behind")
+    try await store.storeBlobs([used])
+    try await store.storeBlobs([unused])
+    // The unused blob's range is made to cover the other's chunk: removing it would take that chunk too.
+    try python(
+      "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        + "c.execute('UPDATE blob SET first_chunk = (SELECT MIN(first_chunk) FROM blob), chunk_count = 2 WHERE sha256 = ?', "
+        + "(bytes.fromhex(sys.argv[2]),)); c.commit()",
+      folder + "/" + SQLiteStore.databaseName, unused.sha256.value)
+    let refused = await #expect(throws: OperationError.self) { try await store.collectGarbage(grace: -10) }
+    #expect(refused?.message.contains("overlap") == true, "\(String(describing: refused))")
+    #expect(try storedBlobs(store).count == 2)
+    var read = Data()
+    try await store.readBlob(used.sha256) { read.append(contentsOf: $0) }
+    #expect(String(decoding: read, as: UTF8.self) == document(version: 1))
+  }
 }
