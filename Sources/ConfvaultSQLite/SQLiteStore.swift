@@ -339,12 +339,12 @@ public final class SQLiteStore: VersionStore {
       db -> (chunks: Int, first: Int64, chunk: BlobCodec.Chunk?, base: BlobCodec.Chunk?)? in
       guard let row = try BlobWriter.firstChunk(db, key) else { return nil }
       let base = try row.base.map { base in
-        guard let stored = try BlobWriter.firstChunk(db, base), stored.base == nil, stored.chunks == 1 else {
+        guard let whole = try BlobWriter.wholeChunk(db, base) else {
           throw OperationError(.internal, "blob \(digest) is a delta whose base is missing", hint: .runCheck)
         }
-        return stored.chunk
+        return whole
       }
-      return (row.chunks, row.first, row.chunk, base ?? nil)
+      return (row.chunks, row.first, row.chunk, base)
     }
     guard let first else {
       throw OperationError(.internal, "blob \(digest) is missing from the store", hint: .runCheck)
@@ -572,6 +572,13 @@ final class BlobWriter {
     }
   }
 
+  /// The one chunk of a blob stored whole in one chunk, which a delta may be against; nil for any
+  /// other blob, or none.
+  static func wholeChunk(_ db: Database, _ key: Data) throws -> BlobCodec.Chunk? {
+    guard let stored = try firstChunk(db, key), stored.base == nil, stored.chunks == 1 else { return nil }
+    return stored.chunk
+  }
+
   /// How the blobs' chunk rows lie: the rows no blob's range covers, and the blobs whose range
   /// overlaps another's (both only in a damaged store). One pass over each table, in row order.
   static func chunkRanges(_ db: Database) throws -> (strays: [Int64], overlapping: [Data]) {
@@ -617,16 +624,15 @@ final class BlobWriter {
     var bytes = 0
     for blob in blobs where blob.size <= BlobCodec.chunkSize {
       guard let similar = blob.similar, bases[similar] == nil, bytes < baseBytesPerBatch,
-        var found = try firstChunk(db, similar.bytes), found.chunks == 1
+        let found = try firstChunk(db, similar.bytes), found.chunks == 1
       else { continue }
       var digest = similar
+      var chunk = found.chunk
       if let base = found.base {
-        guard let root = try firstChunk(db, base), root.base == nil, root.chunks == 1,
-          let rootDigest = SHA256Hex(bytes: base)
-        else { continue }
-        (found, digest) = (root, rootDigest)
+        guard let rootDigest = SHA256Hex(bytes: base) else { continue }
+        (chunk, digest) = (try wholeChunk(db, base), rootDigest)
       }
-      guard let chunk = found.chunk else { continue }
+      guard let chunk else { continue }
       bases[similar] = DeltaBase(digest: digest, chunk: chunk)
       bytes += chunk.data.count
     }
