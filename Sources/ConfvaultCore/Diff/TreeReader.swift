@@ -159,8 +159,10 @@ enum TreeReader {
         guard index < bytes.count else { throw Unreadable.invalid }
         let byte = bytes[index]
         if byte == UInt8(ascii: "\"") {
+          defer { index += 1 }
+          // Most strings have no escape: their bytes are the string.
+          if scalars.isEmpty, let text = String(validating: bytes[run..<index], as: UTF8.self) { return text }
           try flush()
-          index += 1
           return String(scalars)
         }
         guard byte >= 0x20 else { throw Unreadable.invalid }

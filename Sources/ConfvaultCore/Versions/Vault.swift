@@ -153,10 +153,25 @@ public struct Vault: Sendable {
   /// What changed inside each file: key paths, text hunks or sizes.
   ///
   /// - Parameter asText: text hunks even for JSON and YAML files that could be compared by keys.
+  /// Files are read and compared on every core, a few at a time, and come back in `changes`' order.
   public func describe(_ changes: [FileChange], asText: Bool = false, logger: Logger) async throws -> [FileDiff] {
-    var diffs: [FileDiff] = []
-    for change in changes { diffs.append(try await ContentDiff.describe(change, store: store, asText: asText)) }
-    return diffs
+    let store = self.store
+    let width = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), changes.count)
+    return try await withThrowingTaskGroup(of: (Int, FileDiff).self) { group in
+      var diffs = [FileDiff?](repeating: nil, count: changes.count)
+      var next = 0
+      func start(_ group: inout ThrowingTaskGroup<(Int, FileDiff), any Error>) {
+        let index = next
+        next += 1
+        group.addTask { (index, try await ContentDiff.describe(changes[index], store: store, asText: asText)) }
+      }
+      while next < width { start(&group) }
+      while let (index, diff) = try await group.next() {
+        diffs[index] = diff
+        if next < changes.count { start(&group) }
+      }
+      return diffs.compactMap { $0 }
+    }
   }
 
   private func head(of environment: String, in app: AppInfo) throws -> Int {
