@@ -170,6 +170,32 @@ public final class PostgresStore: VersionStore {
     }
   }
 
+  public func readBlobs(_ digests: [SHA256Hex]) async throws -> [Data?] {
+    // One query for all the one-chunk blobs; a blob of several chunks is left to readBlob (nil).
+    let wanted = Set(digests)
+    guard !wanted.isEmpty else { return [] }
+    let stored = try await reading(snapshot: false) { session in
+      var stored: [SHA256Hex: BlobCodec.Chunk?] = [:]
+      for row in try await session.rows(
+        """
+        SELECT b.sha256, b.chunk_count, c.zstd, c.data FROM blob b
+        LEFT JOIN blob_chunk c ON c.blob = b.sha256 AND c.seq = 0 WHERE b.sha256 = ANY(\(wanted.map(\.bytes.buffer)))
+        """)
+      {
+        let (key, chunks, compressed, data) = try row.decode((Data, Int, Bool?, Data?).self)
+        let chunk = chunks == 1 ? data.map { BlobCodec.Chunk(data: $0, compressed: compressed ?? false) } : nil
+        stored.updateValue(chunk, forKey: try Queries.digest(key))
+      }
+      return stored
+    }
+    return try digests.map { digest in
+      guard let chunk = stored[digest] else {
+        throw OperationError(.internal, "blob \(digest) is missing from the store", hint: .runCheck)
+      }
+      return try chunk?.decoded()
+    }
+  }
+
   public func missingBlobs(_ digests: [SHA256Hex]) async throws -> Set<SHA256Hex> {
     let wanted = Set(digests)
     guard !wanted.isEmpty else { return [] }

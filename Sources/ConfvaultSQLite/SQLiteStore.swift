@@ -369,6 +369,38 @@ public final class SQLiteStore: VersionStore {
     }
   }
 
+  public func readBlobs(_ digests: [SHA256Hex]) async throws -> [Data?] {
+    // One read of the store for the stored chunks and their deltas' bases; decompressing happens
+    // outside it. A blob of several chunks is left to readBlob (nil).
+    let (stored, bases) = try await reading {
+      db -> ([(chunk: BlobCodec.Chunk, base: Data?)?], [Data: BlobCodec.Chunk]) in
+      var bases: [Data: BlobCodec.Chunk] = [:]
+      let stored = try digests.map { digest -> (chunk: BlobCodec.Chunk, base: Data?)? in
+        guard let row = try BlobWriter.firstChunk(db, digest.bytes) else {
+          throw OperationError(.internal, "blob \(digest) is missing from the store", hint: .runCheck)
+        }
+        guard row.chunks == 1, let chunk = row.chunk else { return nil }
+        if let base = row.base, bases[base] == nil {
+          guard let whole = try BlobWriter.wholeChunk(db, base) else {
+            throw OperationError(.internal, "blob \(digest) is a delta whose base is missing", hint: .runCheck)
+          }
+          bases[base] = whole
+        }
+        return (chunk, row.base)
+      }
+      return (stored, bases)
+    }
+    let decodedBases = try bases.mapValues { try $0.decoded() }
+    return try stored.map { blob in
+      guard let blob else { return nil }
+      var content = Data()
+      try BlobCodec.decode(
+        blob.chunk.data, compressed: blob.chunk.compressed, base: blob.base.flatMap { decodedBases[$0] },
+        into: &content)
+      return content
+    }
+  }
+
   public func missingBlobs(_ digests: [SHA256Hex]) async throws -> Set<SHA256Hex> {
     try await reading { db in
       let statement = try db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?")

@@ -285,6 +285,51 @@ final class ScratchFolder: @unchecked Sendable {
   }
 
   @Test(
+    "blobs read together come back whole and in order: deltas, repeats and empty ones; a large one is streamed",
+    arguments: StoreKind.allCases)
+  func readTogether(kind: StoreKind) async throws {
+    let fixture = try kind.make()
+    let base = String(repeating: "name: service\nreplicas: 3\nimage: registry/app:1.0\n", count: 40)
+    let (first, firstBlob) = try fixture.file("a.yaml", base)
+    let (second, secondBlob) = try fixture.file("b.yaml", base + "extra: true\n")
+    let (empty, emptyBlob) = try fixture.file("empty", "")
+    var large = Data(count: BlobCodec.chunkSize + 5)
+    for index in stride(from: 0, to: large.count, by: 3) { large[index] = UInt8(truncatingIfNeeded: index * 7) }
+    let largePath = fixture.folder.path + "/large"
+    try large.write(to: URL(fileURLWithPath: largePath))
+    let largeDigest = SHA256Hex.of(large)
+    var similar = secondBlob
+    similar.similar = first.sha256  // a delta, where the store keeps them
+    try await fixture.store.storeBlobs([
+      firstBlob, similar, emptyBlob, BlobFile(sha256: largeDigest, size: Int64(large.count), path: largePath),
+    ])
+
+    let wanted = [first.sha256, largeDigest, second.sha256, first.sha256, empty.sha256]
+    let contents = try await fixture.store.readBlobs(wanted)
+    #expect(contents.count == 5)
+    #expect(contents[0] == Data(base.utf8) && contents[3] == Data(base.utf8))
+    #expect(contents[1] == nil || contents[1] == large, "a large blob is streamed, or read whole")
+    #expect(contents[2] == Data((base + "extra: true\n").utf8))
+    #expect(contents[4] == nil || contents[4] == Data())
+    #expect(try await fixture.store.readBlobs([]).isEmpty)
+
+    let sizes: [Int64] = [first.size, Int64(large.count), second.size, first.size, 0]
+    var seen: [(Int, Data)] = []
+    try await fixture.store.forEachBlob(Array(zip(wanted, sizes))) { index, blob in
+      var read = Data()
+      try await blob.read { read.append(contentsOf: $0) }
+      seen.append((index, read))
+    }
+    #expect(seen.map(\.0) == [0, 1, 2, 3, 4])
+    #expect(seen.map(\.1) == [Data(base.utf8), large, Data((base + "extra: true\n").utf8), Data(base.utf8), Data()])
+
+    let absent = SHA256Hex.of(Data("never stored".utf8))
+    await #expect { try await fixture.store.readBlobs([first.sha256, absent]) } throws: {
+      ($0 as? OperationError)?.kind == .internal && "\($0)".contains(absent.value)
+    }
+  }
+
+  @Test(
     "gc spares unreferenced blobs younger than its grace period and removes older ones", arguments: StoreKind.allCases)
   func garbageGrace(kind: StoreKind) async throws {
     let fixture = try kind.make()

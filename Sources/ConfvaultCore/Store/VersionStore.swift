@@ -64,6 +64,12 @@ public protocol VersionStore: Sendable {
   ///
   /// - Throws: `.notFound` for a missing app or version.
   func files(app: String, number: Int, inFolders folders: Set<String>) async throws -> [ManifestFile]
+  /// The whole contents of the blobs `digests` name, in order, read together: nil for a blob the caller
+  /// should stream with `readBlob` instead (one stored in several chunks). Callers ask for blobs small
+  /// enough to hold together (see `forEachBlob`).
+  ///
+  /// - Throws: `.internal` for a blob missing or damaged in the store.
+  func readBlobs(_ digests: [SHA256Hex]) async throws -> [Data?]
 }
 
 extension VersionStore {
@@ -73,6 +79,16 @@ extension VersionStore {
     try await files(app: app, number: number).filter { file in
       folders.contains(EntryPath.folder(of: file.path))
     }
+  }
+
+  public func readBlobs(_ digests: [SHA256Hex]) async throws -> [Data?] {
+    var contents: [Data?] = []
+    for digest in digests {
+      var data = Data()
+      try await readBlob(digest) { data.append(contentsOf: $0) }
+      contents.append(data)
+    }
+    return contents
   }
 }
 

@@ -172,11 +172,13 @@ public struct StoreCopy: Sendable {
     var stored = (blobs: 0, bytes: Int64(0))
     var fd = try openSpool(spool)
     defer { close(fd) }
-    for (digest, size) in wanted.sorted(by: { $0.key < $1.key }) {
+    let blobs = wanted.sorted(by: { $0.key < $1.key }).map { (sha256: $0.key, size: $0.value) }
+    try await source.forEachBlob(blobs) { index, blob in
+      let (digest, size) = blobs[index]
       let sink = FileDescriptorSink(fd: fd, name: spool)
       var hasher = SHA256Stream()
       var read: Int64 = 0
-      try await source.readBlob(digest) { chunk in
+      try await blob.read { chunk in
         hasher.update(chunk)
         read += Int64(chunk.count)
         try sink.write(chunk)

@@ -64,8 +64,9 @@ extension Vault {
     let writer = try ConfigurationArchiveWriter(
       manifest: manifest, modificationTime: Int64(version.createdAt.timeIntervalSince1970),
       compression: compression, sink: target.sink, destination: output.displayName, logger: logger)
-    while let file = writer.nextFile {
-      try await writer.writeFile { write in try await store.readBlob(file.sha256, write) }
+    // The writer takes the manifest's files in its order.
+    try await store.forEachBlob(manifest.files.map { ($0.sha256, $0.size) }) { _, blob in
+      try await writer.writeFile { write in try await blob.read(write) }
       try await target.flush()
     }
     let written = try writer.finish()
@@ -96,10 +97,11 @@ extension Vault {
         try CheckoutRecord(version, environment: environment, store: storeName).create(in: target.stagingPath)
       }
     }
-    for file in files {
+    try await store.forEachBlob(files.map { ($0.sha256, $0.size) }) { index, blob in
+      let file = files[index]
       try sink.beginFile(path: file.path, mode: file.mode)
       var hasher = SHA256Stream()
-      try await store.readBlob(file.sha256) { chunk in
+      try await blob.read { chunk in
         hasher.update(chunk)
         try sink.write(chunk)
       }
