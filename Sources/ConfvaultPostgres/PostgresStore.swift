@@ -242,6 +242,7 @@ public final class PostgresStore: VersionStore {
         ).map { try Queries.digest($0.decode(Data.self)) })
       let writer = try BlobWriter(session: session, storedAt: storedAt)
       for blob in blobs where !touched.contains(blob.sha256) { try await writer.store(blob) }
+      try await writer.flush()
     }
   }
 
@@ -513,11 +514,19 @@ private final class Outcome<T: Sendable>: Sendable {
 /// first, then the blob's row, each `ON CONFLICT DO NOTHING` (another server may store the same
 /// content at the same time: it is the same content). The file is read a chunk at a time, and its
 /// digest checked before the blob's row is written; a file that changed rolls the batch back.
+///
+/// Blobs of one chunk, most configuration files, wait and go in together (`flush`): one statement for
+/// their chunks and one for their rows, instead of two round trips to the server each.
 private final class BlobWriter {
   private let session: SQLSession
   private let storedAt: Int64
   private let compressor: BlobCodec.Compressor
   private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BlobCodec.chunkSize, alignment: 16)
+  /// One-chunk blobs not yet sent, and the bytes they hold.
+  private var pending: [(key: Data, size: Int64, chunk: BlobCodec.Chunk)] = []
+  private var pendingBytes = 0
+  private static let bytesPerFlush = 4 << 20
+  private static let blobsPerFlush = 2_000
 
   init(session: SQLSession, storedAt: Int64) throws {
     self.session = session
@@ -552,6 +561,13 @@ private final class BlobWriter {
       hasher.update(chunk)
       done += Int64(filled)
       let encoded = compressor.encode(chunk)
+      if sequence == 0, done == blob.size, filled == want {
+        guard hasher.finalize() == blob.sha256 else { throw Self.changed(blob) }
+        pending.append((key, blob.size, encoded))
+        pendingBytes += encoded.data.count
+        if pendingBytes >= Self.bytesPerFlush || pending.count >= Self.blobsPerFlush { try await flush() }
+        return
+      }
       try await session.execute(
         """
         INSERT INTO blob_chunk (blob, seq, zstd, data) VALUES (\(key), \(sequence), \(encoded.compressed), \(encoded.data))
@@ -561,15 +577,38 @@ private final class BlobWriter {
       sequence += 1
       if filled < want { break }  // the file is shorter than listed
     } while done < blob.size
-    guard done == blob.size, hasher.finalize() == blob.sha256 else {
-      throw OperationError(
-        .conflict, "`\(blob.path)` changed while it was being stored; nothing was changed, try again")
-    }
+    guard done == blob.size, hasher.finalize() == blob.sha256 else { throw Self.changed(blob) }
     try await session.execute(
       """
       INSERT INTO blob (sha256, size, stored_size, chunk_count, stored_at)
       VALUES (\(key), \(blob.size), \(storedSize), \(sequence), \(storedAt)) ON CONFLICT DO NOTHING
       """)
+  }
+
+  private static func changed(_ blob: BlobFile) -> OperationError {
+    OperationError(.conflict, "`\(blob.path)` changed while it was being stored; nothing was changed, try again")
+  }
+
+  /// Sends the one-chunk blobs that wait: their chunks, then their rows.
+  func flush() async throws {
+    guard !pending.isEmpty else { return }
+    let keys = pending.map(\.key.buffer)
+    try await session.execute(
+      """
+      INSERT INTO blob_chunk (blob, seq, zstd, data)
+      SELECT key, 0, zstd, data FROM unnest(\(keys)::bytea[], \(pending.map(\.chunk.compressed))::boolean[],
+        \(pending.map(\.chunk.data.buffer))::bytea[]) AS p(key, zstd, data)
+      ON CONFLICT DO NOTHING
+      """)
+    try await session.execute(
+      """
+      INSERT INTO blob (sha256, size, stored_size, chunk_count, stored_at)
+      SELECT key, size, stored_size, 1, \(storedAt) FROM unnest(\(keys)::bytea[], \(pending.map(\.size))::bigint[],
+        \(pending.map { Int64($0.chunk.data.count) })::bigint[]) AS p(key, size, stored_size)
+      ON CONFLICT DO NOTHING
+      """)
+    pending.removeAll()
+    pendingBytes = 0
   }
 }
 
