@@ -1,7 +1,8 @@
-import ConfvaultCore
 import Crypto
 import Foundation
 import Testing
+
+@testable import ConfvaultCore
 
 @Suite struct ManifestTests {
   static let files = [
@@ -20,6 +21,46 @@ import Testing
     let expected = "sha256:" + SHA256Hex.of(Data(lines.utf8)).value
     #expect(TreeDigest(files: Self.files).value == expected)
     #expect(TreeDigest(files: Self.files.reversed()).value == expected, "order of the input does not matter")
+  }
+
+  @Test("the manifest is written a piece at a time, byte for byte as Foundation's JSON encoder writes it")
+  func streamedEncoding() throws {
+    let awkward = String(decoding: (0..<0x80).map { UInt8($0) }, as: UTF8.self) + "/é\u{2028}\u{10FFFF}\u{7F}"
+    var many = (0..<3_000).map { index in
+      ManifestFile(
+        path: "team-\(index % 7)/service-\(index)/deployment \"\(index)\".yaml", size: Int64(index * 131),
+        mode: index % 5 == 0 ? .executable : .regular, sha256: SHA256Hex.of(Data("\(index)".utf8)))
+    }
+    many.append(ManifestFile(path: "odd/" + awkward, size: 1, mode: .regular, sha256: Self.files[0].sha256))
+    let version = Manifest.VersionInfo(
+      number: 42, author: "ana \"the\" admin\n", createdAt: Date(timeIntervalSince1970: 1_800_000_000),
+      comment: awkward, origin: "push", syncedAt: Date(timeIntervalSince1970: 1_800_000_123))
+    let manifests = [
+      Manifest(app: nil, environment: nil, version: nil, files: []),
+      Manifest(app: "shop", environment: "prod", version: nil, files: Self.files),
+      Manifest(app: awkward, environment: "a/b", version: version, files: many),
+      Manifest(
+        app: "x", environment: "y",
+        version: Manifest.VersionInfo(
+          number: 1, author: "", createdAt: Date(timeIntervalSince1970: 0), comment: "", origin: "import",
+          syncedAt: nil), files: Self.files),
+    ]
+    for manifest in manifests {
+      let expected = try JSONCoding.encoder().encode(manifest)
+      let encoder = ManifestEncoder(manifest)
+      var pieces: [Int] = []
+      var streamed = Data()
+      encoder.write { piece in
+        pieces.append(piece.count)
+        streamed.append(contentsOf: piece)
+      }
+      #expect(streamed == expected, "\(String(decoding: streamed.prefix(300), as: UTF8.self))")
+      #expect(encoder.byteCount() == expected.count && manifest.encoded() == expected)
+      #expect(pieces.allSatisfy { $0 <= ManifestEncoder.pieceSize + 4_096 })
+      if manifest.app != awkward {  // (no app may have that name: the reader refuses it)
+        #expect(try Manifest.decode(streamed, limits: .default) == manifest)
+      }
+    }
   }
 
   @Test("byte order puts `a.txt` before `a/b` and upper case before lower case")

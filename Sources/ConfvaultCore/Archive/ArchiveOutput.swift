@@ -52,10 +52,11 @@ public final class ConfigurationArchiveWriter {
     self.modificationTime = modificationTime
     writer = try ArchiveWriter(
       sink: sink, compression: compression, destination: destination, logger: logger, hashingOutput: hashingOutput)
-    let manifestBytes = manifest.encoded()
+    // Streamed: the size first, then the bytes, never the whole manifest in memory.
+    let encoder = ManifestEncoder(manifest)
     try writer.beginFile(
-      path: Manifest.entryName, size: Int64(manifestBytes.count), mode: .regular, modificationTime: modificationTime)
-    try manifestBytes.withUnsafeBytes { try writer.writeData($0) }
+      path: Manifest.entryName, size: Int64(encoder.byteCount()), mode: .regular, modificationTime: modificationTime)
+    try encoder.write { try writer.writeData($0) }
     try writer.finishFile()
   }
 

@@ -88,11 +88,7 @@ public struct Manifest: Sendable, Equatable {
   }
 
   /// The manifest's bytes: UTF-8 JSON with sorted keys, the same for the same manifest every time.
-  public func encoded() -> Data {
-    // Encoding plain values with a fixed strategy cannot fail.
-    // swift-format-ignore: NeverUseForceTry
-    return try! JSONCoding.encoder().encode(self)
-  }
+  public func encoded() -> Data { ManifestEncoder(self).data() }
 
   /// Reads and checks a manifest read from an archive.
   ///
