@@ -48,6 +48,8 @@ let package = Package(
       name: "CCompression",
       providers: [.apt(["zlib1g-dev", "liblzma-dev", "libbz2-dev"])]
     ),
+    // glibc's malloc.h: the executable limits malloc's arenas (see Confvault.main).
+    .systemLibrary(name: "CMalloc"),
     .target(
       name: "ConfvaultCore",
       dependencies: [
@@ -119,6 +121,7 @@ let package = Package(
     .executableTarget(
       name: "confvault",
       dependencies: [
+        "CMalloc",
         "ConfvaultCore",
         "ConfvaultSQLite",
         "ConfvaultPostgres",

@@ -310,7 +310,10 @@ public final class SQLiteStore: VersionStore {
       let old = try from.map { try Queries.treeRoot(db, app: app, number: $0) }
       var changes: [FileChange] = []
       try Queries.diff(Queries.folders(db), old: old, new: new, prefix: "", into: &changes)
-      return changes.sorted { EntryPath.byteOrder($0.path, $1.path) }
+      // The walk goes folder by folder, so `a/b` comes before `a.txt`, which byte order puts first;
+      // a tree without such neighbours comes out in order already and is not sorted (copied) again.
+      let inOrder = zip(changes, changes.dropFirst()).allSatisfy { EntryPath.byteOrder($0.path, $1.path) }
+      return inOrder ? changes : changes.sorted { EntryPath.byteOrder($0.path, $1.path) }
     }
   }
 

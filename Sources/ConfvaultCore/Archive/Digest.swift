@@ -54,6 +54,12 @@ public struct SHA256Hex: Sendable, Hashable, Codable, CustomStringConvertible, C
     words = bytes.withUnsafeBytes { SHA256Hex.words(of: $0) }
   }
 
+  /// The digest whose 32 bytes are `bytes`, or nil when there are not 32.
+  public init?(bytes: UnsafeRawBufferPointer) {
+    guard bytes.count == 32 else { return nil }
+    words = SHA256Hex.words(of: bytes)
+  }
+
   private static func words(of bytes: UnsafeRawBufferPointer) -> (UInt64, UInt64, UInt64, UInt64) {
     func word(_ at: Int) -> UInt64 { UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
     return (word(0), word(8), word(16), word(24))

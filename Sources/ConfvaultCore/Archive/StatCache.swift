@@ -13,7 +13,9 @@ import Foundation
 /// missing, damaged or from another format is ignored (everything is read), never trusted.
 public struct StatCache: Sendable {
   public let path: String
-  var entries: [String: Entry]
+  /// Each known file, in path byte order, found by halving: a dictionary of 100,000 paths took about
+  /// 40 MiB as it grew, this array a quarter of that.
+  private var entries: [(path: String, entry: Entry)]
 
   struct Entry: Sendable {
     var identity: FileIdentity
@@ -25,7 +27,7 @@ public struct StatCache: Sendable {
   /// The cache at `path`, or an empty one when there is none or it cannot be read.
   public init(path: String) {
     self.path = path
-    entries = (try? Data(contentsOf: URL(fileURLWithPath: path))).flatMap(StatCache.decode) ?? [:]
+    entries = (try? Data(contentsOf: URL(fileURLWithPath: path))).flatMap(StatCache.decode) ?? []
   }
 
   /// Whether a stat cache can be trusted for the folder at `path`: not on a network or FUSE file
@@ -56,16 +58,30 @@ public struct StatCache: Sendable {
 
   /// The digest of `file` as last read, when its status is still the one it had then.
   func digest(of file: FolderFile, identity: FileIdentity) -> SHA256Hex? {
-    guard let entry = entries[file.path], entry.identity == identity else { return nil }
-    return entry.sha256
+    var (low, high) = (0, entries.count)
+    while low < high {
+      let middle = (low + high) / 2
+      if EntryPath.byteOrder(entries[middle].path, file.path) { low = middle + 1 } else { high = middle }
+    }
+    guard low < entries.count, entries[low].path == file.path, entries[low].entry.identity == identity else {
+      return nil
+    }
+    return entries[low].entry.sha256
   }
 
   /// Keeps what a read found, except for racy files; forgets files no longer in the folder.
   mutating func replace(with reads: [ReadFile]) {
-    entries.removeAll(keepingCapacity: true)
+    entries.removeAll()
+    entries.reserveCapacity(reads.count)
     for read in reads where !read.isRacy {
-      entries[read.entry.path] = Entry(identity: read.identity, sha256: read.entry.sha256)
+      entries.append((read.entry.path, Entry(identity: read.identity, sha256: read.entry.sha256)))
     }
+    StatCache.sort(&entries)
+  }
+
+  private static func sort(_ entries: inout [(path: String, entry: Entry)]) {
+    let inOrder = zip(entries, entries.dropFirst()).allSatisfy { EntryPath.byteOrder($0.path, $1.path) }
+    if !inOrder { entries.sort { EntryPath.byteOrder($0.path, $1.path) } }
   }
 
   /// Writes the cache, complete or not at all.
@@ -76,7 +92,7 @@ public struct StatCache: Sendable {
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     var data = Data(StatCache.magic)
     data.reserveCapacity(entries.count * 80)
-    for (path, entry) in entries {
+    for (path, entry) in entries {  // in path order: the next read needs no sort
       data.appendNumber(UInt64(path.utf8.count))
       data.append(contentsOf: path.utf8)
       for number in [
@@ -99,8 +115,11 @@ public struct StatCache: Sendable {
     }
   }
 
-  private static func decode(_ data: Data) -> [String: Entry]? {
-    let bytes = [UInt8](data)
+  private static func decode(_ data: Data) -> [(path: String, entry: Entry)]? {
+    data.withUnsafeBytes { decode(UnsafeRawBufferPointer($0)) }
+  }
+
+  private static func decode(_ bytes: UnsafeRawBufferPointer) -> [(path: String, entry: Entry)]? {
     guard bytes.starts(with: magic) else { return nil }
     var at = magic.count
     func number() -> UInt64? {
@@ -114,7 +133,7 @@ public struct StatCache: Sendable {
       }
       return nil
     }
-    var entries: [String: Entry] = [:]
+    var entries: [(path: String, entry: Entry)] = []
     while at < bytes.count {
       guard let length = number(), length <= UInt64(bytes.count - at),
         let path = String(validating: bytes[at..<at + Int(length)], as: UTF8.self)
@@ -125,7 +144,8 @@ public struct StatCache: Sendable {
         guard let value = number() else { return nil }
         numbers.append(value)
       }
-      guard bytes.count - at >= 32, let sha256 = SHA256Hex(bytes: Data(bytes[at..<at + 32])) else { return nil }
+      guard bytes.count - at >= 32, let sha256 = SHA256Hex(bytes: UnsafeRawBufferPointer(rebasing: bytes[at..<at + 32]))
+      else { return nil }
       at += 32
       // Nanoseconds past a second are damage: the cache is then not trusted at all.
       guard numbers[4] < 1_000_000_000, numbers[6] < 1_000_000_000 else { return nil }
@@ -133,8 +153,9 @@ public struct StatCache: Sendable {
         device: numbers[0], inode: numbers[1], size: Int64(bitPattern: numbers[2]),
         modified: timespec(tv_sec: Int(Int64(bitPattern: numbers[3])), tv_nsec: Int(numbers[4])),
         changed: timespec(tv_sec: Int(Int64(bitPattern: numbers[5])), tv_nsec: Int(numbers[6])))
-      entries[path] = Entry(identity: identity, sha256: sha256)
+      entries.append((path, Entry(identity: identity, sha256: sha256)))
     }
+    sort(&entries)  // (a cache written before it was kept in order)
     return entries
   }
 }

@@ -12,7 +12,8 @@ final class StagingArea: @unchecked Sendable {
   let path: String
   let spool: String
   private let lock = NSLock()
-  private var staged: [SHA256Hex: BlobFile] = [:]
+  /// Where in the spool each content staged so far is (kept small: 100,000 files stage 100,000).
+  private var staged: [SHA256Hex: (offset: Int64, size: Int64)] = [:]
 
   /// Makes a new staging folder in `parent`.
   init(in parent: String) throws {
@@ -29,7 +30,10 @@ final class StagingArea: @unchecked Sendable {
 
   /// Where the staged content of `digest` is.
   func blob(_ digest: SHA256Hex) -> BlobFile {
-    lock.withLock { staged[digest]! }
+    lock.withLock {
+      let place = staged[digest]!
+      return BlobFile(sha256: digest, size: place.size, path: spool, offset: place.offset)
+    }
   }
 
   func remove() {
@@ -47,7 +51,7 @@ final class StagingArea: @unchecked Sendable {
   fileprivate func record(_ file: ManifestFile, offset: Int64) -> Bool {
     lock.withLock {
       guard staged[file.sha256] == nil else { return false }
-      staged[file.sha256] = BlobFile(sha256: file.sha256, size: file.size, path: spool, offset: offset)
+      staged[file.sha256] = (offset, file.size)
       return true
     }
   }
