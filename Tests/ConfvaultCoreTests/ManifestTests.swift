@@ -234,6 +234,34 @@ import Testing
   func fileAndFolder() {
     #expect(EntryPath.fileAndFolderConflict(in: ["a", "a/b"])?.file == "a")
     #expect(EntryPath.fileAndFolderConflict(in: ["a.json", "a/b", "ab/c"]) == nil)
+    // Siblings that byte order puts between `a` and `a/…`, in any order given.
+    let between = ["a/b/c", "a-b", "a.txt", "a", "a-b/x", "a.txt.d/y"]
+    #expect(EntryPath.fileAndFolderConflict(in: between).map { [$0.file, $0.inside] } == ["a", "a/b/c"])
+    #expect(EntryPath.fileAndFolderConflict(in: ["a-b", "a.txt", "a/b", "a-b.c/d", "b/a", "b/a-"]) == nil)
+
+    // Against the plain definition, on random trees of short names.
+    var random = SystemRandomNumberGenerator()
+    let names = ["a", "b", "a-", "a.", "a0", "é"]
+    for _ in 0..<300 {
+      let paths = Array(
+        Set(
+          (0..<Int.random(in: 1...12, using: &random)).map { _ in
+            (0..<Int.random(in: 1...3, using: &random)).map { _ in names.randomElement(using: &random)! }
+              .joined(separator: "/")
+          }))
+      let files = Set(paths)
+      let expected = paths.sorted(by: EntryPath.byteOrder).first { file in
+        paths.contains { $0.hasPrefix(file + "/") }
+      }
+      let found = EntryPath.fileAndFolderConflict(in: paths)
+      #expect(found?.file == expected, "\(paths)")
+      if let found { #expect(files.contains(found.file) && found.inside.hasPrefix(found.file + "/")) }
+    }
+    // Each path a prefix of all that follow (`x`, `x-`, `x--`, …) and none a folder: found by halves,
+    // not by a walk over every path that follows.
+    let chain = (0..<2_000).map { "x" + String(repeating: "-", count: $0) }
+    #expect(EntryPath.fileAndFolderConflict(in: chain.reversed()) == nil)
+    #expect(EntryPath.fileAndFolderConflict(in: chain + ["x---/y"])?.inside == "x---/y")
   }
 
   @Test("a key given twice in one object is refused, also when one spelling escapes it")

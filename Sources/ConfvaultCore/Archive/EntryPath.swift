@@ -137,17 +137,41 @@ public enum EntryPath {
     a.utf8.lexicographicallyPrecedes(b.utf8)
   }
 
-  /// The first path in `paths` that is also a folder of another path (`a` and `a/b`), if any.
+  /// A path in `paths` that is also a folder of another path (`a` and `a/b`), if any: the first in
+  /// path byte order.
+  ///
+  /// In byte order, the paths that start with `a` follow `a` together, and among them those under
+  /// `a/` come after siblings like `a-b` and `a.txt`: one comparison per path usually settles it, a
+  /// search by halves otherwise. No set of every path and folder is built.
   public static func fileAndFolderConflict(in paths: [String]) -> (file: String, inside: String)? {
-    let files = Set(paths.map { Array($0.utf8) })
-    for path in paths {
-      let bytes = Array(path.utf8)
-      for index in bytes.indices where bytes[index] == UInt8(ascii: "/") {
-        if files.contains(Array(bytes[..<index])) {
-          return (String(decoding: bytes[..<index], as: UTF8.self), path)
-        }
+    let inOrder = zip(paths, paths.dropFirst()).allSatisfy { !byteOrder($1, $0) }
+    let sorted = inOrder ? paths : paths.sorted(by: byteOrder)
+    for (index, path) in sorted.enumerated() {
+      guard index + 1 < sorted.count, sorted[index + 1].utf8.starts(with: path.utf8) else { continue }
+      var (low, high) = (index + 1, sorted.count)
+      while low < high {
+        let middle = (low + high) / 2
+        if precedesFolder(sorted[middle], path) { low = middle + 1 } else { high = middle }
       }
+      if low < sorted.count, isInside(sorted[low], folder: path) { return (path, sorted[low]) }
     }
     return nil
+  }
+
+  /// Whether `path` comes before `folder` followed by `/`, in byte order.
+  private static func precedesFolder(_ path: String, _ folder: String) -> Bool {
+    var bytes = path.utf8.makeIterator()
+    for byte in folder.utf8 {
+      guard let next = bytes.next() else { return true }
+      if next != byte { return next < byte }
+    }
+    guard let next = bytes.next() else { return true }
+    return next < UInt8(ascii: "/")
+  }
+
+  /// Whether `path` starts with `folder` followed by `/`.
+  private static func isInside(_ path: String, folder: String) -> Bool {
+    path.utf8.starts(with: folder.utf8)
+      && path.utf8.dropFirst(folder.utf8.count).first == UInt8(ascii: "/")
   }
 }

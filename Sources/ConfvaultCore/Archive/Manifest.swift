@@ -163,7 +163,7 @@ public struct Manifest: Sendable, Equatable {
       ArchiveRefusal(entry: entryName, rule: .manifestInvalid, detail: detail)
     }
     if data.starts(with: [0xEF, 0xBB, 0xBF]) { throw invalid("it starts with a byte order mark") }
-    if data.starts(with: [0xFF, 0xFE]) || data.starts(with: [0xFE, 0xFF]) || data.contains(0) {
+    if data.starts(with: [0xFF, 0xFE]) || data.starts(with: [0xFE, 0xFF]) || data.withUnsafeBytes({ $0.contains(0) }) {
       throw invalid("not UTF-8 (it looks like UTF-16)")
     }
     guard String(validating: data, as: UTF8.self) != nil else { throw invalid("not valid UTF-8") }
@@ -195,9 +195,10 @@ public struct Manifest: Sendable, Equatable {
     guard fileCount == files.count else {
       throw invalid("fileCount is \(fileCount) but \(files.count) files are listed")
     }
-    var seen = Set<String>()
     var folded: [String: String] = [:]
+    folded.reserveCapacity(files.count)
     var total: Int64 = 0
+    var previous: String?
     for file in files {
       try EntryPath.validate(relativePath: file.path, shownAs: Manifest.configPrefix, limits: limits)
       guard EntryPath.isNFC(file.path) else {
@@ -205,11 +206,13 @@ public struct Manifest: Sendable, Equatable {
           entry: displayName(Array((Manifest.configPrefix + file.path).utf8)), rule: .notNFC,
           detail: "tar readers compose names, so this one could never match its entry")
       }
-      guard seen.insert(file.path).inserted else {
+      // The files are in path byte order (`decode` sorts them): a path listed twice is listed twice in a row.
+      guard file.path != previous else {
         throw ArchiveRefusal(
           entry: Manifest.configPrefix + file.path, rule: .duplicatePath,
           detail: "listed twice in the manifest")
       }
+      previous = file.path
       if let other = folded.updateValue(file.path, forKey: EntryPath.caseFolded(file.path)) {
         throw ArchiveRefusal(
           entry: displayName(Array((Manifest.configPrefix + file.path).utf8)), rule: .caseCollision,
