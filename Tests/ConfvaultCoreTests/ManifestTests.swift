@@ -264,6 +264,55 @@ import Testing
     #expect(EntryPath.fileAndFolderConflict(in: chain + ["x---/y"])?.inside == "x---/y")
   }
 
+  @Test("two paths a case-insensitive file system would store as one are found, whichever kinds they are")
+  func caseCollisions() {
+    func found(_ paths: [String]) -> [String]? {
+      EntryPath.caseCollision(inSorted: paths.sorted(by: EntryPath.byteOrder)).map { [$0.path, $0.other] }
+    }
+    #expect(found(["README.md", "readme.md", "a"]) == ["readme.md", "README.md"])
+    #expect(found(["a/B.yaml", "a/b.yaml"]) == ["a/b.yaml", "a/B.yaml"])
+    #expect(found(["A", "B", "\u{212A}"]) == nil, "the Kelvin sign folds to k, not to a path here")
+    #expect(found(["k", "\u{212A}"]) != nil, "the Kelvin sign folds to k")
+    #expect(found(["CAFÉ", "café"]) != nil && found(["é", "e"]) == nil && found(["plain", "paths"]) == nil)
+    // Against the plain definition.
+    var random = SystemRandomNumberGenerator()
+    let names = ["a", "A", "b", "é", "É", "k", "\u{212A}", "x"]
+    for _ in 0..<300 {
+      let paths = Array(
+        Set(
+          (0..<Int.random(in: 1...6, using: &random)).map { _ in
+            (0..<Int.random(in: 1...2, using: &random)).map { _ in names.randomElement(using: &random)! }
+              .joined(separator: "/")
+          }))
+      let folded = paths.map(EntryPath.caseFolded)
+      let expected = Set(folded).count != folded.count
+      let collision = EntryPath.caseCollision(inSorted: paths.sorted(by: EntryPath.byteOrder))
+      #expect((collision != nil) == expected, "\(paths)")
+      if let collision {
+        #expect(collision.path != collision.other)
+        #expect(EntryPath.caseFolded(collision.path) == EntryPath.caseFolded(collision.other))
+      }
+    }
+  }
+
+  @Test("UTF-8 is checked in windows that never cut a character, with the same verdict as a whole string")
+  func windowedUTF8() {
+    let text = Data(String(repeating: "päth/日本/😀-", count: 20_000).utf8)
+    #expect(text.count > 3 * (64 << 10) && Manifest.isUTF8(text))
+    var random = SystemRandomNumberGenerator()
+    for _ in 0..<200 {
+      var damaged = text
+      let at = Int.random(in: 0..<damaged.count, using: &random)
+      damaged[at] = [0x80, 0xC0, 0xFF, 0xE2, 0xF0].randomElement(using: &random)!
+      #expect(Manifest.isUTF8(damaged) == (String(validating: damaged, as: UTF8.self) != nil), "byte \(at)")
+    }
+    for cut in [(64 << 10) - 1, 64 << 10, (64 << 10) + 1] {
+      var broken = text.prefix(cut)
+      broken.append(0xE6)  // a character's first byte, its last bytes missing
+      #expect(!Manifest.isUTF8(broken) && Manifest.isUTF8(text.prefix(0)))
+    }
+  }
+
   @Test("a key given twice in one object is refused, also when one spelling escapes it")
   func duplicateKeys() throws {
     let good = String(

@@ -238,6 +238,16 @@ private final class ReadSession {
   }
 
   private func readManifest() throws {
+    // The bytes are handed over, not kept: decoding frees them before it checks every file.
+    let manifest = try Manifest.decode(manifestBytes(), limits: limits)
+    self.manifest = manifest
+    // The manifest lists each path once (`Manifest.decode` checked it).
+    listed.reserveCapacity(manifest.files.count)
+    for (position, file) in manifest.files.enumerated() { listed[file.path] = position }
+    wasRead = Array(repeating: false, count: manifest.files.count)
+  }
+
+  private func manifestBytes() throws -> Data {
     var data = Data()
     try streamData(shown: Manifest.entryName) { chunk in
       guard data.count + chunk.count <= limits.maxManifestBytes else {
@@ -247,12 +257,7 @@ private final class ReadSession {
       }
       data.append(contentsOf: chunk)
     }
-    let manifest = try Manifest.decode(data, limits: limits)
-    self.manifest = manifest
-    // The manifest lists each path once (`Manifest.decode` checked it).
-    listed.reserveCapacity(manifest.files.count)
-    for (position, file) in manifest.files.enumerated() { listed[file.path] = position }
-    wasRead = Array(repeating: false, count: manifest.files.count)
+    return data
   }
 
   private func readFile(

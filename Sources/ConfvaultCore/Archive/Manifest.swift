@@ -96,7 +96,10 @@ public struct Manifest: Sendable, Equatable {
   ///
   /// - Throws: `ArchiveRefusal` when it is not JSON, of another format, of a newer format version,
   ///   or inconsistent with itself (counts, sizes, tree digest, paths, limits).
-  public static func decode(_ data: Data, limits: ArchiveLimits) throws -> Manifest {
+  ///
+  /// - Parameter data: the manifest's bytes, let go of once read (a caller that hands over its only
+  ///   copy frees them before the files are checked).
+  public static func decode(_ data: consuming Data, limits: ArchiveLimits) throws -> Manifest {
     func invalid(_ detail: String) -> ArchiveRefusal {
       ArchiveRefusal(entry: entryName, rule: .manifestInvalid, detail: detail)
     }
@@ -109,6 +112,7 @@ public struct Manifest: Sendable, Equatable {
     } catch let syntax as ManifestDecoder.SyntaxError {
       throw invalid("not a JSON object: \(syntax.problem)")
     }
+    _ = consume data
     guard fields.formatIsString else { throw invalid("`format`: expected a string") }
     guard fields.format == formatName else {
       throw ArchiveRefusal(
@@ -166,7 +170,23 @@ public struct Manifest: Sendable, Equatable {
     if data.starts(with: [0xFF, 0xFE]) || data.starts(with: [0xFE, 0xFF]) || data.withUnsafeBytes({ $0.contains(0) }) {
       throw invalid("not UTF-8 (it looks like UTF-16)")
     }
-    guard String(validating: data, as: UTF8.self) != nil else { throw invalid("not valid UTF-8") }
+    guard isUTF8(data) else { throw invalid("not valid UTF-8") }
+  }
+
+  /// Whether `data` is valid UTF-8, checked a window of about 64 KiB at a time (a manifest of 100,000
+  /// files is 17 MiB, and a string made of it all would be as large). A window ends before a byte
+  /// that starts a character, so no character is cut in two.
+  static func isUTF8(_ data: Data) -> Bool {
+    data.withUnsafeBytes { bytes in
+      var start = 0
+      while start < bytes.count {
+        var end = min(start + (64 << 10), bytes.count)
+        while end < bytes.count, end > start + 1, bytes[end] & 0xC0 == 0x80 { end -= 1 }
+        guard String(validating: bytes[start..<end], as: UTF8.self) != nil else { return false }
+        start = end
+      }
+      return true
+    }
   }
 
   /// App and environment names follow the naming rule, since `show` and the page print them.
@@ -195,8 +215,6 @@ public struct Manifest: Sendable, Equatable {
     guard fileCount == files.count else {
       throw invalid("fileCount is \(fileCount) but \(files.count) files are listed")
     }
-    var folded: [String: String] = [:]
-    folded.reserveCapacity(files.count)
     var total: Int64 = 0
     var previous: String?
     for file in files {
@@ -213,11 +231,6 @@ public struct Manifest: Sendable, Equatable {
           detail: "listed twice in the manifest")
       }
       previous = file.path
-      if let other = folded.updateValue(file.path, forKey: EntryPath.caseFolded(file.path)) {
-        throw ArchiveRefusal(
-          entry: displayName(Array((Manifest.configPrefix + file.path).utf8)), rule: .caseCollision,
-          detail: "and `\(displayName(Array((Manifest.configPrefix + other).utf8)))` in the manifest")
-      }
       guard file.size >= 0 else { throw invalid("negative size for `\(file.path)`") }
       guard file.size <= limits.maxFileBytes else {
         throw ArchiveRefusal(
@@ -234,7 +247,13 @@ public struct Manifest: Sendable, Equatable {
     guard totalSize == total else {
       throw invalid("totalSize is \(totalSize) but the files add up to \(total)")
     }
-    if let conflict = EntryPath.fileAndFolderConflict(in: files.map(\.path)) {
+    let paths = files.map(\.path)
+    if let collision = EntryPath.caseCollision(inSorted: paths) {
+      throw ArchiveRefusal(
+        entry: displayName(Array((Manifest.configPrefix + collision.path).utf8)), rule: .caseCollision,
+        detail: "and `\(displayName(Array((Manifest.configPrefix + collision.other).utf8)))` in the manifest")
+    }
+    if let conflict = EntryPath.fileAndFolderConflict(in: paths) {
       throw ArchiveRefusal(
         entry: Manifest.configPrefix + conflict.file, rule: .fileAndFolder,
         detail: "`\(conflict.inside)` is inside it")
