@@ -230,6 +230,15 @@ import Testing
     #expect(try normalized("config/..a/a../...") == "config/..a/a../...", "dots inside names are fine")
   }
 
+  /// Distinct paths made of `names`: how many and how deep drawn from the ranges.
+  static func randomPaths(of names: [String], count: ClosedRange<Int>, depth: ClosedRange<Int>) -> [String] {
+    Array(
+      Set(
+        (0..<Int.random(in: count)).map { _ in
+          (0..<Int.random(in: depth)).map { _ in names.randomElement()! }.joined(separator: "/")
+        }))
+  }
+
   @Test("a path that is also a folder of another is found")
   func fileAndFolder() {
     #expect(EntryPath.fileAndFolderConflict(in: ["a", "a/b"])?.file == "a")
@@ -240,15 +249,8 @@ import Testing
     #expect(EntryPath.fileAndFolderConflict(in: ["a-b", "a.txt", "a/b", "a-b.c/d", "b/a", "b/a-"]) == nil)
 
     // Against the plain definition, on random trees of short names.
-    var random = SystemRandomNumberGenerator()
-    let names = ["a", "b", "a-", "a.", "a0", "é"]
     for _ in 0..<300 {
-      let paths = Array(
-        Set(
-          (0..<Int.random(in: 1...12, using: &random)).map { _ in
-            (0..<Int.random(in: 1...3, using: &random)).map { _ in names.randomElement(using: &random)! }
-              .joined(separator: "/")
-          }))
+      let paths = Self.randomPaths(of: ["a", "b", "a-", "a.", "a0", "é"], count: 1...12, depth: 1...3)
       let files = Set(paths)
       let expected = paths.sorted(by: EntryPath.byteOrder).first { file in
         paths.contains { $0.hasPrefix(file + "/") }
@@ -275,15 +277,8 @@ import Testing
     #expect(found(["k", "\u{212A}"]) != nil, "the Kelvin sign folds to k")
     #expect(found(["CAFÉ", "café"]) != nil && found(["é", "e"]) == nil && found(["plain", "paths"]) == nil)
     // Against the plain definition.
-    var random = SystemRandomNumberGenerator()
-    let names = ["a", "A", "b", "é", "É", "k", "\u{212A}", "x"]
     for _ in 0..<300 {
-      let paths = Array(
-        Set(
-          (0..<Int.random(in: 1...6, using: &random)).map { _ in
-            (0..<Int.random(in: 1...2, using: &random)).map { _ in names.randomElement(using: &random)! }
-              .joined(separator: "/")
-          }))
+      let paths = Self.randomPaths(of: ["a", "A", "b", "é", "É", "k", "\u{212A}", "x"], count: 1...6, depth: 1...2)
       let folded = paths.map(EntryPath.caseFolded)
       let expected = Set(folded).count != folded.count
       let collision = EntryPath.caseCollision(inSorted: paths.sorted(by: EntryPath.byteOrder))
