@@ -48,7 +48,9 @@ extension ChangeWriter {
     // The parent's tree, when copied already, is the base its folders are deltas against.
     let parentTree = try version.parent.flatMap { parent in
       try Data.fetchOne(
-        db, sql: "SELECT tree FROM version WHERE app_id = ? AND number = ?", arguments: [appID, parent])
+        db,
+        sql: "SELECT n.digest FROM version v JOIN tree_node n ON n.id = v.tree WHERE v.app_id = ? AND v.number = ?",
+        arguments: [appID, parent])
     }
     let root = try storeTree(files, head: parentTree)
     let imported = version.importedFrom
@@ -63,7 +65,7 @@ extension ChangeWriter {
         appID, version.number, version.environment, version.author, Queries.seconds(version.createdAt),
         version.comment, version.origin.rawValue, version.parent, version.restoredFrom,
         imported?.archiveSHA256.value, imported?.app, imported?.environment, imported?.version, version.backup,
-        version.syncedAt.map(Queries.seconds), root, version.treeDigest.value, version.fileCount,
+        version.syncedAt.map(Queries.seconds), root, version.treeDigest.sha256.bytes, version.fileCount,
         version.totalSize,
       ])
     try db.execute(

@@ -123,7 +123,7 @@ struct ChangeWriter {
       arguments: [
         appID, number, draft.environment, change.author, at, draft.comment, draft.origin.rawValue,
         environment.head, draft.restoredFrom, draft.importedFrom?.archiveSHA256.value, draft.importedFrom?.app,
-        draft.importedFrom?.environment, draft.importedFrom?.version, draft.backup, root, digest.value,
+        draft.importedFrom?.environment, draft.importedFrom?.version, draft.backup, root, digest.sha256.bytes,
         draft.files.count, totalSize,
       ])
     if draft.pinsReplacedHead, let previous = environment.head {
@@ -195,14 +195,16 @@ struct ChangeWriter {
   }
 
   /// Stores the folders of `files` that are not stored yet, each new one as a delta against the
-  /// folder at its path in the tree `head` where that pays; returns the root folder's digest.
-  func storeTree(_ files: [ManifestFile], head: Data?) throws -> Data {
+  /// folder at its path in the tree `head` where that pays; returns the root folder's row.
+  func storeTree(_ files: [ManifestFile], head: Data?) throws -> Int64 {
     let folders = TreeNode.build(files)
-    let isStored = try db.cachedStatement(sql: "SELECT 1 FROM tree_node WHERE digest = ?")
     let records = try Queries.folders(db).records(for: folders, head: head) { digest in
-      try Bool.fetchOne(isStored, arguments: [digest]) == true
+      try Queries.folderID(db, digest) != nil
     }
     try Queries.insert(db, records)
-    return folders.last!.digest
+    guard let root = try Queries.folderID(db, folders.last!.digest) else {
+      throw OperationError(.internal, "the tree just stored is missing from the store", hint: .runCheck)
+    }
+    return root
   }
 }

@@ -218,6 +218,81 @@ enum Migrations {
           DROP TABLE tree_node_v4;
           """)
     }
+    // Each version adds a few folder records of about 50 bytes: a unique index of their whole 32-byte
+    // digests cost as much again. The index keeps the digest's first 8 bytes, and a lookup compares
+    // the whole digest in the row (`Queries.folderIs`). A version names its tree by the root
+    // record's row instead of its digest, and keeps its tree digest as 32 bytes instead of 71
+    // characters of text. (A root that is missing, in a damaged store, becomes row 0, which no
+    // record has: check reports the version's tree missing.)
+    migrator.registerMigration("v6-lean-folder-index-and-tree-digest") { db in
+      try db.execute(sql: "PRAGMA legacy_alter_table = ON")
+      try db.execute(sql: "ALTER TABLE tree_node RENAME TO tree_node_v5")
+      try db.execute(sql: "ALTER TABLE version RENAME TO version_v5")
+      try db.execute(sql: "PRAGMA legacy_alter_table = OFF")
+      try db.execute(
+        sql: """
+          CREATE TABLE tree_node (
+            id INTEGER PRIMARY KEY,
+            digest BLOB NOT NULL,
+            base INTEGER,
+            depth INTEGER NOT NULL,
+            zstd INTEGER NOT NULL,
+            data BLOB NOT NULL
+          );
+          INSERT INTO tree_node (id, digest, base, depth, zstd, data)
+            SELECT id, digest, base, depth, zstd, data FROM tree_node_v5 ORDER BY id;
+          DROP TABLE tree_node_v5;
+          CREATE INDEX tree_node_by_digest ON tree_node(substr(digest, 1, 8));
+          CREATE TABLE version (
+            app_id INTEGER NOT NULL REFERENCES app(id),
+            number INTEGER NOT NULL,
+            environment TEXT NOT NULL,
+            author TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            comment TEXT NOT NULL,
+            origin TEXT NOT NULL CHECK (origin IN ('push', 'import', 'restore')),
+            parent INTEGER,
+            restored_from INTEGER,
+            imported_archive_sha256 TEXT,
+            imported_app TEXT,
+            imported_environment TEXT,
+            imported_version INTEGER,
+            backup INTEGER NOT NULL DEFAULT 0,
+            synced_at INTEGER,
+            tree INTEGER NOT NULL,
+            tree_digest BLOB NOT NULL,
+            file_count INTEGER NOT NULL,
+            total_size INTEGER NOT NULL,
+            PRIMARY KEY (app_id, number)
+          ) WITHOUT ROWID;
+          """)
+      // This SQLite has no unhex(): the text becomes bytes here. A tree digest that is not
+      // `sha256:` and 64 hexadecimal digits (a damaged row) is kept as its text, for check to report.
+      let insert = try db.makeStatement(
+        sql: """
+          INSERT INTO version (app_id, number, environment, author, created_at, comment, origin, parent,
+            restored_from, imported_archive_sha256, imported_app, imported_environment, imported_version,
+            backup, synced_at, tree, tree_digest, file_count, total_size)
+          SELECT app_id, number, environment, author, created_at, comment, origin, parent,
+            restored_from, imported_archive_sha256, imported_app, imported_environment, imported_version,
+            backup, synced_at,
+            COALESCE((SELECT n.id FROM tree_node n WHERE substr(n.digest, 1, 8) = substr(v.tree, 1, 8)
+              AND n.digest = v.tree), 0),
+            ?, file_count, total_size
+          FROM version_v5 v WHERE app_id = ? AND number = ?
+          """)
+      let rows = try Row.fetchCursor(db, sql: "SELECT app_id, number, tree_digest FROM version_v5")
+      while let row = try rows.next() {
+        let text: String = row["tree_digest"]
+        let digest: any DatabaseValueConvertible = TreeDigest(text).map { $0.sha256.bytes } ?? text
+        try insert.execute(arguments: [digest, row["app_id"], row["number"]])
+      }
+      try db.execute(
+        sql: """
+          DROP TABLE version_v5;
+          CREATE INDEX version_by_environment ON version(app_id, environment, number);
+          """)
+    }
     return migrator
   }
 }

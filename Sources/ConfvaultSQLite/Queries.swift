@@ -55,8 +55,11 @@ enum Queries {
     }
     let originText: String = row["origin"]
     guard let origin = Origin(rawValue: originText) else { throw damaged("unknown origin `\(originText)`") }
-    let digestText: String = row["tree_digest"]
-    guard let treeDigest = TreeDigest(digestText) else { throw damaged("tree digest `\(digestText)`") }
+    let digestBytes: Data = row["tree_digest"]
+    guard let sha256 = SHA256Hex(bytes: digestBytes) else {
+      throw damaged("tree digest of \(digestBytes.count) bytes, not 32")
+    }
+    let treeDigest = TreeDigest(sha256: sha256)
     var importedFrom: ImportOrigin?
     if let importSHA: String = row["imported_archive_sha256"] {
       guard let archiveSHA256 = SHA256Hex(importSHA) else { throw damaged("archive SHA-256 `\(importSHA)`") }
@@ -87,11 +90,19 @@ enum Queries {
   static func treeRoot(_ db: Database, app: String, number: Int) throws -> Data {
     let appID = try appID(db, app)
     guard
-      let root = try Data.fetchOne(
-        db, sql: "SELECT tree FROM version WHERE app_id = ? AND number = ?", arguments: [appID, number])
+      let row = try Row.fetchOne(
+        db,
+        sql: """
+          SELECT n.digest FROM version v LEFT JOIN tree_node n ON n.id = v.tree
+          WHERE v.app_id = ? AND v.number = ?
+          """, arguments: [appID, number])
     else {
       _ = try version(db, app: app, number: number)  // throws the message that says which versions exist
       throw OperationError(.notFound, "no version \(number) in app '\(app)'")
+    }
+    guard let root = row["digest"] as Data? else {
+      throw OperationError(
+        .internal, "app '\(app)' version \(number) is damaged in the store: its tree is missing", hint: .runCheck)
     }
     return root
   }
@@ -103,12 +114,27 @@ enum Queries {
         db.cachedStatement(
           sql: """
             SELECT \(baseDigest) AS base, n.depth, n.zstd, n.data FROM tree_node n
-            LEFT JOIN tree_node b ON b.id = n.base WHERE n.digest = ?
-            """), arguments: [digest]
+            LEFT JOIN tree_node b ON b.id = n.base WHERE \(folderIs("n"))
+            """), arguments: folderArguments(digest)
       ).map { row in
         StoredFolder(digest: digest, base: row["base"], depth: row["depth"], compressed: row["zstd"], data: row["data"])
       }
     }
+  }
+
+  /// The condition that `alias`'s folder record has the digest given as `folderArguments`: through
+  /// the index of the digests' first 8 bytes, then the whole digest.
+  static func folderIs(_ alias: String) -> String {
+    "substr(\(alias).digest, 1, 8) = ? AND \(alias).digest = ?"
+  }
+
+  static func folderArguments(_ digest: Data) -> StatementArguments { [digest.prefix(8), digest] }
+
+  /// The row of the folder record `digest`, if stored.
+  static func folderID(_ db: Database, _ digest: Data) throws -> Int64? {
+    try Int64.fetchOne(
+      db.cachedStatement(sql: "SELECT n.id FROM tree_node n WHERE \(folderIs("n"))"), arguments: folderArguments(digest)
+    )
   }
 
   /// The digest of a folder record's base, in a query of `tree_node n LEFT JOIN tree_node b ON b.id =
@@ -134,18 +160,20 @@ enum Queries {
   ///   store is damaged).
   static func insert(_ db: Database, _ records: [StoredFolder]) throws {
     for record in records {
-      var base: Int64?
-      if let digest = record.base {
-        base = try Int64.fetchOne(
-          db.cachedStatement(sql: "SELECT id FROM tree_node WHERE digest = ?"), arguments: [digest])
-        guard base != nil else {
-          throw OperationError(
-            .internal, "folder \(hexString(digest)) is missing from the store; nothing was changed", hint: .runCheck)
+      // Stored once: the index does not enforce it (it keeps only 8 bytes of each digest).
+      if try folderID(db, record.digest) == nil {
+        var base: Int64?
+        if let digest = record.base {
+          base = try folderID(db, digest)
+          guard base != nil else {
+            throw OperationError(
+              .internal, "folder \(hexString(digest)) is missing from the store; nothing was changed", hint: .runCheck)
+          }
         }
+        try db.cachedStatement(
+          sql: "INSERT INTO tree_node (digest, base, depth, zstd, data) VALUES (?, ?, ?, ?, ?)"
+        ).execute(arguments: [record.digest, base, record.depth, record.compressed, record.data])
       }
-      try db.cachedStatement(
-        sql: "INSERT OR IGNORE INTO tree_node (digest, base, depth, zstd, data) VALUES (?, ?, ?, ?, ?)"
-      ).execute(arguments: [record.digest, base, record.depth, record.compressed, record.data])
       for blob in try FolderRecord.namedBlobs(record) {
         try db.cachedStatement(sql: "UPDATE blob SET named = 1 WHERE sha256 = ? AND named = 0").execute(arguments: [
           blob.bytes

@@ -82,6 +82,12 @@ struct StoreCheck {
       try Data.fetchAll(db, sql: "SELECT sha256 FROM blob WHERE named = 1").compactMap(SHA256Hex.init(bytes:)))
     let check = StoredTreeCheck(reader: Queries.folders(db, shared: false))
     let found = try check.checkFolders(index, blobs: blobs, used: used)
+    // A folder is stored once (no unique index says so: the digest index keeps 8 bytes of each).
+    for row in try Row.fetchAll(
+      db, sql: "SELECT digest, COUNT(*) AS count FROM tree_node GROUP BY digest HAVING COUNT(*) > 1")
+    {
+      problems.append("folder \(hexString(row["digest"] as Data)) is stored \(row["count"] as Int) times")
+    }
     problems += found
   }
 
@@ -91,12 +97,17 @@ struct StoreCheck {
     let apps = try Row.fetchAll(db, sql: "SELECT id, name, next_version FROM app")
     for app in apps {
       let name: String = app["name"]
+      // A version's tree is its root record's row; one that is gone reads as a digest no folder has.
       let rows = try Row.fetchAll(
-        db, sql: "SELECT * FROM version WHERE app_id = ? ORDER BY number", arguments: [app["id"] as Int64])
+        db,
+        sql: """
+          SELECT v.*, COALESCE(n.digest, zeroblob(32)) AS root FROM version v LEFT JOIN tree_node n ON n.id = v.tree
+          WHERE v.app_id = ? ORDER BY v.number
+          """, arguments: [app["id"] as Int64])
       var previous = 0
       for row in rows {
         count += 1
-        problems += try trees.checkVersion(app: name, number: row["number"], root: row["tree"], previous: &previous) {
+        problems += try trees.checkVersion(app: name, number: row["number"], root: row["root"], previous: &previous) {
           try Queries.version(row, app: name)
         }
       }

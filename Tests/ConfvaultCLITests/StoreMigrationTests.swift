@@ -79,6 +79,17 @@ import Testing
       #expect(layout["blob"]?.contains(column) == true, "blob has the v5 layout: \(layout)")
     }
     #expect(layout["blob_chunk"]?.contains("blob") == false, "chunks are found by their rows: \(layout)")
+    // Folder digests are indexed by their first 8 bytes, a version names its root folder's row, and
+    // tree digests are 32 bytes (migration v6).
+    let lean = try Harness.shell(
+      "python3 -c \"import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); "
+        + "print(c.execute(\\\"SELECT sql FROM sqlite_master WHERE name = 'tree_node_by_digest'\\\").fetchall(), "
+        + "c.execute(\\\"SELECT DISTINCT typeof(tree_digest), length(tree_digest), typeof(tree) FROM version\\\").fetchall(), "
+        + "c.execute(\\\"SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'sqlite_autoindex_tree_node%'\\\").fetchall())\" "
+        + "'\(store)/confvault.sqlite'")
+    #expect(
+      lean.stdout.contains("substr(digest, 1, 8)") && lean.stdout.contains("[('blob', 32, 'integer')]")
+        && lean.stdout.contains("[(0,)]"), "\(lean)")
 
     let check = try Harness.confvault(["check"], environment: environment)
     #expect(check.status == 0 && check.stdout.hasPrefix("OK: 44 versions"), "\(check)")

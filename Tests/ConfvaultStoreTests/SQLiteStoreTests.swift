@@ -107,13 +107,19 @@ import Testing
   }
 
   @Test(
-    "check finds a damaged folder record, a broken chain of deltas, a blob gc would remove, a wrong tree digest, a stray chunk and overlapping chunks",
+    "check finds a damaged folder record, a broken chain of deltas, a blob gc would remove, a wrong tree digest, a missing tree, a stray chunk, overlapping chunks and a folder stored twice",
     arguments: [
       ("UPDATE tree_node SET data = zeroblob(length(data)) WHERE base IS NOT NULL", "is damaged in the store"),
       ("UPDATE tree_node SET base = base + 1000000 WHERE base IS NOT NULL", "does not lead to a whole record"),
       ("UPDATE blob SET named = 0 WHERE sha256 = (SELECT MAX(sha256) FROM blob)", "is not noted as used"),
       ("UPDATE blob SET named = 0", "is not noted as used"),
-      ("UPDATE version SET tree_digest = 'sha256:' || lower(hex(randomblob(32))) WHERE number = 2", "does not match"),
+      ("UPDATE version SET tree_digest = randomblob(32) WHERE number = 2", "does not match"),
+      ("UPDATE version SET tree = 999999 WHERE number = 3", "its tree is missing"),
+      (
+        "INSERT INTO tree_node (digest, base, depth, zstd, data)"
+          + " SELECT digest, base, depth, zstd, data FROM tree_node WHERE base IS NULL LIMIT 1",
+        "is stored 2 times"
+      ),
       ("INSERT INTO blob_chunk (zstd, data) VALUES (0, x'00')", "1 stored chunks belong to no blob"),
       (
         "UPDATE blob SET first_chunk = (SELECT MIN(first_chunk) FROM blob)"

@@ -148,6 +148,17 @@ public struct TreeDigest: Sendable, Hashable, Codable, CustomStringConvertible {
     self.value = value
   }
 
+  /// The digest whose 32 bytes are `sha256`.
+  public init(sha256: SHA256Hex) {
+    value = "sha256:" + sha256.value
+  }
+
+  /// The digest's 32 bytes.
+  public var sha256: SHA256Hex {
+    // `value` is checked to be `sha256:` and 64 lowercase hexadecimal digits when made.
+    SHA256Hex(String(value.dropFirst(7)))!
+  }
+
   /// The digest of `files`, in any order.
   public init(files: [ManifestFile]) {
     self.init(sortedFiles: files.isInPathOrder ? files : files.sorted { EntryPath.byteOrder($0.path, $1.path) })
