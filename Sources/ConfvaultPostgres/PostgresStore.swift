@@ -188,13 +188,20 @@ public final class PostgresStore: VersionStore {
       }
       return stored
     }
+    // Decoded, at most about `bytesReadTogether` in all: the rest (a damaged size) is streamed.
+    var held = 0
     return try digests.map { digest in
-      guard let chunk = stored[digest] else {
+      guard let found = stored[digest] else {
         throw OperationError(.internal, "blob \(digest) is missing from the store", hint: .runCheck)
       }
-      return try chunk?.decoded()
+      guard let chunk = found, let size = chunk.decodedSize, held + size <= Self.bytesReadTogether else { return nil }
+      held += size
+      return try chunk.decoded()
     }
   }
+
+  /// What one `readBlobs` decodes at most.
+  static let bytesReadTogether = 16 << 20
 
   public func missingBlobs(_ digests: [SHA256Hex]) async throws -> Set<SHA256Hex> {
     let wanted = Set(digests)
@@ -537,6 +544,9 @@ private final class BlobWriter {
   deinit { buffer.deallocate() }
 
   func store(_ blob: BlobFile) async throws {
+    // Blobs come in digest order, and every server inserts them in that order (so two storing the
+    // same blobs wait for each other instead of deadlocking): the ones waiting go in first.
+    if blob.size > Int64(BlobCodec.chunkSize) { try await flush() }
     let key = blob.sha256.bytes
     let fd = open(blob.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
     guard fd >= 0 else { throw SystemError(.open, blob.path) }

@@ -372,23 +372,37 @@ public final class SQLiteStore: VersionStore {
     }
   }
 
+  /// What one `readBlobs` holds at most: stored chunks, their deltas' bases, and both decoded.
+  static let bytesReadTogether = 16 << 20
+
   public func readBlobs(_ digests: [SHA256Hex]) async throws -> [Data?] {
     // One read of the store for the stored chunks and their deltas' bases; decompressing happens
-    // outside it. A blob of several chunks is left to readBlob (nil).
+    // outside it. A blob of several chunks is left to readBlob (nil), and so is one that would take
+    // this read past `bytesReadTogether`, counting what it decodes to and its base if that is not
+    // held already: many small deltas against large bases, or a damaged size, cannot make a batch
+    // hold more.
     let (stored, bases) = try await reading {
       db -> ([(chunk: BlobCodec.Chunk, base: Data?)?], [Data: BlobCodec.Chunk]) in
       var bases: [Data: BlobCodec.Chunk] = [:]
+      var held = 0
       let stored = try digests.map { digest -> (chunk: BlobCodec.Chunk, base: Data?)? in
         guard let row = try BlobWriter.firstChunk(db, digest.bytes) else {
           throw OperationError(.internal, "blob \(digest) is missing from the store", hint: .runCheck)
         }
-        guard row.chunks == 1, let chunk = row.chunk else { return nil }
+        guard row.chunks == 1, let chunk = row.chunk, let size = chunk.decodedSize else { return nil }
+        var cost = chunk.data.count + size
+        var newBase: BlobCodec.Chunk?
         if let base = row.base, bases[base] == nil {
           guard let whole = try BlobWriter.wholeChunk(db, base) else {
             throw OperationError(.internal, "blob \(digest) is a delta whose base is missing", hint: .runCheck)
           }
-          bases[base] = whole
+          guard let baseSize = whole.decodedSize else { return nil }
+          cost += whole.data.count + baseSize
+          newBase = whole
         }
+        guard held + cost <= Self.bytesReadTogether else { return nil }
+        held += cost
+        if let base = row.base, let newBase { bases[base] = newBase }
         return (chunk, row.base)
       }
       return (stored, bases)

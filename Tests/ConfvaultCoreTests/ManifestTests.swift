@@ -116,6 +116,22 @@ import Testing
     object["files"] = [["path": "x", "size": 1, "mode": "0600", "sha256": String(repeating: "a", count: 64)]]
     let badMode = try JSONSerialization.data(withJSONObject: object)
     #expect(throws: ArchiveRefusal.self) { try Manifest.decode(badMode, limits: .default) }
+
+    // The files are judged one by one in path order: the first broken rule is the one reported.
+    let digest = String(repeating: "a", count: 64)
+    for (files, rule) in [
+      ([("A", 1), ("a", 1), ("z", -1)], ArchiveRefusal.Rule.caseCollision),
+      ([("A", 1), ("a", 1), ("a", 1)], .caseCollision),
+      ([("A", -1), ("a", 1)], .manifestInvalid),
+      ([("B", 1), ("B", 1), ("b", 1)], .duplicatePath),
+    ] {
+      object["files"] = files.map { ["path": $0.0, "size": $0.1, "mode": "0644", "sha256": digest] }
+      object["fileCount"] = files.count
+      let data = try JSONSerialization.data(withJSONObject: object)
+      #expect(
+        performing: { try Manifest.decode(data, limits: .default) },
+        throws: { ($0 as? ArchiveRefusal)?.rule == rule })
+    }
   }
 }
 
@@ -266,27 +282,31 @@ import Testing
     #expect(EntryPath.fileAndFolderConflict(in: chain + ["x---/y"])?.inside == "x---/y")
   }
 
-  @Test("two paths a case-insensitive file system would store as one are found, whichever kinds they are")
+  @Test("paths a case-insensitive file system would store as one are found, each with the nearest earlier one")
   func caseCollisions() {
+    /// Each path that collides with an earlier one, by the plain definition: every path folded.
+    func expected(_ sorted: [String]) -> [Int: Int] {
+      var last: [String: Int] = [:]
+      var collisions: [Int: Int] = [:]
+      for (index, path) in sorted.enumerated() {
+        if let earlier = last.updateValue(index, forKey: EntryPath.caseFolded(path)) { collisions[index] = earlier }
+      }
+      return collisions
+    }
     func found(_ paths: [String]) -> [String]? {
-      EntryPath.caseCollision(inSorted: paths.sorted(by: EntryPath.byteOrder)).map { [$0.path, $0.other] }
+      let sorted = paths.sorted(by: EntryPath.byteOrder)
+      let collisions = EntryPath.caseCollisions(inSorted: sorted)
+      #expect(collisions == expected(sorted), "\(sorted)")
+      return collisions.keys.min().map { [sorted[$0], sorted[collisions[$0]!]] }
     }
     #expect(found(["README.md", "readme.md", "a"]) == ["readme.md", "README.md"])
     #expect(found(["a/B.yaml", "a/b.yaml"]) == ["a/b.yaml", "a/B.yaml"])
     #expect(found(["A", "B", "\u{212A}"]) == nil, "the Kelvin sign folds to k, not to a path here")
-    #expect(found(["k", "\u{212A}"]) != nil, "the Kelvin sign folds to k")
+    #expect(found(["k", "\u{212A}"]) == ["\u{212A}", "k"], "the Kelvin sign folds to k")
+    #expect(found(["A", "a", "\u{C1}"]) == ["a", "A"] && found(["AB", "Ab", "a", "ab"]) == ["Ab", "AB"])
     #expect(found(["CAFÉ", "café"]) != nil && found(["é", "e"]) == nil && found(["plain", "paths"]) == nil)
-    // Against the plain definition.
     for _ in 0..<300 {
-      let paths = Self.randomPaths(of: ["a", "A", "b", "é", "É", "k", "\u{212A}", "x"], count: 1...6, depth: 1...2)
-      let folded = paths.map(EntryPath.caseFolded)
-      let expected = Set(folded).count != folded.count
-      let collision = EntryPath.caseCollision(inSorted: paths.sorted(by: EntryPath.byteOrder))
-      #expect((collision != nil) == expected, "\(paths)")
-      if let collision {
-        #expect(collision.path != collision.other)
-        #expect(EntryPath.caseFolded(collision.path) == EntryPath.caseFolded(collision.other))
-      }
+      _ = found(Self.randomPaths(of: ["a", "A", "b", "é", "É", "k", "\u{212A}", "x"], count: 1...6, depth: 1...2))
     }
   }
 

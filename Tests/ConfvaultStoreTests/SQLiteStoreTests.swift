@@ -240,6 +240,43 @@ import Testing
     #expect(try storedBlobs(store).isEmpty)
   }
 
+  @Test("blobs read together hold a bounded amount: small deltas against large bases are streamed past it")
+  func readTogetherBounded() async throws {
+    let scratch = try ScratchFolder()
+    let store = try SQLiteStore(folder: scratch.path + "/store", create: true, lockTimeout: 60, logger: logger)
+    var random = SystemRandomNumberGenerator()
+    var deltas: [(digest: SHA256Hex, content: Data)] = []
+    for index in 0..<24 {
+      // A base of 1 MiB that does not compress, and a 4 KiB file that starts like it.
+      let base = Data((0..<BlobCodec.chunkSize).map { _ in UInt8.random(in: 0...255, using: &random) })
+      let small = base.prefix(4_096) + Data("changed \(index)".utf8)
+      let (basePath, smallPath) = (scratch.path + "/base-\(index)", scratch.path + "/small-\(index)")
+      try base.write(to: URL(fileURLWithPath: basePath))
+      try small.write(to: URL(fileURLWithPath: smallPath))
+      let baseBlob = BlobFile(sha256: SHA256Hex.of(base), size: Int64(base.count), path: basePath)
+      try await store.storeBlobs([baseBlob])
+      try await store.storeBlobs([
+        BlobFile(
+          sha256: SHA256Hex.of(small), size: Int64(small.count), path: smallPath, similar: baseBlob.sha256)
+      ])
+      deltas.append((SHA256Hex.of(small), small))
+    }
+    #expect(try storedBlobs(store).values.filter { $0.base != nil }.count == 24, "each small file is a delta")
+    let read = try await store.readBlobs(deltas.map(\.digest))
+    let held = read.compactMap { $0 }
+    // Each costs its base, stored and decoded (2 MiB): a few fit, the others are left to be streamed.
+    #expect(!held.isEmpty && held.count <= SQLiteStore.bytesReadTogether / (2 * BlobCodec.chunkSize))
+    #expect(read.count == 24 && read.contains(nil))
+    for (content, delta) in zip(read, deltas) where content != nil { #expect(content == delta.content) }
+    var streamed: [Data] = []
+    try await store.forEachBlob(deltas.map { ($0.digest, Int64($0.content.count)) }) { _, blob in
+      var content = Data()
+      try await blob.read { content.append(contentsOf: $0) }
+      streamed.append(content)
+    }
+    #expect(streamed == deltas.map(\.content))
+  }
+
   @Test("gc keeps a delta's base while the delta stays, even when no folder names the base")
   func gcKeepsBases() async throws {
     let scratch = try ScratchFolder()

@@ -363,11 +363,11 @@ private final class ReadSession {
     case .plain:
       guard !files.isEmpty else { throw ArchiveRefusal(entry: nil, rule: .noFiles) }
       if !allNamesDotSlash { (files, stripped) = stripSingleTopFolder(files) }
+      files.sort { EntryPath.byteOrder($0.path, $1.path) }
       if let conflict = EntryPath.fileAndFolderConflict(in: files.map(\.path)) {
         throw ArchiveRefusal(
           entry: conflict.file, rule: .fileAndFolder, detail: "`\(conflict.inside)` is inside it")
       }
-      files.sort { EntryPath.byteOrder($0.path, $1.path) }
       treeDigest = TreeDigest(sortedFiles: files)
     }
     let compression = input.compression

@@ -112,30 +112,32 @@ public enum EntryPath {
     }
   }
 
-  /// Two paths of `paths` (in path byte order, each once) that a case-insensitive file system would
-  /// store under one name, the later in byte order first; nil when there are none.
+  /// The paths of `paths` (in path byte order, each once) that a case-insensitive file system would
+  /// store under the name of an earlier one: each one's index, with the index of the nearest earlier
+  /// path of the same folded form. Empty when there are none.
   ///
   /// A path of lowercase ASCII is its own folded form, and no two paths are equal: only paths with
-  /// an uppercase or non-ASCII byte can collide, with each other or with a path equal to their folded
-  /// form (found by halves). Most configuration trees have none, and nothing is built for them.
-  public static func caseCollision(inSorted paths: [String]) -> (path: String, other: String)? {
-    var folded: [String: Int] = [:]
+  /// an upper-case or non-ASCII byte can collide, with each other or with the path equal to their
+  /// folded form (found by halves). Most configuration trees have none, and nothing is built for them.
+  public static func caseCollisions(inSorted paths: [String]) -> [Int: Int] {
+    var groups: [String: [Int]] = [:]
     for (index, path) in paths.enumerated()
     where path.utf8.contains(where: { $0 >= 0x80 || (0x41...0x5A).contains($0) }) {
-      let form = caseFolded(path)
-      if let other = folded.updateValue(index, forKey: form) {
-        return (path, paths[other])
-      }
+      groups[caseFolded(path), default: []].append(index)
+    }
+    var collisions: [Int: Int] = [:]
+    for (form, members) in groups {
+      var indices = members
       var (low, high) = (0, paths.count)
       while low < high {
         let middle = (low + high) / 2
         if byteOrder(paths[middle], form) { low = middle + 1 } else { high = middle }
       }
-      if low < paths.count, low != index, paths[low] == form {
-        return low > index ? (paths[low], path) : (path, paths[low])
-      }
+      if low < paths.count, paths[low] == form, !indices.contains(low) { indices.append(low) }
+      indices.sort()
+      for (earlier, later) in zip(indices, indices.dropFirst()) { collisions[later] = earlier }
     }
-    return nil
+    return collisions
   }
 
   /// The form two paths share when a case-insensitive file system (macOS, Windows) would store them

@@ -217,7 +217,9 @@ public struct Manifest: Sendable, Equatable {
     }
     var total: Int64 = 0
     var previous: String?
-    for file in files {
+    // Found for every file at once, and reported at the file as it comes, as the other checks are.
+    let collisions = EntryPath.caseCollisions(inSorted: files.map(\.path))
+    for (index, file) in files.enumerated() {
       try EntryPath.validate(relativePath: file.path, shownAs: Manifest.configPrefix, limits: limits)
       guard EntryPath.isNFC(file.path) else {
         throw ArchiveRefusal(
@@ -231,6 +233,11 @@ public struct Manifest: Sendable, Equatable {
           detail: "listed twice in the manifest")
       }
       previous = file.path
+      if let other = collisions[index] {
+        throw ArchiveRefusal(
+          entry: displayName(Array((Manifest.configPrefix + file.path).utf8)), rule: .caseCollision,
+          detail: "and `\(displayName(Array((Manifest.configPrefix + files[other].path).utf8)))` in the manifest")
+      }
       guard file.size >= 0 else { throw invalid("negative size for `\(file.path)`") }
       guard file.size <= limits.maxFileBytes else {
         throw ArchiveRefusal(
@@ -247,13 +254,7 @@ public struct Manifest: Sendable, Equatable {
     guard totalSize == total else {
       throw invalid("totalSize is \(totalSize) but the files add up to \(total)")
     }
-    let paths = files.map(\.path)
-    if let collision = EntryPath.caseCollision(inSorted: paths) {
-      throw ArchiveRefusal(
-        entry: displayName(Array((Manifest.configPrefix + collision.path).utf8)), rule: .caseCollision,
-        detail: "and `\(displayName(Array((Manifest.configPrefix + collision.other).utf8)))` in the manifest")
-    }
-    if let conflict = EntryPath.fileAndFolderConflict(in: paths) {
+    if let conflict = EntryPath.fileAndFolderConflict(in: files.map(\.path)) {
       throw ArchiveRefusal(
         entry: Manifest.configPrefix + conflict.file, rule: .fileAndFolder,
         detail: "`\(conflict.inside)` is inside it")

@@ -20,6 +20,16 @@ public enum BlobCodec {
       self.compressed = compressed
     }
 
+    /// How many bytes the chunk decodes to, read from its zstd frame's header; nil for a damaged
+    /// chunk (no valid frame, or larger than a chunk can be).
+    public var decodedSize: Int? {
+      guard compressed else { return data.count <= BlobCodec.chunkSize ? data.count : nil }
+      let size = data.withUnsafeBytes { ZSTD_getFrameContentSize($0.baseAddress, $0.count) }
+      guard size != ZSTD_CONTENTSIZE_ERROR, size != ZSTD_CONTENTSIZE_UNKNOWN, size <= UInt64(BlobCodec.chunkSize)
+      else { return nil }
+      return Int(size)
+    }
+
     /// The original bytes of a chunk stored alone (not a delta).
     public func decoded() throws -> Data {
       var bytes = Data()

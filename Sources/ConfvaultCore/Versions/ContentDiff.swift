@@ -180,7 +180,8 @@ public enum ContentDiff {
     }
     let before = try await content(old, store)
     let after = try await content(new, store)
-    return diff(change, before, after, asText: asText)
+    // Parsing and comparing take a while for a large file: not on the threads async work shares.
+    return try await offload { diff(change, before, after, asText: asText) }
   }
 
   /// The diff of `change`, whose content went from `before` to `after`.

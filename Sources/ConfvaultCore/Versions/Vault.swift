@@ -152,26 +152,41 @@ public struct Vault: Sendable {
 
   /// What changed inside each file: key paths, text hunks or sizes.
   ///
+  /// Files are read and compared a few at a time (one per core, at most four), and come back in
+  /// `changes`' order; when some cannot be, the error is the first such file's, in that order.
+  ///
   /// - Parameter asText: text hunks even for JSON and YAML files that could be compared by keys.
-  /// Files are read and compared on every core, a few at a time, and come back in `changes`' order.
   public func describe(_ changes: [FileChange], asText: Bool = false, logger: Logger) async throws -> [FileDiff] {
     let store = self.store
-    let width = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), changes.count)
-    return try await withThrowingTaskGroup(of: (Int, FileDiff).self) { group in
+    let width = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4, changes.count)
+    let described = await withTaskGroup(of: (Int, Result<FileDiff, any Error>).self) { group in
       var diffs = [FileDiff?](repeating: nil, count: changes.count)
+      var failure: (index: Int, error: any Error)?
       var next = 0
-      func start(_ group: inout ThrowingTaskGroup<(Int, FileDiff), any Error>) {
+      func start(_ group: inout TaskGroup<(Int, Result<FileDiff, any Error>)>) {
         let index = next
         next += 1
-        group.addTask { (index, try await ContentDiff.describe(changes[index], store: store, asText: asText)) }
+        group.addTask {
+          do {
+            return (index, .success(try await ContentDiff.describe(changes[index], store: store, asText: asText)))
+          } catch {
+            return (index, .failure(error))
+          }
+        }
       }
       while next < width { start(&group) }
-      while let (index, diff) = try await group.next() {
-        diffs[index] = diff
-        if next < changes.count { start(&group) }
+      // Files start in order: once one fails, the ones before it have all started, and are waited for.
+      while let (index, result) = await group.next() {
+        switch result {
+        case .success(let diff): diffs[index] = diff
+        case .failure(let error): if index < failure?.index ?? .max { failure = (index, error) }
+        }
+        if failure == nil, next < changes.count { start(&group) }
       }
-      return diffs.compactMap { $0 }
+      if let failure { return Result<[FileDiff], any Error>.failure(failure.error) }
+      return .success(diffs.compactMap { $0 })
     }
+    return try described.get()
   }
 
   private func head(of environment: String, in app: AppInfo) throws -> Int {

@@ -38,6 +38,10 @@ extension VersionStore {
       // One read in flight at a time: results come back in order.
       while let contents = try await group.next() {
         let range = batches.ranges[batch]
+        guard contents.count == range.count else {
+          throw OperationError(
+            .internal, "the store gave \(contents.count) contents for \(range.count) blobs asked for", hint: .runCheck)
+        }
         batch += 1
         if batch < batches.ranges.count { read(batch) }
         for (index, whole) in zip(range, contents) {
