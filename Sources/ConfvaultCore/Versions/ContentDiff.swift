@@ -178,9 +178,15 @@ public enum ContentDiff {
     guard old.size <= largestText, new.size <= largestText else {
       return FileDiff(change: change, detail: .tooLarge(old: old.size, new: new.size))
     }
-    let before = try await content(old, store)
-    let after = try await content(new, store)
-    // Parsing and comparing take a while for a large file: not on the threads async work shares.
+    // Both in one read of the store where they fit; a large one is streamed.
+    let read = try await store.readBlobs([old.sha256, new.sha256])
+    let before: Data
+    if let whole = read.first ?? nil { before = whole } else { before = try await content(old, store) }
+    let after: Data
+    if let whole = read.last ?? nil { after = whole } else { after = try await content(new, store) }
+    // Parsing and comparing a large file takes a while: not on the threads all async work shares.
+    // A small one is quicker to compare than to hand over.
+    guard before.count + after.count > 256 << 10 else { return diff(change, before, after, asText: asText) }
     return try await offload { diff(change, before, after, asText: asText) }
   }
 

@@ -159,34 +159,39 @@ public struct Vault: Sendable {
   public func describe(_ changes: [FileChange], asText: Bool = false, logger: Logger) async throws -> [FileDiff] {
     let store = self.store
     let width = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4, changes.count)
-    let described = await withTaskGroup(of: (Int, Result<FileDiff, any Error>).self) { group in
-      var diffs = [FileDiff?](repeating: nil, count: changes.count)
-      var failure: (index: Int, error: any Error)?
+    var diffs = [FileDiff?](repeating: nil, count: changes.count)
+    var failure: (index: Int, error: any Error)?
+    try await withThrowingTaskGroup(of: (Int, Result<FileDiff, any Error>).self) { group in
       var next = 0
-      func start(_ group: inout TaskGroup<(Int, Result<FileDiff, any Error>)>) {
-        let index = next
+      while next < width {
+        group.addTask { [next] in await Self.describe(changes, at: next, store: store, asText: asText) }
         next += 1
-        group.addTask {
-          do {
-            return (index, .success(try await ContentDiff.describe(changes[index], store: store, asText: asText)))
-          } catch {
-            return (index, .failure(error))
-          }
-        }
       }
-      while next < width { start(&group) }
       // Files start in order: once one fails, the ones before it have all started, and are waited for.
-      while let (index, result) = await group.next() {
+      while let (index, result) = try await group.next() {
         switch result {
         case .success(let diff): diffs[index] = diff
         case .failure(let error): if index < failure?.index ?? .max { failure = (index, error) }
         }
-        if failure == nil, next < changes.count { start(&group) }
+        if failure == nil, next < changes.count {
+          group.addTask { [next] in await Self.describe(changes, at: next, store: store, asText: asText) }
+          next += 1
+        }
       }
-      if let failure { return Result<[FileDiff], any Error>.failure(failure.error) }
-      return .success(diffs.compactMap { $0 })
     }
-    return try described.get()
+    if let failure { throw failure.error }
+    return diffs.compactMap { $0 }
+  }
+
+  /// The diff of `changes[index]`, or why there is none, with its index.
+  private static func describe(
+    _ changes: [FileChange], at index: Int, store: any VersionStore, asText: Bool
+  ) async -> (Int, Result<FileDiff, any Error>) {
+    do {
+      return (index, .success(try await ContentDiff.describe(changes[index], store: store, asText: asText)))
+    } catch {
+      return (index, .failure(error))
+    }
   }
 
   private func head(of environment: String, in app: AppInfo) throws -> Int {
