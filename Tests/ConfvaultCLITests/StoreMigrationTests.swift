@@ -4,7 +4,8 @@ import Testing
 /// A store an older confvault wrote is converted to the current layout when it is first opened by a
 /// user who may write it, and reads exactly as it did: `Fixtures/store-v3` has folders as a row per
 /// entry (migrations v1 to v3), `Fixtures/store-v4` folder records keyed by their digest and blobs
-/// without a base (v1 to v4). Both are made by `Fixtures/make-old-store.sh`, so they hold the same history.
+/// without a base (v1 to v4), `Fixtures/store-v5` blob deltas and a unique index of whole folder
+/// digests (v1 to v5). All are made by `Fixtures/make-old-store.sh`, so they hold the same history.
 @Suite struct StoreMigrationTests {
   /// The fixture's store, unpacked into a new folder.
   private func oldStore(_ fixture: String, in folder: TemporaryFolder) throws -> String {
@@ -48,7 +49,7 @@ import Testing
 
   @Test(
     "an old layout is converted when first opened: check passes, versions, diffs and audit read as before",
-    arguments: ["store-v3", "store-v4"])
+    arguments: ["store-v3", "store-v4", "store-v5"])
   func convertsOldLayout(fixture: String) throws {
     let folder = try TemporaryFolder()
     let store = try oldStore(fixture, in: folder)

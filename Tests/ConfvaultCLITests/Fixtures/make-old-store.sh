@@ -1,7 +1,8 @@
 #!/bin/bash
 # Makes a fixture of Tests/ConfvaultCLITests/Fixtures: a store written by an older confvault, and what that confvault printed
 # for it. store-v3 was made with a confvault before folder records (migrations v1 to v3, a row per entry per folder); store-v4
-# with 6e414c1's (v1 to v4, a record per folder keyed by its digest). Run with the older confvault as $1 and the output folder
+# with 6e414c1's (v1 to v4, a record per folder keyed by its digest); store-v5 with 214ffb7's (v1 to v5, blob deltas, folder
+# records in a rowid table with a unique index of their digests). Run with the older confvault as $1 and the output folder
 # as $2 (kept elsewhere: it is emptied first); then gzip -9 the confvault.sqlite, and save `versions --limit 100 --json`,
 # `diff 1 41 --json` and `audit --limit 100 --json` from that confvault.
 set -euo pipefail
