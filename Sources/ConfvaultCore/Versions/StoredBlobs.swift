@@ -21,7 +21,8 @@ extension VersionStore {
   /// the store, the next batch read (and decompressed) while `body` handles this one, so a checkout
   /// or export of many small files is not one store round trip each. A large blob is streamed.
   ///
-  /// Memory stays at two batches (`bytesPerBatch` each, by the sizes given).
+  /// Memory stays at two batches: `bytesPerBatch` each by the sizes given, and never more than the
+  /// store's `readBlobs` holds, whatever the sizes say.
   public func forEachBlob(
     _ blobs: [(sha256: SHA256Hex, size: Int64)], _ body: (Int, StoredBlob) async throws -> Void
   ) async throws {
