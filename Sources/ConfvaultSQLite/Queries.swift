@@ -206,18 +206,45 @@ enum Queries {
   ) throws {
     guard old != new else { return }
     guard depth <= TreeNode.deepestFolder else { throw TreeNode.tooDeep(new ?? old ?? Data()) }
-    let before = Dictionary(
-      try (old.map { try folders.entries($0) } ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-    let after = Dictionary(
-      try (new.map { try folders.entries($0) } ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-    for name in Set(before.keys).union(after.keys) {
+    let before = try old.map { try folders.entries($0) } ?? []
+    let after = try new.map { try folders.entries($0) } ?? []
+    func compare(_ name: String, _ old: TreeNode.Entry?, _ new: TreeNode.Entry?) throws {
+      guard old != new else { return }  // the same file, or the same folder: nothing below it changed
       let path = prefix + name
-      let (oldFolder, oldFile) = TreeNode.Entry.split(before[name], at: path)
-      let (newFolder, newFile) = TreeNode.Entry.split(after[name], at: path)
+      let (oldFolder, oldFile) = TreeNode.Entry.split(old, at: path)
+      let (newFolder, newFile) = TreeNode.Entry.split(new, at: path)
       if oldFolder != nil || newFolder != nil {
         try diff(folders, old: oldFolder, new: newFolder, prefix: path + "/", depth: depth + 1, into: &changes)
       }
       if let change = FileChange(path: path, old: oldFile, new: newFile) { changes.append(change) }
+    }
+    func isInOrder(_ entries: [TreeNode.Entry]) -> Bool {
+      zip(entries, entries.dropFirst()).allSatisfy { EntryPath.byteOrder($0.name, $1.name) }
+    }
+    // Records list their entries in name order: the two folders are walked side by side, and an
+    // entry that did not change costs one comparison.
+    guard isInOrder(before), isInOrder(after) else {
+      // (A damaged record, a name twice: the first of each name counts.)
+      let old = Dictionary(before.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+      let new = Dictionary(after.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+      for name in Set(old.keys).union(new.keys) { try compare(name, old[name], new[name]) }
+      return
+    }
+    var (next, nextAfter) = (0, 0)
+    while next < before.count || nextAfter < after.count {
+      let old = next < before.count ? before[next] : nil
+      let new = nextAfter < after.count ? after[nextAfter] : nil
+      // The side or sides whose entry comes first by name: both, for the same name.
+      var (takesOld, takesNew) = (old != nil, new != nil)
+      if let old, let new {
+        takesOld = !EntryPath.byteOrder(new.name, old.name)
+        takesNew = !EntryPath.byteOrder(old.name, new.name)
+      }
+      let (first, second) = (takesOld ? old : nil, takesNew ? new : nil)
+      guard let name = (first ?? second)?.name else { break }
+      try compare(name, first, second)
+      if takesOld { next += 1 }
+      if takesNew { nextAfter += 1 }
     }
   }
 
