@@ -188,20 +188,19 @@ public final class PostgresStore: VersionStore {
       }
       return stored
     }
-    // Decoded, at most about `bytesReadTogether` in all: the rest (a damaged size) is streamed.
+    // Decoded, at most `BlobCodec.bytesReadTogether` in all: the rest (a damaged size) is streamed.
     var held = 0
     return try digests.map { digest in
       guard let found = stored[digest] else {
         throw OperationError(.internal, "blob \(digest) is missing from the store", hint: .runCheck)
       }
-      guard let chunk = found, let size = chunk.decodedSize, held + size <= Self.bytesReadTogether else { return nil }
+      guard let chunk = found, let size = chunk.decodedSize, held + size <= BlobCodec.bytesReadTogether else {
+        return nil
+      }
       held += size
       return try chunk.decoded()
     }
   }
-
-  /// What one `readBlobs` decodes at most.
-  static let bytesReadTogether = 16 << 20
 
   public func missingBlobs(_ digests: [SHA256Hex]) async throws -> Set<SHA256Hex> {
     let wanted = Set(digests)

@@ -372,13 +372,10 @@ public final class SQLiteStore: VersionStore {
     }
   }
 
-  /// What one `readBlobs` holds at most: stored chunks, their deltas' bases, and both decoded.
-  static let bytesReadTogether = 16 << 20
-
   public func readBlobs(_ digests: [SHA256Hex]) async throws -> [Data?] {
     // One read of the store for the stored chunks and their deltas' bases; decompressing happens
     // outside it. A blob of several chunks is left to readBlob (nil), and so is one that would take
-    // this read past `bytesReadTogether`, counting what it decodes to and its base if that is not
+    // this read past `BlobCodec.bytesReadTogether`, counting what it decodes to and its base if that is not
     // held already: many small deltas against large bases, or a damaged size, cannot make a batch
     // hold more.
     let (stored, bases) = try await reading {
@@ -400,7 +397,7 @@ public final class SQLiteStore: VersionStore {
           cost += whole.data.count + baseSize
           newBase = whole
         }
-        guard held + cost <= Self.bytesReadTogether else { return nil }
+        guard held + cost <= BlobCodec.bytesReadTogether else { return nil }
         held += cost
         if let base = row.base, let newBase { bases[base] = newBase }
         return (chunk, row.base)

@@ -265,7 +265,7 @@ import Testing
     let read = try await store.readBlobs(deltas.map(\.digest))
     let held = read.compactMap { $0 }
     // Each costs its base, stored and decoded (2 MiB): a few fit, the others are left to be streamed.
-    #expect(!held.isEmpty && held.count <= SQLiteStore.bytesReadTogether / (2 * BlobCodec.chunkSize))
+    #expect(!held.isEmpty && held.count <= BlobCodec.bytesReadTogether / (2 * BlobCodec.chunkSize))
     #expect(read.count == 24 && read.contains(nil))
     for (content, delta) in zip(read, deltas) where content != nil { #expect(content == delta.content) }
     var streamed: [Data] = []

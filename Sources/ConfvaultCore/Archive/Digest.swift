@@ -50,8 +50,8 @@ public struct SHA256Hex: Sendable, Hashable, Codable, CustomStringConvertible, C
 
   /// The digest whose 32 bytes are `bytes`, or nil when there are not 32.
   public init?(bytes: Data) {
-    guard bytes.count == 32 else { return nil }
-    words = bytes.withUnsafeBytes { SHA256Hex.words(of: $0) }
+    guard let digest = bytes.withUnsafeBytes({ SHA256Hex(bytes: $0) }) else { return nil }
+    self = digest
   }
 
   /// The digest whose 32 bytes are `bytes`, or nil when there are not 32.

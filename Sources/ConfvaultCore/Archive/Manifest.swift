@@ -218,7 +218,8 @@ public struct Manifest: Sendable, Equatable {
     var total: Int64 = 0
     var previous: String?
     // Found for every file at once, and reported at the file as it comes, as the other checks are.
-    let collisions = EntryPath.caseCollisions(inSorted: files.map(\.path))
+    let paths = files.map(\.path)
+    let collisions = EntryPath.caseCollisions(inSorted: paths)
     for (index, file) in files.enumerated() {
       try EntryPath.validate(relativePath: file.path, shownAs: Manifest.configPrefix, limits: limits)
       guard EntryPath.isNFC(file.path) else {
@@ -254,7 +255,7 @@ public struct Manifest: Sendable, Equatable {
     guard totalSize == total else {
       throw invalid("totalSize is \(totalSize) but the files add up to \(total)")
     }
-    if let conflict = EntryPath.fileAndFolderConflict(in: files.map(\.path)) {
+    if let conflict = EntryPath.fileAndFolderConflict(in: paths) {
       throw ArchiveRefusal(
         entry: Manifest.configPrefix + conflict.file, rule: .fileAndFolder,
         detail: "`\(conflict.inside)` is inside it")

@@ -9,6 +9,8 @@ import Foundation
 /// blob, its base, as the dictionary, so a file with one value changed costs the change, not the file.
 public enum BlobCodec {
   public static let chunkSize = 1 << 20
+  /// What one `VersionStore.readBlobs` holds at most: chunks as stored, and decoded.
+  public static let bytesReadTogether = 16 << 20
 
   /// A chunk as stored: its bytes, zstd-compressed or as they are.
   public struct Chunk: Sendable {
