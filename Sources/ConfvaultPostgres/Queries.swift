@@ -205,7 +205,7 @@ enum Queries {
       var prefix = path
       while !prefix.isEmpty {
         wanted.insert(prefix)
-        prefix = prefix.lastIndex(of: "/").map { String(prefix[..<$0]) } ?? ""
+        prefix = EntryPath.folder(of: prefix)
       }
     }
     var all: [Data: StoredFolder] = [:]

@@ -41,10 +41,6 @@ extension ChangeWriter {
     {
       throw OperationError(.conflict, "app '\(version.app)' has a version \(version.number) already")
     }
-    let hasBlob = try db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?")
-    for file in files where try Bool.fetchOne(hasBlob, arguments: [file.sha256.bytes]) != true {
-      throw OperationError(.internal, "the content of `\(file.path)` (\(file.sha256)) was not stored first")
-    }
     // The parent's tree, when copied already, is the base its folders are deltas against.
     let parentTree = try version.parent.flatMap { parent in
       try Data.fetchOne(

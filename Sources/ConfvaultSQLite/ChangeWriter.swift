@@ -100,10 +100,6 @@ struct ChangeWriter {
     let appID = try Queries.appID(db, draft.app)
     let environment = try Queries.app(db, draft.app).environment(draft.environment)
     try checkHead(environment, app: draft.app, expected: expectedHead)
-    let hasBlob = try db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?")
-    for file in draft.files where try Bool.fetchOne(hasBlob, arguments: [file.sha256.bytes]) != true {
-      throw OperationError(.internal, "the content of `\(file.path)` (\(file.sha256)) was not stored first")
-    }
     let head = try environment.head.map { try Queries.treeRoot(db, app: draft.app, number: $0) }
     let root = try storeTree(draft.files, head: head)
     guard
@@ -196,11 +192,21 @@ struct ChangeWriter {
 
   /// Stores the folders of `files` that are not stored yet, each new one as a delta against the
   /// folder at its path in the tree `head` where that pays; returns the root folder's row.
+  ///
+  /// Only the files of new folders have their blobs looked up: a stored folder's are stored.
+  ///
+  /// - Throws: `.internal` when a file's content was not stored first.
   func storeTree(_ files: [ManifestFile], head: Data?) throws -> Int64 {
     let folders = TreeNode.build(files)
-    let records = try Queries.folders(db).records(for: folders, head: head) { digest in
-      try Queries.folderID(db, digest) != nil
+    let new = try Queries.newFolders(db, folders)
+    let newPaths = Set(new.map(\.path))
+    let hasBlob = try db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?")
+    for file in files where newPaths.contains(EntryPath.folder(of: file.path)) {
+      guard try Bool.fetchOne(hasBlob, arguments: [file.sha256.bytes]) == true else {
+        throw OperationError(.internal, "the content of `\(file.path)` (\(file.sha256)) was not stored first")
+      }
     }
+    let records = try Queries.folders(db).records(for: new, head: head) { _ in false }
     try Queries.insert(db, records)
     guard let root = try Queries.folderID(db, folders.last!.digest) else {
       throw OperationError(.internal, "the tree just stored is missing from the store", hint: .runCheck)

@@ -137,6 +137,26 @@ enum Queries {
     )
   }
 
+  /// The folders of `folders` (as `TreeNode.build` lists them) that are not stored, in the same order.
+  ///
+  /// Looked up parents first: the folders of a stored folder are stored (`check` proves it), so a
+  /// one-file change looks up the folders along its path and their siblings, not every folder.
+  static func newFolders(
+    _ db: Database, _ folders: [(path: String, digest: Data, node: TreeNode)]
+  ) throws -> [(path: String, digest: Data, node: TreeNode)] {
+    var stored = Set<String>()
+    var new: [(path: String, digest: Data, node: TreeNode)] = []
+    for folder in folders.reversed() {
+      let parentStored = !folder.path.isEmpty && stored.contains(EntryPath.folder(of: folder.path))
+      if try parentStored || folderID(db, folder.digest) != nil {
+        stored.insert(folder.path)
+      } else {
+        new.append(folder)
+      }
+    }
+    return new.reversed()
+  }
+
   /// The digest of a folder record's base, in a query of `tree_node n LEFT JOIN tree_node b ON b.id =
   /// n.base`: the base is stored as its row, and a row that is gone (a damaged store) reads as a
   /// digest no folder has, so the chain is reported broken.

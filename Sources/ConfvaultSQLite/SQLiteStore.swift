@@ -289,7 +289,7 @@ public final class SQLiteStore: VersionStore {
       var files: [ManifestFile] = []
       for folder in folders {
         var node: Data? = root
-        for name in folder.split(separator: "/") where node != nil {
+        for name in folder.utf8.split(separator: 0x2F).map({ String(Substring($0)) }) where node != nil {
           let entries = try reader.entries(node!)
           node = nil
           for case .folder(let found, let child) in entries where found == name { node = child }
@@ -421,6 +421,18 @@ public final class SQLiteStore: VersionStore {
       var missing = Set<SHA256Hex>()
       for digest in Set(digests) where try Bool.fetchOne(statement, arguments: [digest.bytes]) != true {
         missing.insert(digest)
+      }
+      return missing
+    }
+  }
+
+  public func missingBlobs(inTree files: [ManifestFile]) async throws -> Set<SHA256Hex> {
+    try await reading { db in
+      let newPaths = Set(try Queries.newFolders(db, TreeNode.build(files)).map(\.path))
+      let statement = try db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?")
+      var missing = Set<SHA256Hex>()
+      for file in files where newPaths.contains(EntryPath.folder(of: file.path)) && !missing.contains(file.sha256) {
+        if try Bool.fetchOne(statement, arguments: [file.sha256.bytes]) != true { missing.insert(file.sha256) }
       }
       return missing
     }

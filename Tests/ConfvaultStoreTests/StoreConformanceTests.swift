@@ -262,6 +262,37 @@ final class ScratchFolder: @unchecked Sendable {
     #expect(read == Data("{\"same\": true}".utf8))
   }
 
+  @Test(
+    "the blobs a tree lacks are found beside stored folders; a version naming one is refused and changes nothing",
+    arguments: StoreKind.allCases)
+  func missingInTree(kind: StoreKind) async throws {
+    let fixture = try kind.make()
+    try await fixture.createShop()
+    let stored = ["a.json": "1", "x/b.json": "2", "x/y/c.json": "3", "z/d.json": "4"]
+    try await fixture.addVersion("dev", stored, expectedHead: nil)
+    // x/y is stored (and so is everything in z); x/new.json is not, nor is x/y2/e.json's content.
+    var files = try stored.map { try fixture.file($0.key, $0.value).0 }
+    let (new, newBlob) = try fixture.file("x/new.json", "not stored yet")
+    let (deep, _) = try fixture.file("x/y2/e.json", "not stored either")
+    let (copy, _) = try fixture.file("x/y2/f.json", "2")  // stored already, in a new folder
+    files += [new, deep, copy]
+    files.sort { EntryPath.byteOrder($0.path, $1.path) }
+    #expect(try await fixture.store.missingBlobs(inTree: files) == [new.sha256, deep.sha256])
+    try await fixture.store.storeBlobs([newBlob])
+    #expect(try await fixture.store.missingBlobs(inTree: files) == [deep.sha256])
+    let refused = await #expect(throws: OperationError.self) {
+      try await fixture.store.apply(
+        StoreChange(
+          .addVersion(
+            VersionDraft(app: "shop", environment: "dev", comment: "c", origin: .push, files: files), expectedHead: 1),
+          author: "ana", at: Date(timeIntervalSince1970: 1_800_000_000), detail: "pushed"))
+    }
+    #expect(refused?.message.contains("`x/y2/e.json`") == true, "\(String(describing: refused))")
+    #expect(try await fixture.head("dev") == 1)
+    let report = try await fixture.store.check()
+    #expect(report.isConsistent && report.versions == 1, "\(report)")
+  }
+
   @Test("a blob larger than a chunk reads back whole; a file that changed is not stored", arguments: StoreKind.allCases)
   func largeAndChangedBlobs(kind: StoreKind) async throws {
     let fixture = try kind.make()

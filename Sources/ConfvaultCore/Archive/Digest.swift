@@ -95,12 +95,20 @@ public struct SHA256Hex: Sendable, Hashable, Codable, CustomStringConvertible, C
   public static func < (a: SHA256Hex, b: SHA256Hex) -> Bool { a.words < b.words }
 
   /// The digest's 32 bytes, as stores key blobs by them.
-  public var bytes: Data {
-    var bytes = Data(capacity: 32)
-    for word in [words.0, words.1, words.2, words.3] {
-      withUnsafeBytes(of: word.bigEndian) { bytes.append(contentsOf: $0) }
+  public var bytes: Data { withBytes { Data($0) } }
+
+  /// Calls `body` with the digest's 32 bytes, without making a copy on the heap.
+  public func withBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+    try withUnsafeBytes(of: (words.0.bigEndian, words.1.bigEndian, words.2.bigEndian, words.3.bigEndian)) {
+      try body($0)
     }
-    return bytes
+  }
+
+  /// Appends the 64 hexadecimal digits to `bytes`.
+  func appendHex(to bytes: inout [UInt8]) {
+    let start = bytes.count
+    bytes.append(contentsOf: repeatElement(0, count: 64))
+    bytes.withUnsafeMutableBytes { writeHex(into: UnsafeMutableRawBufferPointer(rebasing: $0[start...])) }
   }
 
   /// Writes the 64 hexadecimal digits at the start of `buffer`.
@@ -167,20 +175,22 @@ public struct TreeDigest: Sendable, Hashable, Codable, CustomStringConvertible {
   /// The digest of `files`, which are in path byte order already.
   init(sortedFiles files: [ManifestFile]) {
     var hasher = SHA256()
-    // `<mode> <sha256> ` is 70 bytes; the path follows.
-    var line = [UInt8](repeating: 0, count: 70)
+    // Lines are hashed 64 KiB at a time: one update per line cost more than the hashing.
+    var lines: [UInt8] = []
+    lines.reserveCapacity(66 << 10)
     for file in files {
-      line.removeSubrange(70...)
-      line.withUnsafeMutableBytes { buffer in
-        for (at, byte) in file.mode.rawValue.utf8.prefix(4).enumerated() { buffer[at] = byte }
-        buffer[4] = 0x20
-        file.sha256.writeHex(into: UnsafeMutableRawBufferPointer(rebasing: buffer[5..<69]))
-        buffer[69] = 0x20
+      lines.append(contentsOf: file.mode.rawValue.utf8.prefix(4))
+      lines.append(0x20)
+      file.sha256.appendHex(to: &lines)
+      lines.append(0x20)
+      lines.append(contentsOf: file.path.utf8)
+      lines.append(0x0A)
+      if lines.count >= 64 << 10 {
+        lines.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        lines.removeAll(keepingCapacity: true)
       }
-      line.append(contentsOf: file.path.utf8)
-      line.append(0x0A)
-      line.withUnsafeBytes { hasher.update(bufferPointer: $0) }
     }
+    lines.withUnsafeBytes { hasher.update(bufferPointer: $0) }
     value = "sha256:" + hexString(hasher.finalize())
   }
 

@@ -6,13 +6,16 @@ import Foundation
 /// free of control characters, and short enough for common file systems.
 public enum EntryPath {
   /// The folder a configuration path is in, "" for the top: "deploy/api" for "deploy/api/app.yaml".
+  ///
+  /// The `/` is found among the bytes, not the characters: a search by characters costs far more,
+  /// and misses a `/` that a combining mark follows (the two make one character).
   public static func folder(of path: String) -> String {
-    path.lastIndex(of: "/").map { String(path[..<$0]) } ?? ""
+    path.utf8.lastIndex(of: 0x2F).map { String(path[..<$0]) } ?? ""
   }
 
   /// The last component of a configuration path: "app.yaml" for "deploy/api/app.yaml".
   public static func name(of path: String) -> Substring {
-    path.lastIndex(of: "/").map { path[path.index(after: $0)...] } ?? path[...]
+    path.utf8.lastIndex(of: 0x2F).map { path[path.utf8.index(after: $0)...] } ?? path[...]
   }
 
   /// Checks a path read from a tar entry and returns it without a leading `./` (ordinary tars made
@@ -161,8 +164,18 @@ public enum EntryPath {
   }
 
   /// Whether `a` sorts before `b` in byte order, the order of archives and tree digests.
+  ///
+  /// Compared with `memcmp` where both strings keep their bytes together (native strings do): sorts
+  /// of 100,000 paths spent most of their time in the generic comparison of UTF-8 views.
   public static func byteOrder(_ a: String, _ b: String) -> Bool {
-    a.utf8.lexicographicallyPrecedes(b.utf8)
+    let compared = a.utf8.withContiguousStorageIfAvailable { x in
+      b.utf8.withContiguousStorageIfAvailable { y in
+        let common = min(x.count, y.count)
+        let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
+        return order != 0 ? order < 0 : x.count < y.count
+      }
+    }
+    return (compared ?? nil) ?? a.utf8.lexicographicallyPrecedes(b.utf8)
   }
 
   /// A path in `paths` that is also a folder of another path (`a` and `a/b`), if any: the first in

@@ -47,62 +47,83 @@ public struct TreeNode: Sendable {
   /// The digest that names this folder: SHA-256 over its entries in name byte order, one line each,
   /// `F <mode> <size> <blob> <name>` or `D <folder digest> <name>`.
   public var digest: Data {
-    var hasher = SHA256()
-    var line: [UInt8] = []
-    for entry in entries.sorted(by: { EntryPath.byteOrder($0.name, $1.name) }) {
-      line.removeAll(keepingCapacity: true)
+    let byName = { (a: Entry, b: Entry) in EntryPath.byteOrder(a.name, b.name) }
+    let inOrder = zip(entries, entries.dropFirst()).allSatisfy { !byName($1, $0) }
+    // The lines of every entry in one buffer, hashed at once.
+    var lines: [UInt8] = []
+    lines.reserveCapacity(entries.count * 120)
+    for entry in inOrder ? entries : entries.sorted(by: byName) {
       switch entry {
       case .file(let name, let mode, let size, let blob):
-        line.append(contentsOf: "F \(mode.rawValue) \(size) ".utf8)
-        line.append(contentsOf: blob.value.utf8)
-        line.append(0x20)
-        line.append(contentsOf: name.utf8)
+        lines.append(contentsOf: "F ".utf8)
+        lines.append(contentsOf: mode.rawValue.utf8)
+        lines.append(0x20)
+        lines.append(contentsOf: String(size).utf8)
+        lines.append(0x20)
+        blob.appendHex(to: &lines)
+        lines.append(0x20)
+        lines.append(contentsOf: name.utf8)
       case .folder(let name, let node):
-        line.append(contentsOf: "D ".utf8)
-        line.append(contentsOf: hexString(node).utf8)
-        line.append(0x20)
-        line.append(contentsOf: name.utf8)
+        lines.append(contentsOf: "D ".utf8)
+        lines.append(contentsOf: hexString(node).utf8)
+        lines.append(0x20)
+        lines.append(contentsOf: name.utf8)
       }
-      line.append(0x0A)
-      hasher.update(data: line)
+      lines.append(0x0A)
     }
-    return Data(hasher.finalize())
+    return Data(SHA256.hash(data: lines))
   }
 
   /// Builds the folders of a flat file list, children before parents, the root (path "") last.
   public static func build(_ files: [ManifestFile]) -> [(path: String, digest: Data, node: TreeNode)] {
-    final class Folder {
-      var files: [TreeNode.Entry] = []
-      var folders: [String: Folder] = [:]
+    if zip(files, files.dropFirst()).contains(where: { EntryPath.byteOrder($1.path, $0.path) }) {
+      return build(inOrder: files.sorted { EntryPath.byteOrder($0.path, $1.path) })
     }
-    let root = Folder()
+    return build(inOrder: files)
+  }
+
+  private static func build(inOrder files: [ManifestFile]) -> [(path: String, digest: Data, node: TreeNode)] {
+    // In path byte order, the files under a folder come together: the folders open along the
+    // current file's path are a stack, each closed (and its digest computed) when the files leave it.
+    var ordered: [(path: String, digest: Data, node: TreeNode)] = []
+    var open: [(path: String, name: String, entries: [Entry])] = [("", "", [])]
+    func closeFolder() {
+      let folder = open.removeLast()
+      let node = TreeNode(entries: folder.entries)
+      let digest = node.digest
+      ordered.append((folder.path, digest, node))
+      open[open.count - 1].entries.append(.folder(name: folder.name, node: digest))
+    }
     for file in files {
-      var folder = root
-      let parts = file.path.split(separator: "/")
-      for part in parts.dropLast() {
-        let name = String(part)
-        if let next = folder.folders[name] {
-          folder = next
-        } else {
-          let next = Folder()
-          folder.folders[name] = next
-          folder = next
+      let folder = EntryPath.folder(of: file.path)
+      if folder != open[open.count - 1].path {
+        while open.count > 1 && !isInside(folder, open[open.count - 1].path) { closeFolder() }
+        let top = open[open.count - 1].path
+        // Below `top`: past its name and the "/" after it (both ASCII-bounded).
+        let rest =
+          top.isEmpty
+          ? folder[...]
+          : folder == top ? ""[...] : folder[folder.utf8.index(folder.startIndex, offsetBy: top.utf8.count + 1)...]
+        for bytes in rest.utf8.split(separator: 0x2F) {
+          let name = String(Substring(bytes))
+          let parent = open[open.count - 1].path
+          open.append((parent.isEmpty ? name : parent + "/" + name, name, []))
         }
       }
-      folder.files.append(.file(name: String(parts.last!), mode: file.mode, size: file.size, blob: file.sha256))
+      open[open.count - 1].entries.append(
+        .file(name: String(EntryPath.name(of: file.path)), mode: file.mode, size: file.size, blob: file.sha256))
     }
-    var ordered: [(String, Data, TreeNode)] = []
-    func emit(_ folder: Folder, path: String) -> Data {
-      var entries = folder.files
-      for (name, child) in folder.folders {
-        entries.append(.folder(name: name, node: emit(child, path: path.isEmpty ? name : path + "/" + name)))
-      }
-      let node = TreeNode(entries: entries)
-      let digest = node.digest
-      ordered.append((path, digest, node))
-      return digest
-    }
-    _ = emit(root, path: "")
+    while open.count > 1 { closeFolder() }
+    let root = TreeNode(entries: open[0].entries)
+    ordered.append(("", root.digest, root))
     return ordered
+  }
+
+  /// Whether the folder `path` is `folder` or inside it ("" being the root).
+  private static func isInside(_ path: String, _ folder: String) -> Bool {
+    guard !folder.isEmpty else { return true }
+    let (inner, outer) = (path.utf8, folder.utf8)
+    guard inner.starts(with: outer) else { return false }
+    return inner.count == outer.count || inner[inner.index(inner.startIndex, offsetBy: outer.count)] == 0x2F
   }
 }

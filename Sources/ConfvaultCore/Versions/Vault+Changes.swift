@@ -140,7 +140,7 @@ extension Vault {
   func storeMissing(
     _ files: [ManifestFile], app: String, environment: String, source: (ManifestFile) -> BlobFile
   ) async throws {
-    var missing = try await store.missingBlobs(files.map(\.sha256))
+    var missing = try await store.missingBlobs(inTree: files)
     guard !missing.isEmpty else { return }
     var similar = SimilarFiles(head: [])
     if store.storesDeltas, let head = try await store.app(app).environment(environment).head {

@@ -1,0 +1,100 @@
+import Crypto
+import Foundation
+import Testing
+
+@testable import ConfvaultCore
+
+/// The folders a flat file list is stored as, against the plain definitions: a folder's digest
+/// hashes its entries' lines in name byte order, and every folder of every path is built once.
+@Suite struct TreeNodeTests {
+  /// The digest as defined: one `F <mode> <size> <blob> <name>` or `D <folder> <name>` line per
+  /// entry, in name byte order.
+  static func plainDigest(_ entries: [TreeNode.Entry]) -> Data {
+    var text = ""
+    for entry in entries.sorted(by: { EntryPath.byteOrder($0.name, $1.name) }) {
+      switch entry {
+      case .file(let name, let mode, let size, let blob): text += "F \(mode.rawValue) \(size) \(blob.value) \(name)\n"
+      case .folder(let name, let node): text += "D \(hexString(node)) \(name)\n"
+      }
+    }
+    return Data(SHA256.hash(data: Data(text.utf8)))
+  }
+
+  /// Each folder's digest, by path, built from the plain definition: a folder holds the files
+  /// directly in it and the folders one level down.
+  static func plainFolders(_ files: [ManifestFile]) -> [String: Data] {
+    var folders = Set([""])
+    for file in files {
+      var folder = EntryPath.folder(of: file.path)
+      while !folder.isEmpty {
+        folders.insert(folder)
+        folder = EntryPath.folder(of: folder)
+      }
+    }
+    var digests: [String: Data] = [:]
+    // Deepest first, so a folder's folders are known before it.
+    func depth(_ folder: String) -> Int { folder.isEmpty ? -1 : folder.utf8.count { $0 == 0x2F } }
+    for folder in folders.sorted(by: { depth($0) > depth($1) }) {
+      var entries: [TreeNode.Entry] = files.filter { EntryPath.folder(of: $0.path) == folder }.map {
+        .file(name: String(EntryPath.name(of: $0.path)), mode: $0.mode, size: $0.size, blob: $0.sha256)
+      }
+      for child in folders where !child.isEmpty && EntryPath.folder(of: child) == folder {
+        entries.append(.folder(name: String(EntryPath.name(of: child)), node: digests[child]!))
+      }
+      digests[folder] = plainDigest(entries)
+    }
+    return digests
+  }
+
+  @Test("random trees build the folders the definition gives, each once, children before parents")
+  func buildMatchesDefinition() {
+    var generator = SeededGenerator(seed: 7)
+    // Names that byte order puts between a folder and its files (`a-b` and `a.txt` sort before
+    // `a/`), and one starting with a combining mark, which makes one character with the `/` before it.
+    let names = ["a", "b", "a-b", "a.txt", "a0", "é", "Z", "config.d", "x", "\u{301}x"]
+    for round in 0..<300 {
+      var paths = Set<String>()
+      for _ in 0..<Int.random(in: 1...40, using: &generator) {
+        let depth = Int.random(in: 1...4, using: &generator)
+        paths.insert((0..<depth).map { _ in names.randomElement(using: &generator)! }.joined(separator: "/"))
+      }
+      // A path that is also a folder of another is no tree: those are left out.
+      let tree = paths.filter { path in !paths.contains { $0.utf8.starts(with: (path + "/").utf8) } }
+      var files = tree.map { path in
+        ManifestFile(
+          path: path, size: Int64(path.utf8.count), mode: path.hasSuffix("a") ? .executable : .regular,
+          sha256: SHA256Hex.of(Data(path.utf8)))
+      }
+      files.shuffle(using: &generator)
+      let sorted = files.sorted { EntryPath.byteOrder($0.path, $1.path) }
+      let expected = Self.plainFolders(files)
+      for input in [files, sorted] {
+        let built = TreeNode.build(input)
+        #expect(
+          Dictionary(built.map { ($0.path, $0.digest) }, uniquingKeysWith: { a, _ in a }) == expected, "round \(round)")
+        #expect(built.count == expected.count, "each folder once (round \(round))")
+        #expect(built.last?.path == "")
+        for (index, folder) in built.enumerated() {
+          #expect(folder.node.digest == folder.digest)
+          let inside = built[(index + 1)...].filter {
+            !folder.path.isEmpty && $0.path.utf8.starts(with: (folder.path + "/").utf8)
+          }
+          #expect(inside.isEmpty, "`\(folder.path)` comes after its folders (round \(round))")
+        }
+      }
+    }
+  }
+
+  @Test("an empty list is an empty root; a digest does not depend on the order of its entries")
+  func edges() {
+    let empty = TreeNode.build([])
+    #expect(empty.count == 1 && empty[0].path == "" && empty[0].digest == Self.plainDigest([]))
+    let entries: [TreeNode.Entry] = [
+      .file(name: "b", mode: .regular, size: 12_345_678_901, blob: SHA256Hex.of(Data("b".utf8))),
+      .folder(name: "a", node: Data(repeating: 7, count: 32)),
+      .file(name: "a.txt", mode: .executable, size: 0, blob: SHA256Hex.of(Data())),
+    ]
+    #expect(TreeNode(entries: entries).digest == Self.plainDigest(entries))
+    #expect(TreeNode(entries: entries.reversed()).digest == Self.plainDigest(entries))
+  }
+}
