@@ -3,8 +3,8 @@ import Testing
 
 @testable import ConfvaultCore
 
-/// The stat cache finds each file by its path, however the cache file lists them (one written before
-/// it kept its files in path order lists them in any order).
+/// The stat cache finds each file of a scan by its path, however the cache file lists them (one
+/// written before it kept its files in path order lists them in any order).
 @Suite struct StatCacheLookupTests {
   @Test("a cache listing its files in any order finds each by path; a changed status or another path is not found")
   func lookup() throws {
@@ -37,18 +37,31 @@ import Testing
 
     let cache = StatCache(path: folder + "/cache")
     #expect(cache.count == paths.count)
-    func file(_ path: String) -> FolderFile {
+    func file(_ path: String, _ identity: FileIdentity) -> FolderFile {
       FolderFile(
-        path: path, absolutePath: folder + "/" + path, mode: .regular, size: 5, modificationTime: 1_700_000_000)
+        path: path, absolutePath: folder + "/" + path, mode: .regular, size: 5, modificationTime: 1_700_000_000,
+        identity: identity)
     }
-    for (index, path) in paths.enumerated() {
-      #expect(cache.digest(of: file(path), identity: identity(index)) == SHA256Hex.of(Data(path.utf8)), "\(path)")
-      var moved = identity(index)
-      moved.inode += 1_000
-      #expect(cache.digest(of: file(path), identity: moved) == nil, "\(path): another inode")
+    // A scan's files, in path byte order, with paths the cache lacks among them.
+    let absent = ["a", "a/b", "many/file-500.json", "zz", ""]
+    let indexed = (paths.enumerated().map { ($1, $0) } + absent.map { ($0, -1) }).sorted {
+      EntryPath.byteOrder($0.0, $1.0)
     }
-    for absent in ["a", "a/b", "many/file-500.json", "zz", ""] {
-      #expect(cache.digest(of: file(absent), identity: identity(0)) == nil, "\(absent)")
+    let scanned = indexed.map { file($0.0, identity(max($0.1, 0))) }
+    let known = try cache.known(scanned)
+    #expect(known.count == scanned.count)
+    for ((path, index), found) in zip(indexed, known) {
+      #expect(found?.sha256 == (index < 0 ? nil : SHA256Hex.of(Data(path.utf8))), "\(path)")
+    }
+    // Another inode for every other file: those are to be read again.
+    let moved = indexed.enumerated().map { position, entry in
+      var changed = identity(max(entry.1, 0))
+      if position % 2 == 0 { changed.inode += 1_000 }
+      return file(entry.0, changed)
+    }
+    for (position, found) in try cache.known(moved).enumerated() {
+      let (path, index) = indexed[position]
+      #expect((found != nil) == (index >= 0 && position % 2 == 1), "\(path)")
     }
   }
 }

@@ -222,9 +222,25 @@ public enum ConfigurationArchive {
   ///
   /// - Returns: the entries, and how many files were read.
   public static func hash(_ files: [FolderFile], cache: inout StatCache) throws -> (files: [ManifestFile], read: Int) {
-    let reads = try FolderReading.read(files, keepingUpTo: 0, cache: cache)
-    cache.replace(with: reads)
-    return (reads.map(\.entry), reads.count { !$0.fromCache })
+    let known = try cache.known(files)
+    let reads = try FolderReading.read(files.indices.filter { known[$0] == nil }.map { files[$0] }, keepingUpTo: 0)
+    var entries: [ManifestFile] = []
+    entries.reserveCapacity(files.count)
+    var kept: [(path: String, identity: FileIdentity, sha256: SHA256Hex)?] = []
+    kept.reserveCapacity(files.count)
+    var nextRead = reads.makeIterator()
+    for (file, known) in zip(files, known) {
+      if let known {
+        entries.append(ManifestFile(path: file.path, size: known.identity.size, mode: file.mode, sha256: known.sha256))
+        kept.append((file.path, known.identity, known.sha256))
+      } else {
+        let read = nextRead.next()!
+        entries.append(read.entry)
+        kept.append(read.isRacy ? nil : (read.entry.path, read.identity, read.entry.sha256))
+      }
+    }
+    cache.replace(with: kept)
+    return (entries, reads.count)
   }
 }
 
@@ -275,8 +291,6 @@ struct ReadFile {
   var isRacy: Bool
   /// The bytes read, when small enough to be kept for writing.
   var keptBytes: Data?
-  /// Not read: its status is the one the stat cache knows, with its digest.
-  var fromCache = false
 }
 
 /// Reading a configuration folder's files for their digests, and once more to write them.
@@ -292,7 +306,7 @@ enum FolderReading {
 
   /// Each of `files` read once on up to four cores: its manifest entry, its status, and its bytes
   /// while they fit in `budget`.
-  static func read(_ files: [FolderFile], keepingUpTo budget: Int, cache: StatCache? = nil) throws -> [ReadFile] {
+  static func read(_ files: [FolderFile], keepingUpTo budget: Int) throws -> [ReadFile] {
     let results = ResultSlots<ReadFile>(count: files.count)
     let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4)
     DispatchQueue.concurrentPerform(iterations: workers) { worker in
@@ -301,7 +315,6 @@ enum FolderReading {
       var left = budget / workers
       for index in stride(from: worker, to: files.count, by: workers) {
         results.set(index) {
-          if let cache, let known = try known(files[index], in: cache) { return known }
           let read = try readOnce(files[index], buffer: buffer, keeping: left)
           left -= read.keptBytes?.count ?? 0
           return read
@@ -309,17 +322,6 @@ enum FolderReading {
       }
     }
     return try results.values()
-  }
-
-  /// The file as `cache` knows it, when its status is still the one the cache has.
-  private static func known(_ file: FolderFile, in cache: StatCache) throws -> ReadFile? {
-    var info = stat()
-    guard lstat(file.absolutePath, &info) == 0 else { throw SystemError(.status, file.absolutePath) }
-    let identity = FileIdentity(info)
-    guard let digest = cache.digest(of: file, identity: identity) else { return nil }
-    return ReadFile(
-      entry: ManifestFile(path: file.path, size: identity.size, mode: file.mode, sha256: digest), identity: identity,
-      isRacy: false, keptBytes: nil, fromCache: true)
   }
 
   private static func readOnce(_ file: FolderFile, buffer: UnsafeMutableRawBufferPointer, keeping budget: Int) throws
@@ -394,7 +396,7 @@ enum FolderReading {
 }
 
 /// One result slot per index, filled by concurrent workers that each own distinct indices.
-private final class ResultSlots<Value>: @unchecked Sendable {
+final class ResultSlots<Value>: @unchecked Sendable {
   private var slots: [Result<Value, any Error>?]
   private let lock = NSLock()
 

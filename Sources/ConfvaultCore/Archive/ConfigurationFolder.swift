@@ -10,6 +10,24 @@ public struct FolderFile: Sendable, Equatable {
   public var size: Int64
   /// Seconds since 1970 of the last change of content.
   public var modificationTime: Int64
+  /// The status the scan read (what a stat cache compares), or nil for a file listed otherwise.
+  var identity: FileIdentity?
+
+  public init(path: String, absolutePath: String, mode: FileMode, size: Int64, modificationTime: Int64) {
+    self.init(
+      path: path, absolutePath: absolutePath, mode: mode, size: size, modificationTime: modificationTime, identity: nil)
+  }
+
+  init(
+    path: String, absolutePath: String, mode: FileMode, size: Int64, modificationTime: Int64, identity: FileIdentity?
+  ) {
+    self.path = path
+    self.absolutePath = absolutePath
+    self.mode = mode
+    self.size = size
+    self.modificationTime = modificationTime
+    self.identity = identity
+  }
 }
 
 /// What a scan of a configuration folder found.
@@ -54,20 +72,22 @@ public enum ConfigurationFolder {
     }
     var found = FolderScan(files: [], ignored: [])
     var problems: [String] = []
-    try walk(root: root, relative: [], limits: limits, rules: rules, found: &found, problems: &problems)
+    try walk(root: root, relative: [], limits: limits, rules: rules, found: &found, problems: &problems, parallel: true)
     var files = found.files
     found.ignored.sort(by: EntryPath.byteOrder)
-    files.sort { EntryPath.byteOrder($0.path, $1.path) }
+    // The walk lists files in order but for names that NFC changes.
+    if !zip(files, files.dropFirst()).allSatisfy({ !EntryPath.byteOrder($1.path, $0.path) }) {
+      files.sort { EntryPath.byteOrder($0.path, $1.path) }
+    }
     for (previous, next) in zip(files, files.dropFirst()) where previous.path.utf8.elementsEqual(next.path.utf8) {
       problems.append("`\(next.path)`: two names that are the same after Unicode normalisation (NFC)")
     }
-    var folded: [String: String] = [:]
-    for file in files {
-      if let other = folded.updateValue(file.path, forKey: EntryPath.caseFolded(file.path)), other != file.path {
-        problems.append(
-          "`\(displayName(Array(file.path.utf8)))`: \(ArchiveRefusal.Rule.caseCollision.rawValue) with `\(displayName(Array(other.utf8)))`"
-        )
-      }
+    let paths = files.map(\.path)
+    for (later, earlier) in EntryPath.caseCollisions(inSorted: paths).sorted(by: { $0.key < $1.key })
+    where !paths[later].utf8.elementsEqual(paths[earlier].utf8) {
+      problems.append(
+        "`\(displayName(Array(paths[later].utf8)))`: \(ArchiveRefusal.Rule.caseCollision.rawValue) with `\(displayName(Array(paths[earlier].utf8)))`"
+      )
     }
     if !problems.isEmpty { throw FolderRefusal(folder: root, problems: problems) }
     // What an import or a backup's read-back would refuse is refused here, before it is stored.
@@ -97,34 +117,50 @@ public enum ConfigurationFolder {
     return found
   }
 
+  /// Lists the folder `relative` below `root` into `found` and `problems`, in path byte order.
+  ///
+  /// With `parallel`, the folders met are walked on several cores (as `git status` reads its
+  /// files' status on several threads), or the one folder met is walked so in its turn; their
+  /// findings are put back in order.
   private static func walk(
     root: String, relative: [UInt8], limits: ArchiveLimits, rules: IgnoreRules?, found: inout FolderScan,
-    problems: inout [String]
+    problems: inout [String], parallel: Bool = false
   ) throws {
     let folder = relative.isEmpty ? root : root + "/" + String(decoding: relative, as: UTF8.self)
     guard let handle = opendir(folder) else { throw SystemError(.list, folder) }
     defer { closedir(handle) }
-    var names: [[UInt8]] = []
+    // Each entry's status is read relative to the folder (no lookup of the whole path), and the
+    // entries go in path byte order, a folder sorting as its name and "/": the files come out in
+    // path byte order for names in NFC form, and the scan needs no sort of every path.
+    var entries: [(key: [UInt8], name: [UInt8], info: stat)] = []
     while let entry = readdir(handle) {
-      let name = withUnsafePointer(to: &entry.pointee.d_name) {
-        $0.withMemoryRebound(to: CChar.self, capacity: 256) { Array(cStringBytes: $0) }
+      var info = stat()
+      let name = try withUnsafePointer(to: &entry.pointee.d_name) {
+        try $0.withMemoryRebound(to: CChar.self, capacity: 256) { name in
+          let bytes = Array(cStringBytes: name)
+          guard bytes != [0x2E] && bytes != [0x2E, 0x2E] else { return nil as [UInt8]? }
+          guard fstatat(dirfd(handle), name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+            throw SystemError(.status, folder + "/" + String(decoding: bytes, as: UTF8.self))
+          }
+          return bytes
+        }
       }
-      if name == [0x2E] || name == [0x2E, 0x2E] { continue }
-      names.append(name)
+      if let name { entries.append((info.st_mode & S_IFMT == S_IFDIR ? name + [0x2F] : name, name, info)) }
     }
-    for name in names {
+    entries.sort { $0.key.lexicographicallyPrecedes($1.key) }
+    let folders = parallel ? entries.count { $0.info.st_mode & S_IFMT == S_IFDIR } : 0
+    // The folders left for later, with where their findings go in `found` and `problems`.
+    var later: [(files: Int, ignored: Int, problems: Int, relative: [UInt8])] = []
+    for (_, name, info) in entries {
       let path = relative.isEmpty ? name : relative + [0x2F] + name
-      let shown = displayName(path)
       guard let text = String(validating: path, as: UTF8.self) else {
-        problems.append("`\(shown)`: name is not valid UTF-8")
+        problems.append("`\(displayName(path))`: name is not valid UTF-8")
         continue
       }
       let absolute = root + "/" + text
-      var info = stat()
-      guard lstat(absolute, &info) == 0 else { throw SystemError(.status, absolute) }
       let isFolder = info.st_mode & S_IFMT == S_IFDIR
+      let normalized = EntryPath.nfc(text)
       if let rules {
-        let normalized = EntryPath.nfc(text)
         if normalized == CheckoutRecord.relativePath && !isFolder { continue }
         if rules.ignores(normalized, isFolder: isFolder) {
           if !(isFolder && normalized == CheckoutRecord.folderName && holdsOnlyTheRecord(absolute)) {
@@ -134,24 +170,57 @@ public enum ConfigurationFolder {
         }
       }
       switch info.st_mode & S_IFMT {
+      case S_IFDIR where folders > 1:
+        later.append((found.files.count, found.ignored.count, problems.count, path))
       case S_IFDIR:
-        try walk(root: root, relative: path, limits: limits, rules: rules, found: &found, problems: &problems)
+        try walk(
+          root: root, relative: path, limits: limits, rules: rules, found: &found, problems: &problems,
+          parallel: parallel)
       case S_IFREG:
         do {
           try EntryPath.validate(relativePath: text, limits: limits)
         } catch let refusal as ArchiveRefusal {
-          problems.append("`\(shown)`: \(refusal.rule.rawValue)")
+          problems.append("`\(displayName(path))`: \(refusal.rule.rawValue)")
           continue
         }
         found.files.append(
           FolderFile(
-            path: EntryPath.nfc(text), absolutePath: absolute, mode: FileMode(permissions: UInt32(info.st_mode)),
-            size: Int64(info.st_size), modificationTime: Int64(info.st_mtim.tv_sec)))
+            path: normalized, absolutePath: absolute, mode: FileMode(permissions: UInt32(info.st_mode)),
+            size: Int64(info.st_size), modificationTime: Int64(info.st_mtim.tv_sec), identity: FileIdentity(info)))
       default:
         problems.append(
-          "`\(shown)`: \(LibArchive.typeName(UInt32(info.st_mode) & LibArchive.typeMask))")
+          "`\(displayName(path))`: \(LibArchive.typeName(UInt32(info.st_mode) & LibArchive.typeMask))")
       }
     }
+    guard !later.isEmpty else { return }
+    let folderPaths = later.map(\.relative)
+    let walked = ResultSlots<(found: FolderScan, problems: [String])>(count: folderPaths.count)
+    DispatchQueue.concurrentPerform(iterations: folderPaths.count) { index in
+      walked.set(index) {
+        var (inner, innerProblems) = (FolderScan(files: [], ignored: []), [String]())
+        try walk(
+          root: root, relative: folderPaths[index], limits: limits, rules: rules, found: &inner,
+          problems: &innerProblems)
+        return (inner, innerProblems)
+      }
+    }
+    let results = try walked.values()
+    found.files = merged(found.files, at: later.map(\.files), results.map(\.found.files))
+    found.ignored = merged(found.ignored, at: later.map(\.ignored), results.map(\.found.ignored))
+    problems = merged(problems, at: later.map(\.problems), results.map(\.problems))
+  }
+
+  /// `mine` with each of `theirs` put in at the offset of `mine` given for it (offsets ascending).
+  private static func merged<Element>(_ mine: [Element], at offsets: [Int], _ theirs: [[Element]]) -> [Element] {
+    var all: [Element] = []
+    all.reserveCapacity(mine.count + theirs.reduce(0) { $0 + $1.count })
+    var start = 0
+    for (offset, inner) in zip(offsets, theirs) {
+      all += mine[start..<offset]
+      all += inner
+      start = offset
+    }
+    return all + mine[start...]
   }
 
   /// Whether the checkout record's folder holds the record and nothing else: then leaving it out is

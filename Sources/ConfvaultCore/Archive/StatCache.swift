@@ -56,25 +56,41 @@ public struct StatCache: Sendable {
   /// How many files it knows.
   public var count: Int { entries.count }
 
-  /// The digest of `file` as last read, when its status is still the one it had then.
-  func digest(of file: FolderFile, identity: FileIdentity) -> SHA256Hex? {
-    var (low, high) = (0, entries.count)
-    while low < high {
-      let middle = (low + high) / 2
-      if EntryPath.byteOrder(entries[middle].path, file.path) { low = middle + 1 } else { high = middle }
+  /// For each of `files` (in path byte order, as a scan lists them), its digest as last read and its
+  /// status now, when that status is still the one it had then; nil for a file to read.
+  ///
+  /// One pass over both lists, which are in the same order: no search per file. The status compared
+  /// is the one the scan read, if it did.
+  func known(_ files: [FolderFile]) throws -> [(sha256: SHA256Hex, identity: FileIdentity)?] {
+    var known: [(sha256: SHA256Hex, identity: FileIdentity)?] = []
+    known.reserveCapacity(files.count)
+    var at = 0
+    for file in files {
+      while at < entries.count && EntryPath.byteOrder(entries[at].path, file.path) { at += 1 }
+      guard at < entries.count, entries[at].path.utf8.elementsEqual(file.path.utf8) else {
+        known.append(nil)
+        continue
+      }
+      var identity: FileIdentity
+      if let scanned = file.identity {
+        identity = scanned
+      } else {
+        var info = stat()
+        guard lstat(file.absolutePath, &info) == 0 else { throw SystemError(.status, file.absolutePath) }
+        identity = FileIdentity(info)
+      }
+      known.append(entries[at].entry.identity == identity ? (entries[at].entry.sha256, identity) : nil)
     }
-    guard low < entries.count, entries[low].path == file.path, entries[low].entry.identity == identity else {
-      return nil
-    }
-    return entries[low].entry.sha256
+    return known
   }
 
-  /// Keeps what a read found, except for racy files; forgets files no longer in the folder.
-  mutating func replace(with reads: [ReadFile]) {
+  /// Keeps what a scan found: each file's status and digest (`nil` for a racy file, read again next
+  /// time); forgets files no longer in the folder.
+  mutating func replace(with files: [(path: String, identity: FileIdentity, sha256: SHA256Hex)?]) {
     entries.removeAll()
-    entries.reserveCapacity(reads.count)
-    for read in reads where !read.isRacy {
-      entries.append((read.entry.path, Entry(identity: read.identity, sha256: read.entry.sha256)))
+    entries.reserveCapacity(files.count)
+    for case (let path, let identity, let sha256)? in files {
+      entries.append((path, Entry(identity: identity, sha256: sha256)))
     }
     StatCache.sort(&entries)
   }
@@ -90,23 +106,38 @@ public struct StatCache: Sendable {
   public func save() throws {
     let folder = (path as NSString).deletingLastPathComponent
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    var data = Data(StatCache.magic)
-    data.reserveCapacity(entries.count * 80)
+    var bytes = StatCache.magic
+    bytes.reserveCapacity(entries.count * 100)
     for (path, entry) in entries {  // in path order: the next read needs no sort
-      data.appendNumber(UInt64(path.utf8.count))
-      data.append(contentsOf: path.utf8)
-      for number in [
-        entry.identity.device, entry.identity.inode, UInt64(bitPattern: entry.identity.size),
-        UInt64(bitPattern: Int64(entry.identity.modified.tv_sec)), UInt64(entry.identity.modified.tv_nsec),
-        UInt64(bitPattern: Int64(entry.identity.changed.tv_sec)), UInt64(entry.identity.changed.tv_nsec),
-      ] {
-        data.appendNumber(number)
-      }
-      data.append(entry.sha256.bytes)
+      bytes.appendNumber(UInt64(path.utf8.count))
+      bytes.append(contentsOf: path.utf8)
+      bytes.appendNumber(entry.identity.device)
+      bytes.appendNumber(entry.identity.inode)
+      bytes.appendNumber(UInt64(bitPattern: entry.identity.size))
+      bytes.appendNumber(UInt64(bitPattern: Int64(entry.identity.modified.tv_sec)))
+      bytes.appendNumber(UInt64(entry.identity.modified.tv_nsec))
+      bytes.appendNumber(UInt64(bitPattern: Int64(entry.identity.changed.tv_sec)))
+      bytes.appendNumber(UInt64(entry.identity.changed.tv_nsec))
+      entry.sha256.withBytes { bytes.append(contentsOf: $0) }
     }
     let temporary = path + ".\(getpid()).tmp"
-    guard FileManager.default.createFile(atPath: temporary, contents: data) else {
-      throw SystemError(.create, temporary)
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    guard fd >= 0 else { throw SystemError(.create, temporary) }
+    var written = 0
+    let wrote = bytes.withUnsafeBytes { buffer in
+      while written < buffer.count {
+        let count = write(fd, buffer.baseAddress! + written, buffer.count - written)
+        if count < 0 && errno == EINTR { continue }
+        guard count > 0 else { return false }
+        written += count
+      }
+      return true
+    }
+    // Flushed before the rename, so a crash leaves the old cache or the new one, never a torn one.
+    guard wrote, fsync(fd) == 0, close(fd) == 0 else {
+      let error = SystemError(.write, temporary)
+      unlink(temporary)
+      throw error
     }
     guard rename(temporary, path) == 0 else {
       let error = SystemError(.rename, path)
@@ -139,20 +170,18 @@ public struct StatCache: Sendable {
         let path = String(validating: bytes[at..<at + Int(length)], as: UTF8.self)
       else { return nil }
       at += Int(length)
-      var numbers: [UInt64] = []
-      for _ in 0..<7 {
-        guard let value = number() else { return nil }
-        numbers.append(value)
-      }
+      guard let device = number(), let inode = number(), let size = number(), let modified = number(),
+        let modifiedNanoseconds = number(), let changed = number(), let changedNanoseconds = number()
+      else { return nil }
       guard bytes.count - at >= 32, let sha256 = SHA256Hex(bytes: UnsafeRawBufferPointer(rebasing: bytes[at..<at + 32]))
       else { return nil }
       at += 32
       // Nanoseconds past a second are damage: the cache is then not trusted at all.
-      guard numbers[4] < 1_000_000_000, numbers[6] < 1_000_000_000 else { return nil }
+      guard modifiedNanoseconds < 1_000_000_000, changedNanoseconds < 1_000_000_000 else { return nil }
       let identity = FileIdentity(
-        device: numbers[0], inode: numbers[1], size: Int64(bitPattern: numbers[2]),
-        modified: timespec(tv_sec: Int(Int64(bitPattern: numbers[3])), tv_nsec: Int(numbers[4])),
-        changed: timespec(tv_sec: Int(Int64(bitPattern: numbers[5])), tv_nsec: Int(numbers[6])))
+        device: device, inode: inode, size: Int64(bitPattern: size),
+        modified: timespec(tv_sec: Int(Int64(bitPattern: modified)), tv_nsec: Int(modifiedNanoseconds)),
+        changed: timespec(tv_sec: Int(Int64(bitPattern: changed)), tv_nsec: Int(changedNanoseconds)))
       entries.append((path, Entry(identity: identity, sha256: sha256)))
     }
     sort(&entries)  // (a cache written before it was kept in order)
@@ -160,7 +189,7 @@ public struct StatCache: Sendable {
   }
 }
 
-extension Data {
+extension [UInt8] {
   fileprivate mutating func appendNumber(_ value: UInt64) {
     var value = value
     while value >= 0x80 {

@@ -88,7 +88,7 @@ extension Vault {
   ///   since are read, and the cache is written again (a cache that cannot be written is passed over).
   func scanFolder(
     _ folder: String, limits: ArchiveLimits, applyingIgnoreRules: Bool, statCache: String?, logger: Logger
-  ) async throws -> (files: [ManifestFile], paths: [String: String], ignored: [String]) {
+  ) async throws -> (files: [ManifestFile], paths: ScannedPaths, ignored: [String]) {
     try await offload {
       let rules = applyingIgnoreRules ? try IgnoreRules.forFolder(folder) : .none
       let found = try ConfigurationFolder.scan(folder, limits: limits, ignoring: rules)
@@ -108,10 +108,22 @@ extension Vault {
       } else {
         files = try ConfigurationArchive.hash(found.files)
       }
-      return (
-        files, Dictionary(found.files.map { ($0.path, $0.absolutePath) }, uniquingKeysWith: { a, _ in a }),
-        found.ignored
-      )
+      return (files, ScannedPaths(files: found.files), found.ignored)
+    }
+  }
+
+  /// Where each file of a scan is on disk, by its path in the configuration.
+  struct ScannedPaths: Sendable {
+    /// In path byte order, as a scan lists them: found by halves, with no dictionary of every path.
+    let files: [FolderFile]
+
+    subscript(path: String) -> String? {
+      var (low, high) = (0, files.count)
+      while low < high {
+        let middle = (low + high) / 2
+        if EntryPath.byteOrder(files[middle].path, path) { low = middle + 1 } else { high = middle }
+      }
+      return low < files.count && files[low].path == path ? files[low].absolutePath : nil
     }
   }
 
