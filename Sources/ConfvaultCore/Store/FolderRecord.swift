@@ -198,9 +198,11 @@ public enum FolderRecord {
       throw damaged
     }
     var output = Data(count: Int(size))
-    let result = output.withUnsafeMutableBytes { out in
-      record.data.withUnsafeBytes { input in
-        ZSTD_decompress(out.baseAddress, out.count, input.baseAddress, input.count)
+    let result = try ZstdDecompression.withContext { context in
+      output.withUnsafeMutableBytes { out in
+        record.data.withUnsafeBytes { input in
+          ZSTD_decompressDCtx(context, out.baseAddress, out.count, input.baseAddress, input.count)
+        }
       }
     }
     guard ZSTD_isError(result) == 0, result == Int(size) else { throw damaged }
@@ -286,7 +288,9 @@ private struct RecordReader {
 
   mutating func name() throws -> String {
     let length = try count()
-    guard let name = String(validating: try take(length), as: UTF8.self), !name.isEmpty, !name.contains("/") else {
+    // `/` looked for among the bytes: Foundation's `contains` on strings went through NSString.
+    let bytes = try take(length)
+    guard !bytes.contains(0x2F), let name = String(validating: bytes, as: UTF8.self), !name.isEmpty else {
       throw damaged("an entry name is not a valid name")
     }
     return name

@@ -161,7 +161,7 @@ public struct StoredTreeCheck {
   public mutating func summary(root: Data) throws -> (digest: TreeDigest, files: Int, size: Int64) {
     var hasher = SHA256()
     let whole = try subtree(root, prefix: "", depth: 0)
-    hasher.update(data: whole.bytes)
+    for piece in whole.pieces { hasher.update(data: piece) }
     return (TreeDigest("sha256:" + hexString(hasher.finalize()))!, whole.files, whole.size)
   }
 
@@ -180,10 +180,14 @@ public struct StoredTreeCheck {
     var prefix: String
   }
 
+  /// A subtree's manifest lines, as the pieces they were made in: a folder's own files' lines, and
+  /// its folders' pieces as they are kept. Hashed piece by piece, so that no version's lines are
+  /// copied into one buffer again at each level.
   private struct Lines {
-    var bytes: Data
-    var files: Int
-    var size: Int64
+    var pieces: [Data] = []
+    var byteCount = 0
+    var files = 0
+    var size: Int64 = 0
   }
 
   private mutating func subtree(_ digest: Data, prefix: String, depth: Int) throws -> Lines {
@@ -198,33 +202,43 @@ public struct StoredTreeCheck {
       }
       return EntryPath.byteOrder(key(a), key(b))
     }
-    var result = Lines(bytes: Data(), files: 0, size: 0)
+    var result = Lines()
+    var own: [UInt8] = []
+    func endPiece() {
+      guard !own.isEmpty else { return }
+      result.pieces.append(Data(own))
+      result.byteCount += own.count
+      own.removeAll(keepingCapacity: true)
+    }
     for entry in entries {
       switch entry {
       case .file(let name, let mode, let size, let blob):
-        result.bytes.append(contentsOf: mode.rawValue.utf8)
-        result.bytes.append(0x20)
-        result.bytes.append(contentsOf: blob.value.utf8)
-        result.bytes.append(0x20)
-        result.bytes.append(contentsOf: prefix.utf8)
-        result.bytes.append(contentsOf: name.utf8)
-        result.bytes.append(0x0A)
+        own.append(contentsOf: mode.rawValue.utf8)
+        own.append(0x20)
+        blob.appendHex(to: &own)
+        own.append(0x20)
+        own.append(contentsOf: prefix.utf8)
+        own.append(contentsOf: name.utf8)
+        own.append(0x0A)
         result.files += 1
         result.size = try sum(result.size, size, digest)
       case .folder(let name, let node):
         let child = try subtree(node, prefix: prefix + name + "/", depth: depth + 1)
-        result.bytes.append(child.bytes)
+        endPiece()
+        result.pieces += child.pieces
+        result.byteCount += child.byteCount
         result.files += child.files
         result.size = try sum(result.size, child.size, digest)
       }
     }
-    if linesBytes + result.bytes.count > linesBudget {
+    endPiece()
+    if linesBytes + result.byteCount > linesBudget {
       lines.removeAll(keepingCapacity: true)
       linesBytes = 0
     }
-    if result.bytes.count <= linesBudget / 4 {
+    if result.byteCount <= linesBudget / 4 {
       lines[key] = result
-      linesBytes += result.bytes.count
+      linesBytes += result.byteCount
     }
     return result
   }

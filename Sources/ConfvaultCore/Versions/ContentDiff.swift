@@ -274,11 +274,15 @@ public enum ContentDiff {
   /// An upper bound of a YAML text's nesting: brackets open at once, or leading spaces over two
   /// (block YAML nests by indentation), whichever is larger.
   static func nestingDepth(_ data: Data) -> Int {
+    data.withUnsafeBytes(nestingDepth)
+  }
+
+  private static func nestingDepth(_ bytes: UnsafeRawBufferPointer) -> Int {
     var depth = 0
     var deepest = 0
     var indent = 0
     var atLineStart = true
-    for byte in data {
+    for byte in bytes {
       switch byte {
       case UInt8(ascii: "["), UInt8(ascii: "{"):
         depth += 1
