@@ -4,6 +4,7 @@ import Foundation
 
 struct Backup: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "backup",
     abstract:
       "Back up each environment's head to a folder, read it back and apply retention; or list the backups there.",
     discussion: """
@@ -20,6 +21,7 @@ struct Backup: AsyncParsableCommand {
 extension Backup {
   struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+      commandName: "run",
       abstract: "Write each environment's head to a backup folder, read it back, and apply retention.",
       discussion: """
         Files are DIR/<app>/<env>/<UTC time>-<app>-<env>-v<N>.tar.zst, written atomically and read back in full, within the --max-* limits, before they count. An environment whose newest backup holds its head is skipped. A backup that fails its read-back is removed and its environment fails with the reason: a version the limits refuse exits 65 and names the limit and the flag that raises it.

@@ -5,6 +5,7 @@ import Foundation
 extension Backup {
   struct List: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+      commandName: "list",
       abstract:
         "List the backup files in a backup folder, oldest first; with --latest, the newest good one per environment.",
       discussion: """

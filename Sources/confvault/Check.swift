@@ -4,6 +4,7 @@ import Foundation
 
 struct Check: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "check",
     abstract: "Check the store: every blob's hash, every folder, every version's tree, every head, the numbering.",
     discussion: "Exits 1 and lists every inconsistency found. Unreferenced blobs are reported, not errors."
   )
@@ -56,6 +57,7 @@ struct GC: AsyncParsableCommand {
 
 struct Audit: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "audit",
     abstract: "Who did what, when, to which version, with which archive digest.",
     discussion: """
       Example:

@@ -3,6 +3,7 @@ import ConfvaultCore
 
 struct Checkout: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "checkout",
     abstract: "Write an environment's current configuration into a new folder, atomically.",
     discussion: """
       The folder records what it came from in .confvault/checkout.json, which is never pushed: status and push then tell when the environment's head has moved past it, and push refuses such a folder unless --force.

@@ -3,6 +3,7 @@ import ConfvaultCore
 
 struct Diff: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "diff",
     abstract: "View changes: a version against its parent or another version, or two environments' heads.",
     discussion: """
       For JSON and YAML files, each changed key path (docs/diff.md), and a text diff when only comments or formatting changed; for other text, a unified diff; for binary files, the sizes. `N M` and `--env A --env B` show what changes from the first to the second.

@@ -10,7 +10,8 @@ struct Env: AsyncParsableCommand {
   )
 
   struct List: AppCommand {
-    static let configuration = CommandConfiguration(abstract: "List environments with their heads.")
+    static let configuration = CommandConfiguration(
+      commandName: "list", abstract: "List environments with their heads.")
     @OptionGroup var app: AppOption
     @Flag(help: "Print JSON for machines.") var json = false
     @OptionGroup var storeOptions: StoreOptions
@@ -26,7 +27,7 @@ struct Env: AsyncParsableCommand {
   }
 
   struct Create: AppCommand {
-    static let configuration = CommandConfiguration(abstract: "Create an environment.")
+    static let configuration = CommandConfiguration(commandName: "create", abstract: "Create an environment.")
     @OptionGroup var app: AppOption
     @Argument(help: "The new environment's name.") var name: String
     @Flag(help: "Make it the app's production environment.") var production = false
@@ -66,6 +67,7 @@ struct Env: AsyncParsableCommand {
 
   struct Delete: AppCommand {
     static let configuration = CommandConfiguration(
+      commandName: "delete",
       abstract: "Delete an environment; its versions stay in the history.")
     @OptionGroup var app: AppOption
     @Argument(help: "The environment to delete.") var name: String

@@ -4,6 +4,7 @@ import Foundation
 
 struct Export: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "export",
     abstract: "Write an environment's current configuration (or any version) as a verifiable archive.",
     discussion: """
       Without -o, writes <app>-<env>-v<N>.tar.gz (or .tar.zst, .tar.xz, .tar) in the current folder. Exporting the same version twice gives identical bytes.

@@ -3,6 +3,7 @@ import ConfvaultCore
 
 struct Import: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "import",
     abstract: "Roll an environment back to an archive: checked whole, then pushed as a new version.",
     discussion: """
       Nothing in the store changes unless every entry of the archive passes every check. The head it replaces is pinned as a backup first. --dry-run checks and prints the changes, and writes nothing.

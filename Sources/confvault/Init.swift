@@ -3,6 +3,7 @@ import ConfvaultCore
 
 struct Init: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "init",
     abstract: "Create an app (and the store, the first time) with its environments.",
     discussion: """
       Without --env, the app gets development, staging and production, production being production.

@@ -4,6 +4,7 @@ import Foundation
 
 struct Inspect: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "inspect",
     abstract: "Show an archive's manifest and files, after checking it in full.",
     discussion: """
       Example:

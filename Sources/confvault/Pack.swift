@@ -4,6 +4,7 @@ import Foundation
 
 struct Pack: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "pack",
     abstract: "Pack a configuration folder into a verifiable archive.",
     discussion: """
       The archive holds `confvault.json` (the manifest: every file's size, mode and SHA-256) and each file under `config/`. Packing an unchanged folder twice gives identical bytes.

@@ -3,6 +3,7 @@ import ConfvaultCore
 
 struct Push: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "push",
     abstract: "Make a new version of an environment from a configuration folder.",
     discussion: """
       A folder identical to the head makes no version. --backup pins the version: retention keeps it.

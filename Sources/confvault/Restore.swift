@@ -3,6 +3,7 @@ import ConfvaultCore
 
 struct Restore: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "restore",
     abstract: "Revert an environment to a version: a new version with that version's files.",
     discussion: """
       History is never rewritten: the restore is a new version (origin restore), and the head it replaces is pinned as a backup.

@@ -6,6 +6,7 @@ import Logging
 
 struct Serve: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "serve",
     abstract: "Serve the web page and the HTTP API over the store.",
     discussion: """
       Listens on 127.0.0.1:8080 unless told otherwise; another address needs TLS (--tls-cert and --tls-key) or --insecure-http. SIGTERM or Ctrl-C stops taking requests and lets those in flight finish.

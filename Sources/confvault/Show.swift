@@ -3,6 +3,7 @@ import ConfvaultCore
 
 struct Show: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "show",
     abstract: "Show one version: who, when, where from, which environments have it as head.",
     discussion: """
       Example:

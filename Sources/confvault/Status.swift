@@ -5,6 +5,7 @@ import Foundation
 
 struct Status: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "status",
     abstract: "Show what a push of a folder would change against an environment's head; write nothing.",
     discussion: """
       Prints each file a push would change, with its key paths, the files the ignore rules leave out (the built-in rules and the folder's .confvaultignore), and a warning when the environment's head has moved past the version the folder was checked out from. Exits 0 in every such case.

@@ -12,6 +12,7 @@ struct StoreCommand: AsyncParsableCommand {
 
   struct Copy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+      commandName: "copy",
       abstract: "Copy every app, environment, version and audit entry of one store into another, empty store.",
       discussion: """
         Between any two stores, SQLite folders and postgres:// URLs alike: version numbers, authors, dates, comments, pins, sync dates, heads and the audit log (ids included) stay as they are, and every tree digest is checked as it is written.

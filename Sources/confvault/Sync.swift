@@ -3,6 +3,7 @@ import ConfvaultCore
 
 struct Sync: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "sync",
     abstract: "Put a version into production: its head, its synced-at, and pinned as a backup.",
     discussion: """
       The head it replaces is pinned first, so the state just before is always kept. --to names another environment than production.

@@ -4,12 +4,14 @@ import Foundation
 
 struct Token: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "token",
     abstract: "Create, list or revoke the API tokens scripts and the CLI use against a server.",
     subcommands: [Create.self, List.self, Revoke.self]
   )
 
   struct Create: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+      commandName: "create",
       abstract: "Create a token; it is printed once, alone on standard output, and stored only as a hash.",
       discussion: """
         Example:
@@ -30,7 +32,8 @@ struct Token: AsyncParsableCommand {
   }
 
   struct List: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List tokens: name, role, created, revoked.")
+    static let configuration = CommandConfiguration(
+      commandName: "list", abstract: "List tokens: name, role, created, revoked.")
     @Flag(help: "Print JSON for machines.") var json = false
     @OptionGroup var storeOptions: StoreOptions
 
@@ -54,7 +57,8 @@ struct Token: AsyncParsableCommand {
   }
 
   struct Revoke: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Revoke a token: it is refused from now on.")
+    static let configuration = CommandConfiguration(
+      commandName: "revoke", abstract: "Revoke a token: it is refused from now on.")
     @Argument(help: "The token's name.") var name: String
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var output: OutputOptions

@@ -3,6 +3,7 @@ import ConfvaultCore
 
 struct Unpack: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "unpack",
     abstract: "Check an archive in full and extract its configuration into a new folder.",
     discussion: """
       The folder appears complete or not at all: files go into a hidden folder beside it, which is renamed at the end. An existing non-empty folder is refused.

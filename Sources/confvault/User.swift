@@ -5,12 +5,14 @@ import Foundation
 
 struct User: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "user",
     abstract: "Add, list or remove the users who sign in to the page.",
     subcommands: [Add.self, List.self, Remove.self]
   )
 
   struct Add: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+      commandName: "add",
       abstract: "Add a user; the password is read from standard input (asked for on a terminal).",
       discussion: """
         Example:
@@ -33,7 +35,7 @@ struct User: AsyncParsableCommand {
   }
 
   struct List: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the users and their roles.")
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List the users and their roles.")
     @Flag(help: "Print JSON for machines.") var json = false
     @OptionGroup var storeOptions: StoreOptions
 
@@ -51,7 +53,8 @@ struct User: AsyncParsableCommand {
   }
 
   struct Remove: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Remove a user and end its sessions.")
+    static let configuration = CommandConfiguration(
+      commandName: "remove", abstract: "Remove a user and end its sessions.")
     @Argument(help: "The user's name.") var name: String
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var output: OutputOptions

@@ -3,6 +3,7 @@ import ConfvaultCore
 
 struct Verify: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "verify",
     abstract: "Check an archive in full: every rule, every size and SHA-256.",
     discussion: """
       Prints `OK <treeDigest> <files> files <bytes> bytes` and exits 0, or the reason and exits 65.

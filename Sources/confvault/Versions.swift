@@ -4,6 +4,7 @@ import Foundation
 
 struct Versions: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "versions",
     abstract: "List versions, newest first: number, environment, author, dates, comment, production.",
     discussion: """
       On a terminal numbers are coloured: green = the current production version, yellow = synced to production once but not now, blue = never synced.
