@@ -289,7 +289,7 @@ public final class SQLiteStore: VersionStore {
       var files: [ManifestFile] = []
       for folder in folders {
         var node: Data? = root
-        for name in folder.utf8.split(separator: 0x2F).map({ String(Substring($0)) }) where node != nil {
+        for name in folder.split(separator: "/") where node != nil {
           let entries = try reader.entries(node!)
           node = nil
           for case .folder(let found, let child) in entries where found == name { node = child }

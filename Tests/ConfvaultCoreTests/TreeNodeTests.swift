@@ -49,9 +49,8 @@ import Testing
   @Test("random trees build the folders the definition gives, each once, children before parents")
   func buildMatchesDefinition() {
     var generator = SeededGenerator(seed: 7)
-    // Names that byte order puts between a folder and its files (`a-b` and `a.txt` sort before
-    // `a/`), and one starting with a combining mark, which makes one character with the `/` before it.
-    let names = ["a", "b", "a-b", "a.txt", "a0", "é", "Z", "config.d", "x", "\u{301}x"]
+    // Names that byte order puts between a folder and its files: `a-b` and `a.txt` sort before `a/`.
+    let names = ["a", "b", "a-b", "a.txt", "a0", "é", "Z", "config.d", "x"]
     for round in 0..<300 {
       var paths = Set<String>()
       for _ in 0..<Int.random(in: 1...40, using: &generator) {
@@ -83,6 +82,38 @@ import Testing
         }
       }
     }
+  }
+
+  @Test("a '/' that a combining mark joins splits nothing, as in every store written before; such a name reads back")
+  func joinedSlash() throws {
+    let joined = "a/\u{301}x"  // "/" and U+0301 make one character
+    let files = ["a/b.json", joined + "/f.json", "c/\u{301}.json"].map { path in
+      ManifestFile(path: path, size: 1, mode: .regular, sha256: SHA256Hex.of(Data(path.utf8)))
+    }
+    #expect(
+      EntryPath.folder(of: joined + "/f.json") == joined && EntryPath.name(of: "c/\u{301}.json") == "c/\u{301}.json")
+    let built = TreeNode.build(files)
+    #expect(Set(built.map(\.path)) == ["", "a", joined])
+    let root = try #require(built.last)
+    #expect(Set(root.node.entries.map(\.name)) == ["a", joined, "c/\u{301}.json"])
+    let record = FolderRecord.encode(root.node, digest: root.digest, base: nil)
+    let decoded = try FolderRecord.decode(record, base: nil)
+    #expect(Set(decoded.map(\.name)) == Set(root.node.entries.map(\.name)))
+  }
+
+  @Test("a folder whose name starts with a combining mark packs and unpacks: on disk, '/' bytes separate names")
+  func joinedSlashOnDisk() throws {
+    let root = NSTemporaryDirectory() + "confvault-joined-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let folder = root + "/in/a/\u{301}x"
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    try Data("{}".utf8).write(to: URL(fileURLWithPath: folder + "/f.json"))
+    let archive = root + "/out.tar"
+    _ = try ConfigurationArchive.pack(
+      folder: root + "/in", app: nil, environment: nil, compression: .none, to: .file(archive, replaceExisting: false))
+    let contents = try ConfigurationArchive.unpack(.file(archive), to: root + "/out")
+    #expect(contents.files.map(\.path) == ["a/\u{301}x/f.json"])
+    #expect(FileManager.default.contents(atPath: root + "/out/a/\u{301}x/f.json") == Data("{}".utf8))
   }
 
   @Test("an empty list is an empty root; a digest does not depend on the order of its entries")

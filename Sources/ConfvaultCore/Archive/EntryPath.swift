@@ -7,15 +7,33 @@ import Foundation
 public enum EntryPath {
   /// The folder a configuration path is in, "" for the top: "deploy/api" for "deploy/api/app.yaml".
   ///
-  /// The `/` is found among the bytes, not the characters: a search by characters costs far more,
-  /// and misses a `/` that a combining mark follows (the two make one character).
+  /// Paths are split where Swift's characters split them, as stored folders always were: a `/`
+  /// that a combining mark follows makes one character with it and splits nothing. The `/` is
+  /// looked for among the bytes when every `/` is a character of its own (`slashesStandAlone`), as
+  /// a search by characters costs far more.
   public static func folder(of path: String) -> String {
-    path.utf8.lastIndex(of: 0x2F).map { String(path[..<$0]) } ?? ""
+    guard slashesStandAlone(path) else { return path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "" }
+    return path.utf8.lastIndex(of: 0x2F).map { String(path[..<$0]) } ?? ""
   }
 
   /// The last component of a configuration path: "app.yaml" for "deploy/api/app.yaml".
   public static func name(of path: String) -> Substring {
-    path.utf8.lastIndex(of: 0x2F).map { path[path.utf8.index(after: $0)...] } ?? path[...]
+    guard slashesStandAlone(path) else {
+      return path.lastIndex(of: "/").map { path[path.index(after: $0)...] } ?? path[...]
+    }
+    return path.utf8.lastIndex(of: 0x2F).map { path[path.utf8.index(after: $0)...] } ?? path[...]
+  }
+
+  /// Whether each `/` of `path` is a character of its own: none is followed by a non-ASCII byte,
+  /// which may start a mark that joins it (a combining accent, a joiner). Then splitting the bytes
+  /// at `/` splits the characters at `/`.
+  public static func slashesStandAlone(_ path: String) -> Bool {
+    var afterSlash = false
+    for byte in path.utf8 {
+      if afterSlash && byte >= 0x80 { return false }
+      afterSlash = byte == 0x2F
+    }
+    return true
   }
 
   /// Checks a path read from a tar entry and returns it without a leading `./` (ordinary tars made
@@ -58,7 +76,7 @@ public enum EntryPath {
         entry: String(shown().prefix(80)) + "…", rule: .nameTooLong,
         detail: "\(path.utf8.count) bytes, limit \(limits.maxPathBytes)")
     }
-    if path.hasPrefix("/") { throw ArchiveRefusal(entry: shown(), rule: .absolutePath) }
+    if path.utf8.first == UInt8(ascii: "/") { throw ArchiveRefusal(entry: shown(), rule: .absolutePath) }
     try check(path.utf8, shown: shown, limits: limits)
     return path
   }

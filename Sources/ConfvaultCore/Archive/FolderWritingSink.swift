@@ -36,7 +36,9 @@ public final class FolderWritingSink: ArchiveFileSink {
   }
 
   private func makeFolders(for path: String) throws {
-    guard let slash = path.lastIndex(of: "/") else { return }
+    // Split at the `/` bytes, as the file system does: a `/` that a combining mark follows is one
+    // character with it, but still separates two names on disk.
+    guard let slash = path.utf8.lastIndex(of: 0x2F) else { return }
     let folder = String(path[..<slash])
     guard !madeFolders.contains(folder) else { return }
     try makeFolders(for: folder)

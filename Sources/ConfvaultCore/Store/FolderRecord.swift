@@ -288,9 +288,13 @@ private struct RecordReader {
 
   mutating func name() throws -> String {
     let length = try count()
-    // `/` looked for among the bytes: Foundation's `contains` on strings went through NSString.
+    // A name holds no `/` character; a `/` byte joined by a combining mark is one character with it
+    // (see `EntryPath.folder(of:)`). Looked for among the bytes first: Foundation's `contains` on
+    // strings goes through NSString.
     let bytes = try take(length)
-    guard !bytes.contains(0x2F), let name = String(validating: bytes, as: UTF8.self), !name.isEmpty else {
+    guard let name = String(validating: bytes, as: UTF8.self), !name.isEmpty,
+      !bytes.contains(0x2F) || !name.contains("/")
+    else {
       throw damaged("an entry name is not a valid name")
     }
     return name

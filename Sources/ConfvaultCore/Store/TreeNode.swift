@@ -76,6 +76,9 @@ public struct TreeNode: Sendable {
 
   /// Builds the folders of a flat file list, children before parents, the root (path "") last.
   public static func build(_ files: [ManifestFile]) -> [(path: String, digest: Data, node: TreeNode)] {
+    // A `/` joined by a combining mark splits nothing (see `EntryPath.folder(of:)`): such paths
+    // are built by characters, as they always were, so that their folders keep their digests.
+    guard files.allSatisfy({ EntryPath.slashesStandAlone($0.path) }) else { return build(byCharacters: files) }
     if zip(files, files.dropFirst()).contains(where: { EntryPath.byteOrder($1.path, $0.path) }) {
       return build(inOrder: files.sorted { EntryPath.byteOrder($0.path, $1.path) })
     }
@@ -116,6 +119,43 @@ public struct TreeNode: Sendable {
     while open.count > 1 { closeFolder() }
     let root = TreeNode(entries: open[0].entries)
     ordered.append(("", root.digest, root))
+    return ordered
+  }
+
+  /// The folders of `files`, with paths split into names by characters.
+  private static func build(byCharacters files: [ManifestFile]) -> [(path: String, digest: Data, node: TreeNode)] {
+    final class Folder {
+      var files: [TreeNode.Entry] = []
+      var folders: [String: Folder] = [:]
+    }
+    let root = Folder()
+    for file in files {
+      var folder = root
+      let parts = file.path.split(separator: "/")
+      for part in parts.dropLast() {
+        let name = String(part)
+        if let next = folder.folders[name] {
+          folder = next
+        } else {
+          let next = Folder()
+          folder.folders[name] = next
+          folder = next
+        }
+      }
+      folder.files.append(.file(name: String(parts.last!), mode: file.mode, size: file.size, blob: file.sha256))
+    }
+    var ordered: [(String, Data, TreeNode)] = []
+    func emit(_ folder: Folder, path: String) -> Data {
+      var entries = folder.files
+      for (name, child) in folder.folders {
+        entries.append(.folder(name: name, node: emit(child, path: path.isEmpty ? name : path + "/" + name)))
+      }
+      let node = TreeNode(entries: entries)
+      let digest = node.digest
+      ordered.append((path, digest, node))
+      return digest
+    }
+    _ = emit(root, path: "")
     return ordered
   }
 
