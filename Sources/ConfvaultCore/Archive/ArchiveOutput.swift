@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// Where an archive is written: a file (atomically), standard output (`-o -`), or a stream of pieces
 /// handed to the caller as they are made (a server's response body).
@@ -223,24 +224,23 @@ public enum ConfigurationArchive {
   /// - Returns: the entries, and how many files were read.
   public static func hash(_ files: [FolderFile], cache: inout StatCache) throws -> (files: [ManifestFile], read: Int) {
     let known = try cache.known(files)
-    let reads = try FolderReading.read(files.indices.filter { known[$0] == nil }.map { files[$0] }, keepingUpTo: 0)
-    var entries: [ManifestFile] = []
-    entries.reserveCapacity(files.count)
-    var kept: [(path: String, identity: FileIdentity, sha256: SHA256Hex)?] = []
-    kept.reserveCapacity(files.count)
-    var nextRead = reads.makeIterator()
-    for (file, known) in zip(files, known) {
-      if let known {
-        entries.append(ManifestFile(path: file.path, size: known.identity.size, mode: file.mode, sha256: known.sha256))
-        kept.append((file.path, known.identity, known.sha256))
-      } else {
-        let read = nextRead.next()!
-        entries.append(read.entry)
-        kept.append(read.isRacy ? nil : (read.entry.path, read.identity, read.entry.sha256))
+    // Each file's entry and status, in place: a known file's from the cache, the others' as read.
+    let unread = ManifestFile(path: "", size: 0, mode: .regular, sha256: SHA256Hex.of(Data()))
+    var entries = [ManifestFile](repeating: unread, count: files.count)
+    var statuses = [FileIdentity?](repeating: nil, count: files.count)
+    var toRead: [Int] = []
+    for (index, file) in files.enumerated() {
+      guard known[index] >= 0 else {
+        toRead.append(index)
+        continue
       }
+      let (identity, sha256) = cache.entry(at: Int(known[index]))
+      entries[index] = ManifestFile(path: file.path, size: identity.size, mode: file.mode, sha256: sha256)
+      statuses[index] = identity
     }
-    cache.replace(with: kept)
-    return (entries, reads.count)
+    try FolderReading.hash(files, at: toRead, into: &entries, statuses: &statuses)
+    cache.replace(with: entries, statuses: statuses)
+    return (entries, toRead.count)
   }
 }
 
@@ -322,6 +322,41 @@ enum FolderReading {
       }
     }
     return try results.values()
+  }
+
+  /// Reads the files at `indices` of `files` on up to four cores, each into its place in `entries`
+  /// and `statuses` (nil for a racy file): no slot or copy per file, which for 100,000 files held
+  /// 30 MiB at once.
+  ///
+  /// - Throws: the error of the first file in order that could not be read.
+  static func hash(
+    _ files: [FolderFile], at indices: [Int], into entries: inout [ManifestFile], statuses: inout [FileIdentity?]
+  ) throws {
+    let failure = Mutex<(index: Int, error: any Error)?>(nil)
+    let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4)
+    entries.withUnsafeMutableBufferPointer { entriesBuffer in
+      statuses.withUnsafeMutableBufferPointer { statusesBuffer in
+        // Each index is written by one worker only, and read after all of them are done.
+        nonisolated(unsafe) let (entries, statuses) = (entriesBuffer, statusesBuffer)
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+          let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+          defer { buffer.deallocate() }
+          for position in stride(from: worker, to: indices.count, by: workers) {
+            let index = indices[position]
+            do {
+              let read = try readOnce(files[index], buffer: buffer, keeping: 0)
+              entries[index] = read.entry
+              statuses[index] = read.isRacy ? nil : read.identity
+            } catch {
+              failure.withLock { first in
+                if first.map({ index < $0.index }) ?? true { first = (index, error) }
+              }
+            }
+          }
+        }
+      }
+    }
+    if let first = failure.withLock({ $0 }) { throw first.error }
   }
 
   private static func readOnce(_ file: FolderFile, buffer: UnsafeMutableRawBufferPointer, keeping budget: Int) throws

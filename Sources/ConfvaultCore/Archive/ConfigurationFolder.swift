@@ -72,7 +72,7 @@ public enum ConfigurationFolder {
     }
     var found = FolderScan(files: [], ignored: [])
     var problems: [String] = []
-    try walk(root: root, relative: [], limits: limits, rules: rules, found: &found, problems: &problems, parallel: true)
+    try walk(root: root, relative: "", limits: limits, rules: rules, found: &found, problems: &problems, parallel: true)
     var files = found.files
     found.ignored.sort(by: EntryPath.byteOrder)
     // The walk lists files in order but for names that NFC changes.
@@ -123,10 +123,10 @@ public enum ConfigurationFolder {
   /// files' status on several threads), or the one folder met is walked so in its turn; their
   /// findings are put back in order.
   private static func walk(
-    root: String, relative: [UInt8], limits: ArchiveLimits, rules: IgnoreRules?, found: inout FolderScan,
+    root: String, relative: String, limits: ArchiveLimits, rules: IgnoreRules?, found: inout FolderScan,
     problems: inout [String], parallel: Bool = false
   ) throws {
-    let folder = relative.isEmpty ? root : root + "/" + String(decoding: relative, as: UTF8.self)
+    let folder = relative.isEmpty ? root : root + "/" + relative
     guard let handle = opendir(folder) else { throw SystemError(.list, folder) }
     defer { closedir(handle) }
     // Each entry's status is read relative to the folder (no lookup of the whole path), and the
@@ -148,15 +148,16 @@ public enum ConfigurationFolder {
       if let name { entries.append((info.st_mode & S_IFMT == S_IFDIR ? name + [0x2F] : name, name, info)) }
     }
     entries.sort { $0.key.lexicographicallyPrecedes($1.key) }
-    let folders = parallel ? entries.count { $0.info.st_mode & S_IFMT == S_IFDIR } : 0
     // The folders left for later, with where their findings go in `found` and `problems`.
-    var later: [(files: Int, ignored: Int, problems: Int, relative: [UInt8])] = []
+    var later: [(files: Int, ignored: Int, problems: Int, relative: String)] = []
     for (_, name, info) in entries {
-      let path = relative.isEmpty ? name : relative + [0x2F] + name
-      guard let text = String(validating: path, as: UTF8.self) else {
-        problems.append("`\(displayName(path))`: name is not valid UTF-8")
+      // The folder's own path is valid UTF-8: a folder whose name is not is refused, not walked.
+      let path = { relative.isEmpty ? name : Array(relative.utf8) + [0x2F] + name }
+      guard let nameText = String(validating: name, as: UTF8.self) else {
+        problems.append("`\(displayName(path()))`: name is not valid UTF-8")
         continue
       }
+      let text = relative.isEmpty ? nameText : relative + "/" + nameText
       let absolute = root + "/" + text
       let isFolder = info.st_mode & S_IFMT == S_IFDIR
       let normalized = EntryPath.nfc(text)
@@ -170,17 +171,15 @@ public enum ConfigurationFolder {
         }
       }
       switch info.st_mode & S_IFMT {
-      case S_IFDIR where folders > 1:
-        later.append((found.files.count, found.ignored.count, problems.count, path))
+      case S_IFDIR where parallel:
+        later.append((found.files.count, found.ignored.count, problems.count, text))
       case S_IFDIR:
-        try walk(
-          root: root, relative: path, limits: limits, rules: rules, found: &found, problems: &problems,
-          parallel: parallel)
+        try walk(root: root, relative: text, limits: limits, rules: rules, found: &found, problems: &problems)
       case S_IFREG:
         do {
           try EntryPath.validate(relativePath: text, limits: limits)
         } catch let refusal as ArchiveRefusal {
-          problems.append("`\(displayName(path))`: \(refusal.rule.rawValue)")
+          problems.append("`\(displayName(path()))`: \(refusal.rule.rawValue)")
           continue
         }
         found.files.append(
@@ -189,18 +188,21 @@ public enum ConfigurationFolder {
             size: Int64(info.st_size), modificationTime: Int64(info.st_mtim.tv_sec), identity: FileIdentity(info)))
       default:
         problems.append(
-          "`\(displayName(path))`: \(LibArchive.typeName(UInt32(info.st_mode) & LibArchive.typeMask))")
+          "`\(displayName(path()))`: \(LibArchive.typeName(UInt32(info.st_mode) & LibArchive.typeMask))")
       }
     }
     guard !later.isEmpty else { return }
     let folderPaths = later.map(\.relative)
+    // A lone folder (beside ignored ones) is walked so in its turn, its own folders on several
+    // cores; down to a few levels only, so that a deep chain of lone folders nests no deeper.
+    let alone = folderPaths.count == 1 && relative.utf8.count(where: { $0 == 0x2F }) < 3
     let walked = ResultSlots<(found: FolderScan, problems: [String])>(count: folderPaths.count)
     DispatchQueue.concurrentPerform(iterations: folderPaths.count) { index in
       walked.set(index) {
         var (inner, innerProblems) = (FolderScan(files: [], ignored: []), [String]())
         try walk(
           root: root, relative: folderPaths[index], limits: limits, rules: rules, found: &inner,
-          problems: &innerProblems)
+          problems: &innerProblems, parallel: alone)
         return (inner, innerProblems)
       }
     }

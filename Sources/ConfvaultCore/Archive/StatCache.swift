@@ -56,19 +56,20 @@ public struct StatCache: Sendable {
   /// How many files it knows.
   public var count: Int { entries.count }
 
-  /// For each of `files` (in path byte order, as a scan lists them), its digest as last read and its
-  /// status now, when that status is still the one it had then; nil for a file to read.
+  /// For each of `files` (in path byte order, as a scan lists them), the index of its entry in the
+  /// cache when its status is still the one it had when last read (see `entry(at:)`); -1 for a file
+  /// to read.
   ///
   /// One pass over both lists, which are in the same order: no search per file. The status compared
   /// is the one the scan read, if it did.
-  func known(_ files: [FolderFile]) throws -> [(sha256: SHA256Hex, identity: FileIdentity)?] {
-    var known: [(sha256: SHA256Hex, identity: FileIdentity)?] = []
+  func known(_ files: [FolderFile]) throws -> [Int32] {
+    var known: [Int32] = []
     known.reserveCapacity(files.count)
     var at = 0
     for file in files {
       while at < entries.count && EntryPath.byteOrder(entries[at].path, file.path) { at += 1 }
       guard at < entries.count, entries[at].path.utf8.elementsEqual(file.path.utf8) else {
-        known.append(nil)
+        known.append(-1)
         continue
       }
       var identity: FileIdentity
@@ -79,18 +80,23 @@ public struct StatCache: Sendable {
         guard lstat(file.absolutePath, &info) == 0 else { throw SystemError(.status, file.absolutePath) }
         identity = FileIdentity(info)
       }
-      known.append(entries[at].entry.identity == identity ? (entries[at].entry.sha256, identity) : nil)
+      known.append(entries[at].entry.identity == identity ? Int32(at) : -1)
     }
     return known
   }
 
-  /// Keeps what a scan found: each file's status and digest (`nil` for a racy file, read again next
-  /// time); forgets files no longer in the folder.
-  mutating func replace(with files: [(path: String, identity: FileIdentity, sha256: SHA256Hex)?]) {
+  /// The status and digest of the cache's entry `index`.
+  func entry(at index: Int) -> (identity: FileIdentity, sha256: SHA256Hex) {
+    (entries[index].entry.identity, entries[index].entry.sha256)
+  }
+
+  /// Keeps what a scan found: each file's status and digest, except where its status is nil (a racy
+  /// file, read again next time); forgets files no longer in the folder.
+  mutating func replace(with files: [ManifestFile], statuses: [FileIdentity?]) {
     entries.removeAll()
     entries.reserveCapacity(files.count)
-    for case (let path, let identity, let sha256)? in files {
-      entries.append((path, Entry(identity: identity, sha256: sha256)))
+    for (file, status) in zip(files, statuses) {
+      if let status { entries.append((file.path, Entry(identity: status, sha256: file.sha256))) }
     }
     StatCache.sort(&entries)
   }
@@ -121,7 +127,7 @@ public struct StatCache: Sendable {
       entry.sha256.withBytes { bytes.append(contentsOf: $0) }
     }
     let temporary = path + ".\(getpid()).tmp"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw SystemError(.create, temporary) }
     var written = 0
     let wrote = bytes.withUnsafeBytes { buffer in
@@ -134,7 +140,8 @@ public struct StatCache: Sendable {
       return true
     }
     // Flushed before the rename, so a crash leaves the old cache or the new one, never a torn one.
-    guard wrote, fsync(fd) == 0, close(fd) == 0 else {
+    let flushed = wrote && fsync(fd) == 0
+    guard close(fd) == 0 && flushed else {
       let error = SystemError(.write, temporary)
       unlink(temporary)
       throw error
