@@ -108,22 +108,29 @@ extension Vault {
       } else {
         files = try ConfigurationArchive.hash(found.files)
       }
-      return (files, ScannedPaths(files: found.files), found.ignored)
+      return (files, ScannedPaths(found.files), found.ignored)
     }
   }
 
   /// Where each file of a scan is on disk, by its path in the configuration.
   struct ScannedPaths: Sendable {
-    /// In path byte order, as a scan lists them: found by halves, with no dictionary of every path.
-    let files: [FolderFile]
+    /// In path byte order, as a scan lists them: found by halves, with no dictionary of every path
+    /// (and no file's status, which the scan's list holds).
+    private let paths: [String]
+    private let onDisk: [String]
+
+    init(_ files: [FolderFile]) {
+      paths = files.map(\.path)
+      onDisk = files.map(\.absolutePath)
+    }
 
     subscript(path: String) -> String? {
-      var (low, high) = (0, files.count)
+      var (low, high) = (0, paths.count)
       while low < high {
         let middle = (low + high) / 2
-        if EntryPath.byteOrder(files[middle].path, path) { low = middle + 1 } else { high = middle }
+        if EntryPath.byteOrder(paths[middle], path) { low = middle + 1 } else { high = middle }
       }
-      return low < files.count && files[low].path == path ? files[low].absolutePath : nil
+      return low < paths.count && paths[low] == path ? onDisk[low] : nil
     }
   }
 
