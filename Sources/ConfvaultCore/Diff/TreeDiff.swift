@@ -25,11 +25,12 @@ struct TreeDiff {
     switch (old, new) {
     case (.object(let a), .object(let b)):
       for key in Set(a.keys).union(b.keys).sorted() {
-        let child = KeyPath.appending(key: key, to: path)
         switch (a[key], b[key]) {
-        case (let x?, let y?): compare(x, y, path: child)
-        case (let x?, nil): changes.append(KeyChange(path: child, old: x, new: nil))
-        case (nil, let y?): changes.append(KeyChange(path: child, old: nil, new: y))
+        // A value the same on both sides changes nothing: a scalar is compared here, with no path made.
+        case (let x?, let y?) where x.isScalar && x == y: continue
+        case (let x?, let y?): compare(x, y, path: KeyPath.appending(key: key, to: path))
+        case (let x?, nil): changes.append(KeyChange(path: KeyPath.appending(key: key, to: path), old: x, new: nil))
+        case (nil, let y?): changes.append(KeyChange(path: KeyPath.appending(key: key, to: path), old: nil, new: y))
         case (nil, nil): break
         }
       }
@@ -69,8 +70,10 @@ struct TreeDiff {
     let old = Dictionary(a.map { (id($0), $0) }, uniquingKeysWith: { first, _ in first })
     let kept = Set(b.map(id))
     for element in b {
+      let before = old[id(element)]
+      if before == element { continue }  // unchanged: no path made, nothing walked
       let child = KeyPath.appending(identity: field, value: id(element), to: path)
-      if let before = old[id(element)] {
+      if let before {
         compare(before, element, path: child)
       } else {
         changes.append(KeyChange(path: child, old: nil, new: element))
@@ -124,6 +127,14 @@ struct TreeDiff {
 
 extension TreeValue {
   /// Whether the value can name an array element: a string or an integer.
+  /// Neither an object nor an array.
+  fileprivate var isScalar: Bool {
+    switch self {
+    case .object, .array: return false
+    default: return true
+    }
+  }
+
   fileprivate var isIdentity: Bool {
     switch self {
     case .string, .integer: return true
