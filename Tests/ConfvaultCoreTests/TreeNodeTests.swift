@@ -116,6 +116,25 @@ import Testing
     #expect(FileManager.default.contents(atPath: root + "/out/a/\u{301}x/f.json") == Data("{}".utf8))
   }
 
+  @Test("check orders a folder's entries as paths: a folder's name followed by '/', with no string made")
+  func pathOrder() {
+    var generator = SeededGenerator(seed: 11)
+    let names = ["a", "a-b", "a.b", "a0", "ab", "b", "é", "a/", "", "z"]  // "a/" and "" only compared, never stored
+    func key(_ entry: TreeNode.Entry) -> String {
+      if case .folder(let name, _) = entry { return name + "/" }
+      return entry.name
+    }
+    for _ in 0..<2_000 {
+      let pick = { () -> TreeNode.Entry in
+        let name = names.randomElement(using: &generator)!
+        return Bool.random(using: &generator)
+          ? .folder(name: name, node: Data()) : .file(name: name, mode: .regular, size: 0, blob: SHA256Hex.of(Data()))
+      }
+      let (a, b) = (pick(), pick())
+      #expect(StoredTreeCheck.pathOrder(a, b) == EntryPath.byteOrder(key(a), key(b)), "\(a) \(b)")
+    }
+  }
+
   @Test("an empty list is an empty root; a digest does not depend on the order of its entries")
   func edges() {
     let empty = TreeNode.build([])

@@ -14,6 +14,10 @@ public struct StoredTreeCheck {
   private var summaries: [Data: (digest: TreeDigest, files: Int, size: Int64)] = [:]
   /// The serialized manifest lines of subtrees kept between versions, at most this many bytes.
   private let linesBudget = 16 << 20
+  /// The pieces of lines of the tree summed up last, and the hasher's state after some of them
+  /// (`piece` pieces hashed).
+  private var lastPieces: [Data] = []
+  private var checkpoints: [(piece: Int, state: SHA256)] = []
 
   public init(reader: FolderReader) { self.reader = reader }
 
@@ -158,11 +162,72 @@ public struct StoredTreeCheck {
   ///
   /// The manifest lines of each subtree are kept (within a budget) and reused for the next version,
   /// so a history of one-file changes costs little more than hashing each version's lines.
+  ///
+  /// The lines are hashed from where they stop being those of the tree summed up before: a version
+  /// that changes one file hashes, on average, half its lines, resuming from the hasher's state at
+  /// the last checkpoint (one every 64 KiB of lines) before the first piece that changed.
   public mutating func summary(root: Data) throws -> (digest: TreeDigest, files: Int, size: Int64) {
-    var hasher = SHA256()
     let whole = try subtree(root, prefix: "", depth: 0)
-    for piece in whole.pieces { hasher.update(data: piece) }
+    var common = 0
+    let shared = min(lastPieces.count, whole.pieces.count)
+    while common < shared && StoredTreeCheck.same(lastPieces[common], whole.pieces[common]) { common += 1 }
+    while let last = checkpoints.last, last.piece > common { checkpoints.removeLast() }
+    var hasher = checkpoints.last?.state ?? SHA256()
+    var sinceCheckpoint = 0
+    for index in (checkpoints.last?.piece ?? 0)..<whole.pieces.count {
+      hasher.update(data: whole.pieces[index])
+      sinceCheckpoint += whole.pieces[index].count
+      if sinceCheckpoint >= StoredTreeCheck.checkpointBytes {
+        checkpoints.append((index + 1, hasher))
+        sinceCheckpoint = 0
+      }
+    }
+    lastPieces = whole.pieces
     return (TreeDigest("sha256:" + hexString(hasher.finalize()))!, whole.files, whole.size)
+  }
+
+  /// Whether `a` comes before `b` in path byte order, a folder's name followed by "/", with no
+  /// string made for the comparison.
+  static func pathOrder(_ a: TreeNode.Entry, _ b: TreeNode.Entry) -> Bool {
+    func isFolder(_ entry: TreeNode.Entry) -> Bool {
+      if case .folder = entry { return true }
+      return false
+    }
+    /// The bytes of an entry's name, then "/" for a folder.
+    struct Key: IteratorProtocol {
+      var name: String.UTF8View.Iterator
+      var slash: Bool
+      mutating func next() -> UInt8? {
+        if let byte = name.next() { return byte }
+        defer { slash = false }
+        return slash ? 0x2F : nil
+      }
+    }
+    var (x, y) = (
+      Key(name: a.name.utf8.makeIterator(), slash: isFolder(a)),
+      Key(name: b.name.utf8.makeIterator(), slash: isFolder(b))
+    )
+    while true {
+      switch (x.next(), y.next()) {
+      case (let p?, let q?): if p != q { return p < q }
+      case (nil, .some): return true
+      case (_, nil): return false
+      }
+    }
+  }
+
+  /// How many bytes of lines are hashed between two saved states of the hasher.
+  static let checkpointBytes = 64 << 10
+
+  /// Whether two pieces of lines hold the same bytes: the same storage (a subtree's lines kept and
+  /// used again), or equal bytes.
+  private static func same(_ a: Data, _ b: Data) -> Bool {
+    guard a.count == b.count else { return false }
+    // Pieces of 64 bytes and more are never stored inline, so their addresses are their own.
+    if a.count >= 64, a.withUnsafeBytes({ x in b.withUnsafeBytes { y in x.baseAddress == y.baseAddress } }) {
+      return true
+    }
+    return a == b
   }
 
   /// `a + b`, or the error of a folder whose sizes add up past what a size can be.
@@ -194,13 +259,11 @@ public struct StoredTreeCheck {
     guard depth <= TreeNode.deepestFolder else { throw TreeNode.tooDeep(digest) }
     let key = LinesKey(digest: digest, prefix: prefix)
     if let known = lines[key] { return known }
-    // Path byte order: a folder sorts as its name followed by "/".
-    let entries = try reader.entries(digest).sorted { a, b in
-      func key(_ entry: TreeNode.Entry) -> String {
-        if case .folder(let name, _) = entry { return name + "/" }
-        return entry.name
-      }
-      return EntryPath.byteOrder(key(a), key(b))
+    // Path byte order: a folder sorts as its name followed by "/". Records list their entries by
+    // name, which is that order but where a folder's name is followed by a sibling's longer one.
+    var entries = try reader.entries(digest)
+    if zip(entries, entries.dropFirst()).contains(where: { StoredTreeCheck.pathOrder($1, $0) }) {
+      entries.sort(by: StoredTreeCheck.pathOrder)
     }
     var result = Lines()
     var own: [UInt8] = []
