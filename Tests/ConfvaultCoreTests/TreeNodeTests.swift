@@ -135,6 +135,26 @@ import Testing
     }
   }
 
+  @Test("a digest reads back from its 64 lowercase hex digits, and nothing else reads as one")
+  func hexDigests() {
+    var generator = SeededGenerator(seed: 3)
+    for _ in 0..<500 {
+      let digest = SHA256Hex.of(Data((0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) }))
+      #expect(SHA256Hex(digest.value) == digest)
+      #expect(SHA256Hex(digest.value.uppercased()) == (digest.value.uppercased() == digest.value ? digest : nil))
+    }
+    let good = String(repeating: "0123456789abcdef", count: 4)
+    #expect(SHA256Hex(good)?.value == good)
+    let shortened = String(good.dropLast())
+    let bads: [String] = [
+      "", shortened, good + "0", "g" + String(good.dropFirst()), shortened + "/", shortened + ":", shortened + "`",
+      shortened + "G", shortened + "é",
+    ]
+    for bad in bads {
+      #expect(SHA256Hex(bad) == nil, "\(bad)")
+    }
+  }
+
   @Test("an empty list is an empty root; a digest does not depend on the order of its entries")
   func edges() {
     let empty = TreeNode.build([])

@@ -171,19 +171,20 @@ private final class ReadSession {
   }
 
   private func handle(_ entry: OpaquePointer, name: [UInt8]) throws {
-    let shown = displayName(name)
+    // The name as shown in a refusal, made only for one.
+    let shown = { displayName(name) }
     entries += 1
     // Folder entries count too, so a flood of empty headers stops; the bound saturates for huge limits.
     let (doubled, overflow) = limits.maxFiles.multipliedReportingOverflow(by: 2)
     guard overflow || entries <= doubled + 16 else {
       throw ArchiveRefusal(
-        entry: shown, rule: .tooManyFiles, detail: "limit \(limits.maxFiles)", hint: .raiseLimit(.files))
+        entry: shown(), rule: .tooManyFiles, detail: "limit \(limits.maxFiles)", hint: .raiseLimit(.files))
     }
     let path = EntryPath.nfc(try EntryPath.normalized(entryName: name, limits: limits))
     if !name.starts(with: Array("./".utf8)) { allNamesDotSlash = false }
     if archive_entry_hardlink(entry) != nil {
       throw ArchiveRefusal(
-        entry: shown, rule: .notRegularFile, detail: "hard link; only regular files are allowed")
+        entry: shown(), rule: .notRegularFile, detail: "hard link; only regular files are allowed")
     }
     let type = archive_entry_filetype(entry) & LibArchive.typeMask
     if type == LibArchive.directory {
@@ -191,20 +192,20 @@ private final class ReadSession {
       // After the manifest, a Confvault archive's folders can only be `config/` and what is below it
       // (before it, the first file decides: a plain tar gets told to use --plain).
       if manifest != nil && !path.isEmpty && path != "config" && !path.hasPrefix(Manifest.configPrefix) {
-        throw ArchiveRefusal(entry: shown, rule: .outsideConfig)
+        throw ArchiveRefusal(entry: shown(), rule: .outsideConfig)
       }
       return
     }
     guard type == LibArchive.regular else {
       throw ArchiveRefusal(
-        entry: shown, rule: .notRegularFile,
+        entry: shown(), rule: .notRegularFile,
         detail: "\(LibArchive.typeName(type)); only regular files are allowed")
     }
     if archive_entry_sparse_count(entry) > 0 {
-      throw ArchiveRefusal(entry: shown, rule: .sparse, detail: "readers fill its holes differently")
+      throw ArchiveRefusal(entry: shown(), rule: .sparse, detail: "readers fill its holes differently")
     }
     let declaredSize = archive_entry_size_is_set(entry) != 0 ? archive_entry_size(entry) : nil
-    guard !path.isEmpty else { throw ArchiveRefusal(entry: shown, rule: .emptyComponent) }
+    guard !path.isEmpty else { throw ArchiveRefusal(entry: shown(), rule: .emptyComponent) }
     let mode = FileMode(permissions: UInt32(archive_entry_perm(entry)))
     let isFirstFile = !sawFileEntry
     sawFileEntry = true
@@ -214,23 +215,23 @@ private final class ReadSession {
       try readFile(path: path, shown: shown, mode: mode, declaredSize: declaredSize, expected: nil)
     case .manifest:
       if path == Manifest.entryName {
-        guard isFirstFile else { throw ArchiveRefusal(entry: shown, rule: .manifestRepeated) }
+        guard isFirstFile else { throw ArchiveRefusal(entry: shown(), rule: .manifestRepeated) }
         try readManifest()
         return
       }
       guard manifest != nil else {
         throw ArchiveRefusal(
-          entry: shown, rule: .manifestMissing,
-          detail: "the first entry is `\(shown)`", hint: .readAsPlain)
+          entry: shown(), rule: .manifestMissing,
+          detail: "the first entry is `\(shown())`", hint: .readAsPlain)
       }
       guard path.hasPrefix(Manifest.configPrefix) else {
-        throw ArchiveRefusal(entry: shown, rule: .outsideConfig)
+        throw ArchiveRefusal(entry: shown(), rule: .outsideConfig)
       }
       let relative = String(path.dropFirst(Manifest.configPrefix.count))
       guard let manifest, let position = listed[relative] else {
-        throw ArchiveRefusal(entry: shown, rule: .notInManifest)
+        throw ArchiveRefusal(entry: shown(), rule: .notInManifest)
       }
-      guard !wasRead[position] else { throw ArchiveRefusal(entry: shown, rule: .duplicatePath) }
+      guard !wasRead[position] else { throw ArchiveRefusal(entry: shown(), rule: .duplicatePath) }
       wasRead[position] = true
       try readFile(
         path: relative, shown: shown, mode: mode, declaredSize: declaredSize, expected: manifest.files[position])
@@ -249,7 +250,7 @@ private final class ReadSession {
 
   private func manifestBytes() throws -> Data {
     var data = Data()
-    try streamData(shown: Manifest.entryName) { chunk in
+    try streamData(shown: { Manifest.entryName }) { chunk in
       guard data.count + chunk.count <= limits.maxManifestBytes else {
         throw ArchiveRefusal(
           entry: Manifest.entryName, rule: .fileTooLarge,
@@ -261,24 +262,24 @@ private final class ReadSession {
   }
 
   private func readFile(
-    path: String, shown: String, mode: FileMode, declaredSize: Int64?, expected: ManifestFile?
+    path: String, shown: () -> String, mode: FileMode, declaredSize: Int64?, expected: ManifestFile?
   ) throws {
     if expected == nil {
       // A manifest's files were checked for these as it was decoded, and each one is read once.
       guard seen.insert(path).inserted else {
-        throw ArchiveRefusal(entry: shown, rule: .duplicatePath)
+        throw ArchiveRefusal(entry: shown(), rule: .duplicatePath)
       }
       if let other = folded.updateValue(path, forKey: EntryPath.caseFolded(path)) {
-        throw ArchiveRefusal(entry: shown, rule: .caseCollision, detail: "and `\(displayName(Array(other.utf8)))`")
+        throw ArchiveRefusal(entry: shown(), rule: .caseCollision, detail: "and `\(displayName(Array(other.utf8)))`")
       }
     }
     guard filesRead < limits.maxFiles else {
       throw ArchiveRefusal(
-        entry: shown, rule: .tooManyFiles, detail: "limit \(limits.maxFiles)", hint: .raiseLimit(.files))
+        entry: shown(), rule: .tooManyFiles, detail: "limit \(limits.maxFiles)", hint: .raiseLimit(.files))
     }
     if let expected, expected.mode != mode {
       throw ArchiveRefusal(
-        entry: shown, rule: .modeMismatch,
+        entry: shown(), rule: .modeMismatch,
         detail: "manifest says \(expected.mode.rawValue), entry is \(mode.rawValue)")
     }
     try sink?.beginFile(path: path, mode: mode)
@@ -289,17 +290,17 @@ private final class ReadSession {
       totalBytes += Int64(chunk.count)
       if let expected, size > expected.size {
         throw ArchiveRefusal(
-          entry: shown, rule: .sizeMismatch,
+          entry: shown(), rule: .sizeMismatch,
           detail: "more than the \(expected.size) bytes the manifest says")
       }
       if size > limits.maxFileBytes {
         throw ArchiveRefusal(
-          entry: shown, rule: .fileTooLarge, detail: "over \(limits.maxFileBytes) bytes",
+          entry: shown(), rule: .fileTooLarge, detail: "over \(limits.maxFileBytes) bytes",
           hint: .raiseLimit(.fileSize))
       }
       if totalBytes > limits.maxTotalBytes {
         throw ArchiveRefusal(
-          entry: shown, rule: .totalTooLarge, detail: "over \(limits.maxTotalBytes) bytes in all",
+          entry: shown(), rule: .totalTooLarge, detail: "over \(limits.maxTotalBytes) bytes in all",
           hint: .raiseLimit(.totalSize))
       }
       hasher.update(chunk)
@@ -308,18 +309,18 @@ private final class ReadSession {
     }
     if let declaredSize, declaredSize != size {
       throw ArchiveRefusal(
-        entry: shown, rule: .corrupt, detail: "its header says \(declaredSize) bytes, its data has \(size)")
+        entry: shown(), rule: .corrupt, detail: "its header says \(declaredSize) bytes, its data has \(size)")
     }
     let file = ManifestFile(path: path, size: size, mode: mode, sha256: hasher.finalize())
     if let expected {
       guard expected.size == size else {
         throw ArchiveRefusal(
-          entry: shown, rule: .sizeMismatch,
+          entry: shown(), rule: .sizeMismatch,
           detail: "manifest says \(expected.size) bytes, entry has \(size)")
       }
       guard expected.sha256 == file.sha256 else {
         throw ArchiveRefusal(
-          entry: shown, rule: .checksumMismatch,
+          entry: shown(), rule: .checksumMismatch,
           detail: "manifest says \(expected.sha256), content is \(file.sha256)")
       }
     }
@@ -330,11 +331,11 @@ private final class ReadSession {
   }
 
   /// Streams the current entry's data through `body`, chunk by chunk, as libarchive decompresses it.
-  private func streamData(shown: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+  private func streamData(shown: () -> String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
     while true {
       let count = archive_read_data(archive, buffer.baseAddress, buffer.count)
       if count == 0 { return }
-      guard count > 0 else { throw failure(entry: shown, whileReadingHeader: false) }
+      guard count > 0 else { throw failure(entry: shown(), whileReadingHeader: false) }
       try body(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
     }
   }

@@ -18,30 +18,31 @@ public struct SHA256Hex: Sendable, Hashable, Codable, CustomStringConvertible, C
 
   /// Wraps `value` when it is 64 lowercase hexadecimal digits.
   public init?(_ value: String) {
-    var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-    var count = 0
-    var valid = true
-    for digit in value.utf8 {
-      let nibble: UInt8
-      switch digit {
-      case 0x30...0x39: nibble = digit - 0x30
-      case 0x61...0x66: nibble = digit - 0x61 + 10
-      default:
-        valid = false
-        nibble = 0
-      }
-      guard valid, count < 64 else { return nil }
-      let shifted = UInt64(nibble) << UInt64(60 - 4 * (count % 16))
-      switch count / 16 {
-      case 0: words.0 |= shifted
-      case 1: words.1 |= shifted
-      case 2: words.2 |= shifted
-      default: words.3 |= shifted
-      }
-      count += 1
-    }
-    guard count == 64 else { return nil }
+    var value = value
+    guard let words = value.withUTF8(SHA256Hex.words(hex:)) else { return nil }
     self.words = words
+  }
+
+  /// The words of 64 lowercase hexadecimal digits, or nil.
+  private static func words(hex: UnsafeBufferPointer<UInt8>) -> (UInt64, UInt64, UInt64, UInt64)? {
+    guard hex.count == 64 else { return nil }
+    func word(_ at: Int) -> UInt64? {
+      var word: UInt64 = 0
+      for digit in hex[at..<at + 16] {
+        let nibble: UInt8
+        if digit &- 0x30 < 10 {
+          nibble = digit &- 0x30
+        } else if digit &- 0x61 < 6 {
+          nibble = digit &- 0x61 &+ 10
+        } else {
+          return nil
+        }
+        word = word << 4 | UInt64(nibble)
+      }
+      return word
+    }
+    guard let a = word(0), let b = word(16), let c = word(32), let d = word(48) else { return nil }
+    return (a, b, c, d)
   }
 
   public init(_ digest: SHA256.Digest) {
