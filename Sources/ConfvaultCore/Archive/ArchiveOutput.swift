@@ -215,8 +215,14 @@ public enum ConfigurationArchive {
 
   /// The manifest entries of `files`: their size and SHA-256 as read now, on both cores.
   public static func hash(_ files: [FolderFile]) throws -> [ManifestFile] {
-    try FolderReading.read(files, keepingUpTo: 0).map(\.entry)
+    var entries = [ManifestFile](repeating: unread, count: files.count)
+    var statuses = [FileIdentity?](repeating: nil, count: files.count)
+    try FolderReading.hash(files, at: Array(files.indices), into: &entries, statuses: &statuses)
+    return entries
   }
+
+  /// What stands in a list of entries for a file until it is read.
+  private static let unread = ManifestFile(path: "", size: 0, mode: .regular, sha256: SHA256Hex.of(Data()))
 
   /// The manifest entries of `files`, reading only those whose status `cache` does not know; then
   /// `cache` knows what this read found.
@@ -225,7 +231,6 @@ public enum ConfigurationArchive {
   public static func hash(_ files: [FolderFile], cache: inout StatCache) throws -> (files: [ManifestFile], read: Int) {
     let known = try cache.known(files)
     // Each file's entry and status, in place: a known file's from the cache, the others' as read.
-    let unread = ManifestFile(path: "", size: 0, mode: .regular, sha256: SHA256Hex.of(Data()))
     var entries = [ManifestFile](repeating: unread, count: files.count)
     var statuses = [FileIdentity?](repeating: nil, count: files.count)
     var toRead: [Int] = []

@@ -72,7 +72,7 @@ public struct StatCache: Sendable {
         known.append(-1)
         continue
       }
-      var identity: FileIdentity
+      let identity: FileIdentity
       if let scanned = file.identity {
         identity = scanned
       } else {
