@@ -17,7 +17,7 @@ SOURCES      := Package.swift Sources Tests Benchmarks
 PREFIX       ?= /usr/local
 MANDIR       ?= $(PREFIX)/share/man/man1
 
-.PHONY: setup build test run bench format lint clean man install uninstall
+.PHONY: setup build test run bench format lint smoke clean man install uninstall
 
 setup:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -68,6 +68,13 @@ format:
 	$(SWIFT) format --in-place --recursive $(SOURCES)
 
 # Warnings in our own code are errors; dependencies' warnings are theirs to fix.
+# The release build against the debug one that the tests ran (Tests/release-smoke.sh): the tour, and
+# the same output for the same reads; code wrong only when optimised shows in release alone.
+smoke: setup
+	$(SWIFT) build $(BUILD_FLAGS) --product confvault
+	$(SWIFT) build -c release $(BUILD_FLAGS) --product confvault
+	Tests/release-smoke.sh .build/release/confvault .build/debug/confvault
+
 lint: setup
 	$(SWIFT) format lint --strict --recursive $(SOURCES)
 	@$(SWIFT) build --build-tests $(BUILD_FLAGS) 2>&1 | tee .build-lint.log

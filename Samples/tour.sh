@@ -69,5 +69,7 @@ step "Who did what" \
 # one-time link the server prints signs it in.
 step "Add an admin user for the page" \
   "$confvault" user add admin --role admin < <(head -c 24 /dev/urandom | base64)
+# CI's run of the release build (`make smoke`) stops before the server.
+[ "${CONFVAULT_TOUR_SERVER:-on}" = off ] && exit 0
 printf '\n\033[1m== The page and the HTTP API on http://127.0.0.1:%s (Ctrl-C stops the server)\033[0m\n' "${CONFVAULT_PORT:-8080}"
 exec "$confvault" serve --port "${CONFVAULT_PORT:-8080}" --sign-in-link admin
