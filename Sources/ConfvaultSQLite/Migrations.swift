@@ -293,6 +293,33 @@ enum Migrations {
           CREATE INDEX version_by_environment ON version(app_id, environment, number);
           """)
     }
+    // A delta names its base by the row of the base's one chunk, two or three bytes, instead of the
+    // base's 32-byte digest again: a third of every delta's row. A base that is missing or not
+    // stored whole in one chunk (a damaged store) becomes row 0, which no chunk has: check reports it.
+    // The stored size, which nothing read (it is the length of the chunks), goes.
+    migrator.registerMigration("v7-lean-blob-rows") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE blob_v7 (
+            sha256 BLOB PRIMARY KEY,
+            size INTEGER NOT NULL,
+            chunk_count INTEGER NOT NULL,
+            first_chunk INTEGER NOT NULL,
+            stored_at INTEGER NOT NULL,
+            base INTEGER,
+            named INTEGER NOT NULL DEFAULT 0
+          ) WITHOUT ROWID;
+          INSERT INTO blob_v7 (sha256, size, chunk_count, first_chunk, stored_at, base, named)
+            SELECT b.sha256, b.size, b.chunk_count, b.first_chunk, b.stored_at,
+              CASE WHEN b.base IS NULL THEN NULL ELSE COALESCE(
+                (SELECT w.first_chunk FROM blob w WHERE w.sha256 = b.base AND w.base IS NULL AND w.chunk_count = 1),
+                0) END,
+              b.named
+            FROM blob b ORDER BY b.sha256;
+          DROP TABLE blob;
+          ALTER TABLE blob_v7 RENAME TO blob;
+          """)
+    }
     return migrator
   }
 }

@@ -167,10 +167,11 @@ enum Queries {
   static func unreferencedBlobs(storedBefore: Int64?) -> String {
     """
     WITH unused AS (
-      SELECT sha256 FROM blob WHERE named = 0\(storedBefore.map { " AND stored_at <= \($0)" } ?? "")
+      SELECT sha256, first_chunk FROM blob WHERE named = 0\(storedBefore.map { " AND stored_at <= \($0)" } ?? "")
     )
     SELECT sha256 FROM unused
-    WHERE sha256 NOT IN (SELECT base FROM blob WHERE base IS NOT NULL AND sha256 NOT IN (SELECT sha256 FROM unused))
+    WHERE first_chunk NOT IN (
+      SELECT base FROM blob WHERE base IS NOT NULL AND sha256 NOT IN (SELECT sha256 FROM unused))
     """
   }
 

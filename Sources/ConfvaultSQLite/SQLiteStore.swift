@@ -130,12 +130,15 @@ public final class SQLiteStore: VersionStore {
 
   /// Makes the database file of a new store.
   private static func makeDatabase(_ path: String, _ configuration: Configuration) throws {
-    // Compressed files of a few KiB pack into 16 KiB pages with far less waste than into 4 KiB ones.
-    // The page size is fixed when the first table is made, before WAL mode is on.
+    // 4 KiB pages, SQLite's default: most rows are a few dozen bytes (deltas, folder records, blob
+    // rows), each of some twenty tables and indexes takes a page at least, and pages filled at random
+    // (by digest) are partly empty. The replay fixture's store was 10% smaller than with 16 KiB pages;
+    // a store of large files loses under a page per file to overflow pages. Stores made before keep
+    // their page size. It is fixed when the first table is made, before WAL mode is on.
     let queue = try DatabaseQueue(path: path, configuration: configuration)  // closed on return
     try queue.writeWithoutTransaction { db in
       if try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master") == 0 {
-        try db.execute(sql: "PRAGMA page_size = 16384; VACUUM")
+        try db.execute(sql: "PRAGMA page_size = 4096; VACUUM")
       }
     }
   }
@@ -342,7 +345,7 @@ public final class SQLiteStore: VersionStore {
       db -> (chunks: Int, first: Int64, chunk: BlobCodec.Chunk?, base: BlobCodec.Chunk?)? in
       guard let row = try BlobWriter.firstChunk(db, key) else { return nil }
       let base = try row.base.map { base in
-        guard let whole = try BlobWriter.wholeChunk(db, base) else {
+        guard let whole = try BlobWriter.chunk(db, row: base) else {
           throw OperationError(.internal, "blob \(digest) is a delta whose base is missing", hint: .runCheck)
         }
         return whole
@@ -353,7 +356,7 @@ public final class SQLiteStore: VersionStore {
       throw OperationError(.internal, "blob \(digest) is missing from the store", hint: .runCheck)
     }
     var buffer = Data()
-    let base = try first.base?.decoded()
+    let base = try first.base.map { try SQLiteStore.decodedBase($0, of: digest) }
     for seq in 0..<first.chunks {
       let stored =
         seq == 0
@@ -368,6 +371,7 @@ public final class SQLiteStore: VersionStore {
         throw OperationError(.internal, "blob \(digest) is missing its chunk \(seq)", hint: .runCheck)
       }
       try BlobCodec.decode(stored.data, compressed: stored.compressed, base: base, into: &buffer)
+      if base != nil { try SQLiteStore.checkDelta(digest, decoded: buffer) }
       try buffer.withUnsafeBytes { try body($0) }
     }
   }
@@ -379,10 +383,10 @@ public final class SQLiteStore: VersionStore {
     // held already: many small deltas against large bases, or a damaged size, cannot make a batch
     // hold more.
     let (stored, bases) = try await reading {
-      db -> ([(chunk: BlobCodec.Chunk, base: Data?)?], [Data: BlobCodec.Chunk]) in
-      var bases: [Data: BlobCodec.Chunk] = [:]
+      db -> ([(chunk: BlobCodec.Chunk, base: Int64?)?], [Int64: BlobCodec.Chunk]) in
+      var bases: [Int64: BlobCodec.Chunk] = [:]
       var held = 0
-      let stored = try digests.map { digest -> (chunk: BlobCodec.Chunk, base: Data?)? in
+      let stored = try digests.map { digest -> (chunk: BlobCodec.Chunk, base: Int64?)? in
         guard let row = try BlobWriter.firstChunk(db, digest.bytes) else {
           throw OperationError(.internal, "blob \(digest) is missing from the store", hint: .runCheck)
         }
@@ -390,7 +394,7 @@ public final class SQLiteStore: VersionStore {
         var cost = chunk.data.count + size
         var newBase: BlobCodec.Chunk?
         if let base = row.base, bases[base] == nil {
-          guard let whole = try BlobWriter.wholeChunk(db, base) else {
+          guard let whole = try BlobWriter.chunk(db, row: base) else {
             throw OperationError(.internal, "blob \(digest) is a delta whose base is missing", hint: .runCheck)
           }
           guard let baseSize = whole.decodedSize else { return nil }
@@ -404,14 +408,39 @@ public final class SQLiteStore: VersionStore {
       }
       return (stored, bases)
     }
-    let decodedBases = try bases.mapValues { try $0.decoded() }
-    return try stored.map { blob in
+    var decodedBases: [Int64: Data] = [:]
+    for (digest, blob) in zip(digests, stored) {
+      guard let row = blob?.base, decodedBases[row] == nil, let base = bases[row] else { continue }
+      decodedBases[row] = try SQLiteStore.decodedBase(base, of: digest)
+    }
+    return try zip(digests, stored).map { digest, blob in
       guard let blob else { return nil }
       var content = Data()
       try BlobCodec.decode(
         blob.chunk.data, compressed: blob.chunk.compressed, base: blob.base.flatMap { decodedBases[$0] },
         into: &content)
+      if blob.base != nil { try SQLiteStore.checkDelta(digest, decoded: content) }
       return content
+    }
+  }
+
+  /// The bytes of `delta`'s base, read as a chunk stored whole.
+  private static func decodedBase(_ base: BlobCodec.Chunk, of delta: SHA256Hex) throws -> Data {
+    do {
+      return try base.decoded()
+    } catch {
+      throw OperationError(
+        .internal, "blob \(delta) is a delta whose base is damaged (not a chunk stored whole)", hint: .runCheck)
+    }
+  }
+
+  /// A delta names its base by a chunk's row, which only `check` proves is a whole blob's: what it
+  /// decodes to is hashed, so a damaged store gives an error, never another file's bytes.
+  private static func checkDelta(_ digest: SHA256Hex, decoded: Data) throws {
+    guard SHA256Hex.of(decoded) == digest else {
+      throw OperationError(
+        .internal, "blob \(digest) is a delta that does not decode to its content: its base is damaged",
+        hint: .runCheck)
     }
   }
 
@@ -597,12 +626,22 @@ final class BlobWriter {
   /// A blob of one chunk as it may be stored: alone, and as a delta against a base when that pays.
   struct Encoded: Sendable {
     var alone: BlobCodec.Chunk
-    var delta: (base: SHA256Hex, data: Data)?
+    var delta: Delta?
   }
 
-  /// A blob stored whole in one chunk, which new content may be a delta against.
+  /// A delta, and the base it was made against: the one chunk of a blob stored whole, found through
+  /// `via` (that blob, or a delta against it), or `via` itself, a blob of the same batch stored whole
+  /// before it.
+  struct Delta: Sendable {
+    var via: SHA256Hex
+    /// The stored base, as it was read: its chunk's row and bytes; nil for a base of the batch.
+    var stored: (row: Int64, chunk: BlobCodec.Chunk)?
+    var data: Data
+  }
+
+  /// A blob stored whole in one chunk, which new content may be a delta against: its chunk's row and bytes.
   struct DeltaBase: Sendable {
-    var digest: SHA256Hex
+    var row: Int64
     var chunk: BlobCodec.Chunk
   }
 
@@ -611,9 +650,9 @@ final class BlobWriter {
   private static let baseBytesPerBatch = 8 << 20
 
   /// The first chunk of a stored blob, with its chunk count, the row of its first chunk (the others
-  /// follow it), and its base when it is a delta.
+  /// follow it), and, when it is a delta, its base: the row of the base's one chunk.
   static func firstChunk(_ db: Database, _ key: Data) throws -> (
-    chunks: Int, first: Int64, chunk: BlobCodec.Chunk?, base: Data?
+    chunks: Int, first: Int64, chunk: BlobCodec.Chunk?, base: Int64?
   )? {
     try Row.fetchOne(
       db.cachedStatement(
@@ -630,11 +669,10 @@ final class BlobWriter {
     }
   }
 
-  /// The one chunk of a blob stored whole in one chunk, which a delta may be against; nil for any
-  /// other blob, or none.
-  static func wholeChunk(_ db: Database, _ key: Data) throws -> BlobCodec.Chunk? {
-    guard let stored = try firstChunk(db, key), stored.base == nil, stored.chunks == 1 else { return nil }
-    return stored.chunk
+  /// The stored chunk of `row`, as a delta's base is read; nil when there is none.
+  static func chunk(_ db: Database, row: Int64) throws -> BlobCodec.Chunk? {
+    try Row.fetchOne(db.cachedStatement(sql: "SELECT zstd, data FROM blob_chunk WHERE id = ?"), arguments: [row])
+      .map { BlobCodec.Chunk(data: $0["data"], compressed: $0["zstd"]) }
   }
 
   /// How the blobs' chunk rows lie: the rows no blob's range covers, and the blobs whose range
@@ -684,17 +722,34 @@ final class BlobWriter {
       guard let similar = blob.similar, bases[similar] == nil, bytes < baseBytesPerBatch,
         let found = try firstChunk(db, similar.bytes), found.chunks == 1
       else { continue }
-      var digest = similar
+      var row = found.first
       var chunk = found.chunk
-      if let base = found.base {
-        guard let rootDigest = SHA256Hex(bytes: base) else { continue }
-        (chunk, digest) = (try wholeChunk(db, base), rootDigest)
-      }
+      if let base = found.base { (row, chunk) = (base, try self.chunk(db, row: base)) }
       guard let chunk else { continue }
-      bases[similar] = DeltaBase(digest: digest, chunk: chunk)
+      bases[similar] = DeltaBase(row: row, chunk: chunk)
       bytes += chunk.data.count
     }
     return bases
+  }
+
+  /// The row of the base `delta` was made against, when that is still what `delta.via` leads to:
+  /// `via`'s one chunk when it is stored whole, or its base when it is a delta; a stored base must
+  /// also still hold the bytes read (a `gc` and a later write may have put other bytes in its row).
+  private func baseRow(of delta: Delta) throws -> Int64? {
+    guard
+      let found = try Row.fetchOne(
+        db.cachedStatement(sql: "SELECT base, chunk_count, first_chunk FROM blob WHERE sha256 = ?"),
+        arguments: [delta.via.bytes])
+    else { return nil }
+    let base: Int64? = found["base"]
+    let whole: Int64? = found["chunk_count"] == 1 ? found["first_chunk"] : nil
+    guard let stored = delta.stored else { return base == nil ? whole : nil }
+    guard (base ?? whole) == stored.row,
+      try Bool.fetchOne(
+        db.cachedStatement(sql: "SELECT 1 FROM blob_chunk WHERE id = ? AND zstd = ? AND data = ?"),
+        arguments: [stored.row, stored.chunk.compressed, stored.chunk.data]) == true
+    else { return nil }
+    return stored.row
   }
 
   /// Each blob of at most one chunk (nil for larger ones), read, checked against its digest and
@@ -714,7 +769,7 @@ final class BlobWriter {
         let baseBytes = try? base.chunk.decoded(),
         let delta = compressor.delta(content, base: baseBytes, alone: encoded.alone)
       {
-        encoded.delta = (base.digest, delta)
+        encoded.delta = Delta(via: similar, stored: (base.row, base.chunk), data: delta)
       }
       if leaders.contains(blobs[index].sha256) && encoded.delta == nil {
         let bytes = Data(content)
@@ -734,7 +789,7 @@ final class BlobWriter {
       if let similar = blobs[index].similar, let baseBytes = whole[similar],
         let delta = compressor.delta(content, base: baseBytes, alone: encoded.alone)
       {
-        encoded.delta = (similar, delta)
+        encoded.delta = Delta(via: similar, stored: nil, data: delta)
       }
       return encoded
     } results: { index, result in
@@ -782,24 +837,19 @@ final class BlobWriter {
     guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?"), arguments: [key]) != true
     else { return }
     var chunk = encoded.alone
-    var base: Data?
-    if let delta = encoded.delta,
-      try Bool.fetchOne(
-        db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ? AND base IS NULL"), arguments: [delta.base.bytes])
-        == true
-    {
+    var base: Int64?
+    if let delta = encoded.delta, let row = try baseRow(of: delta) {
       chunk = BlobCodec.Chunk(data: delta.data, compressed: true)
-      base = delta.base.bytes
+      base = row
     }
     let row = try nextChunkRow()
     try db.cachedStatement(sql: "INSERT INTO blob_chunk (id, zstd, data) VALUES (?, ?, ?)")
       .execute(arguments: [row, chunk.compressed, chunk.data])
     try db.cachedStatement(
       sql: """
-        INSERT INTO blob (sha256, size, stored_size, chunk_count, first_chunk, stored_at, base)
-        VALUES (?, ?, ?, 1, ?, ?, ?)
+        INSERT INTO blob (sha256, size, chunk_count, first_chunk, stored_at, base) VALUES (?, ?, 1, ?, ?, ?)
         """
-    ).execute(arguments: [key, blob.size, chunk.data.count, row, storedAt, base])
+    ).execute(arguments: [key, blob.size, row, storedAt, base])
   }
 
   /// Stores `blob` unless it is stored already; its content must still have its digest and size.
@@ -810,12 +860,10 @@ final class BlobWriter {
     let first = try nextChunkRow()
     var sequence = 0
     var filled = 0
-    var storedSize: Int64 = 0
     func flush() throws {
       let encoded = compressor.encode(UnsafeRawBufferPointer(rebasing: buffer[0..<filled]))
       try db.cachedStatement(sql: "INSERT INTO blob_chunk (id, zstd, data) VALUES (?, ?, ?)")
         .execute(arguments: [first + Int64(sequence), encoded.compressed, encoded.data])
-      storedSize += Int64(encoded.data.count)
       sequence += 1
       filled = 0
     }
@@ -833,8 +881,8 @@ final class BlobWriter {
     // An empty file is one empty chunk, so every blob has at least one.
     if filled > 0 || sequence == 0 { try flush() }
     try db.cachedStatement(
-      sql: "INSERT INTO blob (sha256, size, stored_size, chunk_count, first_chunk, stored_at) VALUES (?, ?, ?, ?, ?, ?)"
-    ).execute(arguments: [key, blob.size, storedSize, sequence, first, storedAt])
+      sql: "INSERT INTO blob (sha256, size, chunk_count, first_chunk, stored_at) VALUES (?, ?, ?, ?, ?)"
+    ).execute(arguments: [key, blob.size, sequence, first, storedAt])
   }
 }
 

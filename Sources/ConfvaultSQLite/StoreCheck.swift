@@ -29,9 +29,11 @@ struct StoreCheck {
     let chunks = try db.makeStatement(sql: "SELECT id, zstd, data FROM blob_chunk WHERE id >= ? AND id < ? ORDER BY id")
     ProgressMeter.current?.begin("checking stored content")
     let check = StoredBlobCheck()
+    let wholeChunks = try Int64.fetchAll(
+      db, sql: "SELECT first_chunk FROM blob WHERE base IS NULL AND chunk_count = 1 ORDER BY first_chunk")
     while let row = try blobs.next() {
       var blob = StoredBlobCheck.Blob(key: row["sha256"], size: row["size"], chunkCount: row["chunk_count"])
-      if let base = row["base"] as Data? { blob.base = try deltaBase(base) }
+      if let base = row["base"] as Int64? { blob.base = try deltaBase(base, wholeChunks: wholeChunks) }
       let first: Int64 = row["first_chunk"]
       let rows = try Row.fetchCursor(chunks, arguments: [first, BlobWriter.end(first, row["chunk_count"])])
       func next() throws -> (seq: Int, compressed: Bool, data: Data)? {
@@ -57,14 +59,21 @@ struct StoreCheck {
     return check.count
   }
 
-  /// The one chunk of a delta's base, which must be stored whole.
-  private func deltaBase(_ key: Data) throws -> Result<BlobCodec.Chunk, StoredBlobCheck.DeltaBaseProblem> {
-    let name = hexString(key)
-    guard let base = try BlobWriter.firstChunk(db, key) else {
-      return .failure(.init("a delta against blob \(name), which is not stored"))
+  /// The one chunk of a delta's base, which must be the one chunk of a blob stored whole: one of
+  /// `wholeChunks`, those blobs' chunk rows in order.
+  private func deltaBase(_ row: Int64, wholeChunks: [Int64]) throws -> Result<
+    BlobCodec.Chunk, StoredBlobCheck.DeltaBaseProblem
+  > {
+    var (low, high) = (0, wholeChunks.count)
+    while low < high {
+      let middle = (low + high) / 2
+      if wholeChunks[middle] < row { low = middle + 1 } else { high = middle }
     }
-    guard base.base == nil, base.chunks == 1, let chunk = base.chunk else {
-      return .failure(.init("a delta against blob \(name), which is not stored whole in one chunk"))
+    guard let chunk = try BlobWriter.chunk(db, row: row) else {
+      return .failure(.init("a delta whose base, stored chunk \(row), is not stored"))
+    }
+    guard low < wholeChunks.count, wholeChunks[low] == row else {
+      return .failure(.init("a delta whose base, stored chunk \(row), is not the one chunk of a blob stored whole"))
     }
     return .success(chunk)
   }

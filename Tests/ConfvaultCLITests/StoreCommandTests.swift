@@ -145,7 +145,7 @@ final class StoreFixture {
     switch kind {
     case .sqlite:
       try store.tamper(
-        "d=b'left behind'; k=hashlib.sha256(d).digest(); i=c.execute('INSERT INTO blob_chunk (zstd, data) VALUES (0,?)', (d,)).lastrowid; c.execute('INSERT INTO blob (sha256, size, stored_size, chunk_count, first_chunk, stored_at) VALUES (?,?,?,1,?,0)', (k, len(d), len(d), i))"
+        "d=b'left behind'; k=hashlib.sha256(d).digest(); i=c.execute('INSERT INTO blob_chunk (zstd, data) VALUES (0,?)', (d,)).lastrowid; c.execute('INSERT INTO blob (sha256, size, chunk_count, first_chunk, stored_at) VALUES (?,?,1,?,0)', (k, len(d), i))"
       )
     case .postgres:
       try store.tamperSQL(

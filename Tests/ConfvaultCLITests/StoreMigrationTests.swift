@@ -92,6 +92,19 @@ import Testing
       lean.stdout.contains("substr(digest, 1, 8)") && lean.stdout.contains("[('blob', 32, 'integer')]")
         && lean.stdout.contains("[(0,)]"), "\(lean)")
 
+    // A delta names its base by the row of the base's one chunk, a blob stored whole (migration v7).
+    let bases = try Harness.shell(
+      "python3 -c \"import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); "
+        + "print('deltas', c.execute('SELECT COUNT(*) FROM blob WHERE base IS NOT NULL').fetchone()[0], "
+        + "'by row', c.execute(\\\"SELECT COUNT(*) FROM blob WHERE typeof(base) = 'integer'\\\").fetchone()[0], "
+        + "'whole', c.execute('SELECT COUNT(*) FROM blob d JOIN blob w ON w.first_chunk = d.base "
+        + "AND w.base IS NULL AND w.chunk_count = 1').fetchone()[0])\" "
+        + "'\(store)/confvault.sqlite'")
+    let counts = bases.stdout.split(separator: " ").compactMap {
+      Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+    #expect(counts.count == 3 && counts[0] > 0 && Set(counts).count == 1, "\(bases)")
+
     let check = try Harness.confvault(["check"], environment: environment)
     #expect(check.status == 0 && check.stdout.hasPrefix("OK: 44 versions"), "\(check)")
     let versions = try Harness.confvault(["versions", "--limit", "100", "--json"], environment: environment)
