@@ -313,17 +313,11 @@ enum FolderReading {
   /// while they fit in `budget`.
   static func read(_ files: [FolderFile], keepingUpTo budget: Int) throws -> [ReadFile] {
     let results = ResultSlots<ReadFile>(count: files.count)
-    let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4)
-    DispatchQueue.concurrentPerform(iterations: workers) { worker in
-      let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-      defer { buffer.deallocate() }
-      var left = budget / workers
-      for index in stride(from: worker, to: files.count, by: workers) {
-        results.set(index) {
-          let read = try readOnce(files[index], buffer: buffer, keeping: left)
-          left -= read.keptBytes?.count ?? 0
-          return read
-        }
+    inParallel(files.count, keepingUpTo: budget) { index, worker in
+      results.set(index) {
+        let read = try readOnce(files[index], buffer: worker.buffer, keeping: worker.budget)
+        worker.budget -= read.keptBytes?.count ?? 0
+        return read
       }
     }
     return try results.values()
@@ -338,30 +332,45 @@ enum FolderReading {
     _ files: [FolderFile], at indices: [Int], into entries: inout [ManifestFile], statuses: inout [FileIdentity?]
   ) throws {
     let failure = Mutex<(index: Int, error: any Error)?>(nil)
-    let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4)
     entries.withUnsafeMutableBufferPointer { entriesBuffer in
       statuses.withUnsafeMutableBufferPointer { statusesBuffer in
         // Each index is written by one worker only, and read after all of them are done.
         nonisolated(unsafe) let (entries, statuses) = (entriesBuffer, statusesBuffer)
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-          let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-          defer { buffer.deallocate() }
-          for position in stride(from: worker, to: indices.count, by: workers) {
-            let index = indices[position]
-            do {
-              let read = try readOnce(files[index], buffer: buffer, keeping: 0)
-              entries[index] = read.entry
-              statuses[index] = read.isRacy ? nil : read.identity
-            } catch {
-              failure.withLock { first in
-                if first.map({ index < $0.index }) ?? true { first = (index, error) }
-              }
+        inParallel(indices.count, keepingUpTo: 0) { position, worker in
+          let index = indices[position]
+          do {
+            let read = try readOnce(files[index], buffer: worker.buffer, keeping: 0)
+            entries[index] = read.entry
+            statuses[index] = read.isRacy ? nil : read.identity
+          } catch {
+            failure.withLock { first in
+              if first.map({ index < $0.index }) ?? true { first = (index, error) }
             }
           }
         }
       }
     }
     if let first = failure.withLock({ $0 }) { throw first.error }
+  }
+
+  /// What one reading worker holds: a buffer of 1 MiB, and what is left of its share of the bytes
+  /// kept.
+  private final class Worker {
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    var budget: Int
+
+    init(budget: Int) { self.budget = budget }
+    deinit { buffer.deallocate() }
+  }
+
+  /// `body` for each index below `count` on up to four cores, each worker taking every fourth
+  /// (or second) index in order, and an equal share of `budget`.
+  private static func inParallel(_ count: Int, keepingUpTo budget: Int, _ body: @Sendable (Int, Worker) -> Void) {
+    let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4)
+    DispatchQueue.concurrentPerform(iterations: workers) { start in
+      let worker = Worker(budget: budget / workers)
+      for index in stride(from: start, to: count, by: workers) { body(index, worker) }
+    }
   }
 
   private static func readOnce(_ file: FolderFile, buffer: UnsafeMutableRawBufferPointer, keeping budget: Int) throws
