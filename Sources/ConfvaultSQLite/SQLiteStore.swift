@@ -675,12 +675,16 @@ final class BlobWriter {
       .map { BlobCodec.Chunk(data: $0["data"], compressed: $0["zstd"]) }
   }
 
-  /// How the blobs' chunk rows lie: the rows no blob's range covers, and the blobs whose range
-  /// overlaps another's (both only in a damaged store). One pass over each table, in row order.
+  /// How the blobs' chunk rows lie: the rows no blob's range covers and no delta names as its base,
+  /// and the blobs whose range overlaps another's (both only in a damaged store). One pass over each
+  /// table, in row order.
   static func chunkRanges(_ db: Database) throws -> (strays: [Int64], overlapping: [Data]) {
     let ranges = try Row.fetchCursor(
       db, sql: "SELECT sha256, first_chunk, chunk_count FROM blob WHERE chunk_count > 0 ORDER BY first_chunk")
     let ids = try Int64.fetchCursor(db, sql: "SELECT id FROM blob_chunk ORDER BY id")
+    // A chunk a delta names as its base is no stray even when no blob's range covers it (a damaged
+    // store): removing it would lose the delta too. Check reports such a delta.
+    let bases = Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT base FROM blob WHERE base IS NOT NULL"))
     var strays: [Int64] = []
     var overlapping: [Data] = []
     var coveredUpTo: Int64 = .min
@@ -690,13 +694,13 @@ final class BlobWriter {
       let end = end(first, range["chunk_count"])
       if first < coveredUpTo { overlapping.append(range["sha256"]) }
       while let id = nextID, id < end {
-        if id < first && id >= coveredUpTo { strays.append(id) }
+        if id < first && id >= coveredUpTo && !bases.contains(id) { strays.append(id) }
         nextID = try ids.next()
       }
       coveredUpTo = max(coveredUpTo, end)
     }
     while let id = nextID {
-      strays.append(id)
+      if !bases.contains(id) { strays.append(id) }
       nextID = try ids.next()
     }
     return (strays, overlapping)

@@ -276,6 +276,73 @@ import Testing
     #expect(report.isConsistent, "\(report.problems)")
   }
 
+  @Test(
+    "a delta made against a stored base is stored whole when the base's row, which its similar blob still leads to, holds other bytes since"
+  )
+  func deltaBaseRowRefilled() async throws {
+    let scratch = try ScratchFolder()
+    let store = try SQLiteStore(folder: scratch.path + "/store", create: true, lockTimeout: 60, logger: logger)
+    let fixture = StoreUnderTest(store: store, folder: scratch)
+    let whole = try fixture.file("a.json", document(version: 1)).1
+    var similar = try fixture.file("a.json", document(version: 2)).1
+    var pushed = try fixture.file("a.json", document(version: 3)).1
+    // Differs from the first near its end: a delta against it would not decode to the pushed file.
+    let other = try fixture.file("a.json", document(version: 4) + "\n/* changed at the end */").1
+    similar.similar = whole.sha256
+    pushed.similar = similar.sha256
+    try await store.storeBlobs([whole])
+    try await store.storeBlobs([similar])
+    let candidates = [pushed]
+    let bases = try await store.reading { db in try BlobWriter.deltaBases(db, for: candidates) }
+    let encoded = try #require(try BlobWriter.encodeSmall(candidates, bases: bases).first ?? nil)
+    #expect(encoded.delta?.stored?.row == 1, "made against the first's chunk, through the second")
+    // Meanwhile a gc removes both; another file takes row 1, and the second is stored again, against it.
+    #expect(try await store.collectGarbage(grace: -10) == 2)
+    try await store.storeBlobs([other])
+    similar.similar = other.sha256
+    try await store.storeBlobs([similar])
+    #expect(try storedBlobs(store)[similar.sha256]?.base == other.sha256)
+    let changed = pushed
+    try await store.writing { db in try BlobWriter(db: db, storedAt: 0).store(changed, encoded: encoded) }
+    #expect(try storedBlobs(store)[pushed.sha256].map { $0.base == nil } == true)
+    var read = Data()
+    try await store.readBlob(pushed.sha256) { read.append(contentsOf: $0) }
+    #expect(String(decoding: read, as: UTF8.self) == document(version: 3))
+    let report = try await store.check()
+    #expect(report.isConsistent, "\(report.problems)")
+  }
+
+  @Test("gc keeps a chunk that a delta names as its base though no blob's range covers it (a damaged store)")
+  func gcKeepsStrayBase() async throws {
+    let scratch = try ScratchFolder()
+    let folder = scratch.path + "/store"
+    let store = try SQLiteStore(folder: folder, create: true, lockTimeout: 60, logger: logger)
+    let fixture = StoreUnderTest(store: store, folder: scratch)
+    let whole = try fixture.file("a.json", document(version: 1)).1
+    var delta = try fixture.file("a.json", document(version: 2)).1
+    var pushed = try fixture.file("a.json", document(version: 3)).1
+    delta.similar = whole.sha256
+    pushed.similar = delta.sha256
+    try await store.storeBlobs([whole])
+    try await store.storeBlobs([delta])
+    // The base's blob row is lost, its chunk left.
+    try python(
+      "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        + "c.execute('DELETE FROM blob WHERE sha256 = ?', (bytes.fromhex(sys.argv[2]),)); c.commit(); c.close()",
+      folder + "/" + SQLiteStore.databaseName, whole.sha256.value)
+    try await store.storeBlobs([pushed])
+    _ = try await store.collectGarbage(grace: 100_000)
+    for (blob, version) in [(delta, 2), (pushed, 3)] {
+      var read = Data()
+      try await store.readBlob(blob.sha256) { read.append(contentsOf: $0) }
+      #expect(String(decoding: read, as: UTF8.self) == document(version: version))
+    }
+    let report = try await store.check()
+    #expect(
+      report.problems.contains { $0.contains("is not the one chunk of a blob stored whole") }
+        && !report.problems.contains { $0.contains("belong to no blob") }, "\(report.problems)")
+  }
+
   @Test("blobs read together hold a bounded amount: small deltas against large bases are streamed past it")
   func readTogetherBounded() async throws {
     let scratch = try ScratchFolder()
@@ -339,11 +406,16 @@ import Testing
   }
 
   @Test(
-    "check reports a delta whose base is gone or is not a whole blob's chunk, and a read of it fails with a message",
+    "check reports a delta whose base is gone, is not a whole blob's chunk or is another's, and a read of it fails with a message",
     arguments: [
       ("DELETE FROM blob_chunk WHERE id IN (SELECT base FROM blob)", "is not stored"),
       // A delta against its own chunk: not a whole blob's.
       ("UPDATE blob SET base = first_chunk WHERE base IS NOT NULL", "is not the one chunk of a blob stored whole"),
+      // Against another whole blob, stored last: it decodes, to other bytes.
+      (
+        "UPDATE blob SET base = (SELECT MAX(first_chunk) FROM blob) WHERE base IS NOT NULL",
+        "does not match its SHA-256"
+      ),
     ])
   func deltaDamage(statement: String, problem: String) async throws {
     let scratch = try ScratchFolder()
@@ -357,6 +429,8 @@ import Testing
       changed.similar = first.sha256
       try await store.storeBlobs([first])
       try await store.storeBlobs([changed])
+      // As long as the first, with other bytes throughout.
+      try await store.storeBlobs([try fixture.file("b.json", document(version: 1).uppercased()).1])
       second = changed
     }
     try python(
@@ -367,6 +441,8 @@ import Testing
     #expect(!report.isConsistent && report.problems.contains { $0.contains(problem) }, "\(report.problems)")
     let refused = await #expect(throws: OperationError.self) { try await reader.readBlob(second.sha256) { _ in } }
     #expect(refused?.message.contains("base") == true, "\(String(describing: refused))")
+    let refusedTogether = await #expect(throws: OperationError.self) { try await reader.readBlobs([second.sha256]) }
+    #expect(refusedTogether?.message.contains("base") == true, "\(String(describing: refusedTogether))")
   }
 
   @Test(
