@@ -206,19 +206,36 @@ import Testing
     return found
   }
 
+  /// A new store, and versions 1 to `count` of `document(version:)` as blobs of `a.json`, each
+  /// naming the one before it as similar.
+  private func storeWithVersions(_ count: Int) throws -> (
+    scratch: ScratchFolder, store: SQLiteStore, fixture: StoreUnderTest, versions: [BlobFile]
+  ) {
+    let scratch = try ScratchFolder()
+    let store = try SQLiteStore(folder: scratch.path + "/store", create: true, lockTimeout: 60, logger: logger)
+    let fixture = StoreUnderTest(store: store, folder: scratch)
+    var versions: [BlobFile] = []
+    for version in 1...count {
+      var blob = try fixture.file("a.json", document(version: version)).1
+      blob.similar = versions.last?.sha256
+      versions.append(blob)
+    }
+    return (scratch, store, fixture, versions)
+  }
+
+  /// `blob` encoded as a push does, outside the transaction that stores it.
+  private func encodedAsPush(_ blob: BlobFile, in store: SQLiteStore) async throws -> BlobWriter.Encoded {
+    let bases = try await store.reading { db in try BlobWriter.deltaBases(db, for: [blob]) }
+    return try #require(try BlobWriter.encodeSmall([blob], bases: bases).first ?? nil)
+  }
+
   @Test(
     "a one-value change is stored as a delta against the whole blob it resembles, one step at most, and reads back exactly"
   )
   func blobDeltas() async throws {
-    let scratch = try ScratchFolder()
-    let store = try SQLiteStore(folder: scratch.path + "/store", create: true, lockTimeout: 60, logger: logger)
-    let fixture = StoreUnderTest(store: store, folder: scratch)
-    let first = try fixture.file("a.json", document(version: 1)).1
-    var second = try fixture.file("a.json", document(version: 2)).1
-    var third = try fixture.file("a.json", document(version: 3)).1
+    let (_, store, fixture, versions) = try storeWithVersions(3)
+    let (first, second, third) = (versions[0], versions[1], versions[2])
     var unlike = try fixture.file("b.json", String(repeating: "nothing in common ", count: 400)).1
-    second.similar = first.sha256
-    third.similar = second.sha256
     unlike.similar = first.sha256
     try await store.storeBlobs([first])
     try await store.storeBlobs([second, unlike])
@@ -248,17 +265,10 @@ import Testing
     "a delta made against a stored base that a gc removed meanwhile, its chunk's row since taken by other bytes, is stored whole"
   )
   func deltaBaseReplacedMeanwhile() async throws {
-    let scratch = try ScratchFolder()
-    let store = try SQLiteStore(folder: scratch.path + "/store", create: true, lockTimeout: 60, logger: logger)
-    let fixture = StoreUnderTest(store: store, folder: scratch)
-    let first = try fixture.file("a.json", document(version: 1)).1
-    var second = try fixture.file("a.json", document(version: 2)).1
-    second.similar = first.sha256
+    let (_, store, fixture, versions) = try storeWithVersions(2)
+    let (first, second) = (versions[0], versions[1])
     try await store.storeBlobs([first])
-    // Encoded as a push does, outside the transaction that stores it.
-    let candidates = [second]
-    let bases = try await store.reading { db in try BlobWriter.deltaBases(db, for: candidates) }
-    let encoded = try #require(try BlobWriter.encodeSmall(candidates, bases: bases).first ?? nil)
+    let encoded = try await encodedAsPush(second, in: store)
     #expect(encoded.delta != nil, "the second is a delta against the first")
     // Meanwhile a gc removes the first, another file's chunk takes its row, and the first is stored again.
     #expect(try await store.collectGarbage(grace: -10) == 1)
@@ -280,21 +290,14 @@ import Testing
     "a delta made against a stored base is stored whole when the base's row, which its similar blob still leads to, holds other bytes since"
   )
   func deltaBaseRowRefilled() async throws {
-    let scratch = try ScratchFolder()
-    let store = try SQLiteStore(folder: scratch.path + "/store", create: true, lockTimeout: 60, logger: logger)
-    let fixture = StoreUnderTest(store: store, folder: scratch)
-    let whole = try fixture.file("a.json", document(version: 1)).1
-    var similar = try fixture.file("a.json", document(version: 2)).1
-    var pushed = try fixture.file("a.json", document(version: 3)).1
+    let (_, store, fixture, versions) = try storeWithVersions(3)
+    let (whole, pushed) = (versions[0], versions[2])
+    var similar = versions[1]
     // Differs from the first near its end: a delta against it would not decode to the pushed file.
     let other = try fixture.file("a.json", document(version: 4) + "\n/* changed at the end */").1
-    similar.similar = whole.sha256
-    pushed.similar = similar.sha256
     try await store.storeBlobs([whole])
     try await store.storeBlobs([similar])
-    let candidates = [pushed]
-    let bases = try await store.reading { db in try BlobWriter.deltaBases(db, for: candidates) }
-    let encoded = try #require(try BlobWriter.encodeSmall(candidates, bases: bases).first ?? nil)
+    let encoded = try await encodedAsPush(pushed, in: store)
     #expect(encoded.delta?.stored?.row == 1, "made against the first's chunk, through the second")
     // Meanwhile a gc removes both; another file takes row 1, and the second is stored again, against it.
     #expect(try await store.collectGarbage(grace: -10) == 2)
@@ -314,15 +317,9 @@ import Testing
 
   @Test("gc keeps a chunk that a delta names as its base though no blob's range covers it (a damaged store)")
   func gcKeepsStrayBase() async throws {
-    let scratch = try ScratchFolder()
+    let (scratch, store, _, versions) = try storeWithVersions(3)
     let folder = scratch.path + "/store"
-    let store = try SQLiteStore(folder: folder, create: true, lockTimeout: 60, logger: logger)
-    let fixture = StoreUnderTest(store: store, folder: scratch)
-    let whole = try fixture.file("a.json", document(version: 1)).1
-    var delta = try fixture.file("a.json", document(version: 2)).1
-    var pushed = try fixture.file("a.json", document(version: 3)).1
-    delta.similar = whole.sha256
-    pushed.similar = delta.sha256
+    let (whole, delta, pushed) = (versions[0], versions[1], versions[2])
     try await store.storeBlobs([whole])
     try await store.storeBlobs([delta])
     // The base's blob row is lost, its chunk left.
