@@ -64,11 +64,7 @@ struct StoreCheck {
   private func deltaBase(_ row: Int64, wholeChunks: [Int64]) throws -> Result<
     BlobCodec.Chunk, StoredBlobCheck.DeltaBaseProblem
   > {
-    var (low, high) = (0, wholeChunks.count)
-    while low < high {
-      let middle = (low + high) / 2
-      if wholeChunks[middle] < row { low = middle + 1 } else { high = middle }
-    }
+    let low = wholeChunks.partitionPoint { $0 < row }
     guard let chunk = try BlobWriter.chunk(db, row: row) else {
       return .failure(.init("a delta whose base, stored chunk \(row), is not stored"))
     }

@@ -149,11 +149,7 @@ public enum EntryPath {
     var collisions: [Int: Int] = [:]
     for (form, members) in groups {
       var indices = members
-      var (low, high) = (0, paths.count)
-      while low < high {
-        let middle = (low + high) / 2
-        if byteOrder(paths[middle], form) { low = middle + 1 } else { high = middle }
-      }
+      let low = paths.partitionPoint { byteOrder($0, form) }
       if low < paths.count, paths[low] == form, !indices.contains(low) { indices.append(low) }
       indices.sort()
       for (earlier, later) in zip(indices, indices.dropFirst()) { collisions[later] = earlier }
@@ -207,11 +203,7 @@ public enum EntryPath {
     let sorted = inOrder ? paths : paths.sorted(by: byteOrder)
     for (index, path) in sorted.enumerated() {
       guard index + 1 < sorted.count, sorted[index + 1].utf8.starts(with: path.utf8) else { continue }
-      var (low, high) = (index + 1, sorted.count)
-      while low < high {
-        let middle = (low + high) / 2
-        if precedesFolder(sorted[middle], path) { low = middle + 1 } else { high = middle }
-      }
+      let low = sorted.partitionPoint(from: index + 1) { precedesFolder($0, path) }
       if low < sorted.count, isInside(sorted[low], folder: path) { return (path, sorted[low]) }
     }
     return nil

@@ -123,12 +123,7 @@ struct LineDiff {
     var tails: [Int] = []
     var previous = [Int](repeating: -1, count: pairs.count)
     for (position, pair) in pairs.enumerated() {
-      var low = 0
-      var high = tails.count
-      while low < high {
-        let middle = (low + high) / 2
-        if pairs[tails[middle]].1 < pair.1 { low = middle + 1 } else { high = middle }
-      }
+      let low = tails.partitionPoint { pairs[$0].1 < pair.1 }
       if low > 0 { previous[position] = tails[low - 1] }
       if low == tails.count { tails.append(position) } else { tails[low] = position }
     }

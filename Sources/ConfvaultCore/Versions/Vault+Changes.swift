@@ -386,12 +386,7 @@ struct SimilarFiles {
   private static func nearest(_ files: [(size: Int64, blob: SHA256Hex)]?, _ size: Int64) -> SHA256Hex? {
     guard let files, !files.isEmpty else { return nil }
     // The first file at least as large, or the one before it, whichever is nearer.
-    var low = 0
-    var high = files.count
-    while low < high {
-      let middle = (low + high) / 2
-      if files[middle].size < size { low = middle + 1 } else { high = middle }
-    }
+    let low = files.partitionPoint { $0.size < size }
     let candidates = [low - 1, low].filter { files.indices.contains($0) }
     return candidates.min { abs(files[$0].size - size) < abs(files[$1].size - size) }.map { files[$0].blob }
   }

@@ -125,11 +125,7 @@ extension Vault {
     }
 
     subscript(path: String) -> String? {
-      var (low, high) = (0, paths.count)
-      while low < high {
-        let middle = (low + high) / 2
-        if EntryPath.byteOrder(paths[middle], path) { low = middle + 1 } else { high = middle }
-      }
+      let low = paths.partitionPoint { EntryPath.byteOrder($0, path) }
       return low < paths.count && paths[low] == path ? onDisk[low] : nil
     }
   }
