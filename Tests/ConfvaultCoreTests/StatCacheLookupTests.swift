@@ -38,9 +38,10 @@ import Testing
     let cache = StatCache(path: folder + "/cache")
     #expect(cache.count == paths.count)
     func file(_ path: String, _ identity: FileIdentity) -> FolderFile {
-      FolderFile(
-        path: path, absolutePath: folder + "/" + path, mode: .regular, size: 5, modificationTime: 1_700_000_000,
-        identity: identity)
+      var file = FolderFile(
+        path: path, absolutePath: folder + "/" + path, mode: .regular, size: 5, modificationTime: 1_700_000_000)
+      file.identity = identity
+      return file
     }
     // A scan's files, in path byte order, with paths the cache lacks among them.
     let absent = ["a", "a/b", "many/file-500.json", "zz", ""]

@@ -296,6 +296,12 @@ struct ReadFile {
   var isRacy: Bool
   /// The bytes read, when small enough to be kept for writing.
   var keptBytes: Data?
+
+  /// What stands in a list for a file until it is read.
+  static let unread = ReadFile(
+    entry: ManifestFile(path: "", size: 0, mode: .regular, sha256: SHA256Hex.of(Data())),
+    identity: FileIdentity(device: 0, inode: 0, size: 0, modified: timespec(), changed: timespec()), isRacy: false,
+    keptBytes: nil)
 }
 
 /// Reading a configuration folder's files for their digests, and once more to write them.
@@ -310,47 +316,41 @@ enum FolderReading {
   static let racyWindow: Int = 3
 
   /// Each of `files` read once on up to four cores: its manifest entry, its status, and its bytes
-  /// while they fit in `budget`.
+  /// while they fit in `budget`. Each goes to its place in one list: no slot or copy per file.
+  ///
+  /// - Throws: the error of the first file in order that could not be read.
   static func read(_ files: [FolderFile], keepingUpTo budget: Int) throws -> [ReadFile] {
-    let results = ResultSlots<ReadFile>(count: files.count)
-    inParallel(files.count, keepingUpTo: budget) { index, worker in
-      results.set(index) {
-        let read = try readOnce(files[index], buffer: worker.buffer, keeping: worker.budget)
-        worker.budget -= read.keptBytes?.count ?? 0
-        return read
+    var read = [ReadFile](repeating: ReadFile.unread, count: files.count)
+    try read.withUnsafeMutableBufferPointer { buffer in
+      // Each index is written by one worker only, and read after all of them are done.
+      nonisolated(unsafe) let read = buffer
+      try inParallel(files.count, keepingUpTo: budget) { index, worker in
+        read[index] = try readOnce(files[index], buffer: worker.buffer, keeping: worker.budget)
+        worker.budget -= read[index].keptBytes?.count ?? 0
       }
     }
-    return try results.values()
+    return read
   }
 
   /// Reads the files at `indices` of `files` on up to four cores, each into its place in `entries`
-  /// and `statuses` (nil for a racy file): no slot or copy per file, which for 100,000 files held
-  /// 30 MiB at once.
+  /// and `statuses` (nil for a racy file).
   ///
   /// - Throws: the error of the first file in order that could not be read.
   static func hash(
     _ files: [FolderFile], at indices: [Int], into entries: inout [ManifestFile], statuses: inout [FileIdentity?]
   ) throws {
-    let failure = Mutex<(index: Int, error: any Error)?>(nil)
-    entries.withUnsafeMutableBufferPointer { entriesBuffer in
-      statuses.withUnsafeMutableBufferPointer { statusesBuffer in
+    try entries.withUnsafeMutableBufferPointer { entriesBuffer in
+      try statuses.withUnsafeMutableBufferPointer { statusesBuffer in
         // Each index is written by one worker only, and read after all of them are done.
         nonisolated(unsafe) let (entries, statuses) = (entriesBuffer, statusesBuffer)
-        inParallel(indices.count, keepingUpTo: 0) { position, worker in
+        try inParallel(indices.count, keepingUpTo: 0) { position, worker in
           let index = indices[position]
-          do {
-            let read = try readOnce(files[index], buffer: worker.buffer, keeping: 0)
-            entries[index] = read.entry
-            statuses[index] = read.isRacy ? nil : read.identity
-          } catch {
-            failure.withLock { first in
-              if first.map({ index < $0.index }) ?? true { first = (index, error) }
-            }
-          }
+          let read = try readOnce(files[index], buffer: worker.buffer, keeping: 0)
+          entries[index] = read.entry
+          statuses[index] = read.isRacy ? nil : read.identity
         }
       }
     }
-    if let first = failure.withLock({ $0 }) { throw first.error }
   }
 
   /// What one reading worker holds: a buffer of 1 MiB, and what is left of its share of the bytes
@@ -365,12 +365,26 @@ enum FolderReading {
 
   /// `body` for each index below `count` on up to four cores, each worker taking every fourth
   /// (or second) index in order, and an equal share of `budget`.
-  private static func inParallel(_ count: Int, keepingUpTo budget: Int, _ body: @Sendable (Int, Worker) -> Void) {
+  ///
+  /// - Throws: the error `body` threw for the lowest index; the other indices are all done.
+  private static func inParallel(
+    _ count: Int, keepingUpTo budget: Int, _ body: @Sendable (Int, Worker) throws -> Void
+  ) throws {
     let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4)
+    let failure = Mutex<(index: Int, error: any Error)?>(nil)
     DispatchQueue.concurrentPerform(iterations: workers) { start in
       let worker = Worker(budget: budget / workers)
-      for index in stride(from: start, to: count, by: workers) { body(index, worker) }
+      for index in stride(from: start, to: count, by: workers) {
+        do {
+          try body(index, worker)
+        } catch {
+          failure.withLock { first in
+            if first.map({ index < $0.index }) ?? true { first = (index, error) }
+          }
+        }
+      }
     }
+    if let first = failure.withLock({ $0 }) { throw first.error }
   }
 
   private static func readOnce(_ file: FolderFile, buffer: UnsafeMutableRawBufferPointer, keeping budget: Int) throws
