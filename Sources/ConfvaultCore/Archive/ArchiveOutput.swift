@@ -167,7 +167,8 @@ public enum ConfigurationArchive {
   /// Packs the configuration folder at `folder` into an archive.
   ///
   /// The entries' mtime is the newest file's, so packing an unchanged folder twice gives the same bytes.
-  /// Each file is read once for its digest (the manifest comes first, so every digest is needed before
+  /// An uncompressed archive file is written in one read of each file (`packInOnePass`). Otherwise
+  /// each file is read once for its digest (the manifest comes first, so every digest is needed before
   /// the first file is written) and once more to be written, unless it was small enough to be kept
   /// from the first read: a file is never hashed twice. The second read is of the file as it was
   /// hashed, or the pack stops: its status (inode, size, mtime and ctime to the nanosecond) must not have
@@ -185,12 +186,20 @@ public enum ConfigurationArchive {
     }
     // No ignore rules (a pack takes the folder as it is), but never a checkout's record of its origin.
     let found = try ConfigurationFolder.scan(folder, limits: limits, ignoring: .none).files
+    let modificationTime = found.map(\.modificationTime).max() ?? 0
+    if compression == .none, case .file = output {
+      // A file can be written out of order: its manifest is mended once every file is read.
+      let target = try OpenedOutput(output)
+      return try packInOnePass(
+        found, app: app, environment: environment, modificationTime: modificationTime, into: target,
+        fileDescriptor: target.fileDescriptor!, destination: output.displayName)
+    }
     let read = try FolderReading.read(found, keepingUpTo: FolderReading.keptBytesBudget)
     // The scan and the manifest both order files by path bytes, so `read[i]` is the manifest's file `i`.
     let manifest = Manifest(app: app, environment: environment, version: nil, files: read.map(\.entry))
     let target = try OpenedOutput(output)
     let writer = try ConfigurationArchiveWriter(
-      manifest: manifest, modificationTime: found.map(\.modificationTime).max() ?? 0, compression: compression,
+      manifest: manifest, modificationTime: modificationTime, compression: compression,
       sink: target.sink, destination: output.displayName, hashingOutput: false)
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
     defer { buffer.deallocate() }
@@ -512,6 +521,9 @@ public final class OpenedOutput {
     guard let memory, let piece, memory.count >= (all ? 1 : Self.pieceSize) else { return }
     try await piece(memory.drain())
   }
+
+  /// The open file of a file output, which can be written at any offset before `commit()`.
+  var fileDescriptor: Int32? { file?.fileDescriptor }
 
   /// Makes the output final: a file moved into place, a stream's last piece handed on.
   public func commit() throws {
