@@ -502,7 +502,7 @@ public final class OpenedOutput {
       (file, memory, piece) = (nil, nil, nil)
     case .file(let path, let replaceExisting):
       let atomic = try AtomicFile(path: path, replaceExisting: replaceExisting)
-      sink = FileDescriptorSink(fd: atomic.fileDescriptor, name: path)
+      sink = FileDescriptorSink(fd: atomic.fileDescriptor, name: path, writingBack: true)
       (file, memory, piece) = (atomic, nil, nil)
     case .stream(_, let handOn):
       let memory = MemorySink()

@@ -14,10 +14,17 @@ public final class FileDescriptorSink: ArchiveByteSink {
   public let fd: Int32
   /// The output's name, for error messages.
   public let name: String
+  /// Whether what is written is sent to disk every `writebackStep` bytes, for a file made durable
+  /// at the end: its `fsync` then waits for the last few megabytes only, not the whole archive.
+  private let writesBack: Bool
+  private var written: Int64 = 0
+  private var sentBack: Int64 = 0
+  static let writebackStep: Int64 = 8 << 20
 
-  public init(fd: Int32, name: String) {
+  public init(fd: Int32, name: String, writingBack: Bool = false) {
     self.fd = fd
     self.name = name
+    self.writesBack = writingBack && startWriteback != nil
   }
 
   public func write(_ bytes: UnsafeRawBufferPointer) throws {
@@ -30,8 +37,23 @@ public final class FileDescriptorSink: ArchiveByteSink {
       }
       offset += written
     }
+    written += Int64(bytes.count)
+    if writesBack && written - sentBack >= Self.writebackStep {
+      // Only a start: the bytes go to disk while the archive goes on, and a failure shows in the
+      // `fsync` that makes the file final.
+      _ = startWriteback?(fd, sentBack, written - sentBack, syncFileRangeWrite)
+      sentBack = written
+    }
   }
 }
+
+/// `sync_file_range(2)`, which starts writing a file's range to disk without waiting for it: glibc
+/// declares it for `_GNU_SOURCE` only, so Swift's Glibc module leaves it out.
+private let startWriteback: (@convention(c) (Int32, Int64, Int64, UInt32) -> Int32)? = {
+  guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "sync_file_range") else { return nil }
+  return unsafeBitCast(symbol, to: (@convention(c) (Int32, Int64, Int64, UInt32) -> Int32).self)
+}()
+private let syncFileRangeWrite: UInt32 = 2
 
 /// Keeps the bytes in memory until the caller drains them: a server streams an archive into a
 /// response this way, a drained piece at a time, never the whole archive.
