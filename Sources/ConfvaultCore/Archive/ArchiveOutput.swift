@@ -189,10 +189,9 @@ public enum ConfigurationArchive {
     let modificationTime = found.map(\.modificationTime).max() ?? 0
     if compression == .none, case .file = output {
       // A file can be written out of order: its manifest is mended once every file is read.
-      let target = try OpenedOutput(output)
       return try packInOnePass(
-        found, app: app, environment: environment, modificationTime: modificationTime, into: target,
-        fileDescriptor: target.fileDescriptor!, destination: output.displayName)
+        found, app: app, environment: environment, modificationTime: modificationTime, into: try OpenedOutput(output),
+        destination: output.displayName)
     }
     let read = try FolderReading.read(found, keepingUpTo: FolderReading.keptBytesBudget)
     // The scan and the manifest both order files by path bytes, so `read[i]` is the manifest's file `i`.
@@ -224,14 +223,11 @@ public enum ConfigurationArchive {
 
   /// The manifest entries of `files`: their size and SHA-256 as read now, on both cores.
   public static func hash(_ files: [FolderFile]) throws -> [ManifestFile] {
-    var entries = [ManifestFile](repeating: unread, count: files.count)
+    var entries = [ManifestFile](repeating: .unread, count: files.count)
     var statuses = [FileIdentity?](repeating: nil, count: files.count)
     try FolderReading.hash(files, at: Array(files.indices), into: &entries, statuses: &statuses)
     return entries
   }
-
-  /// What stands in a list of entries for a file until it is read.
-  private static let unread = ManifestFile(path: "", size: 0, mode: .regular, sha256: SHA256Hex.of(Data()))
 
   /// The manifest entries of `files`, reading only those whose status `cache` does not know; then
   /// `cache` knows what this read found.
@@ -240,7 +236,7 @@ public enum ConfigurationArchive {
   public static func hash(_ files: [FolderFile], cache: inout StatCache) throws -> (files: [ManifestFile], read: Int) {
     let known = try cache.known(files)
     // Each file's entry and status, in place: a known file's from the cache, the others' as read.
-    var entries = [ManifestFile](repeating: unread, count: files.count)
+    var entries = [ManifestFile](repeating: .unread, count: files.count)
     var statuses = [FileIdentity?](repeating: nil, count: files.count)
     var toRead: [Int] = []
     for (index, file) in files.enumerated() {
@@ -281,6 +277,13 @@ struct FileIdentity: Equatable, Sendable {
     self.changed = changed
   }
 
+  /// The status of the open file `fd`, which is `path`.
+  init(of fd: Int32, at path: String) throws {
+    var info = stat()
+    guard fstat(fd, &info) == 0 else { throw SystemError(.status, path) }
+    self.init(info)
+  }
+
   init(_ info: stat) {
     device = UInt64(info.st_dev)
     inode = UInt64(info.st_ino)
@@ -308,7 +311,7 @@ struct ReadFile {
 
   /// What stands in a list for a file until it is read.
   static let unread = ReadFile(
-    entry: ManifestFile(path: "", size: 0, mode: .regular, sha256: SHA256Hex.of(Data())),
+    entry: .unread,
     identity: FileIdentity(device: 0, inode: 0, size: 0, modified: timespec(), changed: timespec()), isRacy: false,
     keptBytes: nil)
 }
@@ -329,16 +332,16 @@ enum FolderReading {
   ///
   /// - Throws: the error of the first file in order that could not be read.
   static func read(_ files: [FolderFile], keepingUpTo budget: Int) throws -> [ReadFile] {
-    var read = [ReadFile](repeating: ReadFile.unread, count: files.count)
-    try read.withUnsafeMutableBufferPointer { buffer in
+    var reads = [ReadFile](repeating: ReadFile.unread, count: files.count)
+    try reads.withUnsafeMutableBufferPointer { buffer in
       // Each index is written by one worker only, and read after all of them are done.
-      nonisolated(unsafe) let read = buffer
+      nonisolated(unsafe) let slots = buffer
       try inParallel(files.count, keepingUpTo: budget) { index, worker in
-        read[index] = try readOnce(files[index], buffer: worker.buffer, keeping: worker.budget)
-        worker.budget -= read[index].keptBytes?.count ?? 0
+        slots[index] = try readOnce(files[index], buffer: worker.buffer, keeping: worker.budget)
+        worker.budget -= slots[index].keptBytes?.count ?? 0
       }
     }
-    return read
+    return reads
   }
 
   /// Reads the files at `indices` of `files` on up to four cores, each into its place in `entries`
@@ -401,14 +404,15 @@ enum FolderReading {
   {
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)
-    let fd = open(file.absolutePath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-    guard fd >= 0 else { throw SystemError(.open, file.absolutePath) }
+    let path = file.absolutePath
+    let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    guard fd >= 0 else { throw SystemError(.open, path) }
     defer { close(fd) }
     var hasher = SHA256Stream()
     var size: Int64 = 0
     let keepable = Int64(min(budget, largestKeptFile))
     var kept: Data? = file.size <= keepable ? Data(capacity: Int(file.size)) : nil
-    try readAll(fd, path: file.absolutePath, buffer: buffer) { chunk in
+    try readAll(fd, path: path, buffer: buffer) { chunk in
       hasher.update(chunk)
       size += Int64(chunk.count)
       if kept != nil {
@@ -416,7 +420,7 @@ enum FolderReading {
       }
     }
     var info = stat()
-    guard fstat(fd, &info) == 0 else { throw SystemError(.status, file.absolutePath) }
+    guard fstat(fd, &info) == 0 else { throw SystemError(.status, path) }
     let identity = FileIdentity(info)
     let threshold = now.tv_sec - racyWindow
     return ReadFile(
@@ -444,12 +448,12 @@ enum FolderReading {
   }
 
   private static func checkUnchanged(_ fd: Int32, path: String, as read: ReadFile) throws {
-    var info = stat()
-    guard fstat(fd, &info) == 0 else { throw SystemError(.status, path) }
-    guard FileIdentity(info) == read.identity else {
-      throw OperationError(
-        .conflict, "`\(read.entry.path)` changed while it was being archived; nothing was written")
-    }
+    guard try FileIdentity(of: fd, at: path) == read.identity else { throw changed(read.entry.path) }
+  }
+
+  /// The error of a pack that met a file changing under it.
+  static func changed(_ path: String) -> OperationError {
+    OperationError(.conflict, "`\(path)` changed while it was being archived; nothing was written")
   }
 
   private static func readAll(

@@ -28,22 +28,32 @@ public final class FileDescriptorSink: ArchiveByteSink {
   }
 
   public func write(_ bytes: UnsafeRawBufferPointer) throws {
-    var offset = 0
-    while offset < bytes.count {
-      let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-      if written < 0 {
-        if errno == EINTR { continue }
-        throw SystemError(.write, name)
-      }
-      offset += written
-    }
+    try writeAll(fd, bytes, name: name)
     written += Int64(bytes.count)
     if writesBack && written - sentBack >= Self.writebackStep {
-      // Only a start: the bytes go to disk while the archive goes on, and a failure shows in the
-      // `fsync` that makes the file final.
+      // Only a start (it waits only while the disk's queue is full): the bytes go to disk while
+      // the archive goes on, and a failure shows in the `fsync` that makes the file final.
       _ = startWriteback?(fd, sentBack, written - sentBack, syncFileRangeWrite)
       sentBack = written
     }
+  }
+}
+
+/// Writes all of `bytes` to `fd`, at `offset` when given, else where the file stands.
+///
+/// - Throws: `SystemError` naming `name`.
+func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int? = nil, name: String) throws {
+  var done = 0
+  while done < bytes.count {
+    let start = bytes.baseAddress! + done
+    let count =
+      offset.map { pwrite(fd, start, bytes.count - done, off_t($0 + done)) }
+      ?? Glibc.write(fd, start, bytes.count - done)
+    if count < 0 {
+      if errno == EINTR { continue }
+      throw SystemError(.write, name)
+    }
+    done += count
   }
 }
 

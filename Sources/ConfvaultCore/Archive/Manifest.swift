@@ -13,6 +13,9 @@ public struct ManifestFile: Sendable, Hashable, Codable {
     self.mode = mode
     self.sha256 = sha256
   }
+
+  /// What stands in a list for a file until it is read: no path, no bytes.
+  static let unread = ManifestFile(path: "", size: 0, mode: .regular, sha256: SHA256Hex.of(Data()))
 }
 
 /// The `confvault.json` entry that opens every Confvault archive (format version 1, docs/archive-format.md).

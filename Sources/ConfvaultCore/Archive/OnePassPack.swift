@@ -6,28 +6,46 @@ extension ConfigurationArchive {
   /// left blank, gets its digests in place at the end. A digest is 64 hex digits whatever the bytes,
   /// so the manifest keeps its size and every file its place.
   ///
-  /// The bytes written are the bytes hashed, so a file changed while it is packed cannot make the
-  /// archive disagree with its manifest; one whose size is no longer the scan's stops the pack.
+  /// The bytes written are the bytes hashed, so the archive always agrees with its manifest; and a
+  /// file changed while it is read stops the pack, as a mix of its old and new bytes is a file that
+  /// never was. Its status (inode, size, mtime and ctime to the nanosecond) must be the same before
+  /// and after the read; a file changed within `FolderReading.racyWindow` before it was read, whose
+  /// status may not show a change made within the same timestamp, is read once more at the end and
+  /// must give the same digest.
   ///
-  /// - Throws: `OperationError` (`.conflict`) when a file's size changed since the scan;
-  ///   `SystemError` for I/O failures.
+  /// - Throws: `OperationError` (`.conflict`) when a file changed since the scan or while it was
+  ///   read; `SystemError` for I/O failures.
   static func packInOnePass(
     _ files: [FolderFile], app: String?, environment: String?, modificationTime: Int64, into target: OpenedOutput,
-    fileDescriptor: Int32, destination: String
+    destination: String
   ) throws -> PackedArchive {
+    guard let fileDescriptor = target.fileDescriptor else {
+      preconditionFailure("a pack in one pass writes to a file")
+    }
     let blank = Manifest(
       app: app, environment: environment, version: nil,
-      files: files.map { ManifestFile(path: $0.path, size: $0.size, mode: $0.mode, sha256: Self.blankDigest) })
+      files: files.map { ManifestFile(path: $0.path, size: $0.size, mode: $0.mode, sha256: ManifestFile.unread.sha256) }
+    )
     let head = HeadKeepingSink(target.sink)
     let writer = try ConfigurationArchiveWriter(
       manifest: blank, modificationTime: modificationTime, compression: .none, sink: head, destination: destination,
       hashingOutput: false)
     let hasher = PackHasher(files: files.count)
+    var racy: [Int] = []
     for (index, file) in files.enumerated() {
-      try writer.writeVouchedFile { write in try hasher.read(file.absolutePath, as: index, write) }
+      try writer.writeVouchedFile { write in
+        if try hasher.read(file, as: index, write) { racy.append(index) }
+      }
     }
     let bytes = try writer.close()
     let digests = hasher.digests()
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    defer { buffer.deallocate() }
+    for index in racy {
+      var again = SHA256Stream()
+      try ConfigurationFolder.stream(files[index].absolutePath, buffer: buffer) { again.update($0) }
+      guard again.finalize() == digests[index] else { throw FolderReading.changed(files[index].path) }
+    }
     var entries = blank.files
     for index in entries.indices { entries[index].sha256 = digests[index] }
     let manifest = Manifest(app: app, environment: environment, version: nil, files: entries)
@@ -39,24 +57,12 @@ extension ConfigurationArchive {
       throw OperationError(.internal, "the manifest of `\(destination)` changed size when its digests were filled in")
     }
     try encoder.write { piece in
-      var done = 0
-      while done < piece.count {
-        let written = pwrite(fileDescriptor, piece.baseAddress! + done, piece.count - done, off_t(offset + done))
-        if written < 0 {
-          if errno == EINTR { continue }
-          throw SystemError(.write, destination)
-        }
-        done += written
-      }
+      try writeAll(fileDescriptor, piece, at: offset, name: destination)
       offset += piece.count
     }
     try target.commit()
     return PackedArchive(manifest: manifest, bytes: bytes)
   }
-
-  /// What stands for a digest in the manifest until the file is read: any digest will do, as all
-  /// have the same length.
-  private static let blankDigest = SHA256Hex.of(Data())
 
   /// Where the manifest's bytes start in an uncompressed archive that begins with `head`: after its
   /// header, and after a pax header that libarchive may put before it; nil if the first entry is not
@@ -64,14 +70,13 @@ extension ConfigurationArchive {
   static func manifestOffset(_ head: [UInt8]) -> Int? {
     var offset = 0
     while offset + 512 <= head.count {
-      let header = head[offset..<offset + 512]
-      let type = header[offset + 156]
+      let type = head[offset + 156]
       if type == UInt8(ascii: "x") {
-        guard let size = octal(header[offset + 124..<offset + 136]) else { return nil }
+        guard let size = octal(head[offset + 124..<offset + 136]) else { return nil }
         offset += 512 + (size + 511) / 512 * 512
         continue
       }
-      let name = header[offset..<offset + 100].prefix { $0 != 0 }
+      let name = head[offset..<offset + 100].prefix { $0 != 0 }
       guard type == UInt8(ascii: "0"), name.elementsEqual(Manifest.entryName.utf8) else { return nil }
       return offset + 512
     }
@@ -134,18 +139,27 @@ final class PackHasher: @unchecked Sendable {
   private var hashed: [SHA256Hex]
 
   init(files: Int) {
-    hashed = Array(repeating: SHA256Hex.of(Data()), count: files)
+    hashed = Array(repeating: ManifestFile.unread.sha256, count: files)
     free = DispatchSemaphore(value: slabs.count - 1)
   }
 
-  /// Reads the file at `path` to its end, handing each piece read to `write` and to the hash of file
-  /// number `index`.
+  /// Reads `file` to its end, handing each piece read to `write` and to the hash of file number
+  /// `index`; returns whether it is racy (changed so shortly before it was read that a change
+  /// right after might not show in its status).
   ///
-  /// - Throws: `SystemError` when it cannot be opened or read; a symlink put in its place is refused.
-  func read(_ path: String, as index: Int, _ write: (UnsafeRawBufferPointer) throws -> Void) throws {
+  /// - Throws: `OperationError` (`.conflict`) when its size is not the scan's, or its status
+  ///   changed while it was read; `SystemError` when it cannot be opened or read (a symlink put in
+  ///   its place is refused).
+  func read(_ file: FolderFile, as index: Int, _ write: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
+    let path = file.absolutePath
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
     let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
     guard fd >= 0 else { throw SystemError(.open, path) }
     defer { close(fd) }
+    let before = try FileIdentity(of: fd, at: path)
+    guard before.size == file.size else { throw FolderReading.changed(file.path) }
+    var total: Int64 = 0
     while true {
       var slab = slabs[current]
       if slab.bytes.count - slab.used < Self.smallestRead {
@@ -157,12 +171,20 @@ final class PackHasher: @unchecked Sendable {
         if errno == EINTR { continue }
         throw SystemError(.read, path)
       }
+      total += Int64(count)
+      guard total <= file.size else { throw FolderReading.changed(file.path) }
       let range = slab.used..<slab.used + count
       slab.pieces.append((index, range, count == 0))
-      if count == 0 { return }
+      if count == 0 { break }
       slab.used += count
       try write(UnsafeRawBufferPointer(rebasing: slab.bytes[range]))
     }
+    // A write during the read changed the status before the bytes (the kernel updates times first).
+    guard total == file.size, try FileIdentity(of: fd, at: path) == before else {
+      throw FolderReading.changed(file.path)
+    }
+    let threshold = now.tv_sec - FolderReading.racyWindow
+    return before.modified.tv_sec >= threshold || before.changed.tv_sec >= threshold
   }
 
   /// Every file's digest, once the last slab is hashed.
