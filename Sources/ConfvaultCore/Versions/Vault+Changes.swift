@@ -152,16 +152,25 @@ extension Vault {
             inFolders: Set(files.filter { missing.contains($0.sha256) }.map { EntryPath.folder(of: $0.path) }))
           : try await store.files(app: app, number: head))
     }
-    // In the files' order, each content once.
+    // In the files' order, each content once, and `blobsAtOnce` at a time: a large push holds no
+    // list of every new file with its path on disk.
     var blobs: [BlobFile] = []
-    blobs.reserveCapacity(missing.count)
+    blobs.reserveCapacity(min(missing.count, Self.blobsAtOnce))
     for file in files where missing.remove(file.sha256) != nil {
       var blob = source(file)
       if store.storesDeltas { blob.similar = similar.blob(resembling: file) }
       blobs.append(blob)
+      if blobs.count == Self.blobsAtOnce {
+        try await store.storeBlobs(blobs)
+        blobs.removeAll(keepingCapacity: true)
+      }
     }
-    try await store.storeBlobs(blobs)
+    if !blobs.isEmpty { try await store.storeBlobs(blobs) }
   }
+
+  /// How many new files' contents are handed to the store at once: as many as a transaction of the
+  /// SQLite store takes.
+  static let blobsAtOnce = 4096
 
   // MARK: Import
 

@@ -115,18 +115,19 @@ extension Vault {
   /// Where each file of a scan is on disk, by its path in the configuration.
   struct ScannedPaths: Sendable {
     /// In path byte order, as a scan lists them: found by halves, with no dictionary of every path
-    /// (and no file's status, which the scan's list holds).
+    /// (and no file's status, which the scan's list holds). A path on disk is made when asked for:
+    /// most files of a push are stored already.
     private let paths: [String]
-    private let onDisk: [String]
+    private let locations: [FolderFile.Location]
 
     init(_ files: [FolderFile]) {
       paths = files.map(\.path)
-      onDisk = files.map(\.absolutePath)
+      locations = files.map(\.location)
     }
 
     subscript(path: String) -> String? {
       let low = paths.partitionPoint { EntryPath.byteOrder($0, path) }
-      return low < paths.count && paths[low] == path ? onDisk[low] : nil
+      return low < paths.count && paths[low] == path ? locations[low].absolutePath : nil
     }
   }
 
