@@ -531,6 +531,12 @@ public final class OpenedOutput {
 
   /// Makes the output final: a file moved into place, a stream's last piece handed on.
   public func commit() throws {
+    (sink as? FileDescriptorSink)?.drainWriteback()
     try file?.commit()
+  }
+
+  deinit {
+    // Before the file, if it is dropped, is closed.
+    (sink as? FileDescriptorSink)?.drainWriteback()
   }
 }

@@ -14,9 +14,11 @@ public final class FileDescriptorSink: ArchiveByteSink {
   public let fd: Int32
   /// The output's name, for error messages.
   public let name: String
-  /// Whether what is written is sent to disk every `writebackStep` bytes, for a file made durable
-  /// at the end: its `fsync` then waits for the last few megabytes only, not the whole archive.
-  private let writesBack: Bool
+  /// Where what is written is sent to disk every `writebackStep` bytes, for a file made durable at
+  /// the end: its `fsync` then waits for the last few megabytes only, not the whole archive. On a
+  /// queue of its own, as starting the disk's writes is work too (allocating the file's blocks),
+  /// which the writer need not wait for.
+  private let writeback: DispatchQueue?
   private var written: Int64 = 0
   private var sentBack: Int64 = 0
   static let writebackStep: Int64 = 8 << 20
@@ -24,18 +26,26 @@ public final class FileDescriptorSink: ArchiveByteSink {
   public init(fd: Int32, name: String, writingBack: Bool = false) {
     self.fd = fd
     self.name = name
-    self.writesBack = writingBack && startWriteback != nil
+    writeback = writingBack && startWriteback != nil ? DispatchQueue(label: "confvault.writeback") : nil
   }
+
+  deinit { drainWriteback() }
 
   public func write(_ bytes: UnsafeRawBufferPointer) throws {
     try writeAll(fd, bytes, name: name)
     written += Int64(bytes.count)
-    if writesBack && written - sentBack >= Self.writebackStep {
-      // Only a start (it waits only while the disk's queue is full): the bytes go to disk while
-      // the archive goes on, and a failure shows in the `fsync` that makes the file final.
-      _ = startWriteback?(fd, sentBack, written - sentBack, syncFileRangeWrite)
+    if let writeback, written - sentBack >= Self.writebackStep {
+      // Only a start: a failure shows in the `fsync` that makes the file final.
+      let (fd, from, count) = (fd, sentBack, written - sentBack)
+      writeback.async { _ = startWriteback?(fd, from, count, syncFileRangeWrite) }
       sentBack = written
     }
+  }
+
+  /// Waits for the writes to disk started so far to be started: before the file is closed, whose
+  /// descriptor they use.
+  public func drainWriteback() {
+    writeback?.sync {}
   }
 }
 
