@@ -455,20 +455,6 @@ enum FolderReading {
   static func changed(_ path: String) -> OperationError {
     OperationError(.conflict, "`\(path)` changed while it was being archived; nothing was written")
   }
-
-  private static func readAll(
-    _ fd: Int32, path: String, buffer: UnsafeMutableRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void
-  ) throws {
-    while true {
-      let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
-      if count == 0 { return }
-      if count < 0 {
-        if errno == EINTR { continue }
-        throw SystemError(.read, path)
-      }
-      try body(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-    }
-  }
 }
 
 /// One result slot per index, filled by concurrent workers that each own distinct indices.

@@ -262,15 +262,25 @@ public enum ConfigurationFolder {
     let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
     guard fd >= 0 else { throw SystemError(.open, path) }
     defer { close(fd) }
-    while true {
-      let count = read(fd, buffer.baseAddress, buffer.count)
-      if count == 0 { return }
-      if count < 0 {
-        if errno == EINTR { continue }
-        throw SystemError(.read, path)
-      }
-      try body(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+    try readAll(fd, path: path, buffer: buffer, body)
+  }
+}
+
+/// Reads the open file `fd` (which is `path`) to its end through `buffer`, handing each piece read
+/// to `body`.
+///
+/// - Throws: `SystemError` when it cannot be read.
+func readAll(
+  _ fd: Int32, path: String, buffer: UnsafeMutableRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void
+) throws {
+  while true {
+    let count = read(fd, buffer.baseAddress, buffer.count)
+    if count == 0 { return }
+    if count < 0 {
+      if errno == EINTR { continue }
+      throw SystemError(.read, path)
     }
+    try body(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
   }
 }
 
