@@ -47,6 +47,32 @@ import Testing
     #expect(streamed == Data("#!/bin/sh\n".utf8), "an unchanged file streams as it was hashed")
   }
 
+  @Test("a file whose status changes during its hashing read is refused: what was read may be half old, half new")
+  func changedDuringHashingRead() throws {
+    // A named pipe: each write to it changes its times, and its reader sees the bytes of both.
+    let folder = NSTemporaryDirectory() + "confvault-fifo-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let fifo = folder + "/settings.yaml"
+    #expect(mkfifo(fifo, 0o600) == 0)
+    Thread.sleep(forTimeInterval: 0.05)  // past a clock tick, so that the writes' times are new
+    let writer = Thread {
+      let fd = open(fifo, O_WRONLY)
+      defer { close(fd) }
+      _ = write(fd, "old: 1\n", 7)
+      Thread.sleep(forTimeInterval: 0.05)
+      _ = write(fd, "new: 2\n", 7)
+    }
+    writer.start()
+    let file = FolderFile(path: "settings.yaml", absolutePath: fifo, mode: .regular, size: 14, modificationTime: 0)
+    #expect {
+      try FolderReading.read([file], keepingUpTo: 1 << 20)
+    } throws: { error in
+      (error as? OperationError)?.kind == .conflict
+        && "\(error)".contains("`settings.yaml` changed while it was being read; nothing was written")
+    }
+  }
+
   @Test("a file changed moments before it was read is racy: its status may not show the next change")
   func racy() throws {
     let folder = try ArchiveReaderTests.makeFolder()

@@ -170,10 +170,10 @@ public enum ConfigurationArchive {
   /// An uncompressed archive file is written in one read of each file (`packInOnePass`). Otherwise
   /// each file is read once for its digest (the manifest comes first, so every digest is needed before
   /// the first file is written) and once more to be written, unless it was small enough to be kept
-  /// from the first read: a file is never hashed twice. The second read is of the file as it was
-  /// hashed, or the pack stops: its status (inode, size, mtime and ctime to the nanosecond) must not have
-  /// changed, and a file changed within `racyWindow` of its first read is hashed again as it is written,
-  /// as its status may not show a change made within the same timestamp.
+  /// from the first read. What is written is the file as it was hashed, or the pack stops: its status
+  /// (inode, size, mtime and ctime to the nanosecond) must not change during or between the reads,
+  /// and a file changed within `racyWindow` of its first read is read and hashed again as it is
+  /// written, as its status may not show a change made within the same timestamp.
   ///
   /// - Throws: `FolderRefusal` for symlinks and special files, `SystemError` for I/O failures,
   ///   `OperationError` when a file changes while it is packed.
@@ -204,12 +204,14 @@ public enum ConfigurationArchive {
     defer { buffer.deallocate() }
     for (index, file) in read.enumerated() {
       precondition(writer.nextFile?.path == file.entry.path, "the manifest's order is not the scan's")
-      if let kept = file.keptBytes {
-        try writer.writeVouchedFile { write in try kept.withUnsafeBytes { try write($0) } }
-      } else if file.isRacy {
+      // A racy file is read again even when its bytes were kept: a change within its timestamp
+      // during the first read would not show in its status.
+      if file.isRacy {
         try writer.writeFile { write in
           try FolderReading.stream(found[index].absolutePath, as: file, buffer: buffer, write)
         }
+      } else if let kept = file.keptBytes {
+        try writer.writeVouchedFile { write in try kept.withUnsafeBytes { try write($0) } }
       } else {
         try writer.writeVouchedFile { write in
           try FolderReading.stream(found[index].absolutePath, as: file, buffer: buffer, write)
@@ -408,6 +410,7 @@ enum FolderReading {
     let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
     guard fd >= 0 else { throw SystemError(.open, path) }
     defer { close(fd) }
+    let before = try FileIdentity(of: fd, at: path)
     var hasher = SHA256Stream()
     var size: Int64 = 0
     let keepable = Int64(min(budget, largestKeptFile))
@@ -419,9 +422,12 @@ enum FolderReading {
         if size <= keepable { kept!.append(contentsOf: chunk) } else { kept = nil }
       }
     }
-    var info = stat()
-    guard fstat(fd, &info) == 0 else { throw SystemError(.status, path) }
-    let identity = FileIdentity(info)
+    // A write during the read changed the status before the bytes (the kernel updates times first):
+    // what was read may be half old, half new.
+    let identity = try FileIdentity(of: fd, at: path)
+    guard identity == before else {
+      throw OperationError(.conflict, "`\(file.path)` changed while it was being read; nothing was written")
+    }
     let threshold = now.tv_sec - racyWindow
     return ReadFile(
       entry: ManifestFile(path: file.path, size: size, mode: file.mode, sha256: hasher.finalize()),

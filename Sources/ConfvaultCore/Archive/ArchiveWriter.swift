@@ -42,8 +42,8 @@ public final class FileDescriptorSink: ArchiveByteSink {
     }
   }
 
-  /// Waits for the writes to disk started so far to be started: before the file is closed, whose
-  /// descriptor they use.
+  /// Waits until every `sync_file_range` asked for so far has been called: they use the file's
+  /// descriptor, so this comes before the file is closed.
   public func drainWriteback() {
     writeback?.sync {}
   }

@@ -50,7 +50,11 @@ public final class AtomicFile {
     precondition(!finished, "AtomicFile committed twice")
     finished = true
     do {
-      guard fsync(fileDescriptor) == 0 else { throw SystemError(.sync, path) }
+      guard fsync(fileDescriptor) == 0 else {
+        let error = SystemError(.sync, path)
+        close(fileDescriptor)
+        throw error
+      }
       guard close(fileDescriptor) == 0 else { throw SystemError(.write, path) }
       if replaceExisting {
         guard rename(temporaryPath, path) == 0 else { throw SystemError(.rename, path) }

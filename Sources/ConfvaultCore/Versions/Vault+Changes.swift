@@ -169,7 +169,8 @@ extension Vault {
   }
 
   /// How many new files' contents are handed to the store at once: as many as a transaction of the
-  /// SQLite store takes.
+  /// SQLite store takes at most (PostgreSQL's take up to 32 MiB, so a push of many small files now
+  /// commits once per this many).
   static let blobsAtOnce = 4096
 
   // MARK: Import
