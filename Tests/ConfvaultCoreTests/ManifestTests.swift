@@ -163,6 +163,60 @@ import Testing
     #expect(try Manifest.decode(compact, limits: .default) == Manifest.decode(Data(Self.good.utf8), limits: .default))
   }
 
+  /// Decodes `data` through the streaming reader, in pieces of the sizes `cuts` picks.
+  static func decodeInPieces(_ data: Data, pieces cuts: () -> Int) throws -> Manifest {
+    try data.withUnsafeBytes { bytes in
+      var start = 0
+      return try Manifest.decode(sizeHint: bytes.count, limits: .default) {
+        let end = min(start + max(cuts(), 1), bytes.count)
+        defer { start = end }
+        return UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+      }
+    }
+  }
+
+  @Test("a manifest cut into pieces anywhere (inside a string, an escape, a number, a word) decodes as when whole")
+  func pieces() throws {
+    let awkward = "odd \"quoted\"/é/日本/😀"
+    var files = ManifestTests.files
+    files.append(ManifestFile(path: awkward, size: 12_345, mode: .executable, sha256: files[0].sha256))
+    let version = Manifest.VersionInfo(
+      number: 7, author: "ana \"admin\"\n", createdAt: Date(timeIntervalSince1970: 1_800_000_000),
+      comment: "tab\there, é", origin: "push", syncedAt: nil)
+    let data = Manifest(app: "shop", environment: "prod", version: version, files: files).encoded()
+    let whole = try Manifest.decode(data, limits: .default)
+    #expect(whole.files.contains { $0.path == awkward } && whole.version == version)
+    var random = SystemRandomNumberGenerator()
+    for size in [1, 2, 3, 7, 64] {
+      #expect(try Self.decodeInPieces(data, pieces: { size }) == whole, "pieces of \(size)")
+    }
+    for _ in 0..<50 {
+      #expect(try Self.decodeInPieces(data, pieces: { Int.random(in: 1...40, using: &random) }) == whole)
+    }
+    // A document cut short stays refused however it is cut.
+    let short = data.prefix(data.count - 2)
+    for size in [1, 5, 4_096] {
+      #expect(throws: ArchiveRefusal.self) { try Self.decodeInPieces(short, pieces: { size }) }
+    }
+  }
+
+  @Test("when the pieces stop coming (a read error, a corrupt archive), that is the error, not the JSON cut short")
+  func sourceFailure() throws {
+    struct Broken: Error {}
+    let data = Data(Self.good.utf8)
+    var given = 0
+    #expect(throws: Broken.self) {
+      try data.withUnsafeBytes { bytes in
+        try Manifest.decode(sizeHint: bytes.count, limits: .default) {
+          given += 1
+          guard given == 1 else { throw Broken() }
+          return UnsafeRawBufferPointer(rebasing: bytes[0..<40])
+        }
+      }
+    }
+    #expect(given == 2, "the failing source was asked once, and not again")
+  }
+
   @Test("files listed out of order come out in path byte order, with the same tree digest")
   func unsortedFiles() throws {
     var object = try #require(try JSONSerialization.jsonObject(with: Data(Self.good.utf8)) as? [String: Any])
@@ -310,22 +364,51 @@ import Testing
     }
   }
 
-  @Test("UTF-8 is checked in windows that never cut a character, with the same verdict as a whole string")
-  func windowedUTF8() {
+  /// The encoding check's verdict on `data` given in pieces of the sizes `cuts` picks.
+  static func encodingVerdict(_ data: Data, pieces cuts: () -> Int) -> Bool {
+    var check = ManifestEncodingCheck()
+    return data.withUnsafeBytes { bytes in
+      var start = 0
+      do {
+        while start < bytes.count {
+          let end = min(start + max(cuts(), 1), bytes.count)
+          try check.check(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+          start = end
+        }
+        try check.finish()
+        return true
+      } catch {
+        return false
+      }
+    }
+  }
+
+  @Test(
+    "UTF-8 is checked piece by piece, a character cut between pieces checked whole, with the same verdict as a whole string"
+  )
+  func piecewiseUTF8() {
     let text = Data(String(repeating: "päth/日本/😀-", count: 20_000).utf8)
-    #expect(text.count > 3 * (64 << 10) && Manifest.isUTF8(text))
+    #expect(text.count > 3 * (64 << 10))
     var random = SystemRandomNumberGenerator()
+    let anySize = { Int.random(in: 1...(1 << 17), using: &random) }
+    let tiny = { Int.random(in: 1...5, using: &random) }
+    #expect(Self.encodingVerdict(text, pieces: anySize) && Self.encodingVerdict(text.prefix(3_000), pieces: tiny))
     for _ in 0..<200 {
       var damaged = text
       let at = Int.random(in: 0..<damaged.count, using: &random)
       damaged[at] = [0x80, 0xC0, 0xFF, 0xE2, 0xF0].randomElement(using: &random)!
-      #expect(Manifest.isUTF8(damaged) == (String(validating: damaged, as: UTF8.self) != nil), "byte \(at)")
+      let whole = String(validating: damaged, as: UTF8.self) != nil
+      #expect(Self.encodingVerdict(damaged, pieces: anySize) == whole, "byte \(at)")
+      let near = damaged.subdata(in: max(0, at - 40)..<min(damaged.count, at + 40))
+      #expect(
+        Self.encodingVerdict(near, pieces: tiny) == (String(validating: near, as: UTF8.self) != nil), "byte \(at)")
     }
     for cut in [(64 << 10) - 1, 64 << 10, (64 << 10) + 1] {
       var broken = text.prefix(cut)
       broken.append(0xE6)  // a character's first byte, its last bytes missing
-      #expect(!Manifest.isUTF8(broken) && Manifest.isUTF8(text.prefix(0)))
+      #expect(!Self.encodingVerdict(broken, pieces: anySize) && !Self.encodingVerdict(broken, pieces: { cut }))
     }
+    #expect(Self.encodingVerdict(Data(), pieces: anySize))
   }
 
   @Test("a key given twice in one object is refused, also when one spelling escapes it")

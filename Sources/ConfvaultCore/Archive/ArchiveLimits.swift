@@ -10,7 +10,7 @@ public struct ArchiveLimits: Sendable, Equatable {
   public var maxPathBytes: Int
   /// The longest single path component, in UTF-8 bytes (what common file systems accept).
   public var maxComponentBytes: Int
-  /// The largest manifest read into memory.
+  /// The largest manifest read (it is decoded as it streams; its file list is held).
   public var maxManifestBytes: Int
 
   public init(

@@ -216,7 +216,7 @@ private final class ReadSession {
     case .manifest:
       if path == Manifest.entryName {
         guard isFirstFile else { throw ArchiveRefusal(entry: shown(), rule: .manifestRepeated) }
-        try readManifest()
+        try readManifest(declaredSize: declaredSize)
         return
       }
       guard manifest != nil else {
@@ -238,27 +238,26 @@ private final class ReadSession {
     }
   }
 
-  private func readManifest() throws {
-    // The bytes are handed over, not kept: decoding frees them before it checks every file.
-    let manifest = try Manifest.decode(manifestBytes(), limits: limits)
+  private func readManifest(declaredSize: Int64?) throws {
+    // Decoded as it streams: the document is never held whole.
+    var bytesRead = 0
+    let sizeHint = Int(clamping: min(declaredSize ?? 0, Int64(limits.maxManifestBytes)))
+    let manifest = try Manifest.decode(sizeHint: sizeHint, limits: limits) {
+      let count = archive_read_data(archive, buffer.baseAddress, buffer.count)
+      guard count >= 0 else { throw failure(entry: Manifest.entryName, whileReadingHeader: false) }
+      bytesRead += count
+      guard bytesRead <= limits.maxManifestBytes else {
+        throw ArchiveRefusal(
+          entry: Manifest.entryName, rule: .fileTooLarge,
+          detail: "manifest over \(limits.maxManifestBytes) bytes")
+      }
+      return UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+    }
     self.manifest = manifest
     // The manifest lists each path once (`Manifest.decode` checked it).
     listed.reserveCapacity(manifest.files.count)
     for (position, file) in manifest.files.enumerated() { listed[file.path] = position }
     wasRead = Array(repeating: false, count: manifest.files.count)
-  }
-
-  private func manifestBytes() throws -> Data {
-    var data = Data()
-    try streamData(shown: { Manifest.entryName }) { chunk in
-      guard data.count + chunk.count <= limits.maxManifestBytes else {
-        throw ArchiveRefusal(
-          entry: Manifest.entryName, rule: .fileTooLarge,
-          detail: "manifest over \(limits.maxManifestBytes) bytes")
-      }
-      data.append(contentsOf: chunk)
-    }
-    return data
   }
 
   private func readFile(

@@ -93,29 +93,45 @@ public struct Manifest: Sendable, Equatable {
   /// The manifest's bytes: UTF-8 JSON with sorted keys, the same for the same manifest every time.
   public func encoded() -> Data { ManifestEncoder(self).data() }
 
-  /// Reads and checks a manifest read from an archive.
+  /// Reads and checks a manifest's bytes.
   ///
   /// The files come out in path byte order, whatever the order they were listed in.
   ///
   /// - Throws: `ArchiveRefusal` when it is not JSON, of another format, of a newer format version,
   ///   or inconsistent with itself (counts, sizes, tree digest, paths, limits).
+  public static func decode(_ data: Data, limits: ArchiveLimits) throws -> Manifest {
+    try data.withUnsafeBytes { bytes in
+      var given = false
+      return try decode(sizeHint: bytes.count, limits: limits) {
+        defer { given = true }
+        return given ? UnsafeRawBufferPointer(start: nil, count: 0) : bytes
+      }
+    }
+  }
+
+  /// Reads and checks a manifest as it streams out of an archive, a piece at a time: the document is
+  /// never held whole.
   ///
-  /// - Parameter data: the manifest's bytes, let go of once read (a caller that hands over its only
-  ///   copy frees them before the files are checked).
-  public static func decode(_ data: consuming Data, limits: ArchiveLimits) throws -> Manifest {
+  /// - Parameters:
+  ///   - sizeHint: about how many bytes the document has (its entry's size), to reserve the file list.
+  ///   - source: gives the next piece, empty at the end; a piece stays valid until the next call.
+  /// - Throws: what `decode(_:limits:)` throws, or what `source` throws.
+  static func decode(
+    sizeHint: Int, limits: ArchiveLimits, reading source: ManifestDecoder.Source
+  ) throws -> Manifest {
     func invalid(_ detail: String) -> ArchiveRefusal {
       ArchiveRefusal(entry: entryName, rule: .manifestInvalid, detail: detail)
     }
-    try checkEncoding(data)
     let fields: ManifestDecoder.Fields
     do {
-      fields = try data.withUnsafeBytes { try ManifestDecoder.fields(of: $0) }
+      fields = try ManifestDecoder.fields(sizeHint: sizeHint, reading: source)
+    } catch let encoding as ManifestEncodingCheck.Problem {
+      throw invalid(encoding.problem)
     } catch let duplicate as ManifestDecoder.DuplicateKey {
       throw invalid("the key `\(displayName(Array(duplicate.key.utf8)))` appears twice in one object")
     } catch let syntax as ManifestDecoder.SyntaxError {
       throw invalid("not a JSON object: \(syntax.problem)")
     }
-    _ = consume data
     guard fields.formatIsString else { throw invalid("`format`: expected a string") }
     guard fields.format == formatName else {
       throw ArchiveRefusal(
@@ -161,35 +177,6 @@ public struct Manifest: Sendable, Equatable {
     self.totalSize = totalSize
     self.treeDigest = treeDigest
     self.files = files
-  }
-
-  /// UTF-8 JSON without a byte order mark, or NUL bytes (UTF-16 has them). A key twice in one object
-  /// is refused as the manifest is decoded.
-  private static func checkEncoding(_ data: Data) throws {
-    func invalid(_ detail: String) -> ArchiveRefusal {
-      ArchiveRefusal(entry: entryName, rule: .manifestInvalid, detail: detail)
-    }
-    if data.starts(with: [0xEF, 0xBB, 0xBF]) { throw invalid("it starts with a byte order mark") }
-    if data.starts(with: [0xFF, 0xFE]) || data.starts(with: [0xFE, 0xFF]) || data.withUnsafeBytes({ $0.contains(0) }) {
-      throw invalid("not UTF-8 (it looks like UTF-16)")
-    }
-    guard isUTF8(data) else { throw invalid("not valid UTF-8") }
-  }
-
-  /// Whether `data` is valid UTF-8, checked a window of about 64 KiB at a time (a manifest of 100,000
-  /// files is 17 MiB, and a string made of it all would be as large). A window ends before a byte
-  /// that starts a character, so no character is cut in two.
-  static func isUTF8(_ data: Data) -> Bool {
-    data.withUnsafeBytes { bytes in
-      var start = 0
-      while start < bytes.count {
-        var end = min(start + (64 << 10), bytes.count)
-        while end < bytes.count, end > start + 1, bytes[end] & 0xC0 == 0x80 { end -= 1 }
-        guard String(validating: bytes[start..<end], as: UTF8.self) != nil else { return false }
-        start = end
-      }
-      return true
-    }
   }
 
   /// App and environment names follow the naming rule, since `show` and the page print them.

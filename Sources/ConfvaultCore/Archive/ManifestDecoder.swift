@@ -1,11 +1,12 @@
 import Foundation
 
-/// Reads `confvault.json` in one pass over its bytes straight into a manifest's fields: no document
-/// tree is built, and each file's entry is made as its object ends.
+/// Reads `confvault.json` in one pass over its bytes straight into a manifest's fields, a piece at a
+/// time as the archive streams: no document tree is built, the document is never held whole, and each
+/// file's entry is made as its object ends.
 ///
 /// It reads JSON as RFC 8259 has it, and refuses a key given twice in one object (at any depth, escapes
-/// resolved: readers keep the first or the last, so two readers would see two manifests). The bytes
-/// are valid UTF-8 already (`Manifest.decode` checks them first). A field missing or of the wrong
+/// resolved: readers keep the first or the last, so two readers would see two manifests). Each piece's
+/// encoding is checked before it is read (`ManifestEncodingCheck`). A field missing or of the wrong
 /// type does not stop the reading: it is kept in `fieldError`, as a newer format may shape its fields
 /// differently and the format and its version are judged first.
 struct ManifestDecoder {
@@ -39,20 +40,45 @@ struct ManifestDecoder {
   /// Nesting deeper than this is refused, so that a hostile document cannot exhaust the stack.
   static let maxDepth = 64
 
-  private let bytes: UnsafeRawBufferPointer
+  /// Gives the document's next piece, empty at its end; a piece stays valid until the next call.
+  typealias Source = () throws -> UnsafeRawBufferPointer
+
+  private let source: Source
+  /// The piece being read, and the position in it.
+  private var bytes = UnsafeRawBufferPointer(start: nil, count: 0)
   private var index = 0
+  private var ended = false
+  private var encoding = ManifestEncodingCheck()
+  /// Why the pieces stopped before the document's end: the source's error or the encoding's. It is
+  /// what gets reported, over the syntax error it leads to.
+  private var sourceFailure: (any Error)?
+  /// About how many bytes the document has, to reserve the file list (never trusted beyond that).
+  private let sizeHint: Int
   private var fields = Fields()
 
-  private init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+  private init(source: @escaping Source, sizeHint: Int) {
+    self.source = source
+    self.sizeHint = sizeHint
+  }
 
-  /// The manifest fields of `bytes`.
+  /// The manifest fields of the document `source` gives, piece by piece.
   ///
+  /// - Parameter sizeHint: about how many bytes the document has; a false hint costs only memory
+  ///   reserved up to a bound.
   /// - Throws: `SyntaxError` for a document that is not one JSON object, `DuplicateKey` for a key
-  ///   twice in one object.
-  static func fields(of bytes: UnsafeRawBufferPointer) throws -> Fields {
-    var decoder = ManifestDecoder(bytes)
-    try decoder.readDocument()
-    return decoder.fields
+  ///   twice in one object, `ManifestEncodingCheck.Problem` for bytes that are not UTF-8 text, or
+  ///   whatever `source` throws.
+  static func fields(sizeHint: Int, reading source: Source) throws -> Fields {
+    try withoutActuallyEscaping(source) { source in
+      var decoder = ManifestDecoder(source: source, sizeHint: sizeHint)
+      do {
+        try decoder.readDocument()
+      } catch {
+        throw decoder.sourceFailure ?? error
+      }
+      if let failure = decoder.sourceFailure { throw failure }
+      return decoder.fields
+    }
   }
 
   // MARK: The manifest's shape
@@ -60,7 +86,7 @@ struct ManifestDecoder {
   private mutating func readDocument() throws {
     skipWhitespace()
     guard peek() == UInt8(ascii: "{") else {
-      throw SyntaxError(problem: index < bytes.count ? "the document is not an object" : "the document is empty")
+      throw SyntaxError(problem: peek() != nil ? "the document is not an object" : "the document is empty")
     }
     var missing: Set<String> = ["format", "formatVersion", "fileCount", "totalSize", "treeDigest", "files"]
     try readObject(depth: 1) { decoder, key in
@@ -101,7 +127,7 @@ struct ManifestDecoder {
       }
     }
     skipWhitespace()
-    guard index == bytes.count else { throw SyntaxError(problem: "text after the document's object") }
+    guard peek() == nil else { throw SyntaxError(problem: "text after the document's object") }
     for key in missing.sorted() { noteFieldError("`\(key)` is missing") }
   }
 
@@ -154,7 +180,7 @@ struct ManifestDecoder {
     var files: [ManifestFile] = []
     if let count = fields.fileCount, count > 0 {
       // Each entry takes well over 64 bytes of JSON, so a false count cannot reserve much.
-      files.reserveCapacity(min(count, bytes.count / 64))
+      files.reserveCapacity(min(count, sizeHint / 64))
     }
     var complete = true
     skipWhitespace()
@@ -363,7 +389,7 @@ struct ManifestDecoder {
     case UInt8(ascii: "f"): try expectWord("false")
     case UInt8(ascii: "n"): try expectWord("null")
     default:
-      throw SyntaxError(problem: index < bytes.count ? "unexpected character" : "the document ends early")
+      throw SyntaxError(problem: peek() != nil ? "unexpected character" : "the document ends early")
     }
   }
 
@@ -412,7 +438,7 @@ struct ManifestDecoder {
   private mutating func readStringValue() throws -> String {
     index += 1
     let start = index
-    // The common case: no escape, so the bytes are the string (they are valid UTF-8).
+    // The common case: no escape and all in this piece, so the bytes are the string (they are UTF-8).
     while index < bytes.count {
       let byte = bytes[index]
       if byte == UInt8(ascii: "\"") {
@@ -423,11 +449,10 @@ struct ManifestDecoder {
       guard byte >= 0x20 else { throw SyntaxError(problem: "a control character inside a string") }
       index += 1
     }
+    // An escape, or the string goes on in the next piece.
     var decoded = Array(bytes[start..<index])
     while true {
-      guard index < bytes.count else { throw SyntaxError(problem: "a string without its closing quote") }
-      let byte = bytes[index]
-      index += 1
+      guard let byte = next() else { throw SyntaxError(problem: "a string without its closing quote") }
       switch byte {
       case UInt8(ascii: "\""):
         return String(decoding: decoded, as: UTF8.self)
@@ -484,28 +509,119 @@ struct ManifestDecoder {
   }
 
   private mutating func expectWord(_ word: StaticString) throws {
-    let count = word.utf8CodeUnitCount
-    guard index + count <= bytes.count,
-      UnsafeRawBufferPointer(rebasing: bytes[index..<index + count]).elementsEqual(
-        UnsafeBufferPointer(start: word.utf8Start, count: count))
-    else { throw SyntaxError(problem: "unexpected character") }
-    index += count
-  }
-
-  private mutating func skipWhitespace() {
-    while index < bytes.count {
-      switch bytes[index] {
-      case 0x20, 0x0A, 0x0D, 0x09: index += 1
-      default: return
-      }
+    for at in 0..<word.utf8CodeUnitCount {
+      guard next() == word.utf8Start[at] else { throw SyntaxError(problem: "unexpected character") }
     }
   }
 
-  private func peek() -> UInt8? { index < bytes.count ? bytes[index] : nil }
+  private mutating func skipWhitespace() {
+    repeat {
+      while index < bytes.count {
+        switch bytes[index] {
+        case 0x20, 0x0A, 0x0D, 0x09: index += 1
+        default: return
+        }
+      }
+    } while refill()
+  }
+
+  /// The byte the decoder stands on, the next piece read if this one is done; nil at the end.
+  private mutating func peek() -> UInt8? {
+    guard index < bytes.count || refill() else { return nil }
+    return bytes[index]
+  }
 
   private mutating func next() -> UInt8? {
-    guard index < bytes.count else { return nil }
-    defer { index += 1 }
-    return bytes[index]
+    guard let byte = peek() else { return nil }
+    index += 1
+    return byte
+  }
+
+  /// Moves on to the next piece, its encoding checked; false at the document's end or when the
+  /// source failed (kept in `sourceFailure`, so the reading ends as if the document did).
+  private mutating func refill() -> Bool {
+    guard !ended else { return false }
+    bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+    index = 0
+    do {
+      let piece = try source()
+      guard !piece.isEmpty else {
+        ended = true
+        try encoding.finish()
+        return false
+      }
+      try encoding.check(piece)
+      bytes = piece
+      return true
+    } catch {
+      ended = true
+      sourceFailure = error
+      return false
+    }
+  }
+}
+
+/// Checks a manifest's encoding piece by piece, before it is read: UTF-8 without a byte order mark,
+/// and without NUL bytes (UTF-16 text has them). A character cut between two pieces is checked whole.
+struct ManifestEncodingCheck {
+  /// The bytes are not UTF-8 text.
+  struct Problem: Error {
+    var problem: String
+  }
+
+  /// The start of a character the last piece ended inside.
+  private var carry: [UInt8] = []
+  private var started = false
+  /// Validated at most this many bytes at a time, so no large string is made for it.
+  private static let window = 64 << 10
+
+  mutating func check(_ piece: UnsafeRawBufferPointer) throws(Problem) {
+    if !started {
+      started = true
+      if piece.starts(with: [0xEF, 0xBB, 0xBF]) { throw Problem(problem: "it starts with a byte order mark") }
+      if piece.starts(with: [0xFF, 0xFE]) || piece.starts(with: [0xFE, 0xFF]) {
+        throw Problem(problem: "not UTF-8 (it looks like UTF-16)")
+      }
+    }
+    if piece.contains(0) { throw Problem(problem: "not UTF-8 (it looks like UTF-16)") }
+    var rest = piece[...]
+    if !carry.isEmpty {
+      while carry.count < 4, let byte = rest.first, byte & 0xC0 == 0x80 {
+        carry.append(byte)
+        rest = rest.dropFirst()
+      }
+      // The character may go on in the next piece still.
+      if rest.isEmpty && carry.count < 4 { return }
+      guard String(validating: carry, as: UTF8.self) != nil else { throw Problem(problem: "not valid UTF-8") }
+      carry.removeAll(keepingCapacity: true)
+    }
+    // The last character may go on in the next piece: kept from its first byte.
+    var end = rest.endIndex
+    if let last = rest.last, last >= 0x80 {
+      var first = end - 1
+      while first > rest.startIndex, end - first < 4, rest[first] & 0xC0 == 0x80 { first -= 1 }
+      if rest[first] & 0xC0 == 0xC0 {
+        carry.append(contentsOf: rest[first...])
+        end = first
+      }
+    }
+    var start = rest.startIndex
+    while start < end {
+      // A window ends before a byte that starts a character, so none is cut in two.
+      var stop = min(start + Self.window, end)
+      while stop < end, stop > start + 1, piece[stop] & 0xC0 == 0x80 { stop -= 1 }
+      guard String(validating: piece[start..<stop], as: UTF8.self) != nil else {
+        throw Problem(problem: "not valid UTF-8")
+      }
+      start = stop
+    }
+  }
+
+  /// At the document's end: a character cut short is not UTF-8.
+  mutating func finish() throws(Problem) {
+    guard carry.isEmpty || String(validating: carry, as: UTF8.self) != nil else {
+      throw Problem(problem: "not valid UTF-8")
+    }
+    carry = []
   }
 }
