@@ -370,10 +370,10 @@ private final class ReadSession {
       }
       treeDigest = TreeDigest(sortedFiles: files)
     }
-    let compression = input.compression
+    let archive = input.archiveDigest()
     return ArchiveContents(
       manifest: manifest, files: files, treeDigest: treeDigest,
-      archiveSHA256: input.raw.digest(), archiveBytes: input.raw.bytesRead, compression: compression,
+      archiveSHA256: archive.sha256, archiveBytes: archive.bytes, compression: input.compression,
       strippedFolder: stripped)
   }
 

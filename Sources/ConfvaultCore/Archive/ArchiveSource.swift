@@ -82,12 +82,12 @@ final class ArchiveInputStream {
 }
 
 /// The tar stream inside an archive: its one compression layer undone (every checksum verified) and
-/// every header watched by a `TarStreamGuard`, as libarchive pulls it.
+/// every header watched by a `TarStreamGuard`.
 ///
 /// libarchive reads plain tar from it and nothing else, so it never decompresses a second layer.
-/// After libarchive's end of archive, `finish()` reads the rest: the tar's padding, the compressed
-/// stream's end with its checksum, and whatever follows it, so nothing unread is ever accepted.
-final class TarInput {
+/// After the tar's end, `finish()` reads the rest: the tar's padding, the compressed stream's end with
+/// its checksum, and whatever follows it, so nothing unread is ever accepted.
+private final class TarStream {
   let raw: ArchiveInputStream
   /// The compression found in the first bytes.
   let compression: Compression
@@ -125,7 +125,8 @@ final class TarInput {
     prefix.deallocate()
   }
 
-  /// The next piece of tar, empty at its end; nil when the stream failed (see `failure`).
+  /// The next piece of tar, empty at its end; nil when the stream failed (see `failure`). A piece
+  /// stays valid until the next call.
   func next() -> UnsafeRawBufferPointer? {
     guard failure == nil else { return nil }
     do {
@@ -190,5 +191,192 @@ final class TarInput {
       }
     }
     return UnsafeRawBufferPointer(start: nil, count: 0)
+  }
+}
+
+/// The tar stream of an archive as libarchive pulls it, made a few pieces ahead on a thread of its
+/// own: reading, hashing, decompressing and guarding the stream take one core while the reader checks
+/// entries on another.
+///
+/// What the stream finds wrong comes to the reader where it was found: a failure inside the tar after
+/// the pieces before it, one in what follows the tar's end from `finish()`. A reader that stops early
+/// lets go of it, and the thread stops at its next piece.
+final class TarInput {
+  /// The compression found in the first bytes.
+  let compression: Compression
+  /// Why the stream stopped, for the reader to report instead of libarchive's words.
+  private(set) var failure: (any Error)?
+  private let pipe: TarPipe
+  /// Whether the piece last given out is still in libarchive's hands (until the next call).
+  private var holding = false
+
+  /// Reads the first bytes, to tell the compression, and starts the thread.
+  ///
+  /// - Throws: `SystemError` when the source cannot be read; an unknown decoder's failure.
+  init(_ raw: ArchiveInputStream) throws {
+    let stream = try TarStream(raw)
+    compression = stream.compression
+    pipe = TarPipe(stream)
+    let pipe = self.pipe
+    let thread = Thread { pipe.run() }
+    thread.name = "confvault.tar-input"
+    thread.start()
+  }
+
+  deinit { pipe.cancel() }
+
+  /// The next piece of tar, empty at its end; nil when the stream failed (see `failure`). A piece
+  /// stays valid until the next call.
+  func next() -> UnsafeRawBufferPointer? {
+    if holding {
+      pipe.release()
+      holding = false
+    }
+    switch pipe.take() {
+    case .piece(let piece):
+      holding = true
+      return piece
+    case .end:
+      return UnsafeRawBufferPointer(start: nil, count: 0)
+    case .failed(let error):
+      failure = error
+      return nil
+    }
+  }
+
+  /// Reads what follows the tar's end: only zero padding, then the compressed stream's end, then nothing.
+  func finish() throws {
+    while true {
+      guard let piece = next() else { throw failure! }
+      if piece.isEmpty { break }
+    }
+    try pipe.finished()
+  }
+
+  /// The SHA-256 of the archive file and how many bytes it has, once `finish()` returned.
+  func archiveDigest() -> (sha256: SHA256Hex, bytes: Int64) { pipe.archiveDigest() }
+}
+
+/// What a `TarInput` and its thread share: a ring of pieces, filled by the thread, taken in order.
+private final class TarPipe: @unchecked Sendable {
+  enum Taken {
+    case piece(UnsafeRawBufferPointer)
+    case end
+    case failed(any Error)
+  }
+
+  private static let slots = 4
+  private static let slotSize = 256 << 10
+
+  /// Touched by the thread alone until `done`.
+  private let stream: TarStream
+  private let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: slots * slotSize, alignment: 16)
+  // Everything below is guarded by `condition`.
+  private let condition = NSCondition()
+  private var sizes = [Int](repeating: 0, count: slots)
+  /// The oldest filled slot, and how many are filled after it (in ring order).
+  private var oldest = 0
+  private var filled = 0
+  /// The tar stream ended (after the filled slots), or failed there.
+  private var ended = false
+  private var streamFailure: (any Error)?
+  /// What follows the tar's end was read, and what was wrong with it.
+  private var done = false
+  private var finishFailure: (any Error)?
+  private var cancelled = false
+
+  init(_ stream: TarStream) { self.stream = stream }
+
+  deinit { storage.deallocate() }
+
+  /// The thread's work: the whole stream into the ring, then what follows the tar.
+  func run() {
+    while let piece = stream.next() {
+      if piece.isEmpty { break }
+      var start = 0
+      while start < piece.count {
+        guard let slot = freeSlot() else { return }
+        let count = min(piece.count - start, Self.slotSize)
+        slot.baseAddress!.copyMemory(from: piece.baseAddress! + start, byteCount: count)
+        start += count
+        publish(count)
+      }
+    }
+    let streamFailure = stream.failure
+    var finishFailure: (any Error)?
+    if streamFailure == nil {
+      do { try stream.finish() } catch { finishFailure = error }
+    }
+    condition.lock()
+    self.streamFailure = streamFailure
+    self.finishFailure = finishFailure
+    ended = true
+    done = true
+    condition.broadcast()
+    condition.unlock()
+  }
+
+  /// The next slot to fill, once one is free; nil when the reader let go.
+  private func freeSlot() -> UnsafeMutableRawBufferPointer? {
+    condition.lock()
+    defer { condition.unlock() }
+    while filled == Self.slots && !cancelled { condition.wait() }
+    guard !cancelled else { return nil }
+    let slot = (oldest + filled) % Self.slots
+    return UnsafeMutableRawBufferPointer(rebasing: storage[slot * Self.slotSize..<(slot + 1) * Self.slotSize])
+  }
+
+  private func publish(_ count: Int) {
+    condition.lock()
+    sizes[(oldest + filled) % Self.slots] = count
+    filled += 1
+    condition.broadcast()
+    condition.unlock()
+  }
+
+  /// The oldest filled piece, once there is one; the end or the failure after the last.
+  func take() -> Taken {
+    condition.lock()
+    defer { condition.unlock() }
+    while filled == 0 && !ended { condition.wait() }
+    if filled > 0 {
+      let start = oldest * Self.slotSize
+      return .piece(UnsafeRawBufferPointer(rebasing: storage[start..<start + sizes[oldest]]))
+    }
+    if let streamFailure { return .failed(streamFailure) }
+    return .end
+  }
+
+  /// Frees the oldest piece, taken and used.
+  func release() {
+    condition.lock()
+    oldest = (oldest + 1) % Self.slots
+    filled -= 1
+    condition.broadcast()
+    condition.unlock()
+  }
+
+  /// Waits for what follows the tar to be read, and throws what was wrong with it.
+  func finished() throws {
+    condition.lock()
+    while !done { condition.wait() }
+    let failure = finishFailure
+    condition.unlock()
+    if let failure { throw failure }
+  }
+
+  func archiveDigest() -> (sha256: SHA256Hex, bytes: Int64) {
+    condition.lock()
+    defer { condition.unlock() }
+    precondition(done, "the archive's digest is known once the stream was read to its end")
+    return (stream.raw.digest(), stream.raw.bytesRead)
+  }
+
+  /// The reader let go: the thread stops at its next piece.
+  func cancel() {
+    condition.lock()
+    cancelled = true
+    condition.broadcast()
+    condition.unlock()
   }
 }
