@@ -64,6 +64,83 @@ final class CollectingSink: ArchiveFileSink {
     #expect(contents.archiveSHA256 == SHA256Hex.of(try Data(contentsOf: URL(fileURLWithPath: archive))))
   }
 
+  /// The entries of an uncompressed tar: each header with its padded data, a pax header with the
+  /// entry it describes.
+  static func tarEntries(_ tar: Data) -> [Data] {
+    var entries: [Data] = []
+    var offset = 0
+    var start = 0
+    while offset + 512 <= tar.count, tar[offset] != 0 {
+      let sizeField = String(decoding: tar[(offset + 124)..<(offset + 136)], as: UTF8.self)
+      let size = Int(sizeField.trimmingCharacters(in: CharacterSet(charactersIn: "\0 ")), radix: 8)!
+      let isPaxHeader = tar[offset + 156] == UInt8(ascii: "x")
+      offset += 512 + (size + 511) / 512 * 512
+      if !isPaxHeader {
+        entries.append(tar.subdata(in: start..<offset))
+        start = offset
+      }
+    }
+    return entries
+  }
+
+  @Test("entries after the manifest are matched to it in any order; one twice or one unlisted is refused")
+  func entriesInAnyOrder() throws {
+    let folder = try Self.makeFolder()
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    for index in 0..<40 { try Data("\(index)\n".utf8).write(to: URL(fileURLWithPath: folder + "/n\(index).txt")) }
+    let archive = folder + ".tar"
+    defer { unlink(archive) }
+    let written = try ConfigurationArchive.pack(
+      folder: folder, app: nil, environment: nil, compression: .none, to: .file(archive, replaceExisting: false))
+    let entries = Self.tarEntries(try Data(contentsOf: URL(fileURLWithPath: archive)))
+    #expect(entries.count == 46, "the manifest and 45 files, no folder entries")
+    func read(_ order: [Data]) throws -> ArchiveContents {
+      let path = folder + ".reordered.tar"
+      defer { unlink(path) }
+      try (order.reduce(Data(), +) + Data(count: 1024)).write(to: URL(fileURLWithPath: path))
+      return try ArchiveReader().read(from: .file(path))
+    }
+    var random = SystemRandomNumberGenerator()
+    for _ in 0..<5 {
+      let shuffled = [entries[0]] + entries.dropFirst().shuffled(using: &random)
+      #expect(try read(shuffled).files == written.manifest.files)
+    }
+    #expect(try read([entries[0]] + entries.dropFirst().reversed()).files == written.manifest.files)
+    #expect { try read(entries + [entries[7]]) } throws: { ($0 as? ArchiveRefusal)?.rule == .duplicatePath }
+    #expect { try read(entries.dropLast() + [entries[3], entries.last!]) } throws: {
+      ($0 as? ArchiveRefusal)?.rule == .duplicatePath
+    }
+    #expect { try read(Array(entries.dropLast())) } throws: { ($0 as? ArchiveRefusal)?.rule == .missingFile }
+  }
+
+  @Test("a reader that stops early lets its input thread go", .timeLimit(.minutes(1)))
+  func refusedReadsLeaveNoThread() throws {
+    let folder = try Self.makeFolder()
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    // Last in path order, and more than the thread runs ahead: it is still reading when the reader stops.
+    var generator = SystemRandomNumberGenerator()
+    let noise = Data((0..<(3 << 20)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    try noise.write(to: URL(fileURLWithPath: folder + "/zz-noise.bin"))
+    let archive = folder + ".tar.gz"
+    defer { unlink(archive) }
+    _ = try ConfigurationArchive.pack(
+      folder: folder, app: nil, environment: nil, compression: .gzip, to: .file(archive, replaceExisting: false))
+    func threads() throws -> Int { try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count }
+    let before = try threads()
+    var limits = ArchiveLimits()
+    limits.maxFiles = 1
+    for _ in 0..<50 {
+      #expect(throws: ArchiveRefusal.self) { try ArchiveReader(limits: limits).read(from: .file(archive)) }
+    }
+    // The threads end on their own once let go; give them a moment.
+    var after = try threads()
+    for _ in 0..<100 where after > before + 2 {
+      usleep(20_000)
+      after = try threads()
+    }
+    #expect(after <= before + 2, "\(before) threads before, \(after) after 50 refused reads")
+  }
+
   @Test("limits are counted on the bytes read")
   func limits() throws {
     let folder = try Self.makeFolder()

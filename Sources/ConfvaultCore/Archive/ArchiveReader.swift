@@ -96,8 +96,9 @@ private final class ReadSession {
   private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
 
   private var manifest: Manifest?
-  /// The position of each of the manifest's files in `manifest.files`, by path.
-  private var listed: [String: Int] = [:]
+  /// Where the next entry is looked for first in `manifest.files`: after the last one read, since
+  /// entries usually come in the manifest's order.
+  private var expectedNext = 0
   /// Whether each of the manifest's files was read.
   private var wasRead: [Bool] = []
   /// How many files were read.
@@ -228,7 +229,7 @@ private final class ReadSession {
         throw ArchiveRefusal(entry: shown(), rule: .outsideConfig)
       }
       let relative = String(path.dropFirst(Manifest.configPrefix.count))
-      guard let manifest, let position = listed[relative] else {
+      guard let manifest, let position = position(of: relative, in: manifest.files) else {
         throw ArchiveRefusal(entry: shown(), rule: .notInManifest)
       }
       guard !wasRead[position] else { throw ArchiveRefusal(entry: shown(), rule: .duplicatePath) }
@@ -254,10 +255,19 @@ private final class ReadSession {
       return UnsafeRawBufferPointer(rebasing: buffer[0..<count])
     }
     self.manifest = manifest
-    // The manifest lists each path once (`Manifest.decode` checked it).
-    listed.reserveCapacity(manifest.files.count)
-    for (position, file) in manifest.files.enumerated() { listed[file.path] = position }
     wasRead = Array(repeating: false, count: manifest.files.count)
+  }
+
+  /// The position of `path` in the manifest's files (in path byte order, each once, as
+  /// `Manifest.decode` checked): the one after the last read, or else found by halves.
+  private func position(of path: String, in files: [ManifestFile]) -> Int? {
+    var position = expectedNext
+    if position >= files.count || files[position].path != path {
+      position = files.partitionPoint { EntryPath.byteOrder($0.path, path) }
+      guard position < files.count, files[position].path == path else { return nil }
+    }
+    expectedNext = position + 1
+    return position
   }
 
   private func readFile(

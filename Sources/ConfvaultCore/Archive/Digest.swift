@@ -19,30 +19,34 @@ public struct SHA256Hex: Sendable, Hashable, Codable, CustomStringConvertible, C
   /// Wraps `value` when it is 64 lowercase hexadecimal digits.
   public init?(_ value: String) {
     var value = value
-    guard let words = value.withUTF8(SHA256Hex.words(hex:)) else { return nil }
+    guard let words = value.withUTF8({ SHA256Hex.words(hex: UnsafeRawBufferPointer($0)) }) else { return nil }
+    self.words = words
+  }
+
+  /// The digest written as `hex`, when it is 64 lowercase hexadecimal digits.
+  init?(hex: UnsafeRawBufferPointer) {
+    guard let words = SHA256Hex.words(hex: hex) else { return nil }
     self.words = words
   }
 
   /// The words of 64 lowercase hexadecimal digits, or nil.
-  private static func words(hex: UnsafeBufferPointer<UInt8>) -> (UInt64, UInt64, UInt64, UInt64)? {
+  private static func words(hex: UnsafeRawBufferPointer) -> (UInt64, UInt64, UInt64, UInt64)? {
     guard hex.count == 64 else { return nil }
-    func word(_ at: Int) -> UInt64? {
+    // Without a branch per digit: a digit that is neither 0-9 nor a-f marks `invalid`.
+    var invalid = false
+    func word(_ at: Int) -> UInt64 {
       var word: UInt64 = 0
-      for digit in hex[at..<at + 16] {
-        let nibble: UInt8
-        if digit &- 0x30 < 10 {
-          nibble = digit &- 0x30
-        } else if digit &- 0x61 < 6 {
-          nibble = digit &- 0x61 &+ 10
-        } else {
-          return nil
-        }
-        word = word << 4 | UInt64(nibble)
+      for offset in at..<at + 16 {
+        let digit = hex[offset]
+        let number = digit &- 0x30
+        let letter = digit &- 0x61
+        invalid = invalid || (number >= 10 && letter >= 6)
+        word = word << 4 | UInt64(number < 10 ? number : letter &+ 10)
       }
       return word
     }
-    guard let a = word(0), let b = word(16), let c = word(32), let d = word(48) else { return nil }
-    return (a, b, c, d)
+    let words = (word(0), word(16), word(32), word(48))
+    return invalid ? nil : words
   }
 
   public init(_ digest: SHA256.Digest) {

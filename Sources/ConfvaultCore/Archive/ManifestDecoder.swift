@@ -199,15 +199,27 @@ struct ManifestDecoder {
     }
   }
 
-  /// The known keys of a file's entry, as bits, for the key-twice check without a set per entry.
-  private static let fileKeys: [String: UInt8] = ["path": 1, "size": 2, "mode": 4, "sha256": 8]
+  /// The keys of a file's entry, in the order a missing one is reported.
+  private static let fileKeys = ["path", "size", "mode", "sha256"]
+
+  /// The bit of a file entry's key, for the key-twice check without a set per entry.
+  private static func fileKeyBit(_ key: String) -> UInt8? {
+    switch key {
+    case "path": 1
+    case "size": 2
+    case "mode": 4
+    case "sha256": 8
+    default: nil
+    }
+  }
 
   private mutating func readFile(at position: Int) throws -> ManifestFile? {
     skipWhitespace()
-    let at = "files[\(position)]"
+    // Made only for a message: a manifest of 100,000 files would make 500,000 of them.
+    func at(_ field: String = "") -> String { "files[\(position)]\(field)" }
     guard peek() == UInt8(ascii: "{") else {
       try skipValue(depth: 2)
-      noteFieldError("`\(at)`: expected an object")
+      noteFieldError("`\(at())`: expected an object")
       return nil
     }
     var path: String?
@@ -215,29 +227,31 @@ struct ManifestDecoder {
     var mode: FileMode?
     var sha256: SHA256Hex?
     var seen: UInt8 = 0
-    try readObject(depth: 3, knownKeys: Self.fileKeys) { decoder, key in
+    try readObject(depth: 3, keyBit: Self.fileKeyBit) { decoder, key in
       switch key {
       case "path":
-        path = try decoder.readString(at: "\(at).path")
+        path = try decoder.readString(at: at(".path"))
       case "size":
-        size = try decoder.readInteger(at: "\(at).size")
+        size = try decoder.readInteger(at: at(".size"))
       case "mode":
-        if let text = try decoder.readString(at: "\(at).mode") {
+        if let text = try decoder.readString(at: at(".mode")) {
           mode = FileMode(rawValue: text)
-          if mode == nil { decoder.noteFieldError("`\(at).mode`: `\(text)` is not 0644 or 0755") }
+          if mode == nil { decoder.noteFieldError("`\(at(".mode"))`: `\(text)` is not 0644 or 0755") }
         }
       case "sha256":
-        if let text = try decoder.readString(at: "\(at).sha256") {
+        if let digest = decoder.readPlainDigest() {
+          sha256 = digest
+        } else if let text = try decoder.readString(at: at(".sha256")) {
           sha256 = SHA256Hex(text)
-          if sha256 == nil { decoder.noteFieldError("`\(at).sha256`: not 64 lowercase hex digits") }
+          if sha256 == nil { decoder.noteFieldError("`\(at(".sha256"))`: not 64 lowercase hex digits") }
         }
       default:
         try decoder.skipValue(depth: 3)
       }
-      seen |= Self.fileKeys[key] ?? 0
+      seen |= Self.fileKeyBit(key) ?? 0
     }
-    for (key, bit) in Self.fileKeys.sorted(by: { $0.value < $1.value }) where seen & bit == 0 {
-      noteFieldError("`\(at).\(key)` is missing")
+    for key in Self.fileKeys where seen & Self.fileKeyBit(key)! == 0 {
+      noteFieldError("`\(at(".\(key)"))` is missing")
     }
     guard let path, let size, let mode, let sha256 else { return nil }
     return ManifestFile(path: path, size: size, mode: mode, sha256: sha256)
@@ -249,9 +263,20 @@ struct ManifestDecoder {
     if fields.fieldError == nil { fields.fieldError = problem }
   }
 
-  private mutating func readString(at path: String) throws -> String? {
+  /// A digest written as 64 lowercase hex digits in quotes, all in this piece, read straight from
+  /// the bytes; nil (nothing read) for anything else, which the caller reads as a string.
+  private mutating func readPlainDigest() -> SHA256Hex? {
+    skipWhitespace()
+    guard index + 66 <= bytes.count, bytes[index] == UInt8(ascii: "\""), bytes[index + 65] == UInt8(ascii: "\""),
+      let digest = SHA256Hex(hex: UnsafeRawBufferPointer(rebasing: bytes[index + 1..<index + 65]))
+    else { return nil }
+    index += 66
+    return digest
+  }
+
+  private mutating func readString(at path: @autoclosure () -> String) throws -> String? {
     guard case .string(let text) = try readScalar(depth: 2) else {
-      noteFieldError("`\(path)`: expected a string")
+      noteFieldError("`\(path())`: expected a string")
       return nil
     }
     return text
@@ -268,9 +293,9 @@ struct ManifestDecoder {
     }
   }
 
-  private mutating func readInteger(at path: String) throws -> Int64? {
+  private mutating func readInteger(at path: @autoclosure () -> String) throws -> Int64? {
     guard case .integer(let number) = try readScalar(depth: 2) else {
-      noteFieldError("`\(path)`: expected an integer")
+      noteFieldError("`\(path())`: expected an integer")
       return nil
     }
     return number
@@ -322,10 +347,10 @@ struct ManifestDecoder {
   /// Reads an object, calling `body` with each key once the decoder stands before its value, which
   /// `body` must read.
   ///
-  /// - Parameter knownKeys: the keys that can be told apart by a bit; other keys go into a set, made
-  ///   only when one is met.
+  /// - Parameter keyBit: the bit of a key that can be told apart by one; other keys go into a set,
+  ///   made only when one is met.
   private mutating func readObject(
-    depth: Int, knownKeys: [String: UInt8] = [:], _ body: (inout ManifestDecoder, String) throws -> Void
+    depth: Int, keyBit: (String) -> UInt8? = { _ in nil }, _ body: (inout ManifestDecoder, String) throws -> Void
   ) throws {
     guard depth <= Self.maxDepth else { throw SyntaxError(problem: "nested more than \(Self.maxDepth) deep") }
     index += 1  // `{`
@@ -340,7 +365,7 @@ struct ManifestDecoder {
       skipWhitespace()
       guard peek() == UInt8(ascii: "\"") else { throw SyntaxError(problem: "expected a key in quotes") }
       let key = try readStringValue()
-      if let bit = knownKeys[key] {
+      if let bit = keyBit(key) {
         guard seenBits & bit == 0 else { throw DuplicateKey(key: key) }
         seenBits |= bit
       } else {
