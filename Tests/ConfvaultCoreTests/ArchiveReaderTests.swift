@@ -113,6 +113,25 @@ final class CollectingSink: ArchiveFileSink {
     #expect { try read(Array(entries.dropLast())) } throws: { ($0 as? ArchiveRefusal)?.rule == .missingFile }
   }
 
+  @Test("an entry's name is held to the length limit with its `config/`, also when it is the one listed next")
+  func entryNameLengthCountsConfigFolder() throws {
+    let folder = NSTemporaryDirectory() + "/confvault-core-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    try Data("a\n".utf8).write(to: URL(fileURLWithPath: folder + "/sixteen-bytes.md"))
+    let archive = folder + ".tar"
+    defer { unlink(archive) }
+    _ = try ConfigurationArchive.pack(
+      folder: folder, app: nil, environment: nil, compression: .none, to: .file(archive, replaceExisting: false))
+    var limits = ArchiveLimits()
+    limits.maxPathBytes = 23  // `config/sixteen-bytes.md`
+    #expect(try ArchiveReader(limits: limits).read(from: .file(archive)).files.count == 1)
+    limits.maxPathBytes = 22  // the manifest's path fits, the entry's name does not
+    #expect { try ArchiveReader(limits: limits).read(from: .file(archive)) } throws: {
+      ($0 as? ArchiveRefusal)?.rule == .nameTooLong
+    }
+  }
+
   @Test("a reader that stops early lets its input thread go", .timeLimit(.minutes(1)))
   func refusedReadsLeaveNoThread() throws {
     let folder = try Self.makeFolder()

@@ -181,8 +181,11 @@ private final class ReadSession {
       throw ArchiveRefusal(
         entry: shown(), rule: .tooManyFiles, detail: "limit \(limits.maxFiles)", hint: .raiseLimit(.files))
     }
-    let path = EntryPath.nfc(try EntryPath.normalized(entryName: name, limits: limits))
-    if !name.starts(with: Array("./".utf8)) { allNamesDotSlash = false }
+    let listed = listedNext(named: name)
+    let path =
+      try listed.map { Manifest.configPrefix + manifest!.files[$0].path }
+      ?? EntryPath.nfc(EntryPath.normalized(entryName: name, limits: limits))
+    if name.count < 2 || name[0] != UInt8(ascii: ".") || name[1] != UInt8(ascii: "/") { allNamesDotSlash = false }
     if archive_entry_hardlink(entry) != nil {
       throw ArchiveRefusal(
         entry: shown(), rule: .notRegularFile, detail: "hard link; only regular files are allowed")
@@ -228,14 +231,14 @@ private final class ReadSession {
       guard path.hasPrefix(Manifest.configPrefix) else {
         throw ArchiveRefusal(entry: shown(), rule: .outsideConfig)
       }
-      let relative = String(path.dropFirst(Manifest.configPrefix.count))
-      guard let manifest, let position = position(of: relative, in: manifest.files) else {
+      guard let position = listed ?? position(of: String(path.dropFirst(Manifest.configPrefix.count))) else {
         throw ArchiveRefusal(entry: shown(), rule: .notInManifest)
       }
       guard !wasRead[position] else { throw ArchiveRefusal(entry: shown(), rule: .duplicatePath) }
       wasRead[position] = true
-      try readFile(
-        path: relative, shown: shown, mode: mode, declaredSize: declaredSize, expected: manifest.files[position])
+      expectedNext = position + 1
+      let expected = manifest!.files[position]
+      try readFile(path: expected.path, shown: shown, mode: mode, declaredSize: declaredSize, expected: expected)
     }
   }
 
@@ -258,16 +261,30 @@ private final class ReadSession {
     wasRead = Array(repeating: false, count: manifest.files.count)
   }
 
-  /// The position of `path` in the manifest's files (in path byte order, each once, as
-  /// `Manifest.decode` checked): the one after the last read, or else found by halves.
-  private func position(of path: String, in files: [ManifestFile]) -> Int? {
-    var position = expectedNext
-    if position >= files.count || files[position].path != path {
-      position = files.partitionPoint { EntryPath.byteOrder($0.path, path) }
-      guard position < files.count, files[position].path == path else { return nil }
+  /// The position of the file the manifest lists after the last one read, when `name` is exactly
+  /// `config/` and its path: a name that passed every check of a name as the manifest was read (all
+  /// but the length, which counts `config/` here), so it is not checked again.
+  private func listedNext(named name: [UInt8]) -> Int? {
+    guard let files = manifest?.files, expectedNext < files.count, name.count <= limits.maxPathBytes else {
+      return nil
     }
-    expectedNext = position + 1
-    return position
+    let prefix = Manifest.configPrefix.utf8
+    let path = files[expectedNext].path.utf8
+    guard name.count == prefix.count + path.count, name.starts(with: prefix) else { return nil }
+    let same = name.withUnsafeBytes { name in
+      path.withContiguousStorageIfAvailable { path in
+        path.isEmpty || memcmp(name.baseAddress! + prefix.count, path.baseAddress!, path.count) == 0
+      }
+    }
+    return same ?? name[prefix.count...].elementsEqual(path) ? expectedNext : nil
+  }
+
+  /// The position of `path` in the manifest's files (in path byte order, each once, as
+  /// `Manifest.decode` checked), found by halves.
+  private func position(of path: String) -> Int? {
+    guard let files = manifest?.files else { return nil }
+    let position = files.partitionPoint { EntryPath.byteOrder($0.path, path) }
+    return position < files.count && files[position].path == path ? position : nil
   }
 
   private func readFile(

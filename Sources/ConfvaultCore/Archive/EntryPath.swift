@@ -77,7 +77,9 @@ public enum EntryPath {
         detail: "\(path.utf8.count) bytes, limit \(limits.maxPathBytes)")
     }
     if path.utf8.first == UInt8(ascii: "/") { throw ArchiveRefusal(entry: shown(), rule: .absolutePath) }
-    try check(path.utf8, shown: shown, limits: limits)
+    // Over the bytes themselves where the string keeps them together (a manifest checks 100,000).
+    let checked: Void? = try path.utf8.withContiguousStorageIfAvailable { try check($0, shown: shown, limits: limits) }
+    if checked == nil { try check(path.utf8, shown: shown, limits: limits) }
     return path
   }
 
@@ -168,13 +170,18 @@ public enum EntryPath {
   /// sequence (libarchive composes pax names when it reads them; macOS writes decomposed ones).
   /// ASCII paths, the usual case, are returned as they are.
   public static func nfc(_ path: String) -> String {
-    if path.utf8.allSatisfy({ $0 < 0x80 }) { return path }
-    return path.precomposedStringWithCanonicalMapping
+    isASCII(path) ? path : path.precomposedStringWithCanonicalMapping
   }
 
   /// Whether `path` is in NFC form, compared byte for byte (Swift's `==` ignores normalisation).
   public static func isNFC(_ path: String) -> Bool {
-    nfc(path).utf8.elementsEqual(path.utf8)
+    isASCII(path) || nfc(path).utf8.elementsEqual(path.utf8)
+  }
+
+  /// Whether `path` is all ASCII, which every normalisation leaves as it is.
+  private static func isASCII(_ path: String) -> Bool {
+    let isASCII = { (bytes: UnsafeBufferPointer<UInt8>) in bytes.allSatisfy { $0 < 0x80 } }
+    return path.utf8.withContiguousStorageIfAvailable(isASCII) ?? path.utf8.allSatisfy { $0 < 0x80 }
   }
 
   /// Whether `a` sorts before `b` in byte order, the order of archives and tree digests.
