@@ -119,39 +119,41 @@ struct TarStreamGuard {
         entry: nil, rule: .corrupt,
         detail: "a header's checksum does not match it, after \(displayName(Self.ustarName(header)))")
     }
-    let name = nextName ?? Self.ustarName(header)
-    let shown = displayName(name)
+    // The name as shown in a refusal, made only for one: most headers are read without one.
+    let paxName = nextName
+    func shown() -> String { displayName(paxName ?? Self.ustarName(header)) }
     if zeroBlocks == 1 {
       throw ArchiveRefusal(
-        entry: shown, rule: .suspiciousHeader,
+        entry: shown(), rule: .suspiciousHeader,
         detail: "a lone zero block comes before it; readers disagree whether the archive ends there")
     }
     let typeflag = header[156]
     if let key = nextSparse, typeflag != UInt8(ascii: "x") {
       throw ArchiveRefusal(
-        entry: shown, rule: .sparse, detail: "pax record `\(key)`; readers fill its holes differently")
+        entry: shown(), rule: .sparse, detail: "pax record `\(key)`; readers fill its holes differently")
     }
     let size = try nextSize ?? Self.size(header, shown: shown)
     switch typeflag {
     case UInt8(ascii: "x"), UInt8(ascii: "X"), UInt8(ascii: "L"), UInt8(ascii: "K"):
       guard size <= TarStreamGuard.maxMetadata else {
         throw ArchiveRefusal(
-          entry: shown, rule: .suspiciousHeader, detail: "an extended header of \(size) bytes")
+          entry: shown(), rule: .suspiciousHeader, detail: "an extended header of \(size) bytes")
       }
       state = .metadata(kind: typeflag, size: Int(size), padding: Int((512 - size % 512) % 512))
       return  // it describes the next entry, whose header follows
     case UInt8(ascii: "g"):
       throw ArchiveRefusal(
-        entry: shown, rule: .globalHeader,
+        entry: shown(), rule: .globalHeader,
         detail: "GNU tar applies its values to every entry and libarchive ignores them")
     case UInt8(ascii: "V"), UInt8(ascii: "M"):
       throw ArchiveRefusal(
-        entry: shown, rule: .volumeHeader,
+        entry: shown(), rule: .volumeHeader,
         detail: typeflag == UInt8(ascii: "V") ? "a volume label" : "the continuation of a file from another volume")
     case UInt8(ascii: "S"):
-      throw ArchiveRefusal(entry: shown, rule: .sparse, detail: "GNU sparse format; readers fill its holes differently")
+      throw ArchiveRefusal(
+        entry: shown(), rule: .sparse, detail: "GNU sparse format; readers fill its holes differently")
     case UInt8(ascii: "N"):
-      throw ArchiveRefusal(entry: shown, rule: .suspiciousHeader, detail: "an old GNU long-name entry")
+      throw ArchiveRefusal(entry: shown(), rule: .suspiciousHeader, detail: "an old GNU long-name entry")
     default:
       break
     }
@@ -224,12 +226,14 @@ struct TarStreamGuard {
     for byte in header[148..<156] where (UInt8(ascii: "0")...UInt8(ascii: "7")).contains(byte) {
       stored = stored * 8 + Int(byte - UInt8(ascii: "0"))
     }
-    var unsigned = 0
-    var signed = 0
-    for (index, byte) in header.enumerated() {
-      let value = (148..<156).contains(index) ? UInt8(ascii: " ") : byte
-      unsigned += Int(value)
-      signed += Int(Int8(bitPattern: value))
+    // Summed over the whole block, then the checksum field's own bytes taken out for 8 spaces.
+    var unsigned = 8 * Int(UInt8(ascii: " "))
+    var signed = unsigned
+    header.withUnsafeBufferPointer { bytes in
+      for (index, byte) in bytes.enumerated() where index < 148 || index >= 156 {
+        unsigned &+= Int(byte)
+        signed &+= Int(Int8(bitPattern: byte))
+      }
     }
     return stored == unsigned || stored == signed
   }
@@ -238,19 +242,19 @@ struct TarStreamGuard {
   private static func ustarName(_ header: [UInt8]) -> [UInt8] {
     let name = header[0..<100].prefix { $0 != 0 }
     // POSIX ustar ("ustar\0") has a name prefix; GNU's magic ("ustar  ") keeps times there instead.
-    let isUstar = header[257..<263].elementsEqual(Array("ustar".utf8) + [0])
+    let isUstar = header[257..<263].elementsEqual([0x75, 0x73, 0x74, 0x61, 0x72, 0])  // "ustar\0"
     let prefix = isUstar ? header[345..<500].prefix { $0 != 0 } : []
     return prefix.isEmpty ? Array(name) : Array(prefix) + [UInt8(ascii: "/")] + Array(name)
   }
 
   /// The size field: octal digits, or base-256 (GNU) when its first byte has the high bit set.
-  private static func size(_ header: [UInt8], shown: String) throws -> Int64 {
+  private static func size(_ header: [UInt8], shown: () -> String) throws -> Int64 {
     let field = header[124..<136]
     if field.first! & 0x80 != 0 {
       var value: Int64 = 0
       for byte in field.dropFirst() {
         guard value < Int64.max >> 8 else {
-          throw ArchiveRefusal(entry: shown, rule: .suspiciousHeader, detail: "an entry size too large to hold")
+          throw ArchiveRefusal(entry: shown(), rule: .suspiciousHeader, detail: "an entry size too large to hold")
         }
         value = value << 8 | Int64(byte)
       }
@@ -259,7 +263,7 @@ struct TarStreamGuard {
     var value: Int64 = 0
     for byte in field where byte != 0 && byte != UInt8(ascii: " ") {
       guard (UInt8(ascii: "0")...UInt8(ascii: "7")).contains(byte) else {
-        throw ArchiveRefusal(entry: shown, rule: .suspiciousHeader, detail: "a size field that is not octal")
+        throw ArchiveRefusal(entry: shown(), rule: .suspiciousHeader, detail: "a size field that is not octal")
       }
       value = value * 8 + Int64(byte - UInt8(ascii: "0"))
     }
