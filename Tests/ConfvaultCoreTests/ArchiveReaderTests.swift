@@ -83,6 +83,31 @@ final class CollectingSink: ArchiveFileSink {
     return entries
   }
 
+  /// `entry` (a plain ustar header and its data) named `name` instead, its checksum made again.
+  static func renamed(_ entry: Data, to name: String) -> Data {
+    var entry = entry
+    let bytes = Array(name.utf8)
+    precondition(bytes.count <= 100)
+    entry.replaceSubrange(0..<100, with: bytes + [UInt8](repeating: 0, count: 100 - bytes.count))
+    entry.replaceSubrange(148..<156, with: [UInt8](repeating: 0x20, count: 8))
+    let sum = entry.prefix(512).reduce(0) { $0 + Int($1) }
+    entry.replaceSubrange(148..<156, with: Array(String(format: "%06o", sum).utf8) + [0, 0x20])
+    return entry
+  }
+
+  /// An archive written to a temporary file and read; the refusal's rule, or nil when it was read.
+  static func refusal(of archive: Data, limits: ArchiveLimits = .default) throws -> ArchiveRefusal.Rule? {
+    let path = NSTemporaryDirectory() + "/confvault-core-\(UUID().uuidString).tar"
+    defer { unlink(path) }
+    try archive.write(to: URL(fileURLWithPath: path))
+    do {
+      _ = try ArchiveReader(limits: limits).read(from: .file(path))
+      return nil
+    } catch let refusal as ArchiveRefusal {
+      return refusal.rule
+    }
+  }
+
   @Test("entries after the manifest are matched to it in any order; one twice or one unlisted is refused")
   func entriesInAnyOrder() throws {
     let folder = try Self.makeFolder()
@@ -111,6 +136,74 @@ final class CollectingSink: ArchiveFileSink {
       ($0 as? ArchiveRefusal)?.rule == .duplicatePath
     }
     #expect { try read(Array(entries.dropLast())) } throws: { ($0 as? ArchiveRefusal)?.rule == .missingFile }
+    // An entry in its place whose name is as long as the listed one's but not it.
+    let position = try #require(entries.firstIndex { $0.starts(with: Data("config/n1.txt\0".utf8)) })
+    for (name, rule) in [
+      ("xonfig/n1.txt", ArchiveRefusal.Rule.outsideConfig), ("config/n1.txu", .notInManifest),
+      ("config/m1.txt", .notInManifest),
+    ] {
+      var edited = entries
+      edited[position] = Self.renamed(entries[position], to: name)
+      #expect(try Self.refusal(of: edited.reduce(Data(), +) + Data(count: 1024)) == rule, "\(name)")
+    }
+  }
+
+  @Test(
+    "an archive larger than the reader's read-ahead is read whole, byte for byte", arguments: [Compression.none, .gzip])
+  func largerThanReadAhead(compression: Compression) throws {
+    let folder = try Self.makeFolder()
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    var generator = SystemRandomNumberGenerator()
+    let noise = Data((0..<(5 << 20)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    try noise.write(to: URL(fileURLWithPath: folder + "/noise.bin"))
+    let archive = folder + ".archive"
+    defer { unlink(archive) }
+    let written = try ConfigurationArchive.pack(
+      folder: folder, app: nil, environment: nil, compression: compression, to: .file(archive, replaceExisting: false))
+    let sink = CollectingSink()
+    let contents = try ArchiveReader().read(from: .file(archive), into: sink)
+    #expect(contents.manifest == written.manifest && sink.files["noise.bin"] == noise)
+    #expect(contents.archiveSHA256 == SHA256Hex.of(try Data(contentsOf: URL(fileURLWithPath: archive))))
+  }
+
+  @Test("bytes after the end-of-archive blocks are refused, also when they come in a later read")
+  func lateTrailingData() throws {
+    let folder = NSTemporaryDirectory() + "/confvault-core-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    // A file sized so that the tar's entries end 1.5 KiB short of 1 MiB, the reader's first read.
+    func entries(fileSize: Int) throws -> [Data] {
+      try Data(count: fileSize).write(to: URL(fileURLWithPath: folder + "/zeros.bin"))
+      let archive = folder + ".tar"
+      defer { unlink(archive) }
+      _ = try ConfigurationArchive.pack(
+        folder: folder, app: nil, environment: nil, compression: .none, to: .file(archive, replaceExisting: false))
+      return Self.tarEntries(try Data(contentsOf: URL(fileURLWithPath: archive)))
+    }
+    let target = (1 << 20) - 1536
+    let first = try entries(fileSize: 1_000_000).reduce(0) { $0 + $1.count }
+    let tar = try entries(fileSize: 1_000_000 + target - first).reduce(Data(), +)
+    #expect(tar.count == target)
+    let ended = tar + Data(count: (1 << 20) - tar.count)
+    #expect(try Self.refusal(of: ended + Data(count: 512)) == nil)
+    #expect(try Self.refusal(of: ended + Data("GARBAGE".utf8) + Data(count: 505)) == .trailingData)
+  }
+
+  @Test("a manifest over the manifest limit is refused as too large")
+  func manifestLimit() throws {
+    let folder = try Self.makeFolder()
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let archive = folder + ".tar"
+    defer { unlink(archive) }
+    let written = try ConfigurationArchive.pack(
+      folder: folder, app: nil, environment: nil, compression: .none, to: .file(archive, replaceExisting: false))
+    let size = written.manifest.encoded().count
+    var limits = ArchiveLimits()
+    limits.maxManifestBytes = size
+    let data = try Data(contentsOf: URL(fileURLWithPath: archive))
+    #expect(try Self.refusal(of: data, limits: limits) == nil)
+    limits.maxManifestBytes = size - 1
+    #expect(try Self.refusal(of: data, limits: limits) == .fileTooLarge)
   }
 
   @Test("an entry's name is held to the length limit with its `config/`, also when it is the one listed next")

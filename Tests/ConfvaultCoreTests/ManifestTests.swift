@@ -238,6 +238,28 @@ import Testing
     #expect(refused?.rule == .manifestInvalid && refused?.description.contains("not a JSON object") == true)
   }
 
+  @Test("a byte order mark, UTF-16, bad UTF-8 and an upper-case digest are each refused for what they are")
+  func encodingDetails() throws {
+    let good = Self.good
+    func detail(_ data: Data) -> String? {
+      do {
+        _ = try Manifest.decode(data, limits: .default)
+        return nil
+      } catch {
+        return (error as? ArchiveRefusal).map { "\($0)" }
+      }
+    }
+    #expect(detail(Data([0xEF, 0xBB, 0xBF]) + Data(good.utf8))?.contains("starts with a byte order mark") == true)
+    #expect(detail(good.data(using: .utf16LittleEndian)!)?.contains("looks like UTF-16") == true)
+    var broken = Data(good.utf8)
+    broken[try #require(broken.firstRange(of: Data("shop".utf8))).lowerBound + 2] = 0xFF
+    #expect(detail(broken)?.contains("not valid UTF-8") == true)
+    let digest = ManifestTests.files[0].sha256.value
+    let upper = good.replacingOccurrences(of: digest, with: digest.uppercased())
+    #expect(upper != good)
+    #expect(detail(Data(upper.utf8))?.contains("not 64 lowercase hex digits") == true)
+  }
+
   @Test("a missing or mistyped field is named; a newer format version is judged before its fields")
   func fields() throws {
     let noCount = Self.good.replacingOccurrences(of: #""fileCount" : 2,"#, with: "")
