@@ -206,23 +206,33 @@ final class CollectingSink: ArchiveFileSink {
     #expect(try Self.refusal(of: data, limits: limits) == .fileTooLarge)
   }
 
-  @Test("an entry's name is held to the length limit with its `config/`, also when it is the one listed next")
-  func entryNameLengthCountsConfigFolder() throws {
+  @Test("a configuration path is held to the length limit without its `config/`, as pack holds it")
+  func configurationPathLength() throws {
     let folder = NSTemporaryDirectory() + "/confvault-core-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: folder) }
     try Data("a\n".utf8).write(to: URL(fileURLWithPath: folder + "/sixteen-bytes.md"))
+    try Data("b\n".utf8).write(to: URL(fileURLWithPath: folder + "/a.md"))
     let archive = folder + ".tar"
     defer { unlink(archive) }
     _ = try ConfigurationArchive.pack(
       folder: folder, app: nil, environment: nil, compression: .none, to: .file(archive, replaceExisting: false))
+    let entries = Self.tarEntries(try Data(contentsOf: URL(fileURLWithPath: archive)))
+    // In order, and out of order (the name checked as any name).
+    let reordered = [entries[0], entries[2], entries[1]].reduce(Data(), +) + Data(count: 1024)
     var limits = ArchiveLimits()
-    limits.maxPathBytes = 23  // `config/sixteen-bytes.md`
-    #expect(try ArchiveReader(limits: limits).read(from: .file(archive)).files.count == 1)
-    limits.maxPathBytes = 22  // the manifest's path fits, the entry's name does not
-    #expect { try ArchiveReader(limits: limits).read(from: .file(archive)) } throws: {
-      ($0 as? ArchiveRefusal)?.rule == .nameTooLong
+    limits.maxPathBytes = 16  // `sixteen-bytes.md`, 23 bytes with `config/`
+    #expect(try ArchiveReader(limits: limits).read(from: .file(archive)).files.count == 2)
+    #expect(try Self.refusal(of: reordered, limits: limits) == nil)
+    limits.maxPathBytes = 15
+    #expect(try Self.refusal(of: Data(contentsOf: URL(fileURLWithPath: archive)), limits: limits) == .nameTooLong)
+    // The manifest lists what the tar holds, so the entry's own name is what is judged here.
+    #expect(throws: ArchiveRefusal.self) {
+      try EntryPath.normalized(entryName: Array("./config/sixteen-bytes.md".utf8), limits: limits, below: "config/")
     }
+    #expect(
+      try EntryPath.normalized(entryName: Array("./config/fifteen-bytes.m".utf8), limits: limits, below: "config/")
+        == "config/fifteen-bytes.m")
   }
 
   @Test("a reader that stops early lets its input thread go", .timeLimit(.minutes(1)))

@@ -184,7 +184,9 @@ private final class ReadSession {
     let listed = listedNext(named: name)
     let path =
       try listed.map { Manifest.configPrefix + manifest!.files[$0].path }
-      ?? EntryPath.nfc(EntryPath.normalized(entryName: name, limits: limits))
+      ?? EntryPath.nfc(
+        EntryPath.normalized(
+          entryName: name, limits: limits, below: layout == .manifest ? Manifest.configPrefix : ""))
     if name.count < 2 || name[0] != UInt8(ascii: ".") || name[1] != UInt8(ascii: "/") { allNamesDotSlash = false }
     if archive_entry_hardlink(entry) != nil {
       throw ArchiveRefusal(
@@ -262,12 +264,10 @@ private final class ReadSession {
   }
 
   /// The position of the file the manifest lists after the last one read, when `name` is exactly
-  /// `config/` and its path: a name that passed every check of a name as the manifest was read (all
-  /// but the length, which counts `config/` here), so it is not checked again.
+  /// `config/` and its path: a name that passed every check of a name as the manifest was read, so
+  /// it is not checked again.
   private func listedNext(named name: [UInt8]) -> Int? {
-    guard let files = manifest?.files, expectedNext < files.count, name.count <= limits.maxPathBytes else {
-      return nil
-    }
+    guard let files = manifest?.files, expectedNext < files.count else { return nil }
     let prefix = Manifest.configPrefix.utf8
     let path = files[expectedNext].path.utf8
     guard name.count == prefix.count + path.count, name.starts(with: prefix) else { return nil }

@@ -40,16 +40,23 @@ public enum EntryPath {
   /// with `tar czf x.tgz -C dir .` start every name with it) or a trailing `/` (directory entries);
   /// empty for the archive's root folder itself.
   ///
+  /// - Parameter folder: a folder that holds the configuration (`config/` in an archive with a
+  ///   manifest): a name in it is held to the length limit without it, as its configuration path is.
   /// - Throws: `ArchiveRefusal` naming the entry and the broken rule.
-  public static func normalized(entryName bytes: [UInt8], limits: ArchiveLimits) throws -> String {
+  public static func normalized(entryName bytes: [UInt8], limits: ArchiveLimits, below folder: String = "") throws
+    -> String
+  {
     let shown = { displayName(bytes) }
     guard let name = String(validating: bytes, as: UTF8.self) else {
       throw ArchiveRefusal(entry: shown(), rule: .notUTF8)
     }
-    guard bytes.count <= limits.maxPathBytes else {
+    var uncounted = 0
+    while bytes[uncounted...].starts(with: [UInt8(ascii: "."), UInt8(ascii: "/")]) { uncounted += 2 }
+    if !folder.isEmpty && bytes[uncounted...].starts(with: folder.utf8) { uncounted += folder.utf8.count }
+    guard bytes.count - uncounted <= limits.maxPathBytes else {
       throw ArchiveRefusal(
         entry: String(shown().prefix(80)) + "…", rule: .nameTooLong,
-        detail: "\(bytes.count) bytes, limit \(limits.maxPathBytes)")
+        detail: "\(bytes.count - uncounted) bytes, limit \(limits.maxPathBytes)")
     }
     var trimmed = Substring(name)
     if trimmed.hasPrefix("/") {
