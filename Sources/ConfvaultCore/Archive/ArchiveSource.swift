@@ -194,8 +194,8 @@ private final class TarStream {
   }
 }
 
-/// The tar stream of an archive as libarchive pulls it, made a few pieces ahead on a thread of its
-/// own: reading, hashing, decompressing and guarding the stream take one core while the reader checks
+/// The tar stream of an archive as libarchive pulls it, made a few pieces ahead on another thread:
+/// reading, hashing, decompressing and guarding the stream take one core while the reader checks
 /// entries on another.
 ///
 /// What the stream finds wrong comes to the reader where it was found: a failure inside the tar after
@@ -218,9 +218,10 @@ final class TarInput {
     compression = stream.compression
     pipe = TarPipe(stream)
     let pipe = self.pipe
-    let thread = Thread { pipe.run() }
-    thread.name = "confvault.tar-input"
-    thread.start()
+    // A queue of its own targets the pool that adds a thread whenever none is free, so the pipe never
+    // waits behind the readers that wait for it. (A `Thread` made and ended per archive left the
+    // allocator holding about 17 MB more at an import's peak.)
+    DispatchQueue(label: "confvault.tar-input").async { pipe.run() }
   }
 
   deinit { pipe.cancel() }
