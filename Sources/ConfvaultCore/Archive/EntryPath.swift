@@ -187,8 +187,8 @@ public enum EntryPath {
 
   /// Whether `path` is all ASCII, which every normalisation leaves as it is.
   private static func isASCII(_ path: String) -> Bool {
-    let isASCII = { (bytes: UnsafeBufferPointer<UInt8>) in bytes.allSatisfy { $0 < 0x80 } }
-    return path.utf8.withContiguousStorageIfAvailable(isASCII) ?? path.utf8.allSatisfy { $0 < 0x80 }
+    let allBelow0x80 = { (bytes: UnsafeBufferPointer<UInt8>) in bytes.allSatisfy { $0 < 0x80 } }
+    return path.utf8.withContiguousStorageIfAvailable(allBelow0x80) ?? path.utf8.allSatisfy { $0 < 0x80 }
   }
 
   /// Whether `a` sorts before `b` in byte order, the order of archives and tree digests.
