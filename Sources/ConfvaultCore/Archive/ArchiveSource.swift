@@ -278,11 +278,10 @@ private final class TarPipe: @unchecked Sendable {
   /// The oldest filled slot, and how many are filled after it (in ring order).
   private var oldest = 0
   private var filled = 0
-  /// The tar stream ended (after the filled slots), or failed there.
-  private var ended = false
-  private var streamFailure: (any Error)?
-  /// What follows the tar's end was read, and what was wrong with it.
+  /// The thread is done (after the filled slots): why the tar stream failed, if it did, or else
+  /// what was wrong with what follows the tar's end.
   private var done = false
+  private var streamFailure: (any Error)?
   private var finishFailure: (any Error)?
   private var cancelled = false
 
@@ -311,7 +310,6 @@ private final class TarPipe: @unchecked Sendable {
     condition.lock()
     self.streamFailure = streamFailure
     self.finishFailure = finishFailure
-    ended = true
     done = true
     condition.broadcast()
     condition.unlock()
@@ -339,7 +337,7 @@ private final class TarPipe: @unchecked Sendable {
   func take() -> Taken {
     condition.lock()
     defer { condition.unlock() }
-    while filled == 0 && !ended { condition.wait() }
+    while filled == 0 && !done { condition.wait() }
     if filled > 0 {
       let start = oldest * Self.slotSize
       return .piece(UnsafeRawBufferPointer(rebasing: storage[start..<start + sizes[oldest]]))
