@@ -36,7 +36,7 @@ extension ChangeWriter {
   /// Adds the versions with a few statements for the whole batch and one or two per version, so that
   /// a copy over a network makes few round trips.
   private func copyVersions(app: String, _ copies: [VersionCopy]) async throws {
-    for copy in copies { try copy.check(app: app) }
+    let built = try copies.map { try $0.check(app: app) }
     guard let newest = copies.map(\.version.number).max() else { return }
     let appID = try await Queries.appID(session, app, lock: true)
     let numbers = copies.map { Int64($0.version.number) }
@@ -58,7 +58,7 @@ extension ChangeWriter {
       }
     }
     var trees: [Int: Data] = [:]
-    for copy in copies {
+    for (copy, tree) in zip(copies, built) {
       let version = copy.version
       // The parent's tree, when copied already, is the base its folders are deltas against.
       var parentTree: Data?
@@ -69,7 +69,7 @@ extension ChangeWriter {
             "SELECT tree FROM version WHERE app_id = \(appID) AND number = \(parent)")?.decode(Data.self)
         }
       }
-      let root = try await storeTree(copy.files, head: parentTree)
+      let root = try await storeTree(tree, head: parentTree)
       trees[version.number] = root
       let imported = version.importedFrom
       let created = StoredTime.seconds(version.createdAt)

@@ -122,13 +122,13 @@ struct ChangeWriter: Sendable {
     }
     var head: Data?
     if let number = environment.head { head = try await Queries.treeRoot(session, app: draft.app, number: number) }
-    let root = try await storeTree(draft.files, head: head)
+    let root = try await storeTree(draft.tree, head: head)
     guard
       let row = try await session.one(
         "UPDATE app SET next_version = next_version + 1 WHERE id = \(appID) RETURNING next_version - 1")
     else { throw OperationError(.notFound, "app '\(draft.app)' vanished") }
     let number = try row.decode(Int.self)
-    let digest = TreeDigest(files: draft.files)
+    let digest = draft.tree.digest
     let totalSize = draft.files.reduce(Int64(0)) { $0 + $1.size }
     let imported = draft.importedFrom
     try await session.execute(
@@ -203,10 +203,10 @@ struct ChangeWriter: Sendable {
       """)
   }
 
-  /// Stores the folders of `files` that are not stored yet, each new one as a delta against the
+  /// Stores the folders of `tree` that are not stored yet, each new one as a delta against the
   /// folder at its path in the tree `head` where that pays; returns the root folder's digest.
-  func storeTree(_ files: [ManifestFile], head: Data?) async throws -> Data {
-    let folders = TreeNode.build(files)
+  func storeTree(_ tree: VersionTree, head: Data?) async throws -> Data {
+    let folders = tree.folders
     let stored = Set(
       try await session.rows("SELECT digest FROM tree_node WHERE digest = ANY(\(folders.map(\.digest.buffer)))")
         .map { try $0.decode(Data.self) })
@@ -214,6 +214,6 @@ struct ChangeWriter: Sendable {
     let bases = try await Queries.records(session, alongPaths: Set(new.map(\.path)), in: head)
     let records = try Queries.reader(bases).records(for: new, head: head) { _ in false }
     try await Queries.insert(session, records)
-    return folders.last!.digest
+    return tree.root
   }
 }

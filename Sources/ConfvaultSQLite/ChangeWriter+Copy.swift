@@ -33,8 +33,8 @@ extension ChangeWriter {
   }
 
   private func copyVersion(_ copy: VersionCopy, app: String) throws {
-    try copy.check(app: app)
-    let (version, files) = (copy.version, copy.files)
+    let tree = try copy.check(app: app)
+    let version = copy.version
     let appID = try Queries.appID(db, version.app)
     if try Bool.fetchOne(
       db, sql: "SELECT 1 FROM version WHERE app_id = ? AND number = ?", arguments: [appID, version.number]) == true
@@ -48,7 +48,7 @@ extension ChangeWriter {
         sql: "SELECT n.digest FROM version v JOIN tree_node n ON n.id = v.tree WHERE v.app_id = ? AND v.number = ?",
         arguments: [appID, parent])
     }
-    let root = try storeTree(files, head: parentTree)
+    let root = try storeTree(tree, head: parentTree)
     let imported = version.importedFrom
     try db.execute(
       sql: """

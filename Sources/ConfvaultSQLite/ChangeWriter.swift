@@ -101,13 +101,13 @@ struct ChangeWriter {
     let environment = try Queries.app(db, draft.app).environment(draft.environment)
     try checkHead(environment, app: draft.app, expected: expectedHead)
     let head = try environment.head.map { try Queries.treeRoot(db, app: draft.app, number: $0) }
-    let root = try storeTree(draft.files, head: head)
+    let root = try storeTree(draft.tree, head: head)
     guard
       let number = try Int.fetchOne(
         db, sql: "UPDATE app SET next_version = next_version + 1 WHERE id = ? RETURNING next_version - 1",
         arguments: [appID])
     else { throw OperationError(.notFound, "app '\(draft.app)' vanished") }
-    let digest = TreeDigest(files: draft.files)
+    let digest = draft.tree.digest
     let totalSize = draft.files.reduce(Int64(0)) { $0 + $1.size }
     try db.execute(
       sql: """
@@ -190,25 +190,24 @@ struct ChangeWriter {
       ])
   }
 
-  /// Stores the folders of `files` that are not stored yet, each new one as a delta against the
+  /// Stores the folders of `tree` that are not stored yet, each new one as a delta against the
   /// folder at its path in the tree `head` where that pays; returns the root folder's row.
   ///
   /// Only the files of new folders have their blobs looked up: a stored folder's are stored.
   ///
   /// - Throws: `.internal` when a file's content was not stored first.
-  func storeTree(_ files: [ManifestFile], head: Data?) throws -> Int64 {
-    let folders = TreeNode.build(files)
-    let new = try Queries.newFolders(db, folders)
+  func storeTree(_ tree: VersionTree, head: Data?) throws -> Int64 {
+    let new = try Queries.newFolders(db, tree.folders)
     let newPaths = Set(new.map(\.path))
     let hasBlob = try db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?")
-    for file in files where newPaths.contains(EntryPath.folder(of: file.path)) {
+    for file in tree.files where newPaths.contains(EntryPath.folder(of: file.path)) {
       guard try Bool.fetchOne(hasBlob, arguments: [file.sha256.bytes]) == true else {
         throw OperationError(.internal, "the content of `\(file.path)` (\(file.sha256)) was not stored first")
       }
     }
     let records = try Queries.folders(db).records(for: new, head: head) { _ in false }
     try Queries.insert(db, records)
-    guard let root = try Queries.folderID(db, folders.last!.digest) else {
+    guard let root = try Queries.folderID(db, tree.root) else {
       throw OperationError(.internal, "the tree just stored is missing from the store", hint: .runCheck)
     }
     return root

@@ -455,12 +455,13 @@ public final class SQLiteStore: VersionStore {
     }
   }
 
-  public func missingBlobs(inTree files: [ManifestFile]) async throws -> Set<SHA256Hex> {
+  public func missingBlobs(inTree tree: VersionTree) async throws -> Set<SHA256Hex> {
     try await reading { db in
-      let newPaths = Set(try Queries.newFolders(db, TreeNode.build(files)).map(\.path))
+      let newPaths = Set(try Queries.newFolders(db, tree.folders).map(\.path))
       let statement = try db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?")
       var missing = Set<SHA256Hex>()
-      for file in files where newPaths.contains(EntryPath.folder(of: file.path)) && !missing.contains(file.sha256) {
+      for file in tree.files where newPaths.contains(EntryPath.folder(of: file.path)) && !missing.contains(file.sha256)
+      {
         if try Bool.fetchOne(statement, arguments: [file.sha256.bytes]) != true { missing.insert(file.sha256) }
       }
       return missing

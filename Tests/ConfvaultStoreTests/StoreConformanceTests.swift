@@ -277,9 +277,9 @@ final class ScratchFolder: @unchecked Sendable {
     let (copy, _) = try fixture.file("x/y2/f.json", "2")  // stored already, in a new folder
     files += [new, deep, copy]
     files.sort { EntryPath.byteOrder($0.path, $1.path) }
-    #expect(try await fixture.store.missingBlobs(inTree: files) == [new.sha256, deep.sha256])
+    #expect(try await fixture.store.missingBlobs(inTree: VersionTree(files: files)) == [new.sha256, deep.sha256])
     try await fixture.store.storeBlobs([newBlob])
-    #expect(try await fixture.store.missingBlobs(inTree: files) == [deep.sha256])
+    #expect(try await fixture.store.missingBlobs(inTree: VersionTree(files: files)) == [deep.sha256])
     let refused = await #expect(throws: OperationError.self) {
       try await fixture.store.apply(
         StoreChange(

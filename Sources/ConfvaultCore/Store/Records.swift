@@ -181,11 +181,18 @@ public struct VersionDraft: Sendable {
   public var restoredFrom: Int?
   public var importedFrom: ImportOrigin?
   public var backup: Bool
-  public var files: [ManifestFile]
+  /// The version's files, with their digest and folders.
+  public var tree: VersionTree
+
+  /// The version's files; setting them builds their tree again.
+  public var files: [ManifestFile] {
+    get { tree.files }
+    set { tree = VersionTree(files: newValue) }
+  }
 
   public init(
     app: String, environment: String, comment: String, origin: Origin, restoredFrom: Int? = nil,
-    importedFrom: ImportOrigin? = nil, backup: Bool = false, files: [ManifestFile]
+    importedFrom: ImportOrigin? = nil, backup: Bool = false, tree: VersionTree
   ) {
     self.app = app
     self.environment = environment
@@ -194,7 +201,16 @@ public struct VersionDraft: Sendable {
     self.restoredFrom = restoredFrom
     self.importedFrom = importedFrom
     self.backup = backup
-    self.files = files
+    self.tree = tree
+  }
+
+  public init(
+    app: String, environment: String, comment: String, origin: Origin, restoredFrom: Int? = nil,
+    importedFrom: ImportOrigin? = nil, backup: Bool = false, files: [ManifestFile]
+  ) {
+    self.init(
+      app: app, environment: environment, comment: comment, origin: origin, restoredFrom: restoredFrom,
+      importedFrom: importedFrom, backup: backup, tree: VersionTree(files: files))
   }
 
   /// Whether the head it replaces is pinned as a backup first: imports and restores roll back, so the

@@ -1,6 +1,30 @@
 import Crypto
 import Foundation
 
+/// A version's files with what storing them takes, made once: the tree's digest, and its folders
+/// (`TreeNode.build`). A push decides on the digest, asks the store which of the folders it lacks
+/// (`VersionStore.missingBlobs(inTree:)`) and stores those, all from one build.
+public struct VersionTree: Sendable {
+  public let files: [ManifestFile]
+  public let digest: TreeDigest
+  /// Children before parents, the root (path "") last.
+  public let folders: [(path: String, digest: Data, node: TreeNode)]
+
+  public init(files: [ManifestFile]) {
+    self.init(files: files, digest: TreeDigest(files: files))
+  }
+
+  /// The tree of `files`, whose digest `digest` is known already.
+  init(files: [ManifestFile], digest: TreeDigest) {
+    self.files = files
+    self.digest = digest
+    folders = TreeNode.build(files)
+  }
+
+  /// The root folder's digest.
+  public var root: Data { folders[folders.count - 1].digest }
+}
+
 /// A folder of a stored tree: its entries, and a digest over them, as git stores trees.
 ///
 /// Versions share every folder that did not change, so 200 versions of a 20,000-file tree that each

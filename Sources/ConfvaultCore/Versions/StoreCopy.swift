@@ -224,14 +224,16 @@ public struct VersionCopy: Sendable {
     self.files = files
   }
 
-  /// Checks that the version is of `app` and that its files make its tree, before a store writes it.
+  /// Checks that the version is of `app` and that its files make its tree, before a store writes it;
+  /// returns that tree.
   ///
   /// - Throws: `.badInput` when the files' tree digest, count or size is not the version's.
-  public func check(app: String) throws {
+  public func check(app: String) throws -> VersionTree {
     guard version.app == app else {
       throw OperationError(.internal, "version \(version.number) of app '\(version.app)' is copied as one of '\(app)'")
     }
-    let digest = TreeDigest(files: files)
+    let tree = VersionTree(files: files)
+    let digest = tree.digest
     let size = files.reduce(Int64(0)) { $0 + $1.size }
     guard digest == version.treeDigest, files.count == version.fileCount, size == version.totalSize else {
       throw OperationError(
@@ -240,5 +242,6 @@ public struct VersionCopy: Sendable {
           + "tree digest \(digest), not \(version.treeDigest) (\(version.fileCount) files, \(version.totalSize) "
           + "bytes) as the version says; nothing was changed")
     }
+    return tree
   }
 }

@@ -48,7 +48,7 @@ extension Vault {
         "`\(folder)` holds no files\(ignored.isEmpty ? "" : " but ignored ones"): pushing it would empty \(app)/\(environment); nothing was written",
         hint: .allowEmpty)
     }
-    let tree = TreeDigest(files: files)
+    let digest = TreeDigest(files: files)
     logger.debug("folder hashed", metadata: ["folder": "\(folder)", "files": "\(files.count)"])
     let record = storeName.flatMap { name in
       CheckoutRecord.read(from: folder, logger: logger).flatMap {
@@ -63,9 +63,11 @@ extension Vault {
       if let behind, !pushBehindHead { throw behind }
     }
     var change: Change
-    if let head = try await decisionHead(app: app, environment: environment, tree: tree, expectedHead).unchanged {
+    if let head = try await decisionHead(app: app, environment: environment, tree: digest, expectedHead).unchanged {
       change = .unchanged(head: head)
     } else {
+      // Its folders are built once, here: which the store lacks and storing them both use them.
+      let tree = VersionTree(files: files, digest: digest)
       try await checkBehindHead(try await store.app(app).environment(environment).head)
       var expectedHead = expectedHead
       if let approval {
@@ -73,25 +75,25 @@ extension Vault {
           app: app, environment: environment, files: files,
           content: { BlobFile(sha256: $0.sha256, size: $0.size, path: paths[$0.path]!) }, logger: logger)
         if let expectedHead, expectedHead != preview.expectedHead {
-          _ = try await decisionHead(app: app, environment: environment, tree: tree, expectedHead)
+          _ = try await decisionHead(app: app, environment: environment, tree: digest, expectedHead)
         }
         if try await approval(preview) { expectedHead = preview.expectedHead }
       }
       // Content first, outside the decision: it is idempotent, and a file changed meanwhile is refused
       // here once, not decided again.
-      try await storeMissing(files, app: app, environment: environment) {
+      try await storeMissing(tree, app: app, environment: environment) {
         BlobFile(sha256: $0.sha256, size: $0.size, path: paths[$0.path]!)
       }
       change = try await deciding(expectedHead: expectedHead, logger: logger) {
         let (headNumber, unchanged) = try await decisionHead(
-          app: app, environment: environment, tree: tree, expectedHead)
+          app: app, environment: environment, tree: digest, expectedHead)
         if let unchanged { return .unchanged(head: unchanged) }
         try await checkBehindHead(headNumber)
         let version = try await store.apply(
           StoreChange(
             .addVersion(
               VersionDraft(
-                app: app, environment: environment, comment: comment, origin: .push, backup: backup, files: files),
+                app: app, environment: environment, comment: comment, origin: .push, backup: backup, tree: tree),
               expectedHead: headNumber),
             author: author, at: clock(), detail: "pushed from \(folder)\(backup ? " as a backup" : "")"))
         return try await created(version!)
@@ -135,12 +137,13 @@ extension Vault {
     return (number, head.treeDigest == tree ? head : nil)
   }
 
-  /// Stores the content of the files the store lacks, each read from where `source` says, with the
-  /// content it most likely resembles in the environment's head (`SimilarFiles`).
+  /// Stores the content of the files of `tree` the store lacks, each read from where `source` says,
+  /// with the content it most likely resembles in the environment's head (`SimilarFiles`).
   func storeMissing(
-    _ files: [ManifestFile], app: String, environment: String, source: (ManifestFile) -> BlobFile
+    _ tree: VersionTree, app: String, environment: String, source: (ManifestFile) -> BlobFile
   ) async throws {
-    var missing = try await store.missingBlobs(inTree: files)
+    var missing = try await store.missingBlobs(inTree: tree)
+    let files = tree.files
     guard !missing.isEmpty else { return }
     var similar = SimilarFiles(head: [])
     if store.storesDeltas, let head = try await store.app(app).environment(environment).head {
@@ -252,7 +255,8 @@ extension Vault {
       }
       if try await approval(preview) { expectedHead = preview.expectedHead }
     }
-    try await storeMissing(contents.files, app: app, environment: environment) { staging.blob($0.sha256) }
+    let versionTree = VersionTree(files: contents.files, digest: contents.treeDigest)
+    try await storeMissing(versionTree, app: app, environment: environment) { staging.blob($0.sha256) }
     let change = try await deciding(expectedHead: expectedHead, logger: logger) { () async throws -> Change in
       let (headNumber, unchanged) = try await decisionHead(
         app: app, environment: environment, tree: tree, expectedHead)
@@ -263,7 +267,7 @@ extension Vault {
             VersionDraft(
               app: app, environment: environment,
               comment: comment ?? "import of \(source.displayName)" + (described.map { " (\($0))" } ?? ""),
-              origin: .import, importedFrom: origin, files: contents.files),
+              origin: .import, importedFrom: origin, tree: versionTree),
             expectedHead: headNumber),
           author: author, at: clock(),
           detail: "imported \(source.displayName)\(manifest == nil ? " (plain tar)" : "")",
