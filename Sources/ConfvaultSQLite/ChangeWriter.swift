@@ -198,11 +198,13 @@ struct ChangeWriter {
   /// - Throws: `.internal` when a file's content was not stored first.
   func storeTree(_ tree: VersionTree, head: Data?) throws -> Int64 {
     let new = try Queries.newFolders(db, tree.folders)
-    let newPaths = Set(new.map(\.path))
     let hasBlob = try db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?")
-    for file in tree.files where newPaths.contains(EntryPath.folder(of: file.path)) {
-      guard try Bool.fetchOne(hasBlob, arguments: [file.sha256.bytes]) == true else {
-        throw OperationError(.internal, "the content of `\(file.path)` (\(file.sha256)) was not stored first")
+    for folder in new {
+      for case .file(let name, _, _, let blob) in folder.node.entries {
+        guard try Bool.fetchOne(hasBlob, arguments: [blob.bytes]) == true else {
+          let path = folder.path.isEmpty ? name : folder.path + "/" + name
+          throw OperationError(.internal, "the content of `\(path)` (\(blob)) was not stored first")
+        }
       }
     }
     let records = try Queries.folders(db).records(for: new, head: head) { _ in false }

@@ -457,12 +457,13 @@ public final class SQLiteStore: VersionStore {
 
   public func missingBlobs(inTree tree: VersionTree) async throws -> Set<SHA256Hex> {
     try await reading { db in
-      let newPaths = Set(try Queries.newFolders(db, tree.folders).map(\.path))
       let statement = try db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?")
       var missing = Set<SHA256Hex>()
-      for file in tree.files where newPaths.contains(EntryPath.folder(of: file.path)) && !missing.contains(file.sha256)
-      {
-        if try Bool.fetchOne(statement, arguments: [file.sha256.bytes]) != true { missing.insert(file.sha256) }
+      // The files of a new folder are its own entries: no path of the tree is looked at.
+      for folder in try Queries.newFolders(db, tree.folders) {
+        for case .file(_, _, _, let blob) in folder.node.entries where !missing.contains(blob) {
+          if try Bool.fetchOne(statement, arguments: [blob.bytes]) != true { missing.insert(blob) }
+        }
       }
       return missing
     }

@@ -59,9 +59,11 @@ import Testing
       }
       // A path that is also a folder of another is no tree: those are left out.
       let tree = paths.filter { path in !paths.contains { $0.utf8.starts(with: (path + "/").utf8) } }
+      // Sizes whose digits a digest spells: none, one and several digits, and the largest.
+      let sizes: [Int64] = [0, 1, 9, 10, 99, 100, 12_345, 1 << 40, Int64.max]
       var files = tree.map { path in
         ManifestFile(
-          path: path, size: Int64(path.utf8.count), mode: path.hasSuffix("a") ? .executable : .regular,
+          path: path, size: sizes.randomElement(using: &generator)!, mode: path.hasSuffix("a") ? .executable : .regular,
           sha256: SHA256Hex.of(Data(path.utf8)))
       }
       files.shuffle(using: &generator)

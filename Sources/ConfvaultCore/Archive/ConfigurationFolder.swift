@@ -51,7 +51,7 @@ public struct FolderFile: Sendable, Equatable {
     self.identity = FileIdentity(info)
     // The path's own string where the bytes are the same (by bytes: `==` takes a name and its NFC
     // form as equal), so that most files keep one.
-    self.location = .below(folder: folder, relative: relative.utf8.elementsEqual(path.utf8) ? path : relative)
+    self.location = .below(folder: folder, relative: EntryPath.sameBytes(relative, path) ? path : relative)
   }
 }
 
@@ -104,12 +104,12 @@ public enum ConfigurationFolder {
     if !zip(files, files.dropFirst()).allSatisfy({ !EntryPath.byteOrder($1.path, $0.path) }) {
       files.sort { EntryPath.byteOrder($0.path, $1.path) }
     }
-    for (previous, next) in zip(files, files.dropFirst()) where previous.path.utf8.elementsEqual(next.path.utf8) {
+    for (previous, next) in zip(files, files.dropFirst()) where EntryPath.sameBytes(previous.path, next.path) {
       problems.append("`\(next.path)`: two names that are the same after Unicode normalisation (NFC)")
     }
     let paths = files.map(\.path)
     for (later, earlier) in EntryPath.caseCollisions(inSorted: paths).sorted(by: { $0.key < $1.key })
-    where !paths[later].utf8.elementsEqual(paths[earlier].utf8) {
+    where !EntryPath.sameBytes(paths[later], paths[earlier]) {
       problems.append(
         "`\(displayName(Array(paths[later].utf8)))`: \(ArchiveRefusal.Rule.caseCollision.rawValue) with `\(displayName(Array(paths[earlier].utf8)))`"
       )
@@ -172,7 +172,14 @@ public enum ConfigurationFolder {
       }
       if let name { entries.append((info.st_mode & S_IFMT == S_IFDIR ? name + [0x2F] : name, name, info)) }
     }
-    entries.sort { $0.key.lexicographicallyPrecedes($1.key) }
+    entries.sort { a, b in
+      a.key.withUnsafeBufferPointer { x in
+        b.key.withUnsafeBufferPointer { y in
+          let order = memcmp(x.baseAddress!, y.baseAddress!, min(x.count, y.count))
+          return order != 0 ? order < 0 : x.count < y.count
+        }
+      }
+    }
     // The folders left for later, with where their findings go in `found` and `problems`.
     var later: [(files: Int, ignored: Int, problems: Int, relative: String)] = []
     for (_, name, info) in entries {

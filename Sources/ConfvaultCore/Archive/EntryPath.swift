@@ -28,12 +28,39 @@ public enum EntryPath {
   /// which may start a mark that joins it (a combining accent, a joiner). Then splitting the bytes
   /// at `/` splits the characters at `/`.
   public static func slashesStandAlone(_ path: String) -> Bool {
-    var afterSlash = false
-    for byte in path.utf8 {
-      if afterSlash && byte >= 0x80 { return false }
-      afterSlash = byte == 0x2F
+    let standAlone = { (bytes: UnsafeBufferPointer<UInt8>) -> Bool in
+      var afterSlash = false
+      for byte in bytes {
+        if afterSlash && byte >= 0x80 { return false }
+        afterSlash = byte == 0x2F
+      }
+      return true
     }
-    return true
+    return path.utf8.withContiguousStorageIfAvailable(standAlone)
+      ?? Array(path.utf8).withUnsafeBufferPointer(standAlone)
+  }
+
+  /// The length in bytes of the folder of `path` (up to its last `/`, 0 for none) and the name
+  /// after it, for a path whose slashes stand alone (`slashesStandAlone`): `folder(of:)` and
+  /// `name(of:)` at once, for callers that go over every path of a tree.
+  static func splitAtLastSlash(_ path: String) -> (folderLength: Int, name: String) {
+    let split = { (bytes: UnsafeBufferPointer<UInt8>) -> (Int, String) in
+      var slash = bytes.count
+      while slash > 0 && bytes[slash - 1] != 0x2F { slash -= 1 }
+      let name = String(decoding: UnsafeBufferPointer(rebasing: bytes[slash...]), as: UTF8.self)
+      return (max(slash - 1, 0), name)
+    }
+    return path.utf8.withContiguousStorageIfAvailable(split) ?? Array(path.utf8).withUnsafeBufferPointer(split)
+  }
+
+  /// Whether the first `length` bytes of `path` are the bytes of `prefix`, compared with `memcmp`.
+  static func hasPrefix(_ path: String, length: Int, equalTo prefix: String) -> Bool {
+    guard prefix.utf8.count == length else { return false }
+    guard length > 0 else { return true }
+    let compared = path.utf8.withContiguousStorageIfAvailable { x in
+      prefix.utf8.withContiguousStorageIfAvailable { y in memcmp(x.baseAddress!, y.baseAddress!, length) == 0 }
+    }
+    return (compared ?? nil) ?? path.utf8.prefix(length).elementsEqual(prefix.utf8)
   }
 
   /// Checks a path read from a tar entry and returns it without a leading `./` (ordinary tars made
@@ -182,7 +209,7 @@ public enum EntryPath {
 
   /// Whether `path` is in NFC form, compared byte for byte (Swift's `==` ignores normalisation).
   public static func isNFC(_ path: String) -> Bool {
-    isASCII(path) || nfc(path).utf8.elementsEqual(path.utf8)
+    isASCII(path) || sameBytes(nfc(path), path)
   }
 
   /// Whether `path` is all ASCII, which every normalisation leaves as it is.
@@ -204,6 +231,16 @@ public enum EntryPath {
       }
     }
     return (compared ?? nil) ?? a.utf8.lexicographicallyPrecedes(b.utf8)
+  }
+
+  /// Whether `a` and `b` are the same bytes (Swift's `==` takes a name and its NFC form as equal),
+  /// compared with `memcmp` where both keep their bytes together, as `byteOrder` does.
+  public static func sameBytes(_ a: String, _ b: String) -> Bool {
+    guard a.utf8.count == b.utf8.count else { return false }
+    let compared = a.utf8.withContiguousStorageIfAvailable { x in
+      b.utf8.withContiguousStorageIfAvailable { y in x.isEmpty || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 }
+    }
+    return (compared ?? nil) ?? a.utf8.elementsEqual(b.utf8)
   }
 
   /// A path in `paths` that is also a folder of another path (`a` and `a/b`), if any: the first in

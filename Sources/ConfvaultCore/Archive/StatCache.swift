@@ -68,7 +68,7 @@ public struct StatCache: Sendable {
     var at = 0
     for file in files {
       while at < entries.count && EntryPath.byteOrder(entries[at].path, file.path) { at += 1 }
-      guard at < entries.count, entries[at].path.utf8.elementsEqual(file.path.utf8) else {
+      guard at < entries.count, EntryPath.sameBytes(entries[at].path, file.path) else {
         known.append(-1)
         continue
       }

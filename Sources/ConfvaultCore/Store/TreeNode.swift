@@ -82,7 +82,7 @@ public struct TreeNode: Sendable {
         lines.append(contentsOf: "F ".utf8)
         lines.append(contentsOf: mode.rawValue.utf8)
         lines.append(0x20)
-        lines.append(contentsOf: String(size).utf8)
+        appendDecimal(size, to: &lines)
         lines.append(0x20)
         blob.appendHex(to: &lines)
         lines.append(0x20)
@@ -96,6 +96,25 @@ public struct TreeNode: Sendable {
       lines.append(0x0A)
     }
     return Data(SHA256.hash(data: lines))
+  }
+
+  /// The digits of `value` (no sign: sizes are never negative), as `String(value)` spells them.
+  private func appendDecimal(_ value: Int64, to lines: inout [UInt8]) {
+    guard value > 0 else {
+      lines.append(contentsOf: String(value).utf8)
+      return
+    }
+    var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes, more than the 19 digits of Int64.max
+    var count = 0
+    withUnsafeMutableBytes(of: &digits) { buffer in
+      var rest = UInt64(value)
+      while rest > 0 {
+        count += 1
+        buffer[24 - count] = UInt8(ascii: "0") + UInt8(rest % 10)
+        rest /= 10
+      }
+      lines.append(contentsOf: buffer[(24 - count)...])
+    }
   }
 
   /// Builds the folders of a flat file list, children before parents, the root (path "") last.
@@ -122,8 +141,10 @@ public struct TreeNode: Sendable {
       open[open.count - 1].entries.append(.folder(name: folder.name, node: digest))
     }
     for file in files {
-      let folder = EntryPath.folder(of: file.path)
-      if folder != open[open.count - 1].path {
+      // Every `/` stands alone (see `build(_:)`): the folder is the bytes before the last one.
+      let (folderLength, name) = EntryPath.splitAtLastSlash(file.path)
+      if !EntryPath.hasPrefix(file.path, length: folderLength, equalTo: open[open.count - 1].path) {
+        let folder = String(Substring(file.path.utf8.prefix(folderLength)))
         while open.count > 1 && !isInside(folder, open[open.count - 1].path) { closeFolder() }
         let top = open[open.count - 1].path
         // Below `top`: past its name and the "/" after it (both ASCII-bounded).
@@ -137,8 +158,7 @@ public struct TreeNode: Sendable {
           open.append((parent.isEmpty ? name : parent + "/" + name, name, []))
         }
       }
-      open[open.count - 1].entries.append(
-        .file(name: String(EntryPath.name(of: file.path)), mode: file.mode, size: file.size, blob: file.sha256))
+      open[open.count - 1].entries.append(.file(name: name, mode: file.mode, size: file.size, blob: file.sha256))
     }
     while open.count > 1 { closeFolder() }
     let root = TreeNode(entries: open[0].entries)
