@@ -10,8 +10,25 @@ public struct VersionTree: Sendable {
   /// Children before parents, the root (path "") last.
   public let folders: [(path: String, digest: Data, node: TreeNode)]
 
+  /// The tree of `files`: its digest and its folders are made side by side, on two cores.
   public init(files: [ManifestFile]) {
-    self.init(files: files, digest: TreeDigest(files: files))
+    let digest = ResultSlots<TreeDigest>(count: 1)
+    let folders = ResultSlots<[(path: String, digest: Data, node: TreeNode)]>(count: 1)
+    DispatchQueue.concurrentPerform(iterations: 2) { part in
+      if part == 0 {
+        digest.set(0) { TreeDigest(files: files) }
+      } else {
+        folders.set(0) { TreeNode.build(files) }
+      }
+    }
+    // Neither throws.
+    self.init(files: files, digest: try! digest.values()[0], folders: try! folders.values()[0])
+  }
+
+  private init(files: [ManifestFile], digest: TreeDigest, folders: [(path: String, digest: Data, node: TreeNode)]) {
+    self.files = files
+    self.digest = digest
+    self.folders = folders
   }
 
   /// The tree of `files`, whose digest `digest` is known already.

@@ -39,8 +39,10 @@ extension Vault {
   ) async throws -> FolderPush {
     try checkText(comment, author)
     _ = try await store.app(app).environment(environment)
-    let (files, paths, ignored) = try await scanFolder(
+    let (files, paths, ignored, cache) = try await scanFolder(
       folder, limits: limits, applyingIgnoreRules: applyingIgnoreRules, statCache: statCache, logger: logger)
+    // Written while the push goes on, on another thread; awaited before the push returns or throws.
+    async let cacheSaved: Void = save(cache, logger: logger)
     // As an import of an empty archive is refused, so is an empty folder: it would empty the environment.
     if files.isEmpty && !allowEmpty {
       throw OperationError(
@@ -48,7 +50,9 @@ extension Vault {
         "`\(folder)` holds no files\(ignored.isEmpty ? "" : " but ignored ones"): pushing it would empty \(app)/\(environment); nothing was written",
         hint: .allowEmpty)
     }
-    let digest = TreeDigest(files: files)
+    // Its digest decides whether anything changed; its folders, made at the same time, what to store.
+    let tree = try await offload { VersionTree(files: files) }
+    let digest = tree.digest
     logger.debug("folder hashed", metadata: ["folder": "\(folder)", "files": "\(files.count)"])
     let record = storeName.flatMap { name in
       CheckoutRecord.read(from: folder, logger: logger).flatMap {
@@ -66,8 +70,6 @@ extension Vault {
     if let head = try await decisionHead(app: app, environment: environment, tree: digest, expectedHead).unchanged {
       change = .unchanged(head: head)
     } else {
-      // Its folders are built once, here: which the store lacks and storing them both use them.
-      let tree = VersionTree(files: files, digest: digest)
       try await checkBehindHead(try await store.app(app).environment(environment).head)
       var expectedHead = expectedHead
       if let approval {
@@ -116,6 +118,7 @@ extension Vault {
       }
     }
     if case .unchanged = change { behind = nil }
+    await cacheSaved
     return FolderPush(change: change, ignored: ignored, pushedBehindHead: behind)
   }
 

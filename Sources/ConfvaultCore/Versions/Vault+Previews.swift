@@ -67,6 +67,7 @@ extension Vault {
     _ = try await store.app(app).environment(environment)
     let scanned = try await scanFolder(
       folder, limits: limits, applyingIgnoreRules: applyingIgnoreRules, statCache: statCache, logger: logger)
+    await save(scanned.cache, logger: logger)
     // The same preview a push shows before it asks, each file's new bytes read from the folder.
     let preview = try await approvalPreview(
       app: app, environment: environment, files: scanned.files,
@@ -85,30 +86,33 @@ extension Vault {
   /// The files of a configuration folder, hashed, with where each is on disk, and what was left out.
   ///
   /// - Parameter statCache: the file of the folder's stat cache: only files whose status changed
-  ///   since are read, and the cache is written again (a cache that cannot be written is passed over).
+  ///   since are read; the cache as it now is comes back, for the caller to `save`.
   func scanFolder(
     _ folder: String, limits: ArchiveLimits, applyingIgnoreRules: Bool, statCache: String?, logger: Logger
-  ) async throws -> (files: [ManifestFile], paths: ScannedPaths, ignored: [String]) {
+  ) async throws -> (files: [ManifestFile], paths: ScannedPaths, ignored: [String], cache: StatCache?) {
     try await offload {
       let rules = applyingIgnoreRules ? try IgnoreRules.forFolder(folder) : .none
       let found = try ConfigurationFolder.scan(folder, limits: limits, ignoring: rules)
-      var files: [ManifestFile]
-      if let statCache, StatCache.canTrust(folder: folder) {
-        var cache = StatCache(path: statCache)
-        let hashed = try ConfigurationArchive.hash(found.files, cache: &cache)
-        files = hashed.files
-        logger.debug(
-          "folder read through the stat cache",
-          metadata: ["files": "\(files.count)", "read": "\(hashed.read)", "cache": "\(statCache)"])
-        do {
-          try cache.save()
-        } catch {
-          logger.debug("stat cache not written", metadata: ["cache": "\(statCache)", "error": "\(error)"])
-        }
-      } else {
-        files = try ConfigurationArchive.hash(found.files)
+      guard let statCache, StatCache.canTrust(folder: folder) else {
+        return (try ConfigurationArchive.hash(found.files), ScannedPaths(found.files), found.ignored, nil)
       }
-      return (files, ScannedPaths(found.files), found.ignored)
+      var cache = StatCache(path: statCache)
+      let hashed = try ConfigurationArchive.hash(found.files, cache: &cache)
+      logger.debug(
+        "folder read through the stat cache",
+        metadata: ["files": "\(hashed.files.count)", "read": "\(hashed.read)", "cache": "\(statCache)"])
+      return (hashed.files, ScannedPaths(found.files), found.ignored, cache)
+    }
+  }
+
+  /// Writes a stat cache a scan read through; one that cannot be written is passed over (the next
+  /// scan reads every file).
+  func save(_ cache: StatCache?, logger: Logger) async {
+    guard let cache else { return }
+    do {
+      try await offload { try cache.save() }
+    } catch {
+      logger.debug("stat cache not written", metadata: ["cache": "\(cache.path)", "error": "\(error)"])
     }
   }
 
