@@ -1,6 +1,7 @@
-import ConfvaultCore
 import Foundation
 import Testing
+
+@testable import ConfvaultCore
 
 /// The ignore rules a push and status apply: gitignore syntax, the built-in defaults, and a scan that
 /// never looks into a folder it leaves out.
@@ -30,6 +31,54 @@ import Testing
         ".DS_Store", "x/Thumbs.db", "desktop.ini", ".confvault/",
       ])
     #expect(Self.ignored(.none, [".git/", "a.swp", ".DS_Store"]).isEmpty)
+  }
+
+  @Test("a path turned away by its bytes alone is one no pattern matches: random paths, ASCII and not")
+  func bytePreCheck() {
+    let rules = IgnoreRules.builtIn.followed(
+      by: IgnoreRules(
+        """
+        *.log
+        !keep.log
+        a*b
+        [ab]x
+        **/deep
+        é*
+        *é
+        /top/*.md
+        x?
+        #*
+        build/
+        a
+        """))
+    /// What `ignores` says, by every pattern in turn with no check over the bytes first.
+    func everyPattern(_ path: String, isFolder: Bool) -> Bool {
+      let full = Array(path.unicodeScalars)
+      let name = full.lastIndex(of: "/").map { full[($0 + 1)...] } ?? full[...]
+      var ignored = false
+      for pattern in rules.patterns where pattern.negated == ignored {
+        if pattern.foldersOnly && !isFolder { continue }
+        if pattern.matches(pattern.anchored ? full[...] : name) { ignored = !pattern.negated }
+      }
+      return ignored
+    }
+    var generator = SeededGenerator(seed: 11)
+    let pieces = [
+      "a", "b", "x", ".", "#", "~", "é", "e\u{301}", "log", "keep", "swp", "deep", "top", "md", "build", "git",
+    ]
+    var matched = 0
+    for _ in 0..<5_000 {
+      let components = (0..<Int.random(in: 1...3, using: &generator)).map { _ in
+        (0..<Int.random(in: 1...3, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
+      }
+      let path = EntryPath.nfc(components.joined(separator: "/"))
+      for isFolder in [false, true] {
+        let expected = everyPattern(path, isFolder: isFolder)
+        #expect(rules.ignores(path, isFolder: isFolder) == expected, "`\(path)` (folder: \(isFolder))")
+        if expected { matched += 1 }
+      }
+    }
+    #expect(matched > 1_000, "the paths meet the patterns often enough to test both answers")
   }
 
   @Test("comments, blank lines, negation, folders only, anchoring, and the last match decides")

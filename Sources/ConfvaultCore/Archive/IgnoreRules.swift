@@ -79,7 +79,7 @@ public struct IgnoreRules: Sendable, Equatable {
   /// The rules are asked of a folder before anything in it: a caller does not ask about the entries
   /// of a folder that is left out.
   public func ignores(_ path: String, isFolder: Bool) -> Bool {
-    guard !patterns.isEmpty else { return false }
+    guard !patterns.isEmpty, mayMatch(path, isFolder: isFolder) else { return false }
     let full = Array(path.unicodeScalars)
     let name = full.lastIndex(of: "/").map { full[($0 + 1)...] } ?? full[...]
     var ignored = false
@@ -92,6 +92,34 @@ public struct IgnoreRules: Sendable, Equatable {
 }
 
 extension IgnoreRules {
+  /// Whether some pattern may match `path`: false when the path is ASCII and no pattern for its kind
+  /// of entry starts and ends as the path (or its name) does, looked at over the bytes. Most paths a
+  /// scan meets end there, with no array of their characters made.
+  private func mayMatch(_ path: String, isFolder: Bool) -> Bool {
+    let check = { (bytes: UnsafeBufferPointer<UInt8>) -> Bool in
+      var nameStart = 0
+      for (index, byte) in bytes.enumerated() {
+        if byte >= 0x80 { return true }  // one scalar is no longer one byte
+        if byte == 0x2F { nameStart = index + 1 }
+      }
+      for pattern in patterns where isFolder || !pattern.foldersOnly {
+        // A first or last character that is not ASCII is in no ASCII path.
+        guard let prefix = pattern.asciiPrefix, let suffix = pattern.asciiSuffix else { continue }
+        let text = UnsafeBufferPointer(rebasing: bytes[(pattern.anchored ? 0 : nameStart)...])
+        // As `Pattern.matches` turns paths away: a pattern of literals alone is the whole text.
+        if pattern.prefix.count == pattern.tokens.count {
+          if text.elementsEqual(prefix) { return true }
+        } else if text.count >= prefix.count + suffix.count, text.starts(with: prefix),
+          text.reversed().starts(with: suffix.reversed())
+        {
+          return true
+        }
+      }
+      return false
+    }
+    return path.utf8.withContiguousStorageIfAvailable(check) ?? true
+  }
+
   /// One line of a rules file.
   struct Pattern: Sendable, Equatable {
     var negated: Bool
@@ -102,6 +130,9 @@ extension IgnoreRules {
     /// The literal scalars every match starts and ends with: most paths are turned away by these.
     var prefix: [Unicode.Scalar]
     var suffix: [Unicode.Scalar]
+    /// `prefix` and `suffix` as bytes when they are ASCII (then one byte a scalar); nil otherwise.
+    var asciiPrefix: [UInt8]?
+    var asciiSuffix: [UInt8]?
 
     init?(line: Substring) {
       var text = Array(EntryPath.nfc(String(line)).unicodeScalars)
@@ -121,6 +152,11 @@ extension IgnoreRules {
       suffix =
         prefix.count == tokens.count
         ? prefix : tokens.reversed().prefix { $0.literal != nil }.reversed().map { $0.literal! }
+      let ascii = { (scalars: [Unicode.Scalar]) in
+        scalars.allSatisfy(\.isASCII) ? scalars.map { UInt8($0.value) } : nil
+      }
+      asciiPrefix = ascii(prefix)
+      asciiSuffix = ascii(suffix)
     }
 
     func matches(_ text: ArraySlice<Unicode.Scalar>) -> Bool {
