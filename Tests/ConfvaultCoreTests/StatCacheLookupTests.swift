@@ -66,4 +66,37 @@ import Testing
       #expect((found >= 0) == (index >= 0 && position % 2 == 1), "\(path)")
     }
   }
+
+  @Test(
+    "a cache cut anywhere inside an entry, with nanoseconds past a second or a path that is not UTF-8, is not trusted at all"
+  )
+  func damaged() throws {
+    let folder = NSTemporaryDirectory() + "confvault-stat-cache-\(UInt32.random(in: 0...UInt32.max))"
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    func entry(_ path: [UInt8]) -> [UInt8] {
+      // Device, inode, size, mtime and its nanoseconds, ctime and its: each below 128, one byte.
+      [UInt8(path.count)] + path + [1, 2, 5, 100, 7, 100, 9] + [UInt8](SHA256Hex.of(Data(path)).bytes)
+    }
+    let magic = Array("confvault stat cache 1\n".utf8)
+    let first = entry(Array("a.yaml".utf8))
+    let whole = magic + first + entry(Array("b/c.yaml".utf8))
+    func count(_ bytes: [UInt8]) throws -> Int {
+      try Data(bytes).write(to: URL(fileURLWithPath: folder + "/cache"))
+      return StatCache(path: folder + "/cache").count
+    }
+    #expect(try count(whole) == 2)
+    #expect(try count(magic + first) == 1, "cut between entries: the first is whole")
+    for cut in magic.count + 1..<whole.count where cut != magic.count + first.count {
+      #expect(try count(Array(whole[..<cut])) == 0, "cut at \(cut) of \(whole.count)")
+    }
+    #expect(try count(magic + first + [0x85]) == 0, "a number cut short")
+    // 1,000,000,000 nanoseconds: written as a number of five bytes.
+    var tooMany = magic + first
+    tooMany.replaceSubrange(magic.count + 11...magic.count + 11, with: [0x80, 0x94, 0xEB, 0xDC, 0x03])
+    #expect(try count(tooMany) == 0)
+    #expect(try count(magic + first + entry([0x61, 0xFF, 0x62])) == 0, "a path that is not UTF-8")
+    #expect(try count(magic + first + entry(Array("é.yaml".utf8))) == 2, "a path that is UTF-8, not ASCII")
+    #expect(try count(Array("confvault stat cache 2\n".utf8) + first) == 0, "another format")
+  }
 }

@@ -13,13 +13,21 @@ import Foundation
 /// missing, damaged or from another format is ignored (everything is read), never trusted.
 public struct StatCache: Sendable {
   public let path: String
-  /// Each known file, in path byte order, found by halving: a dictionary of 100,000 paths took about
-  /// 40 MiB as it grew, this array a quarter of that.
-  private var entries: [(path: String, entry: Entry)]
+  /// The file as read, until `replace`: each entry is read where it lies in the file's bytes, so a
+  /// cache of 20,000 files is read without a string or a record made per file.
+  private var stored: Stored
+  /// Each known file, in path byte order, once `replace` has made them: what `save` writes.
+  private var entries: [(path: String, entry: Entry)]?
 
   struct Entry: Sendable {
     var identity: FileIdentity
     var sha256: SHA256Hex
+  }
+
+  /// A cache file's bytes, and where each entry's path and numbers are in them, in path byte order.
+  private struct Stored: Sendable {
+    var bytes: [UInt8] = []
+    var slots: [(path: Range<Int>, numbers: Int)] = []
   }
 
   static let magic = Array("confvault stat cache 1\n".utf8)
@@ -27,7 +35,8 @@ public struct StatCache: Sendable {
   /// The cache at `path`, or an empty one when there is none or it cannot be read.
   public init(path: String) {
     self.path = path
-    entries = (try? Data(contentsOf: URL(fileURLWithPath: path))).flatMap(StatCache.decode) ?? []
+    let bytes = (try? Data(contentsOf: URL(fileURLWithPath: path))).map { [UInt8]($0) } ?? []
+    stored = StatCache.decode(bytes) ?? Stored()
   }
 
   /// Whether a stat cache can be trusted for the folder at `path`: not on a network or FUSE file
@@ -54,7 +63,7 @@ public struct StatCache: Sendable {
   }
 
   /// How many files it knows.
-  public var count: Int { entries.count }
+  public var count: Int { entries?.count ?? stored.slots.count }
 
   /// For each of `files` (in path byte order, as a scan lists them), the index of its entry in the
   /// cache when its status is still the one it had when last read (see `entry(at:)`); -1 for a file
@@ -67,8 +76,13 @@ public struct StatCache: Sendable {
     known.reserveCapacity(files.count)
     var at = 0
     for file in files {
-      while at < entries.count && EntryPath.byteOrder(entries[at].path, file.path) { at += 1 }
-      guard at < entries.count, EntryPath.sameBytes(entries[at].path, file.path) else {
+      var order = Int32(1)
+      while at < count {
+        order = comparePath(at, file.path)
+        guard order < 0 else { break }
+        at += 1
+      }
+      guard at < count, order == 0 else {
         known.append(-1)
         continue
       }
@@ -80,41 +94,66 @@ public struct StatCache: Sendable {
         guard lstat(file.absolutePath, &info) == 0 else { throw SystemError(.status, file.absolutePath) }
         identity = FileIdentity(info)
       }
-      known.append(entries[at].entry.identity == identity ? Int32(at) : -1)
+      known.append(entry(at: at).identity == identity ? Int32(at) : -1)
     }
     return known
   }
 
+  /// How the path of entry `index` compares with `path` in byte order: below zero when it comes
+  /// before, zero when it is the same.
+  private func comparePath(_ index: Int, _ path: String) -> Int32 {
+    let compare = { (x: UnsafeBufferPointer<UInt8>, y: UnsafeBufferPointer<UInt8>) -> Int32 in
+      let common = min(x.count, y.count)
+      let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
+      return order != 0 ? order : x.count < y.count ? -1 : x.count > y.count ? 1 : 0
+    }
+    let compared = path.utf8.withContiguousStorageIfAvailable { theirs in
+      if let entries {
+        return entries[index].path.utf8.withContiguousStorageIfAvailable { compare($0, theirs) }
+      }
+      return stored.bytes.withUnsafeBufferPointer {
+        compare(UnsafeBufferPointer(rebasing: $0[stored.slots[index].path]), theirs)
+      }
+    }
+    if let compared = compared ?? nil { return compared }
+    let mine = entries.map { Array($0[index].path.utf8) } ?? Array(stored.bytes[stored.slots[index].path])
+    return mine.withUnsafeBufferPointer { x in Array(path.utf8).withUnsafeBufferPointer { compare(x, $0) } }
+  }
+
   /// The status and digest of the cache's entry `index`.
   func entry(at index: Int) -> (identity: FileIdentity, sha256: SHA256Hex) {
-    (entries[index].entry.identity, entries[index].entry.sha256)
+    if let entries { return (entries[index].entry.identity, entries[index].entry.sha256) }
+    // Read and checked whole by `decode` already.
+    return stored.bytes.withUnsafeBytes { bytes in
+      var at = stored.slots[index].numbers
+      let entry = StatCache.readEntry(bytes, at: &at)!
+      return (entry.identity, entry.sha256)
+    }
   }
 
   /// Keeps what a scan found: each file's status and digest, except where its status is nil (a racy
   /// file, read again next time); forgets files no longer in the folder.
   mutating func replace(with files: [ManifestFile], statuses: [FileIdentity?]) {
-    entries.removeAll()
+    var entries: [(path: String, entry: Entry)] = []
     entries.reserveCapacity(files.count)
     for (file, status) in zip(files, statuses) {
       if let status { entries.append((file.path, Entry(identity: status, sha256: file.sha256))) }
     }
-    StatCache.sort(&entries)
-  }
-
-  private static func sort(_ entries: inout [(path: String, entry: Entry)]) {
     let inOrder = zip(entries, entries.dropFirst()).allSatisfy { EntryPath.byteOrder($0.path, $1.path) }
     if !inOrder { entries.sort { EntryPath.byteOrder($0.path, $1.path) } }
+    self.entries = entries
+    stored = Stored()
   }
 
-  /// Writes the cache, complete or not at all.
+  /// Writes the entries `replace` made (none before it), complete or not at all.
   ///
   /// - Throws: `SystemError` when the folder or the file cannot be written.
   public func save() throws {
     let folder = (path as NSString).deletingLastPathComponent
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     var bytes = StatCache.magic
-    bytes.reserveCapacity(entries.count * 100)
-    for (path, entry) in entries {  // in path order: the next read needs no sort
+    bytes.reserveCapacity(count * 100)
+    for (path, entry) in entries ?? [] {  // in path order: the next read needs no sort
       bytes.appendNumber(UInt64(path.utf8.count))
       bytes.append(contentsOf: path.utf8)
       bytes.appendNumber(entry.identity.device)
@@ -153,46 +192,66 @@ public struct StatCache: Sendable {
     }
   }
 
-  private static func decode(_ data: Data) -> [(path: String, entry: Entry)]? {
-    data.withUnsafeBytes { decode(UnsafeRawBufferPointer($0)) }
+  /// Where each entry of a cache file is, in path byte order; nil for a file that is not a whole
+  /// cache of this format, which is then not trusted at all.
+  private static func decode(_ bytes: [UInt8]) -> Stored? {
+    let slots = bytes.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> [(path: Range<Int>, numbers: Int)]? in
+      guard bytes.starts(with: magic) else { return nil }
+      var slots: [(path: Range<Int>, numbers: Int)] = []
+      var at = magic.count
+      while at < bytes.count {
+        guard let length = readNumber(bytes, at: &at), length <= UInt64(bytes.count - at) else { return nil }
+        let path = at..<at + Int(length)
+        let pathBytes = UnsafeRawBufferPointer(rebasing: bytes[path])
+        guard pathBytes.allSatisfy({ $0 < 0x80 }) || String(validating: pathBytes, as: UTF8.self) != nil else {
+          return nil
+        }
+        at = path.upperBound
+        let numbers = at
+        guard readEntry(bytes, at: &at) != nil else { return nil }
+        slots.append((path, numbers))
+      }
+      return slots
+    }
+    guard var slots else { return nil }
+    // A cache written before it was kept in order.
+    let order = { (a: Range<Int>, b: Range<Int>) -> Bool in bytes[a].lexicographicallyPrecedes(bytes[b]) }
+    if !zip(slots, slots.dropFirst()).allSatisfy({ !order($1.path, $0.path) }) {
+      slots.sort { order($0.path, $1.path) }
+    }
+    return Stored(bytes: bytes, slots: slots)
   }
 
-  private static func decode(_ bytes: UnsafeRawBufferPointer) -> [(path: String, entry: Entry)]? {
-    guard bytes.starts(with: magic) else { return nil }
-    var at = magic.count
-    func number() -> UInt64? {
-      var value: UInt64 = 0
-      for shift in stride(from: UInt64(0), to: 64, by: 7) {
-        guard at < bytes.count else { return nil }
-        let byte = bytes[at]
-        at += 1
-        value |= UInt64(byte & 0x7F) << shift
-        if byte < 0x80 { return value }
-      }
-      return nil
+  /// The number written at `at` (seven bits a byte, the low ones first), moving `at` past it.
+  private static func readNumber(_ bytes: UnsafeRawBufferPointer, at: inout Int) -> UInt64? {
+    var value: UInt64 = 0
+    for shift in stride(from: UInt64(0), to: 64, by: 7) {
+      guard at < bytes.count else { return nil }
+      let byte = bytes[at]
+      at += 1
+      value |= UInt64(byte & 0x7F) << shift
+      if byte < 0x80 { return value }
     }
-    var entries: [(path: String, entry: Entry)] = []
-    while at < bytes.count {
-      guard let length = number(), length <= UInt64(bytes.count - at),
-        let path = String(validating: bytes[at..<at + Int(length)], as: UTF8.self)
-      else { return nil }
-      at += Int(length)
-      guard let device = number(), let inode = number(), let size = number(), let modified = number(),
-        let modifiedNanoseconds = number(), let changed = number(), let changedNanoseconds = number()
-      else { return nil }
-      guard bytes.count - at >= 32, let sha256 = SHA256Hex(bytes: UnsafeRawBufferPointer(rebasing: bytes[at..<at + 32]))
-      else { return nil }
-      at += 32
-      // Nanoseconds past a second are damage: the cache is then not trusted at all.
-      guard modifiedNanoseconds < 1_000_000_000, changedNanoseconds < 1_000_000_000 else { return nil }
-      let identity = FileIdentity(
-        device: device, inode: inode, size: Int64(bitPattern: size),
-        modified: timespec(tv_sec: Int(Int64(bitPattern: modified)), tv_nsec: Int(modifiedNanoseconds)),
-        changed: timespec(tv_sec: Int(Int64(bitPattern: changed)), tv_nsec: Int(changedNanoseconds)))
-      entries.append((path, Entry(identity: identity, sha256: sha256)))
-    }
-    sort(&entries)  // (a cache written before it was kept in order)
-    return entries
+    return nil
+  }
+
+  /// The status and digest written at `at`, after an entry's path, moving `at` past them.
+  private static func readEntry(_ bytes: UnsafeRawBufferPointer, at: inout Int) -> Entry? {
+    guard let device = readNumber(bytes, at: &at), let inode = readNumber(bytes, at: &at),
+      let size = readNumber(bytes, at: &at), let modified = readNumber(bytes, at: &at),
+      let modifiedNanoseconds = readNumber(bytes, at: &at), let changed = readNumber(bytes, at: &at),
+      let changedNanoseconds = readNumber(bytes, at: &at)
+    else { return nil }
+    guard bytes.count - at >= 32, let sha256 = SHA256Hex(bytes: UnsafeRawBufferPointer(rebasing: bytes[at..<at + 32]))
+    else { return nil }
+    at += 32
+    // Nanoseconds past a second are damage: the cache is then not trusted at all.
+    guard modifiedNanoseconds < 1_000_000_000, changedNanoseconds < 1_000_000_000 else { return nil }
+    let identity = FileIdentity(
+      device: device, inode: inode, size: Int64(bitPattern: size),
+      modified: timespec(tv_sec: Int(Int64(bitPattern: modified)), tv_nsec: Int(modifiedNanoseconds)),
+      changed: timespec(tv_sec: Int(Int64(bitPattern: changed)), tv_nsec: Int(changedNanoseconds)))
+    return Entry(identity: identity, sha256: sha256)
   }
 }
 
