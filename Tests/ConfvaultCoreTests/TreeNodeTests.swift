@@ -147,6 +147,11 @@ import Testing
     }
     let good = String(repeating: "0123456789abcdef", count: 4)
     #expect(SHA256Hex(good)?.value == good)
+    let abc = SHA256Hex.of(Data("abc".utf8))
+    #expect(abc.value == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    var appended: [UInt8] = [0x2A]
+    abc.appendHex(to: &appended)
+    #expect(appended == [0x2A] + Array(abc.value.utf8), "appended after what the buffer held")
     let shortened = String(good.dropLast())
     let bads: [String] = [
       "", shortened, good + "0", "g" + String(good.dropFirst()), shortened + "/", shortened + ":", shortened + "`",
