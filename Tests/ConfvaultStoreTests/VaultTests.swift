@@ -79,6 +79,34 @@ import Testing
     #expect(second.createdAt > first.createdAt, "the clock is read once per change")
   }
 
+  @Test("a push stores each new content once, whether few (found file by file) or many (65, past the few)")
+  func newContents() async throws {
+    let fixture = try await Fixture()
+    var files = (0..<100).reduce(into: [String: String]()) { $0["many/file-\($1).yaml"] = "n: \($1)\n" }
+    _ = try await fixture.push("dev", files, as: "base")
+    // Few: three new files share one new content, a fourth has another, and one file changes.
+    files["new/a.yaml"] = "shared: 1\n"
+    files["new/b.yaml"] = "shared: 1\n"
+    files["many/c.yaml"] = "shared: 1\n"
+    files["new/d.yaml"] = "other: 2\n"
+    files["many/file-7.yaml"] = "n: seven\n"
+    guard case .created(_, let few) = try await fixture.push("dev", files, as: "few") else {
+      Issue.record("no version")
+      return
+    }
+    #expect(few.count == 5)
+    // Many: 65 files change at once.
+    for index in 0..<65 { files["many/file-\(index).yaml"] = "n: \(index) changed\n" }
+    guard case .created(let version, let many) = try await fixture.push("dev", files, as: "many") else {
+      Issue.record("no version")
+      return
+    }
+    #expect(many.count == 65)
+    let stored = try await fixture.vault.store.files(app: "shop", number: version.number)
+    #expect(try await fixture.vault.store.missingBlobs(stored.map(\.sha256)).isEmpty)
+    #expect(try await fixture.vault.store.check().problems.isEmpty)
+  }
+
   @Test("versions page, show, compare and describe read what the CLI and the page print")
   func reading() async throws {
     let fixture = try await Fixture()

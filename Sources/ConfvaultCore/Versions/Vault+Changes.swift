@@ -146,23 +146,39 @@ extension Vault {
     _ tree: VersionTree, app: String, environment: String, source: (ManifestFile) -> BlobFile
   ) async throws {
     var missing = try await store.missingBlobs(inTree: tree)
-    let files = tree.files
     guard !missing.isEmpty else { return }
+    let files = tree.files
+    // A few new contents (a push of a changed file or two) are found in one pass that compares
+    // digests word by word and stops at the last: no digest of 20,000 files hashed for a set.
+    var newFiles: [ManifestFile]?
+    if missing.count <= SimilarFiles.fewFiles {
+      var wanted = Array(missing)
+      var found: [ManifestFile] = []
+      for file in files {
+        guard let index = wanted.firstIndex(of: file.sha256) else { continue }
+        found.append(file)
+        wanted.swapAt(index, wanted.count - 1)
+        wanted.removeLast()
+        if wanted.isEmpty { break }
+      }
+      newFiles = found
+    }
     var similar = SimilarFiles(head: [])
     if store.storesDeltas, let head = try await store.app(app).environment(environment).head {
       // A few new files need only their folders of the head; many, the whole head, read once.
-      similar = SimilarFiles(
-        head: missing.count <= SimilarFiles.fewFiles
-          ? try await store.files(
-            app: app, number: head,
-            inFolders: Set(files.filter { missing.contains($0.sha256) }.map { EntryPath.folder(of: $0.path) }))
-          : try await store.files(app: app, number: head))
+      if let newFiles {
+        similar = SimilarFiles(
+          head: try await store.files(
+            app: app, number: head, inFolders: Set(newFiles.map { EntryPath.folder(of: $0.path) })))
+      } else {
+        similar = SimilarFiles(head: try await store.files(app: app, number: head))
+      }
     }
     // In the files' order, each content once, and `blobsAtOnce` at a time: a large push holds no
     // list of every new file with its path on disk.
     var blobs: [BlobFile] = []
     blobs.reserveCapacity(min(missing.count, Self.blobsAtOnce))
-    for file in files where missing.remove(file.sha256) != nil {
+    func add(_ file: ManifestFile) async throws {
       var blob = source(file)
       if store.storesDeltas { blob.similar = similar.blob(resembling: file) }
       blobs.append(blob)
@@ -170,6 +186,11 @@ extension Vault {
         try await store.storeBlobs(blobs)
         blobs.removeAll(keepingCapacity: true)
       }
+    }
+    if let newFiles {
+      for file in newFiles { try await add(file) }
+    } else {
+      for file in files where missing.remove(file.sha256) != nil { try await add(file) }
     }
     if !blobs.isEmpty { try await store.storeBlobs(blobs) }
   }
