@@ -24,6 +24,16 @@ enum Harness {
   static let binary: String =
     ProcessInfo.processInfo.environment["CONFVAULT_BIN"] ?? packageRoot + "/.build/debug/confvault"
 
+  /// Where the binaries under test keep their stat caches (`XDG_CACHE_HOME`), unless a test names
+  /// its own: a folder of this test process, removed when it exits, instead of the user's
+  /// `~/.cache`, which every push of a test folder would leave a cache in.
+  static let cacheHome: String = {
+    let path = NSTemporaryDirectory() + "confvault-test-cache-\(getpid())"
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    atexit { try? FileManager.default.removeItem(atPath: Harness.cacheHome) }
+    return path
+  }()
+
   static let fixtures = packageRoot + "/Tests/ConfvaultCLITests/Fixtures"
   static let samples = packageRoot + "/Samples/inventory"
 
@@ -61,6 +71,7 @@ enum Harness {
     if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     var env = ProcessInfo.processInfo.environment
     env["NO_COLOR"] = "1"
+    env["XDG_CACHE_HOME"] = cacheHome
     env.merge(environment) { _, new in new }
     process.environment = env
     let outPath = scratch.path + "/stdout"
