@@ -99,4 +99,47 @@ import Testing
     #expect(try count(magic + first + entry(Array("é.yaml".utf8))) == 2, "a path that is UTF-8, not ASCII")
     #expect(try count(Array("confvault stat cache 2\n".utf8) + first) == 0, "another format")
   }
+
+  @Test("what replace keeps is found, before and after save and a new read; a file kept without a status is not")
+  func replaceAndSave() throws {
+    let folder = NSTemporaryDirectory() + "confvault-stat-cache-\(UInt32.random(in: 0...UInt32.max))"
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    func identity(_ index: Int) -> FileIdentity {
+      FileIdentity(
+        device: 3, inode: UInt64(index + 300), size: Int64(index),
+        modified: timespec(tv_sec: 1_700_000_000 + index, tv_nsec: index),
+        changed: timespec(tv_sec: 1_700_000_500, tv_nsec: 999_999_999))
+    }
+    // Out of path order, as no scan lists them; "b.yaml" is racy (no status).
+    let paths = ["z.yaml", "a/x.yaml", "b.yaml", "a.yaml", "é.yaml"]
+    let files = paths.enumerated().map { index, path in
+      ManifestFile(path: path, size: Int64(index), mode: .regular, sha256: SHA256Hex.of(Data(path.utf8)))
+    }
+    let statuses = paths.indices.map { paths[$0] == "b.yaml" ? nil : identity($0) }
+    var cache = StatCache(path: folder + "/cache")
+    #expect(cache.count == 0)
+    cache.replace(with: files, statuses: statuses)
+    #expect(cache.count == 4)
+    func scanned(_ cache: StatCache) throws -> [String: SHA256Hex] {
+      let sorted = paths.enumerated().sorted { EntryPath.byteOrder($0.element, $1.element) }
+      let known = try cache.known(
+        sorted.map { index, path in
+          var file = FolderFile(
+            path: path, absolutePath: folder + "/" + path, mode: .regular, size: Int64(index), modificationTime: 0)
+          file.identity = identity(index)
+          return file
+        })
+      var found: [String: SHA256Hex] = [:]
+      for ((_, path), at) in zip(sorted, known) where at >= 0 { found[path] = cache.entry(at: Int(at)).sha256 }
+      return found
+    }
+    let expected = Dictionary(
+      uniqueKeysWithValues: paths.filter { $0 != "b.yaml" }.map { ($0, SHA256Hex.of(Data($0.utf8))) })
+    #expect(try scanned(cache) == expected)
+    try cache.save()
+    let read = StatCache(path: folder + "/cache")
+    #expect(read.count == 4)
+    #expect(try scanned(read) == expected)
+  }
 }

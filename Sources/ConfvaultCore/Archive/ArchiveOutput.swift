@@ -241,13 +241,14 @@ public enum ConfigurationArchive {
     var entries = [ManifestFile](repeating: .unread, count: files.count)
     var statuses = [FileIdentity?](repeating: nil, count: files.count)
     var toRead: [Int] = []
-    for (index, file) in files.enumerated() {
+    for index in files.indices {  // by index: a loop over the files copied each one's record
       guard known[index] >= 0 else {
         toRead.append(index)
         continue
       }
       let (identity, sha256) = cache.entry(at: Int(known[index]))
-      entries[index] = ManifestFile(path: file.path, size: identity.size, mode: file.mode, sha256: sha256)
+      entries[index] = ManifestFile(
+        path: files[index].path, size: identity.size, mode: files[index].mode, sha256: sha256)
       statuses[index] = identity
     }
     try FolderReading.hash(files, at: toRead, into: &entries, statuses: &statuses)

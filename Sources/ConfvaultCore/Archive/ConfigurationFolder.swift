@@ -105,12 +105,13 @@ public enum ConfigurationFolder {
     for chunk in walked.files { files += chunk }
     walked = Walked()
     found.ignored.sort(by: EntryPath.byteOrder)
-    // The walk lists files in order but for names that NFC changes.
-    if !zip(files, files.dropFirst()).allSatisfy({ !EntryPath.byteOrder($1.path, $0.path) }) {
+    // The walk lists files in order but for names that NFC changes. (Here and below the files are
+    // looked at by index: a loop over them copied each file's record, strings and all.)
+    if files.indices.dropFirst().contains(where: { EntryPath.byteOrder(files[$0].path, files[$0 - 1].path) }) {
       files.sort { EntryPath.byteOrder($0.path, $1.path) }
     }
-    for (previous, next) in zip(files, files.dropFirst()) where EntryPath.sameBytes(previous.path, next.path) {
-      problems.append("`\(next.path)`: two names that are the same after Unicode normalisation (NFC)")
+    for index in files.indices.dropFirst() where EntryPath.sameBytes(files[index - 1].path, files[index].path) {
+      problems.append("`\(files[index].path)`: two names that are the same after Unicode normalisation (NFC)")
     }
     let paths = files.map(\.path)
     for (later, earlier) in EntryPath.caseCollisions(inSorted: paths).sorted(by: { $0.key < $1.key })
@@ -128,18 +129,19 @@ public enum ConfigurationFolder {
         hint: .raiseLimit(.files))
     }
     var total: Int64 = 0
-    for file in files {
-      if file.size > limits.maxFileBytes {
+    for index in files.indices {
+      let (path, size) = (files[index].path, files[index].size)
+      if size > limits.maxFileBytes {
         throw OperationError(
           .badInput,
-          "`\(file.path)` in `\(root)` has \(file.size) bytes, more than the limit of \(limits.maxFileBytes) bytes per file that an import or a backup's read-back would refuse; nothing was written",
+          "`\(path)` in `\(root)` has \(size) bytes, more than the limit of \(limits.maxFileBytes) bytes per file that an import or a backup's read-back would refuse; nothing was written",
           hint: .raiseLimit(.fileSize))
       }
-      total += file.size
+      total += size
       if total > limits.maxTotalBytes {
         throw OperationError(
           .badInput,
-          "`\(root)` holds more than the limit of \(limits.maxTotalBytes) bytes in all (at `\(file.path)`); nothing was written",
+          "`\(root)` holds more than the limit of \(limits.maxTotalBytes) bytes in all (at `\(path)`); nothing was written",
           hint: .raiseLimit(.totalSize))
       }
     }

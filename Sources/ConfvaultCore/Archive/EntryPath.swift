@@ -178,8 +178,10 @@ public enum EntryPath {
   /// folded form (found by halves). Most configuration trees have none, and nothing is built for them.
   public static func caseCollisions(inSorted paths: [String]) -> [Int: Int] {
     var groups: [String: [Int]] = [:]
+    // Paths of lower-case ASCII alone fold to themselves: most are passed over by their bytes.
+    let mayFold = { (bytes: UnsafeBufferPointer<UInt8>) in bytes.contains { $0 >= 0x80 || (0x41...0x5A).contains($0) } }
     for (index, path) in paths.enumerated()
-    where path.utf8.contains(where: { $0 >= 0x80 || (0x41...0x5A).contains($0) }) {
+    where path.utf8.withContiguousStorageIfAvailable(mayFold) ?? Array(path.utf8).withUnsafeBufferPointer(mayFold) {
       groups[caseFolded(path), default: []].append(index)
     }
     var collisions: [Int: Int] = [:]

@@ -16,8 +16,10 @@ public struct StatCache: Sendable {
   /// The file as read, until `replace`: each entry is read where it lies in the file's bytes, so a
   /// cache of 20,000 files is read without a string or a record made per file.
   private var stored: Stored
-  /// Each known file, in path byte order, once `replace` has made them: what `save` writes.
-  private var entries: [(path: String, entry: Entry)]?
+  /// What a scan found, once `replace` has kept it: its files in path byte order, each with the
+  /// status it was read with (nil for a file not kept); what `save` writes. The scan's own lists,
+  /// not a copy of them.
+  private var replaced: (files: [ManifestFile], statuses: [FileIdentity?])?
 
   struct Entry: Sendable {
     var identity: FileIdentity
@@ -63,7 +65,10 @@ public struct StatCache: Sendable {
   }
 
   /// How many files it knows.
-  public var count: Int { entries?.count ?? stored.slots.count }
+  public var count: Int { replaced.map { $0.statuses.count { $0 != nil } } ?? stored.slots.count }
+
+  /// How many entries `known` and `entry(at:)` go over: after `replace`, a file not kept is one too.
+  private var slotCount: Int { replaced?.files.count ?? stored.slots.count }
 
   /// For each of `files` (in path byte order, as a scan lists them), the index of its entry in the
   /// cache when its status is still the one it had when last read (see `entry(at:)`); -1 for a file
@@ -77,12 +82,13 @@ public struct StatCache: Sendable {
     var at = 0
     for file in files {
       var order = Int32(1)
-      while at < count {
+      while at < slotCount {
         order = comparePath(at, file.path)
         guard order < 0 else { break }
         at += 1
       }
-      guard at < count, order == 0 else {
+      // (A file `replace` did not keep is not known.)
+      guard at < slotCount, order == 0, replaced.map({ $0.statuses[at] != nil }) ?? true else {
         known.append(-1)
         continue
       }
@@ -108,21 +114,21 @@ public struct StatCache: Sendable {
       return order != 0 ? order : x.count < y.count ? -1 : x.count > y.count ? 1 : 0
     }
     let compared = path.utf8.withContiguousStorageIfAvailable { theirs in
-      if let entries {
-        return entries[index].path.utf8.withContiguousStorageIfAvailable { compare($0, theirs) }
+      if let replaced {
+        return replaced.files[index].path.utf8.withContiguousStorageIfAvailable { compare($0, theirs) }
       }
       return stored.bytes.withUnsafeBufferPointer {
         compare(UnsafeBufferPointer(rebasing: $0[stored.slots[index].path]), theirs)
       }
     }
     if let compared = compared ?? nil { return compared }
-    let mine = entries.map { Array($0[index].path.utf8) } ?? Array(stored.bytes[stored.slots[index].path])
+    let mine = replaced.map { Array($0.files[index].path.utf8) } ?? Array(stored.bytes[stored.slots[index].path])
     return mine.withUnsafeBufferPointer { x in Array(path.utf8).withUnsafeBufferPointer { compare(x, $0) } }
   }
 
   /// The status and digest of the cache's entry `index`.
   func entry(at index: Int) -> (identity: FileIdentity, sha256: SHA256Hex) {
-    if let entries { return (entries[index].entry.identity, entries[index].entry.sha256) }
+    if let replaced { return (replaced.statuses[index]!, replaced.files[index].sha256) }
     // Read and checked whole by `decode` already.
     return stored.bytes.withUnsafeBytes { bytes in
       var at = stored.slots[index].numbers
@@ -134,14 +140,13 @@ public struct StatCache: Sendable {
   /// Keeps what a scan found: each file's status and digest, except where its status is nil (a racy
   /// file, read again next time); forgets files no longer in the folder.
   mutating func replace(with files: [ManifestFile], statuses: [FileIdentity?]) {
-    var entries: [(path: String, entry: Entry)] = []
-    entries.reserveCapacity(files.count)
-    for (file, status) in zip(files, statuses) {
-      if let status { entries.append((file.path, Entry(identity: status, sha256: file.sha256))) }
+    precondition(files.count == statuses.count, "a status for each file")
+    if files.indices.dropFirst().contains(where: { !EntryPath.byteOrder(files[$0 - 1].path, files[$0].path) }) {
+      let order = files.indices.sorted { EntryPath.byteOrder(files[$0].path, files[$1].path) }
+      replaced = (order.map { files[$0] }, order.map { statuses[$0] })
+    } else {
+      replaced = (files, statuses)
     }
-    let inOrder = zip(entries, entries.dropFirst()).allSatisfy { EntryPath.byteOrder($0.path, $1.path) }
-    if !inOrder { entries.sort { EntryPath.byteOrder($0.path, $1.path) } }
-    self.entries = entries
     stored = Stored()
   }
 
@@ -153,17 +158,20 @@ public struct StatCache: Sendable {
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     var bytes = StatCache.magic
     bytes.reserveCapacity(count * 100)
-    for (path, entry) in entries ?? [] {  // in path order: the next read needs no sort
+    let (files, statuses) = replaced ?? ([], [])
+    for index in files.indices {  // in path order: the next read needs no sort
+      guard let identity = statuses[index] else { continue }
+      let path = files[index].path
       bytes.appendNumber(UInt64(path.utf8.count))
       bytes.append(contentsOf: path.utf8)
-      bytes.appendNumber(entry.identity.device)
-      bytes.appendNumber(entry.identity.inode)
-      bytes.appendNumber(UInt64(bitPattern: entry.identity.size))
-      bytes.appendNumber(UInt64(bitPattern: Int64(entry.identity.modified.tv_sec)))
-      bytes.appendNumber(UInt64(entry.identity.modified.tv_nsec))
-      bytes.appendNumber(UInt64(bitPattern: Int64(entry.identity.changed.tv_sec)))
-      bytes.appendNumber(UInt64(entry.identity.changed.tv_nsec))
-      entry.sha256.withBytes { bytes.append(contentsOf: $0) }
+      bytes.appendNumber(identity.device)
+      bytes.appendNumber(identity.inode)
+      bytes.appendNumber(UInt64(bitPattern: identity.size))
+      bytes.appendNumber(UInt64(bitPattern: Int64(identity.modified.tv_sec)))
+      bytes.appendNumber(UInt64(identity.modified.tv_nsec))
+      bytes.appendNumber(UInt64(bitPattern: Int64(identity.changed.tv_sec)))
+      bytes.appendNumber(UInt64(identity.changed.tv_nsec))
+      files[index].sha256.withBytes { bytes.append(contentsOf: $0) }
     }
     let temporary = path + ".\(getpid()).tmp"
     let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
@@ -224,6 +232,11 @@ public struct StatCache: Sendable {
 
   /// The number written at `at` (seven bits a byte, the low ones first), moving `at` past it.
   private static func readNumber(_ bytes: UnsafeRawBufferPointer, at: inout Int) -> UInt64? {
+    // Most numbers but times and inodes take one byte.
+    if at < bytes.count && bytes[at] < 0x80 {
+      at += 1
+      return UInt64(bytes[at - 1])
+    }
     var value: UInt64 = 0
     for shift in stride(from: UInt64(0), to: 64, by: 7) {
       guard at < bytes.count else { return nil }
