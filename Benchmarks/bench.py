@@ -34,7 +34,9 @@ still run).
 
 Each section's rows of issue 12's table are kept in `results/SECTION.json` of the work folder;
 `--write-readme` (or `--readme-only`, without running anything) regenerates README.md's table
-between its markers from them, so sections can be re-run one at a time.
+between its markers from them, so sections can be re-run one at a time. A row no stored result
+gives (its section was run on another machine, or not yet here) stays as the table had it, and the
+notes say which rows this run measured.
 
 Tools: bsdtar, git, GNU time (/usr/bin/time, for peak RSS), findmnt, mkfs.ext4 and mount for the
 journaled disk; for the server section curl and wrk (`apt-get install -y curl wrk`; without them
@@ -1892,6 +1894,9 @@ ROW_WORK = {
     "`check`, 10,000 one-file versions of a 1,000-file tree", "check-replay":
     "`check`, 500 versions of the replay fixture",
 }
+# How a row of the README's table is recognised when its section has no stored result here: the
+# start of its work text (the text names the tree, so it is not always ROW_WORK's).
+ROW_MATCH = {**ROW_WORK, "check-replay": "`check`, 500 versions of"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -2103,16 +2108,50 @@ def load_sections(settings: Settings) -> list[dict]:
     return records
 
 
-def readme_block(records: list[dict]) -> str:
-    """README's generated part: the table of issue 12's rows and where they were measured."""
+def table_line(cells: list[str]) -> str:
+    return "| " + " | ".join(cell.replace("|", "\\|") or " " for cell in cells) + " |"
+
+
+KEPT_NOTE = "The other rows are as the table had them before:"
+
+
+def kept_rows(previous: str, measured: list[Row]) -> tuple[list[tuple[str, str]], str]:
+    """The rows of the README's `previous` block that no row of `measured` replaces, each as its
+    key (from ROW_WORK, or its work text) and its line as it was, and the block's first note (when
+    and where they were measured)."""
+    measured_work = {row.work for row in measured}
+    measured_keys = {row.key for row in measured}
+    kept = []
+    for line in previous.splitlines()[2:]:
+        if not line.startswith("| "):
+            break
+        work = line[2:].split(" | ", 1)[0]
+        key = next((key for key, text in ROW_MATCH.items() if work.startswith(text)), work)
+        if work not in measured_work and key not in measured_keys and "| not measured |" not in line:
+            kept.append((key, line))
+    notes = [note.strip() for note in previous.split("\n\n")[1:]]
+    if not kept or not notes:
+        return kept, ""
+    # What the previous table said of when its rows were measured; of rows it had kept itself, what
+    # it said of those (a table regenerated from the same results keeps the same rows).
+    older = [note.removeprefix(KEPT_NOTE).strip() for note in notes if note.startswith(KEPT_NOTE)]
+    return kept, older[0] if older else notes[0]
+
+
+def readme_block(records: list[dict], previous: str = "") -> str:
+    """README's generated part: the table of issue 12's rows and where they were measured; the
+    rows of `previous` (the block as it was) that no stored result replaces are kept as they were."""
     rows = [Row(**row) for record in records for row in record["rows"]]
-    measured = {row.key for row in rows}
+    kept, kept_note = kept_rows(previous, rows)
+    measured = {row.key for row in rows} | {key for key, _ in kept}
     rows = ordered_rows(rows + [Row(key, work, "not measured", "", "", "", None)
                                 for key, work in ROW_WORK.items() if key not in measured])
+    # Kept rows go where their keys order them among the measured ones; rows of no known key
+    # (the PostgreSQL ones) after those, in the order they came.
+    entries = [(row.key, table_line(row_cells(row))) for row in rows] + kept
     lines = ["| " + " | ".join(ROW_HEADERS) + " |", "|" + "---|" * len(ROW_HEADERS)]
-    for row in rows:
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") or " " for cell in row_cells(row))
-                     + " |")
+    lines += [line for _, line in sorted(entries, key=lambda entry: ROW_ORDER.index(entry[0])
+                                         if entry[0] in ROW_ORDER else len(ROW_ORDER))]
     dates = sorted({record["date"] for record in records if record["rows"]})
     quick = sorted(record["section"] for record in records if record["quick"] and record["rows"])
     outputs = sorted({record["outputs"] for record in records if record.get("outputs")})
@@ -2137,6 +2176,10 @@ def readme_block(records: list[dict]) -> str:
                      f" runs): {', '.join(quick)}.")
     if failures:
         notes.append("Failed: " + "; ".join(failures))
+    if kept:
+        ran = ", ".join(row.work for row in rows if row.confvault != "not measured")
+        notes[0] = f"Rows measured in this run ({ran}): " + notes[0]
+        notes.append(KEPT_NOTE + " " + kept_note)
     return "\n".join([*lines, "", "\n\n".join(notes)])
 
 
@@ -2147,7 +2190,7 @@ def write_readme(settings: Settings) -> None:
     begin, end = text.find(README_BEGIN), text.find(README_END)
     if begin < 0 or end < begin:
         raise Unexpected(f"{README} has no {README_BEGIN!r} ... {README_END!r} markers")
-    block = readme_block(records)
+    block = readme_block(records, text[begin + len(README_BEGIN):end].strip())
     README.write_text(text[:begin + len(README_BEGIN)] + "\n" + block + "\n" + text[end:])
     print(f"\nwrote the benchmark table of {README} from {len(records)} stored sections")
 
