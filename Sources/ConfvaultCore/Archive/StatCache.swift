@@ -13,8 +13,8 @@ import Foundation
 /// missing, damaged or from another format is ignored (everything is read), never trusted.
 public struct StatCache: Sendable {
   public let path: String
-  /// The file as read, until `replace`: each entry is read where it lies in the file's bytes, so a
-  /// cache of 20,000 files is read without a string or a record made per file.
+  /// The file as read, until `replace`: each entry's path is compared where it lies in the file's
+  /// bytes, so a cache of 20,000 files is read without a string made per file.
   private var stored: Stored
   /// What a scan found, once `replace` has kept it: its files in path byte order, each with the
   /// status it was read with (nil for a file not kept); what `save` writes. The scan's own lists,
@@ -26,10 +26,11 @@ public struct StatCache: Sendable {
     var sha256: SHA256Hex
   }
 
-  /// A cache file's bytes, and where each entry's path and numbers are in them, in path byte order.
+  /// A cache file's bytes, and each entry's path in them with its status and digest as read, in path
+  /// byte order.
   private struct Stored: Sendable {
     var bytes: [UInt8] = []
-    var slots: [(path: Range<Int>, numbers: Int)] = []
+    var slots: [(path: Range<Int>, entry: Entry)] = []
   }
 
   static let magic = Array("confvault stat cache 1\n".utf8)
@@ -129,12 +130,8 @@ public struct StatCache: Sendable {
   /// The status and digest of the cache's entry `index`.
   func entry(at index: Int) -> (identity: FileIdentity, sha256: SHA256Hex) {
     if let replaced { return (replaced.statuses[index]!, replaced.files[index].sha256) }
-    // Read and checked whole by `decode` already.
-    return stored.bytes.withUnsafeBytes { bytes in
-      var at = stored.slots[index].numbers
-      let entry = StatCache.readEntry(bytes, at: &at)!
-      return (entry.identity, entry.sha256)
-    }
+    let entry = stored.slots[index].entry
+    return (entry.identity, entry.sha256)
   }
 
   /// Keeps what a scan found: each file's status and digest, except where its status is nil (a racy
@@ -203,9 +200,9 @@ public struct StatCache: Sendable {
   /// Where each entry of a cache file is, in path byte order; nil for a file that is not a whole
   /// cache of this format, which is then not trusted at all.
   private static func decode(_ bytes: [UInt8]) -> Stored? {
-    let slots = bytes.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> [(path: Range<Int>, numbers: Int)]? in
+    let slots = bytes.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> [(path: Range<Int>, entry: Entry)]? in
       guard bytes.starts(with: magic) else { return nil }
-      var slots: [(path: Range<Int>, numbers: Int)] = []
+      var slots: [(path: Range<Int>, entry: Entry)] = []
       var at = magic.count
       while at < bytes.count {
         guard let length = readNumber(bytes, at: &at), length <= UInt64(bytes.count - at) else { return nil }
@@ -215,9 +212,8 @@ public struct StatCache: Sendable {
           return nil
         }
         at = path.upperBound
-        let numbers = at
-        guard readEntry(bytes, at: &at) != nil else { return nil }
-        slots.append((path, numbers))
+        guard let entry = readEntry(bytes, at: &at) else { return nil }
+        slots.append((path, entry))
       }
       return slots
     }
