@@ -36,7 +36,7 @@ Each section's rows of issue 12's table are kept in `results/SECTION.json` of th
 `--write-readme` (or `--readme-only`, without running anything) regenerates README.md's table
 between its markers from them, so sections can be re-run one at a time. A row no stored result
 gives (its section was run on another machine, or not yet here) stays as the table had it, and the
-notes say which rows this run measured.
+notes say which rows came from the stored results.
 
 Tools: bsdtar, git, GNU time (/usr/bin/time, for peak RSS), findmnt, mkfs.ext4 and mount for the
 journaled disk; for the server section curl and wrk (`apt-get install -y curl wrk`; without them
@@ -2113,13 +2113,19 @@ def table_line(cells: list[str]) -> str:
 
 
 KEPT_NOTE = "The other rows are as the table had them before:"
+STORED_NOTE = "Rows from this machine's stored results ("
 
 
 def kept_rows(previous: str, measured: list[Row]) -> tuple[list[tuple[str, str]], str]:
     """The rows of the README's `previous` block that no row of `measured` replaces, each as its
     key (from ROW_WORK, or its work text) and its line as it was, and the block's first note (when
     and where they were measured)."""
-    measured_work = {row.work for row in measured}
+    # A row's work text names sizes and counts, which another run (a --quick one, a slightly
+    # larger archive) spells otherwise: rows are matched without them.
+    def shape(work: str) -> str:
+        return re.sub(r"\([^)]*\)|[\d,.]+", "", work)
+
+    measured_work = {shape(row.work) for row in measured}
     measured_keys = {row.key for row in measured}
     kept = []
     for line in previous.splitlines()[2:]:
@@ -2127,15 +2133,24 @@ def kept_rows(previous: str, measured: list[Row]) -> tuple[list[tuple[str, str]]
             break
         work = line[2:].split(" | ", 1)[0]
         key = next((key for key, text in ROW_MATCH.items() if work.startswith(text)), work)
-        if work not in measured_work and key not in measured_keys and "| not measured |" not in line:
+        if shape(work) not in measured_work and key not in measured_keys and "| not measured |" not in line:
             kept.append((key, line))
     notes = [note.strip() for note in previous.split("\n\n")[1:]]
     if not kept or not notes:
         return kept, ""
-    # What the previous table said of when its rows were measured; of rows it had kept itself, what
-    # it said of those (a table regenerated from the same results keeps the same rows).
+    # What the previous table said of when each kept row was measured: its first note for the rows
+    # it names (or for all, when it names none), its own note of kept rows for the others.
+    first, listed = notes[0], None
+    if first.startswith(STORED_NOTE) and "): " in first:
+        listed, first = first[len(STORED_NOTE):].split("): ", 1)
     older = [note.removeprefix(KEPT_NOTE).strip() for note in notes if note.startswith(KEPT_NOTE)]
-    return kept, older[0] if older else notes[0]
+    described: list[str] = []
+    for _, line in kept:
+        work = line[2:].split(" | ", 1)[0]
+        note = first if listed is None or work in listed or not older else older[0]
+        if note not in described:
+            described.append(note)
+    return kept, " ".join(described)
 
 
 def readme_block(records: list[dict], previous: str = "") -> str:
@@ -2176,9 +2191,11 @@ def readme_block(records: list[dict], previous: str = "") -> str:
                      f" runs): {', '.join(quick)}.")
     if failures:
         notes.append("Failed: " + "; ".join(failures))
-    if kept:
-        ran = ", ".join(row.work for row in rows if row.confvault != "not measured")
-        notes[0] = f"Rows measured in this run ({ran}): " + notes[0]
+    if kept and not records:
+        notes = [KEPT_NOTE + " " + kept_note]
+    elif kept:
+        stored = ", ".join(row.work for row in rows if row.confvault != "not measured")
+        notes[0] = f"{STORED_NOTE}{stored}): " + notes[0]
         notes.append(KEPT_NOTE + " " + kept_note)
     return "\n".join([*lines, "", "\n\n".join(notes)])
 

@@ -86,6 +86,24 @@ import Testing
     }
   }
 
+  @Test(
+    "a version's tree gives the same folders built at once, built when first asked for, and built again after they were let go"
+  )
+  func versionTree() {
+    let files = ["a/b.yaml", "a/c/d.json", "e.txt", "a-b", "é/f"].map { path in
+      ManifestFile(path: path, size: Int64(path.utf8.count), mode: .regular, sha256: SHA256Hex.of(Data(path.utf8)))
+    }
+    let expected = TreeNode.build(files).map { "\($0.path) \(hexString($0.digest))" }
+    let eager = VersionTree(files: files)
+    #expect(eager.digest == TreeDigest(files: files))
+    #expect(eager.folders.map { "\($0.path) \(hexString($0.digest))" } == expected)
+    eager.releaseFolders()
+    #expect(eager.folders.map { "\($0.path) \(hexString($0.digest))" } == expected, "built again")
+    #expect(eager.root == TreeNode.build(files).last!.digest)
+    let lazy = VersionTree(files: files, digest: TreeDigest(files: files))
+    #expect(lazy.folders.map { "\($0.path) \(hexString($0.digest))" } == expected)
+  }
+
   @Test("a '/' that a combining mark joins splits nothing, as in every store written before; such a name reads back")
   func joinedSlash() throws {
     let joined = "a/\u{301}x"  // "/" and U+0301 make one character
