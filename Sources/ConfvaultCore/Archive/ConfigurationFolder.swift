@@ -149,11 +149,6 @@ public enum ConfigurationFolder {
     return found
   }
 
-  /// Lists the folder `relative` below `root` into `found` and `problems`, in path byte order.
-  ///
-  /// With `parallel`, the folders met are walked on several cores (as `git status` reads its
-  /// files' status on several threads), or the one folder met is walked so in its turn; their
-  /// findings are put back in order.
   /// What a walk found: the files as the lists of each folder's own files in path order, put
   /// together once at the end (a list of 20,000 files copied at every level of folders was a tenth
   /// of a scan), and what was left out.
@@ -162,6 +157,11 @@ public enum ConfigurationFolder {
     var ignored: [String] = []
   }
 
+  /// Lists the folder `relative` below `root` into `found` and `problems`, in path byte order.
+  ///
+  /// With `parallel`, the folders met are walked on several cores (as `git status` reads its
+  /// files' status on several threads), or the one folder met is walked so in its turn; their
+  /// findings are put back in order.
   private static func walk(
     root: String, relative: String, limits: ArchiveLimits, rules: IgnoreRules?, found: inout Walked,
     problems: inout [String], parallel: Bool = false

@@ -55,7 +55,7 @@ public enum EntryPath {
 
   /// Whether the first `length` bytes of `path` are the bytes of `prefix`, compared with `memcmp`.
   static func hasPrefix(_ path: String, length: Int, equalTo prefix: String) -> Bool {
-    guard prefix.utf8.count == length else { return false }
+    guard prefix.utf8.count == length, path.utf8.count >= length else { return false }
     guard length > 0 else { return true }
     let compared = path.utf8.withContiguousStorageIfAvailable { x in
       prefix.utf8.withContiguousStorageIfAvailable { y in memcmp(x.baseAddress!, y.baseAddress!, length) == 0 }

@@ -119,7 +119,7 @@ public struct TreeNode: Sendable {
         lines.append(contentsOf: "F ".utf8)
         lines.append(contentsOf: mode.rawValue.utf8)
         lines.append(0x20)
-        appendDecimal(size, to: &lines)
+        TreeNode.appendDecimal(size, to: &lines)
         lines.append(0x20)
         blob.appendHex(to: &lines)
         lines.append(0x20)
@@ -136,7 +136,7 @@ public struct TreeNode: Sendable {
   }
 
   /// The digits of `value` (no sign: sizes are never negative), as `String(value)` spells them.
-  private func appendDecimal(_ value: Int64, to lines: inout [UInt8]) {
+  private static func appendDecimal(_ value: Int64, to lines: inout [UInt8]) {
     guard value > 0 else {
       lines.append(contentsOf: String(value).utf8)
       return
