@@ -7,8 +7,8 @@ import Synchronization
 /// (`VersionStore.missingBlobs(inTree:)`) and stores those, all from one build.
 ///
 /// A push of many new files lets the folders go while it stores their contents (`releaseFolders`),
-/// and they are built again when the store asks for them: held meanwhile, 100,000 files' folders
-/// raised that push's peak by 13 MiB.
+/// and they are built again when the store asks for them: they are not held beside the contents
+/// being stored, nor beside the list of changes made once the version is added.
 public final class VersionTree: Sendable {
   public let files: [ManifestFile]
   /// The digest of `files` (`TreeDigest`), computed from them or checked against them.

@@ -114,7 +114,7 @@ extension Vault {
                 app: app, environment: environment, comment: comment, origin: .push, backup: backup, tree: tree),
               expectedHead: headNumber),
             author: author, at: clock(), detail: "pushed from \(folder)\(backup ? " as a backup" : "")"))
-        // The folders are stored: their nodes go before the list of changes is made (100,000 files: 13 MiB).
+        // The folders are stored: their nodes go before the list of changes is made.
         tree.releaseFolders()
         return try await created(version!)
       }
