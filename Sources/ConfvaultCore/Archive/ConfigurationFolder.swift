@@ -190,10 +190,7 @@ public enum ConfigurationFolder {
     // Sorted by index: an entry, with its status, is large to move (a tenth of a walk went to it).
     let order = entries.indices.sorted { a, b in
       entries[a].key.withUnsafeBufferPointer { x in
-        entries[b].key.withUnsafeBufferPointer { y in
-          let order = memcmp(x.baseAddress!, y.baseAddress!, min(x.count, y.count))
-          return order != 0 ? order < 0 : x.count < y.count
-        }
+        entries[b].key.withUnsafeBufferPointer { y in EntryPath.compareBytes(x, y) < 0 }
       }
     }
     // The folders left for later, with where their findings go in `found` and `problems`.

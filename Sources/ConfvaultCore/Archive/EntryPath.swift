@@ -36,8 +36,7 @@ public enum EntryPath {
       }
       return true
     }
-    return path.utf8.withContiguousStorageIfAvailable(standAlone)
-      ?? Array(path.utf8).withUnsafeBufferPointer(standAlone)
+    return withBytes(path, standAlone)
   }
 
   /// The length in bytes of the folder of `path` (up to its last `/`, 0 for none) and the name
@@ -50,17 +49,30 @@ public enum EntryPath {
       let name = String(decoding: UnsafeBufferPointer(rebasing: bytes[slash...]), as: UTF8.self)
       return (max(slash - 1, 0), name)
     }
-    return path.utf8.withContiguousStorageIfAvailable(split) ?? Array(path.utf8).withUnsafeBufferPointer(split)
+    return withBytes(path, split)
   }
 
   /// Whether the first `length` bytes of `path` are the bytes of `prefix`, compared with `memcmp`.
   static func hasPrefix(_ path: String, length: Int, equalTo prefix: String) -> Bool {
     guard prefix.utf8.count == length, path.utf8.count >= length else { return false }
-    guard length > 0 else { return true }
-    let compared = path.utf8.withContiguousStorageIfAvailable { x in
-      prefix.utf8.withContiguousStorageIfAvailable { y in memcmp(x.baseAddress!, y.baseAddress!, length) == 0 }
+    return withBytes(path) { x in
+      withBytes(prefix) { y in compareBytes(UnsafeBufferPointer(rebasing: x[..<length]), y) == 0 }
     }
-    return (compared ?? nil) ?? path.utf8.prefix(length).elementsEqual(prefix.utf8)
+  }
+
+  /// Calls `body` with the UTF-8 bytes of `text`, where the string keeps them (native strings keep
+  /// them together), or else with a copy: the paths of a tree are looked at over their bytes, never
+  /// through the generic UTF-8 view.
+  static func withBytes<Result>(_ text: String, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+    text.utf8.withContiguousStorageIfAvailable(body) ?? Array(text.utf8).withUnsafeBufferPointer(body)
+  }
+
+  /// How `x` compares with `y` in byte order, as `memcmp` says (a shorter run of equal bytes first):
+  /// below zero when it comes before, zero when they are the same bytes.
+  static func compareBytes(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Int32 {
+    let common = min(x.count, y.count)
+    let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
+    return order != 0 ? order : x.count < y.count ? -1 : x.count > y.count ? 1 : 0
   }
 
   /// Checks a path read from a tar entry and returns it without a leading `./` (ordinary tars made
@@ -181,7 +193,7 @@ public enum EntryPath {
     // Paths of lower-case ASCII alone fold to themselves: most are passed over by their bytes.
     let mayFold = { (bytes: UnsafeBufferPointer<UInt8>) in bytes.contains { $0 >= 0x80 || (0x41...0x5A).contains($0) } }
     for (index, path) in paths.enumerated()
-    where path.utf8.withContiguousStorageIfAvailable(mayFold) ?? Array(path.utf8).withUnsafeBufferPointer(mayFold) {
+    where withBytes(path, mayFold) {
       groups[caseFolded(path), default: []].append(index)
     }
     var collisions: [Int: Int] = [:]
@@ -216,33 +228,22 @@ public enum EntryPath {
 
   /// Whether `path` is all ASCII, which every normalisation leaves as it is.
   private static func isASCII(_ path: String) -> Bool {
-    let allBelow0x80 = { (bytes: UnsafeBufferPointer<UInt8>) in bytes.allSatisfy { $0 < 0x80 } }
-    return path.utf8.withContiguousStorageIfAvailable(allBelow0x80) ?? path.utf8.allSatisfy { $0 < 0x80 }
+    withBytes(path) { bytes in bytes.allSatisfy { $0 < 0x80 } }
   }
 
   /// Whether `a` sorts before `b` in byte order, the order of archives and tree digests.
   ///
-  /// Compared with `memcmp` where both strings keep their bytes together (native strings do): sorts
-  /// of 100,000 paths spent most of their time in the generic comparison of UTF-8 views.
+  /// Compared with `memcmp` over the bytes (`withBytes`): sorts of 100,000 paths spent most of their
+  /// time in the generic comparison of UTF-8 views.
   public static func byteOrder(_ a: String, _ b: String) -> Bool {
-    let compared = a.utf8.withContiguousStorageIfAvailable { x in
-      b.utf8.withContiguousStorageIfAvailable { y in
-        let common = min(x.count, y.count)
-        let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
-        return order != 0 ? order < 0 : x.count < y.count
-      }
-    }
-    return (compared ?? nil) ?? a.utf8.lexicographicallyPrecedes(b.utf8)
+    withBytes(a) { x in withBytes(b) { y in compareBytes(x, y) < 0 } }
   }
 
   /// Whether `a` and `b` are the same bytes (Swift's `==` takes a name and its NFC form as equal),
-  /// compared with `memcmp` where both keep their bytes together, as `byteOrder` does.
+  /// compared as `byteOrder` compares them.
   public static func sameBytes(_ a: String, _ b: String) -> Bool {
     guard a.utf8.count == b.utf8.count else { return false }
-    let compared = a.utf8.withContiguousStorageIfAvailable { x in
-      b.utf8.withContiguousStorageIfAvailable { y in x.isEmpty || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 }
-    }
-    return (compared ?? nil) ?? a.utf8.elementsEqual(b.utf8)
+    return withBytes(a) { x in withBytes(b) { y in compareBytes(x, y) == 0 } }
   }
 
   /// A path in `paths` that is also a folder of another path (`a` and `a/b`), if any: the first in

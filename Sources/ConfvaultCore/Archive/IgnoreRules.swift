@@ -117,7 +117,7 @@ extension IgnoreRules {
       }
       return false
     }
-    return path.utf8.withContiguousStorageIfAvailable(check) ?? true
+    return EntryPath.withBytes(path, check)
   }
 
   /// One line of a rules file.

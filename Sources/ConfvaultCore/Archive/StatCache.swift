@@ -109,22 +109,14 @@ public struct StatCache: Sendable {
   /// How the path of entry `index` compares with `path` in byte order: below zero when it comes
   /// before, zero when it is the same.
   private func comparePath(_ index: Int, _ path: String) -> Int32 {
-    let compare = { (x: UnsafeBufferPointer<UInt8>, y: UnsafeBufferPointer<UInt8>) -> Int32 in
-      let common = min(x.count, y.count)
-      let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
-      return order != 0 ? order : x.count < y.count ? -1 : x.count > y.count ? 1 : 0
-    }
-    let compared = path.utf8.withContiguousStorageIfAvailable { theirs in
+    EntryPath.withBytes(path) { theirs in
       if let replaced {
-        return replaced.files[index].path.utf8.withContiguousStorageIfAvailable { compare($0, theirs) }
+        return EntryPath.withBytes(replaced.files[index].path) { EntryPath.compareBytes($0, theirs) }
       }
       return stored.bytes.withUnsafeBufferPointer {
-        compare(UnsafeBufferPointer(rebasing: $0[stored.slots[index].path]), theirs)
+        EntryPath.compareBytes(UnsafeBufferPointer(rebasing: $0[stored.slots[index].path]), theirs)
       }
     }
-    if let compared = compared ?? nil { return compared }
-    let mine = replaced.map { Array($0.files[index].path.utf8) } ?? Array(stored.bytes[stored.slots[index].path])
-    return mine.withUnsafeBufferPointer { x in Array(path.utf8).withUnsafeBufferPointer { compare(x, $0) } }
   }
 
   /// The status and digest of the cache's entry `index`.
