@@ -252,7 +252,8 @@ enum Queries {
       }
       level = next
     }
-    return changes.sorted { EntryPath.byteOrder($0.path, $1.path) }
+    changes.sort { EntryPath.byteOrder($0.path, $1.path) }  // in place: no second list
+    return changes
   }
 
   static func auditEntry(_ row: PostgresRow) throws -> AuditEntry {

@@ -312,11 +312,20 @@ public final class SQLiteStore: VersionStore {
       let new = try Queries.treeRoot(db, app: app, number: to)
       let old = try from.map { try Queries.treeRoot(db, app: app, number: $0) }
       var changes: [FileChange] = []
+      if from == nil {
+        // A first version's changes are its files, each added: the list is made at its size, not
+        // grown by doubling (a list of 100,000 was 13.6 MB, and 6.8 MB more while it last grew).
+        // The stored count is a hint only, so a damaged one reserves no more than a million.
+        changes.reserveCapacity(min(max(try Queries.version(db, app: app, number: to).fileCount, 0), 1 << 20))
+      }
       try Queries.diff(Queries.folders(db), old: old, new: new, prefix: "", into: &changes)
       // The walk goes folder by folder, so `a/b` comes before `a.txt`, which byte order puts first;
-      // a tree without such neighbours comes out in order already and is not sorted (copied) again.
-      let inOrder = zip(changes, changes.dropFirst()).allSatisfy { EntryPath.byteOrder($0.path, $1.path) }
-      return inOrder ? changes : changes.sorted { EntryPath.byteOrder($0.path, $1.path) }
+      // a tree without such neighbours comes out in order already and is not sorted again. The sort
+      // is in place: a copy of 100,000 changes would be 10 MB more.
+      if !zip(changes, changes.dropFirst()).allSatisfy({ EntryPath.byteOrder($0.path, $1.path) }) {
+        changes.sort { EntryPath.byteOrder($0.path, $1.path) }
+      }
+      return changes
     }
   }
 

@@ -49,6 +49,11 @@ public struct SHA256Hex: Sendable, Hashable, Codable, CustomStringConvertible, C
     return invalid ? nil : words
   }
 
+  /// Thirty-two zero bytes: what stands in a record for no digest.
+  static let zero = SHA256Hex(words: (0, 0, 0, 0))
+
+  private init(words: (UInt64, UInt64, UInt64, UInt64)) { self.words = words }
+
   public init(_ digest: SHA256.Digest) {
     words = digest.withUnsafeBytes { SHA256Hex.words(of: $0) }
   }

@@ -216,13 +216,46 @@ public struct FileChange: Sendable, Equatable, Codable {
   }
 
   public var path: String
+  /// The file before and after, side by side and without their paths: theirs is `path`. A first push
+  /// of 100,000 files lists every one as added, and with two whole file records each (each a path,
+  /// a size, a mode and a digest) that list was half as large again.
+  private var sides: Sides
+  // After `sides`, so that it takes a byte of their last word's padding.
   public var kind: Kind
-  @ExplicitNull public var old: ManifestFile?
-  @ExplicitNull public var new: ManifestFile?
 
+  private struct Sides: Sendable, Equatable {
+    var oldDigest = SHA256Hex.zero
+    var newDigest = SHA256Hex.zero
+    var oldSize: Int64 = 0
+    var newSize: Int64 = 0
+    /// nil where there is no file on that side.
+    var oldMode: FileMode?
+    var newMode: FileMode?
+  }
+
+  /// The file before the change; nil for an added file. Its path is the change's.
+  public var old: ManifestFile? {
+    get { sides.oldMode.map { ManifestFile(path: path, size: sides.oldSize, mode: $0, sha256: sides.oldDigest) } }
+    set {
+      sides.oldMode = newValue?.mode
+      (sides.oldSize, sides.oldDigest) = newValue.map { ($0.size, $0.sha256) } ?? (0, .zero)
+    }
+  }
+
+  /// The file after the change; nil for a removed file. Its path is the change's.
+  public var new: ManifestFile? {
+    get { sides.newMode.map { ManifestFile(path: path, size: sides.newSize, mode: $0, sha256: sides.newDigest) } }
+    set {
+      sides.newMode = newValue?.mode
+      (sides.newSize, sides.newDigest) = newValue.map { ($0.size, $0.sha256) } ?? (0, .zero)
+    }
+  }
+
+  /// A change at `path`; the paths `old` and `new` give are not kept, theirs is `path`.
   public init(path: String, kind: Kind, old: ManifestFile?, new: ManifestFile?) {
     self.path = path
     self.kind = kind
+    sides = Sides()
     self.old = old
     self.new = new
   }
@@ -245,6 +278,25 @@ public struct FileChange: Sendable, Equatable, Codable {
         return nil
       }
     }
+  }
+
+  private enum CodingKeys: String, CodingKey { case path, kind, old, new }
+
+  public init(from decoder: any Decoder) throws {
+    let container = try decoder.container(keyedBy: CodingKeys.self)
+    self.init(
+      path: try container.decode(String.self, forKey: .path), kind: try container.decode(Kind.self, forKey: .kind),
+      old: try container.decodeIfPresent(ManifestFile.self, forKey: .old),
+      new: try container.decodeIfPresent(ManifestFile.self, forKey: .new))
+  }
+
+  /// Both sides always, `null` where there is no file.
+  public func encode(to encoder: any Encoder) throws {
+    var container = encoder.container(keyedBy: CodingKeys.self)
+    try container.encode(path, forKey: .path)
+    try container.encode(kind, forKey: .kind)
+    try container.encode(ExplicitNull(wrappedValue: old), forKey: .old)
+    try container.encode(ExplicitNull(wrappedValue: new), forKey: .new)
   }
 
   /// The changes from `old` to `new`, two flat file lists (for trees not in the store, such as an archive).
