@@ -39,86 +39,91 @@ extension Vault {
   ) async throws -> FolderPush {
     try checkText(comment, author)
     _ = try await store.app(app).environment(environment)
-    let files: [ManifestFile]
-    let paths: ScannedPaths
     let ignored: [String]
-    let tree: VersionTree
-    do {
-      let scanned = try await scanFolder(
-        folder, limits: limits, applyingIgnoreRules: applyingIgnoreRules, statCache: statCache, logger: logger)
-      (files, paths, ignored) = (scanned.files, scanned.paths, scanned.ignored)
-      // The stat cache is written on another thread while the tree is made, and let go with this
-      // scope: its statuses of every file are not held through the push (100,000 files: 6 MiB). The
-      // tree's digest decides whether anything changed; its folders, made at the same time, what to
-      // store. Past `sideBySideFiles`, one after the other: side by side, the allocations of three
-      // threads left the allocator holding 10 MiB more at the peak of a 100,000-file push.
-      if scanned.files.count <= Self.sideBySideFiles {
-        async let cacheSaved: Void = save(scanned.cache, logger: logger)
-        tree = try await offload { VersionTree(files: scanned.files) }
-        await cacheSaved
-      } else {
-        await save(scanned.cache, logger: logger)
-        tree = try await offload { VersionTree(files: scanned.files, digest: TreeDigest(files: scanned.files)) }
-      }
-    }
-    // As an import of an empty archive is refused, so is an empty folder: it would empty the environment.
-    if files.isEmpty && !allowEmpty {
-      throw OperationError(
-        .badInput,
-        "`\(folder)` holds no files\(ignored.isEmpty ? "" : " but ignored ones"): pushing it would empty \(app)/\(environment); nothing was written",
-        hint: .allowEmpty)
-    }
-    let digest = tree.digest
-    logger.debug("folder hashed", metadata: ["folder": "\(folder)", "files": "\(files.count)"])
-    let record = storeName.flatMap { name in
-      CheckoutRecord.read(from: folder, logger: logger).flatMap {
-        $0.names(app: app, environment: environment, store: name) ? $0 : nil
-      }
-    }
     var behind: FolderBehindHead?
-    /// Refuses a folder the head has moved past, unless asked; decided again with the head.
-    func checkBehindHead(_ head: Int?) async throws {
-      guard let record else { return }
-      behind = try await behindHead(folder: folder, record: record, head: head)
-      if let behind, !pushBehindHead { throw behind }
-    }
-    var change: Change
-    if let head = try await decisionHead(app: app, environment: environment, tree: digest, expectedHead).unchanged {
-      change = .unchanged(head: head)
-    } else {
-      try await checkBehindHead(try await store.app(app).environment(environment).head)
-      var expectedHead = expectedHead
-      if let approval {
-        let preview = try await approvalPreview(
-          app: app, environment: environment, files: files,
-          content: { BlobFile(sha256: $0.sha256, size: $0.size, path: paths[$0.path]!) }, logger: logger)
-        if let expectedHead, expectedHead != preview.expectedHead {
-          _ = try await decisionHead(app: app, environment: environment, tree: digest, expectedHead)
+    let record: CheckoutRecord?
+    let decided: Decided
+    // The folder's files, where they are and their tree are let go at the end of this scope: the
+    // list of changes, made after it, is the peak of a large first push.
+    do {
+      let files: [ManifestFile]
+      let paths: ScannedPaths
+      let tree: VersionTree
+      do {
+        let scanned = try await scanFolder(
+          folder, limits: limits, applyingIgnoreRules: applyingIgnoreRules, statCache: statCache, logger: logger)
+        (files, paths, ignored) = (scanned.files, scanned.paths, scanned.ignored)
+        // The stat cache is written on another thread while the tree is made, and let go with this
+        // scope: its statuses of every file are not held through the push (100,000 files: 6 MiB). The
+        // tree's digest decides whether anything changed; its folders, made at the same time, what to
+        // store. Past `sideBySideFiles`, one after the other: side by side, the allocations of three
+        // threads left the allocator holding 10 MiB more at the peak of a 100,000-file push.
+        if scanned.files.count <= Self.sideBySideFiles {
+          async let cacheSaved: Void = save(scanned.cache, logger: logger)
+          tree = try await offload { VersionTree(files: scanned.files) }
+          await cacheSaved
+        } else {
+          await save(scanned.cache, logger: logger)
+          tree = try await offload { VersionTree(files: scanned.files, digest: TreeDigest(files: scanned.files)) }
         }
-        if try await approval(preview) { expectedHead = preview.expectedHead }
       }
-      // Content first, outside the decision: it is idempotent, and a file changed meanwhile is refused
-      // here once, not decided again.
-      try await storeMissing(tree, app: app, environment: environment) {
-        BlobFile(sha256: $0.sha256, size: $0.size, path: paths[$0.path]!)
+      // As an import of an empty archive is refused, so is an empty folder: it would empty the environment.
+      if files.isEmpty && !allowEmpty {
+        throw OperationError(
+          .badInput,
+          "`\(folder)` holds no files\(ignored.isEmpty ? "" : " but ignored ones"): pushing it would empty \(app)/\(environment); nothing was written",
+          hint: .allowEmpty)
       }
-      change = try await deciding(expectedHead: expectedHead, logger: logger) {
-        let (headNumber, unchanged) = try await decisionHead(
-          app: app, environment: environment, tree: digest, expectedHead)
-        if let unchanged { return .unchanged(head: unchanged) }
-        try await checkBehindHead(headNumber)
-        let version = try await store.apply(
-          StoreChange(
-            .addVersion(
-              VersionDraft(
-                app: app, environment: environment, comment: comment, origin: .push, backup: backup, tree: tree),
-              expectedHead: headNumber),
-            author: author, at: clock(), detail: "pushed from \(folder)\(backup ? " as a backup" : "")"))
-        // The folders are stored: their nodes go before the list of changes is made.
-        tree.releaseFolders()
-        return try await created(version!)
+      let digest = tree.digest
+      logger.debug("folder hashed", metadata: ["folder": "\(folder)", "files": "\(files.count)"])
+      let found = storeName.flatMap { name in
+        CheckoutRecord.read(from: folder, logger: logger).flatMap {
+          $0.names(app: app, environment: environment, store: name) ? $0 : nil
+        }
+      }
+      record = found
+      /// Refuses a folder the head has moved past, unless asked; decided again with the head.
+      func checkBehindHead(_ head: Int?) async throws {
+        guard let found else { return }
+        behind = try await behindHead(folder: folder, record: found, head: head)
+        if let behind, !pushBehindHead { throw behind }
+      }
+      if let head = try await decisionHead(app: app, environment: environment, tree: digest, expectedHead).unchanged {
+        decided = .unchanged(head)
+      } else {
+        try await checkBehindHead(try await store.app(app).environment(environment).head)
+        var expectedHead = expectedHead
+        if let approval {
+          let preview = try await approvalPreview(
+            app: app, environment: environment, files: files,
+            content: { BlobFile(sha256: $0.sha256, size: $0.size, path: paths[$0.path]!) }, logger: logger)
+          if let expectedHead, expectedHead != preview.expectedHead {
+            _ = try await decisionHead(app: app, environment: environment, tree: digest, expectedHead)
+          }
+          if try await approval(preview) { expectedHead = preview.expectedHead }
+        }
+        // Content first, outside the decision: it is idempotent, and a file changed meanwhile is refused
+        // here once, not decided again.
+        try await storeMissing(tree, app: app, environment: environment) {
+          BlobFile(sha256: $0.sha256, size: $0.size, path: paths[$0.path]!)
+        }
+        decided = try await deciding(expectedHead: expectedHead, logger: logger) {
+          let (headNumber, unchanged) = try await decisionHead(
+            app: app, environment: environment, tree: digest, expectedHead)
+          if let unchanged { return .unchanged(unchanged) }
+          try await checkBehindHead(headNumber)
+          let version = try await store.apply(
+            StoreChange(
+              .addVersion(
+                VersionDraft(
+                  app: app, environment: environment, comment: comment, origin: .push, backup: backup, tree: tree),
+                expectedHead: headNumber),
+              author: author, at: clock(), detail: "pushed from \(folder)\(backup ? " as a backup" : "")"))
+          return .created(version!)
+        }
       }
     }
+    let change = try await changes(decided)
     if let record {
       let head: Version
       switch change {
@@ -278,51 +283,58 @@ extension Vault {
       if let number = preview.head { head = try await store.version(app: app, number: number) }
       return ImportResult(contents: contents, outcome: .dryRun(changes: preview.changes, head: head))
     }
-    let staging = try StagingArea(in: store.stagingFolder)
-    defer { staging.remove() }
-    let contents = try await offload { try reader.read(from: source, into: try staging.sink()) }
-    logger.debug("archive read", metadata: ["files": "\(contents.files.count)", "source": "\(source.displayName)"])
-    try checkApp(contents, app: app, allowOtherApp: allowOtherApp)
-    let manifest = contents.manifest
-    let origin = ImportOrigin(
-      archiveSHA256: contents.archiveSHA256, app: manifest?.app, environment: manifest?.environment,
-      version: manifest?.version?.number)
-    let described = manifest?.version.map { "v\($0.number) of \(manifest?.app ?? "?")/\(manifest?.environment ?? "?")" }
-    let tree = contents.treeDigest
-    if let head = try await decisionHead(app: app, environment: environment, tree: tree, expectedHead).unchanged {
-      return ImportResult(contents: contents, outcome: .imported(.unchanged(head: head)))
-    }
-    var expectedHead = expectedHead
-    if let approval {
-      let preview = try await approvalPreview(
-        app: app, environment: environment, files: contents.files, content: { staging.blob($0.sha256) },
-        logger: logger)
-      if let expectedHead, expectedHead != preview.expectedHead {
-        _ = try await decisionHead(app: app, environment: environment, tree: tree, expectedHead)
+    let contents: ArchiveContents
+    let decided: Decided
+    // The staged contents (and where each is in the spool) and the version's tree are let go at the
+    // end of this scope: the list of changes, made after it, is the peak of a large first import.
+    do {
+      let staging = try StagingArea(in: store.stagingFolder)
+      defer { staging.remove() }
+      contents = try await offload { try reader.read(from: source, into: try staging.sink()) }
+      logger.debug("archive read", metadata: ["files": "\(contents.files.count)", "source": "\(source.displayName)"])
+      try checkApp(contents, app: app, allowOtherApp: allowOtherApp)
+      let manifest = contents.manifest
+      let origin = ImportOrigin(
+        archiveSHA256: contents.archiveSHA256, app: manifest?.app, environment: manifest?.environment,
+        version: manifest?.version?.number)
+      let described = manifest?.version.map {
+        "v\($0.number) of \(manifest?.app ?? "?")/\(manifest?.environment ?? "?")"
       }
-      if try await approval(preview) { expectedHead = preview.expectedHead }
+      let tree = contents.treeDigest
+      if let head = try await decisionHead(app: app, environment: environment, tree: tree, expectedHead).unchanged {
+        return ImportResult(contents: contents, outcome: .imported(.unchanged(head: head)))
+      }
+      var expectedHead = expectedHead
+      if let approval {
+        let preview = try await approvalPreview(
+          app: app, environment: environment, files: contents.files, content: { staging.blob($0.sha256) },
+          logger: logger)
+        if let expectedHead, expectedHead != preview.expectedHead {
+          _ = try await decisionHead(app: app, environment: environment, tree: tree, expectedHead)
+        }
+        if try await approval(preview) { expectedHead = preview.expectedHead }
+      }
+      let versionTree = VersionTree(files: contents.files, digest: contents.treeDigest)
+      try await storeMissing(versionTree, app: app, environment: environment) { staging.blob($0.sha256) }
+      decided = try await deciding(expectedHead: expectedHead, logger: logger) { () async throws -> Decided in
+        let (headNumber, unchanged) = try await decisionHead(
+          app: app, environment: environment, tree: tree, expectedHead)
+        if let unchanged { return .unchanged(unchanged) }
+        let version = try await store.apply(
+          StoreChange(
+            .addVersion(
+              VersionDraft(
+                app: app, environment: environment,
+                comment: comment ?? "import of \(source.displayName)" + (described.map { " (\($0))" } ?? ""),
+                origin: .import, importedFrom: origin, tree: versionTree),
+              expectedHead: headNumber),
+            author: author, at: clock(),
+            detail: "imported \(source.displayName)\(manifest == nil ? " (plain tar)" : "")",
+            archiveSHA256: contents.archiveSHA256))
+        return .created(version!)
+      }
     }
-    let versionTree = VersionTree(files: contents.files, digest: contents.treeDigest)
-    try await storeMissing(versionTree, app: app, environment: environment) { staging.blob($0.sha256) }
-    let change = try await deciding(expectedHead: expectedHead, logger: logger) { () async throws -> Change in
-      let (headNumber, unchanged) = try await decisionHead(
-        app: app, environment: environment, tree: tree, expectedHead)
-      if let unchanged { return .unchanged(head: unchanged) }
-      let version = try await store.apply(
-        StoreChange(
-          .addVersion(
-            VersionDraft(
-              app: app, environment: environment,
-              comment: comment ?? "import of \(source.displayName)" + (described.map { " (\($0))" } ?? ""),
-              origin: .import, importedFrom: origin, tree: versionTree),
-            expectedHead: headNumber),
-          author: author, at: clock(),
-          detail: "imported \(source.displayName)\(manifest == nil ? " (plain tar)" : "")",
-          archiveSHA256: contents.archiveSHA256))
-      versionTree.releaseFolders()
-      return try await created(version!)
-    }
-    return ImportResult(contents: contents, outcome: .imported(change))
+    return ImportResult(contents: contents, outcome: .imported(try await changes(decided)))
   }
 
   func checkApp(_ contents: ArchiveContents, app: String, allowOtherApp: Bool) throws {

@@ -301,6 +301,20 @@ public struct Vault: Sendable {
     .created(version, changes: try await store.changedFiles(app: version.app, from: version.parent, to: version.number))
   }
 
+  /// What a push or import decided, before its list of changes is made.
+  enum Decided {
+    case created(Version)
+    case unchanged(Version)
+  }
+
+  /// The change `decided` made, with its list of changes when it made a version.
+  func changes(_ decided: Decided) async throws -> Change {
+    switch decided {
+    case .created(let version): return try await created(version)
+    case .unchanged(let head): return .unchanged(head: head)
+    }
+  }
+
   // MARK: Upkeep
 
   public func check(logger: Logger) async throws -> CheckReport {
