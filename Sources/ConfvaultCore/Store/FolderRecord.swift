@@ -330,7 +330,7 @@ public struct FolderReader {
   ///   reads every record itself instead.
   public init(shared: Bool = true, fetch: @escaping Fetch) {
     self.fetch = fetch
-    cache = shared ? .shared : FolderCache(limit: 100_000)
+    cache = shared ? .shared : FolderCache(limit: 100_000, largestFolder: 25_000)
   }
 
   /// The entries of the folder `digest`, in name byte order.
@@ -357,11 +357,12 @@ public struct FolderReader {
 
 /// Decoded folders, least recently used first out, bounded by their entries.
 final class FolderCache: Sendable {
-  /// 25,000 entries: about 2.5 MB. What it saves is a delta chain's base decoded again and, in a
-  /// server, the folders of versions asked for again; a command reads most folders once. At 100,000
-  /// entries, a first push or import of 100,000 files kept every folder it listed its changes from
-  /// (10 MB) until it ended.
-  static let shared = FolderCache(limit: 25_000)
+  /// The process's cache: 25,000 entries, about 2.5 MB, and folders of up to as many entries.
+  ///
+  /// What it saves is a delta chain's base decoded again and, in a server, the folders of versions
+  /// asked for again; a command reads most folders once. At 100,000 entries, a first push or import
+  /// of 100,000 files kept every folder it listed its changes from (10 MB) until it ended.
+  static let shared = FolderCache(limit: 25_000, largestFolder: 25_000)
 
   private struct State {
     var folders: [Data: (entries: [TreeNode.Entry], used: UInt64)] = [:]
@@ -371,8 +372,16 @@ final class FolderCache: Sendable {
 
   private let state = Mutex(State())
   private let limit: Int
+  /// A folder of more entries is not kept.
+  private let largestFolder: Int
 
-  init(limit: Int) { self.limit = limit }
+  /// - Parameters:
+  ///   - limit: the entries of every folder kept, past which the older half is dropped.
+  ///   - largestFolder: the most entries of a folder kept; a larger one would drop the rest at once.
+  init(limit: Int, largestFolder: Int) {
+    self.limit = limit
+    self.largestFolder = largestFolder
+  }
 
   func entries(_ digest: Data) -> [TreeNode.Entry]? {
     state.withLock { state in
@@ -384,7 +393,7 @@ final class FolderCache: Sendable {
   }
 
   func insert(_ digest: Data, _ entries: [TreeNode.Entry]) {
-    guard entries.count <= limit / 4 else { return }
+    guard entries.count <= largestFolder else { return }
     state.withLock { state in
       state.clock += 1
       if state.folders.updateValue((entries, state.clock), forKey: digest) == nil {
