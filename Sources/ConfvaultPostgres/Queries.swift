@@ -252,7 +252,7 @@ enum Queries {
       }
       level = next
     }
-    changes.sort { EntryPath.byteOrder($0.path, $1.path) }  // in place: no second list
+    changes.sort { EntryPath.byteOrder($0.path, $1.path) }  // no copy of the list, only a sort's scratch
     return changes
   }
 

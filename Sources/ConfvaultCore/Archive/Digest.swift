@@ -49,7 +49,7 @@ public struct SHA256Hex: Sendable, Hashable, Codable, CustomStringConvertible, C
     return invalid ? nil : words
   }
 
-  /// Thirty-two zero bytes: what stands in a record for no digest.
+  /// Thirty-two zero bytes: what a `FileChange` keeps on the side where there is no file.
   static let zero = SHA256Hex(words: (0, 0, 0, 0))
 
   private init(words: (UInt64, UInt64, UInt64, UInt64)) { self.words = words }

@@ -6,9 +6,10 @@ import Synchronization
 /// (`TreeNode.build`). A push decides on the digest, asks the store which of the folders it lacks
 /// (`VersionStore.missingBlobs(inTree:)`) and stores those, all from one build.
 ///
-/// A push of many new files lets the folders go while it stores their contents (`releaseFolders`),
-/// and they are built again when the store asks for them: they are not held beside the contents
-/// being stored, nor beside the list of changes made once the version is added.
+/// A push or import of many new files lets the folders go while it stores their contents
+/// (`releaseFolders`), and they are built again when the store asks for them: they are not held
+/// beside the contents being stored. Push, import and restore let the whole tree go before the list
+/// of changes is made once the version is added.
 public final class VersionTree: Sendable {
   public let files: [ManifestFile]
   /// The digest of `files` (`TreeDigest`), computed from them or checked against them.

@@ -216,9 +216,10 @@ public struct FileChange: Sendable, Equatable, Codable {
   }
 
   public var path: String
-  /// The file before and after, side by side and without their paths: theirs is `path`. A first push
-  /// of 100,000 files lists every one as added, and with two whole file records each (each a path,
-  /// a size, a mode and a digest) that list was half as large again.
+  /// The file before and after, side by side and without their paths: theirs is `path`.
+  ///
+  /// A first push of 100,000 files lists every one as added, and with two whole file records each
+  /// (each a path, a size, a mode and a digest) that list was half as large again.
   private var sides: Sides
   // After `sides`, so that it takes a byte of their last word's padding.
   public var kind: Kind

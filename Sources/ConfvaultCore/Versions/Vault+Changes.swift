@@ -76,16 +76,15 @@ extension Vault {
       }
       let digest = tree.digest
       logger.debug("folder hashed", metadata: ["folder": "\(folder)", "files": "\(files.count)"])
-      let found = storeName.flatMap { name in
+      record = storeName.flatMap { name in
         CheckoutRecord.read(from: folder, logger: logger).flatMap {
           $0.names(app: app, environment: environment, store: name) ? $0 : nil
         }
       }
-      record = found
       /// Refuses a folder the head has moved past, unless asked; decided again with the head.
       func checkBehindHead(_ head: Int?) async throws {
-        guard let found else { return }
-        behind = try await behindHead(folder: folder, record: found, head: head)
+        guard let record else { return }
+        behind = try await behindHead(folder: folder, record: record, head: head)
         if let behind, !pushBehindHead { throw behind }
       }
       if let head = try await decisionHead(app: app, environment: environment, tree: digest, expectedHead).unchanged {
@@ -123,7 +122,7 @@ extension Vault {
         }
       }
     }
-    let change = try await changes(decided)
+    let change = try await change(decided)
     if let record {
       let head: Version
       switch change {
@@ -283,14 +282,15 @@ extension Vault {
       if let number = preview.head { head = try await store.version(app: app, number: number) }
       return ImportResult(contents: contents, outcome: .dryRun(changes: preview.changes, head: head))
     }
-    let contents: ArchiveContents
+    let read: (fileCount: Int, totalSize: Int64, treeDigest: TreeDigest, archiveSHA256: SHA256Hex)
     let decided: Decided
-    // The staged contents (and where each is in the spool) and the version's tree are let go at the
-    // end of this scope: the list of changes, made after it, is the peak of a large first import.
+    // The archive's files, the staged contents (and where each is in the spool) and the version's
+    // tree are let go at the end of this scope: the list of changes, made after it, is the peak of a
+    // large first import.
     do {
       let staging = try StagingArea(in: store.stagingFolder)
       defer { staging.remove() }
-      contents = try await offload { try reader.read(from: source, into: try staging.sink()) }
+      let contents = try await offload { try reader.read(from: source, into: try staging.sink()) }
       logger.debug("archive read", metadata: ["files": "\(contents.files.count)", "source": "\(source.displayName)"])
       try checkApp(contents, app: app, allowOtherApp: allowOtherApp)
       let manifest = contents.manifest
@@ -301,6 +301,7 @@ extension Vault {
         "v\($0.number) of \(manifest?.app ?? "?")/\(manifest?.environment ?? "?")"
       }
       let tree = contents.treeDigest
+      read = (contents.files.count, contents.totalSize, tree, contents.archiveSHA256)
       if let head = try await decisionHead(app: app, environment: environment, tree: tree, expectedHead).unchanged {
         return ImportResult(contents: contents, outcome: .imported(.unchanged(head: head)))
       }
@@ -334,7 +335,9 @@ extension Vault {
         return .created(version!)
       }
     }
-    return ImportResult(contents: contents, outcome: .imported(try await changes(decided)))
+    return ImportResult(
+      fileCount: read.fileCount, totalSize: read.totalSize, treeDigest: read.treeDigest,
+      archiveSHA256: read.archiveSHA256, outcome: .imported(try await change(decided)))
   }
 
   func checkApp(_ contents: ArchiveContents, app: String, allowOtherApp: Bool) throws {
@@ -353,24 +356,28 @@ extension Vault {
   ) async throws -> Change {
     try checkText(comment, author)
     let source = try await store.version(app: app, number: number)
-    let files = try await store.files(app: app, number: number)
-    // Made once, off Swift's own threads, whatever retries the decision takes.
-    let tree = try await offload { VersionTree(files: files) }
-    return try await deciding(expectedHead: expectedHead, logger: logger) {
-      let (headNumber, unchanged) = try await decisionHead(
-        app: app, environment: environment, tree: source.treeDigest, expectedHead)
-      if let unchanged { return .unchanged(head: unchanged) }
-      let version = try await store.apply(
-        StoreChange(
-          .addVersion(
-            VersionDraft(
-              app: app, environment: environment, comment: comment ?? "restore of version \(number)",
-              origin: .restore, restoredFrom: number, tree: tree),
-            expectedHead: headNumber),
-          author: author, at: clock(), detail: "restored version \(number)"))
-      tree.releaseFolders()
-      return try await created(version!)
+    let decided: Decided
+    // The version's files and tree are let go before its list of changes is made, as in `push`.
+    do {
+      let files = try await store.files(app: app, number: number)
+      // Made once, off Swift's own threads, whatever retries the decision takes.
+      let tree = try await offload { VersionTree(files: files) }
+      decided = try await deciding(expectedHead: expectedHead, logger: logger) {
+        let (headNumber, unchanged) = try await decisionHead(
+          app: app, environment: environment, tree: source.treeDigest, expectedHead)
+        if let unchanged { return .unchanged(unchanged) }
+        let version = try await store.apply(
+          StoreChange(
+            .addVersion(
+              VersionDraft(
+                app: app, environment: environment, comment: comment ?? "restore of version \(number)",
+                origin: .restore, restoredFrom: number, tree: tree),
+              expectedHead: headNumber),
+            author: author, at: clock(), detail: "restored version \(number)"))
+        return .created(version!)
+      }
     }
+    return try await change(decided)
   }
 
   /// What `sync` did.

@@ -308,7 +308,7 @@ public struct Vault: Sendable {
   }
 
   /// The change `decided` made, with its list of changes when it made a version.
-  func changes(_ decided: Decided) async throws -> Change {
+  func change(_ decided: Decided) async throws -> Change {
     switch decided {
     case .created(let version): return try await created(version)
     case .unchanged(let head): return .unchanged(head: head)
