@@ -296,22 +296,20 @@ public struct Vault: Sendable {
     }
   }
 
-  /// Fills in what a new version changed against its parent.
-  func created(_ version: Version) async throws -> Change {
-    .created(version, changes: try await store.changedFiles(app: version.app, from: version.parent, to: version.number))
-  }
-
-  /// What a push or import decided, before its list of changes is made.
+  /// What a push, import or restore decided, before its list of changes is made.
   enum Decided {
     case created(Version)
     case unchanged(Version)
   }
 
-  /// The change `decided` made, with its list of changes when it made a version.
+  /// The change `decided` made; a new version comes with what it changed against its parent.
   func change(_ decided: Decided) async throws -> Change {
     switch decided {
-    case .created(let version): return try await created(version)
-    case .unchanged(let head): return .unchanged(head: head)
+    case .created(let version):
+      return .created(
+        version, changes: try await store.changedFiles(app: version.app, from: version.parent, to: version.number))
+    case .unchanged(let head):
+      return .unchanged(head: head)
     }
   }
 
