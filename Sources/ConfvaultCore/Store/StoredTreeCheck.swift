@@ -10,16 +10,26 @@ public struct StoredTreeCheck {
   private let reader: FolderReader
   private var lines: [LinesKey: Lines] = [:]
   private var linesBytes = 0
+  /// How many times the kept lines were let go, all at once, as the budget ran out.
+  private var linesGeneration = 0
   /// Each checked tree's digest, file count and size, by root folder.
   private var summaries: [Data: (digest: TreeDigest, files: Int, size: Int64)] = [:]
-  /// The serialized manifest lines of subtrees kept between versions, at most this many bytes.
-  private let linesBudget = 16 << 20
+  /// What the subtrees' lines kept between versions may hold: the bytes of lines they made
+  /// themselves and their lists of pieces (the pieces of their folders are those folders' own).
+  private let linesBudget: Int
+  /// How many subtrees' lines were made, not found kept.
+  private(set) var subtreesMade = 0
   /// The pieces of lines of the tree summed up last, and the hasher's state after some of them
   /// (`piece` pieces hashed).
   private var lastPieces: [Data] = []
   private var checkpoints: [(piece: Int, state: SHA256)] = []
 
-  public init(reader: FolderReader) { self.reader = reader }
+  public init(reader: FolderReader) { self.init(reader: reader, linesBudget: 16 << 20) }
+
+  init(reader: FolderReader, linesBudget: Int) {
+    self.reader = reader
+    self.linesBudget = linesBudget
+  }
 
   /// The order to read folders in, each delta after its base and chain by chain, so that a base is
   /// still in the reader's cache when its deltas are read; and the folders whose chain is broken.
@@ -216,6 +226,24 @@ public struct StoredTreeCheck {
     }
   }
 
+  /// What the kept lines hold, each piece once (pieces under 64 bytes, stored inline, at each use):
+  /// what `linesBudget` bounds.
+  var keptBytes: Int {
+    var seen = Set<UnsafeRawPointer>()
+    var total = 0
+    for kept in lines.values {
+      total += kept.pieces.count * MemoryLayout<Data>.stride
+      for piece in kept.pieces {
+        guard piece.count >= 64 else {
+          total += piece.count
+          continue
+        }
+        if piece.withUnsafeBytes({ seen.insert($0.baseAddress!).inserted }) { total += piece.count }
+      }
+    }
+    return total
+  }
+
   /// How many bytes of lines are hashed between two saved states of the hasher.
   static let checkpointBytes = 64 << 10
 
@@ -253,12 +281,15 @@ public struct StoredTreeCheck {
     var byteCount = 0
     var files = 0
     var size: Int64 = 0
+    /// The generation of kept lines these are kept in, if kept: counted in the budget then.
+    var keptIn: Int?
   }
 
   private mutating func subtree(_ digest: Data, prefix: String, depth: Int) throws -> Lines {
     guard depth <= TreeNode.deepestFolder else { throw TreeNode.tooDeep(digest) }
     let key = LinesKey(digest: digest, prefix: prefix)
     if let known = lines[key] { return known }
+    subtreesMade += 1
     // Path byte order: a folder sorts as its name followed by "/". Records list their entries by
     // name, which is that order but where a folder's name is followed by a sibling's longer one.
     var entries = try reader.entries(digest)
@@ -267,10 +298,13 @@ public struct StoredTreeCheck {
     }
     var result = Lines()
     var own: [UInt8] = []
+    var made = 0
+    var folders: [(keptIn: Int?, bytes: Int)] = []
     func endPiece() {
       guard !own.isEmpty else { return }
       result.pieces.append(Data(own))
       result.byteCount += own.count
+      made += own.count
       own.removeAll(keepingCapacity: true)
     }
     for entry in entries {
@@ -288,6 +322,7 @@ public struct StoredTreeCheck {
       case .folder(let name, let node):
         let child = try subtree(node, prefix: prefix + name + "/", depth: depth + 1)
         endPiece()
+        folders.append((child.keptIn, child.byteCount))
         result.pieces += child.pieces
         result.byteCount += child.byteCount
         result.files += child.files
@@ -295,13 +330,23 @@ public struct StoredTreeCheck {
       }
     }
     endPiece()
-    if linesBytes + result.byteCount > linesBudget {
+    // A subtree holds the lines it made and shares the pieces of its folders kept now, which are
+    // counted there: counting their bytes again at every level above them filled the budget with
+    // a few versions' roots.
+    func cost() -> Int {
+      let uncounted = folders.reduce(0) { $0 + ($1.keptIn == linesGeneration ? 0 : $1.bytes) }
+      return made + uncounted + result.pieces.count * MemoryLayout<Data>.stride
+    }
+    if linesBytes + cost() > linesBudget {
       lines.removeAll(keepingCapacity: true)
       linesBytes = 0
+      linesGeneration += 1
     }
-    if result.byteCount <= linesBudget / 4 {
+    let cost = cost()
+    if cost <= linesBudget / 4 {
+      result.keptIn = linesGeneration
       lines[key] = result
-      linesBytes += result.byteCount
+      linesBytes += cost
     }
     return result
   }

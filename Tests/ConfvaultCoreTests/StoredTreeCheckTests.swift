@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+
+@testable import ConfvaultCore
+
+/// `check`'s sums of versions' trees, against the manifest's definition of a tree digest, and what
+/// it keeps between versions.
+@Suite struct StoredTreeCheckTests {
+  /// Folder records of every version pushed so far, by digest, as a store holds them.
+  final class Records {
+    var byDigest: [Data: StoredFolder] = [:]
+
+    /// Stores the folders of `files` and returns the root's digest.
+    func store(_ files: [ManifestFile]) -> Data {
+      let folders = TreeNode.build(files)
+      for (_, digest, node) in folders where byDigest[digest] == nil {
+        byDigest[digest] = FolderRecord.encode(node, digest: digest, base: nil)
+      }
+      return folders.last!.digest
+    }
+
+    var reader: FolderReader { FolderReader(shared: false) { [self] in byDigest[$0] } }
+  }
+
+  /// 1,000 files: 40 folders of 24, a folder three deep, and files at the root.
+  static func history(versions: Int) -> [[ManifestFile]] {
+    func file(_ path: String, _ content: String) -> ManifestFile {
+      ManifestFile(
+        path: path, size: Int64(content.utf8.count), mode: path.hasSuffix(".sh") ? .executable : .regular,
+        sha256: SHA256Hex.of(Data(content.utf8)))
+    }
+    var files = (0..<40).flatMap { folder in
+      (0..<24).map { index in file("team-\(folder)/service-\(index).yaml", "replicas: \(index)") }
+    }
+    files += (0..<20).map { file("a/b/c/deep-\($0).sh", "echo \($0)") }
+    files += (0..<20).map { file("root-\($0).json", "{}") }
+    var history = [files]
+    for number in 1..<versions {
+      let changed = number * 37 % files.count
+      files[changed] = file(files[changed].path, "changed in \(number)")
+      history.append(files)
+    }
+    return history
+  }
+
+  @Test("each version's tree digest, file count and size are those its manifest would give")
+  func summaries() throws {
+    let records = Records()
+    var check = StoredTreeCheck(reader: records.reader)
+    for files in Self.history(versions: 30) {
+      let summary = try check.summary(root: records.store(files))
+      #expect(summary.digest == TreeDigest(files: files))
+      #expect(summary.files == files.count)
+      #expect(summary.size == files.reduce(0) { $0 + $1.size })
+    }
+  }
+
+  @Test("a one-file version makes the lines of its changed folders only, not of every folder again")
+  func keptLines() throws {
+    let records = Records()
+    // Less than two versions' lines (about 90 KB each): counting a root's lines as its own, as
+    // well as its folders', emptied what was kept at every version.
+    var check = StoredTreeCheck(reader: records.reader, linesBudget: 160 << 10)
+    let history = Self.history(versions: 30)
+    for files in history {
+      #expect(try check.summary(root: records.store(files)).digest == TreeDigest(files: files))
+    }
+    let everyFolder = 1 + 40 + 3
+    #expect(check.subtreesMade < history.count * everyFolder / 4, "\(check.subtreesMade) subtrees made")
+  }
+
+  @Test("what is kept between versions stays within its budget, also above a folder too large to keep")
+  func keptWithinBudget() throws {
+    let records = Records()
+    let budget = 160 << 10
+    var check = StoredTreeCheck(reader: records.reader, linesBudget: budget)
+    // 600 files in one folder: about 57 KB of lines, more than a quarter of the budget.
+    var files = (0..<600).map { index in
+      ManifestFile(
+        path: "top/big/item-\(index).yaml", size: 1, mode: .regular, sha256: SHA256Hex.of(Data("\(index)".utf8)))
+    }
+    files += Self.history(versions: 1)[0]
+    for number in 0..<20 {
+      files[number * 31 % 600].sha256 = SHA256Hex.of(Data("changed in \(number)".utf8))
+      #expect(try check.summary(root: records.store(files)).digest == TreeDigest(files: files))
+      #expect(check.keptBytes <= budget, "version \(number): \(check.keptBytes) bytes kept")
+    }
+  }
+}
