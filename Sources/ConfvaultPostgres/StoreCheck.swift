@@ -139,6 +139,7 @@ struct StoreCheck: Sendable {
         problems.append(problem)
       }
     }
+    problems += trees.finishVersions()
     return count
   }
 

@@ -120,6 +120,7 @@ struct StoreCheck {
         problems.append(problem)
       }
     }
+    problems += trees.finishVersions()
     return count
   }
 

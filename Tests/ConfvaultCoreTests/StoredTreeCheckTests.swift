@@ -86,4 +86,34 @@ import Testing
       #expect(check.keptBytes <= budget, "version \(number): \(check.keptBytes) bytes kept")
     }
   }
+
+  @Test("versions whose tree digest is wrong are named once their lines are hashed, also a tree met again")
+  func wrongDigests() throws {
+    let records = Records()
+    var check = StoredTreeCheck(reader: records.reader)
+    let history = Self.history(versions: 12)
+    let wrong = TreeDigest(files: [])
+    // Versions 13 and 14 have the trees of versions 1 and 12 again, as restores do.
+    let trees = history + [history[0], history[11]]
+    var previous = 0
+    var problems: [String] = []
+    for (index, files) in trees.enumerated() {
+      let number = index + 1
+      let version = Version(
+        app: "shop", number: number, environment: "dev", author: "ana", createdAt: Date(), comment: "",
+        origin: .push, parent: number > 1 ? number - 1 : nil, restoredFrom: nil, importedFrom: nil,
+        backup: false, syncedAt: nil,
+        treeDigest: [3, 7, 13, 14].contains(number) ? wrong : TreeDigest(files: files), fileCount: files.count,
+        totalSize: files.reduce(0) { $0 + $1.size })
+      problems += try check.checkVersion(
+        app: "shop", number: number, root: records.store(files), previous: &previous
+      ) { version }
+    }
+    #expect(problems.isEmpty, "\(problems)")
+    problems = check.finishVersions()
+    #expect(problems.count == 4, "\(problems)")
+    for (problem, number) in zip(problems, [3, 7, 13, 14]) {
+      #expect(problem.hasPrefix("app 'shop' version \(number): tree digest \(wrong) does not match"), "\(problem)")
+    }
+  }
 }

@@ -12,17 +12,17 @@ public struct StoredTreeCheck {
   private var linesBytes = 0
   /// How many times the kept lines were let go, all at once, as the budget ran out.
   private var linesGeneration = 0
-  /// Each checked tree's digest, file count and size, by root folder.
-  private var summaries: [Data: (digest: TreeDigest, files: Int, size: Int64)] = [:]
+  /// Each checked tree's file count and size, by root folder (its digest is the hasher's).
+  private var summaries: [Data: (files: Int, size: Int64)] = [:]
+  /// Hashes each version's lines on a thread of its own while the next version's are made.
+  private let hasher = LinesHasher()
   /// What the subtrees' lines kept between versions may hold: the bytes of lines they made
   /// themselves and their lists of pieces (the pieces of their folders are those folders' own).
   private let linesBudget: Int
   /// How many subtrees' lines were made, not found kept.
   private(set) var subtreesMade = 0
-  /// The pieces of lines of the tree summed up last, and the hasher's state after some of them
-  /// (`piece` pieces hashed).
+  /// The pieces of lines of the tree summed up last.
   private var lastPieces: [Data] = []
-  private var checkpoints: [(piece: Int, state: SHA256)] = []
 
   public init(reader: FolderReader) { self.init(reader: reader, linesBudget: 16 << 20) }
 
@@ -125,10 +125,13 @@ public struct StoredTreeCheck {
   /// follows `previous` and its parent is older, its tree is stored and gives its tree digest, file
   /// count and size. Trees shared by several versions are summed up once.
   ///
+  /// Its tree digest is computed on another thread: whether it matches is among what
+  /// `finishVersions()` returns.
+  ///
   /// - Parameters:
   ///   - decode: the version as its row reads; a row that does not read is a problem.
   ///   - previous: the number of the app's version checked before; set to this one's.
-  /// - Returns: the problems found, each naming the version.
+  /// - Returns: the problems found so far, each naming the version.
   public mutating func checkVersion(
     app: String, number: Int, root: Data, previous: inout Int, decode: () throws -> Version
   ) throws -> [String] {
@@ -148,20 +151,22 @@ public struct StoredTreeCheck {
     if summaries[root] == nil {
       guard try reader.record(root) != nil else { return problems + ["\(label): its tree is missing"] }
       do {
-        summaries[root] = try summary(root: root)
+        summaries[root] = try hashLines(root: root)
       } catch let error as OperationError {
         return problems + ["\(label): its tree cannot be read: \(error.message)"]
       }
     }
-    let (digest, files, size) = summaries[root]!
-    if digest != version.treeDigest {
-      problems.append("\(label): tree digest \(version.treeDigest) does not match its files (\(digest))")
-    }
+    hasher.expect(root: root, digest: version.treeDigest, label: label)
+    let (files, size) = summaries[root]!
     if files != version.fileCount || size != version.totalSize {
       problems.append("\(label): file count or size does not match its files")
     }
     return problems
   }
+
+  /// The problems of versions whose tree digest does not match their files, once every version's
+  /// lines given to `checkVersion` are hashed; the check of versions is not complete without them.
+  public func finishVersions() -> [String] { hasher.finish() }
 
   /// The problem of an app whose next version number is taken already by its newest version, if any.
   public static func checkNextNumber(app: String, newest: Int, next: Int) -> String? {
@@ -169,31 +174,25 @@ public struct StoredTreeCheck {
   }
 
   /// The tree digest, file count and total size of the tree `root`, as its manifest would give them.
+  public mutating func summary(root: Data) throws -> (digest: TreeDigest, files: Int, size: Int64) {
+    let (files, size) = try hashLines(root: root)
+    return (hasher.digest(root: root), files, size)
+  }
+
+  /// Makes the manifest lines of the tree `root` and has them hashed (the hasher keeps the digest
+  /// by root); returns its file count and total size.
   ///
   /// The manifest lines of each subtree are kept (within a budget) and reused for the next version,
-  /// so a history of one-file changes costs little more than hashing each version's lines.
-  ///
-  /// The lines are hashed from where they stop being those of the tree summed up before: a version
-  /// that changes one file hashes, on average, half its lines, resuming from the hasher's state at
-  /// the last checkpoint (one every 64 KiB of lines) before the first piece that changed.
-  public mutating func summary(root: Data) throws -> (digest: TreeDigest, files: Int, size: Int64) {
+  /// so a history of one-file changes costs little more than hashing each version's lines; these
+  /// are hashed from where they stop being those of the tree summed up before.
+  private mutating func hashLines(root: Data) throws -> (files: Int, size: Int64) {
     let whole = try subtree(root, prefix: "", depth: 0)
     var common = 0
     let shared = min(lastPieces.count, whole.pieces.count)
     while common < shared && StoredTreeCheck.same(lastPieces[common], whole.pieces[common]) { common += 1 }
-    while let last = checkpoints.last, last.piece > common { checkpoints.removeLast() }
-    var hasher = checkpoints.last?.state ?? SHA256()
-    var sinceCheckpoint = 0
-    for index in (checkpoints.last?.piece ?? 0)..<whole.pieces.count {
-      hasher.update(data: whole.pieces[index])
-      sinceCheckpoint += whole.pieces[index].count
-      if sinceCheckpoint >= StoredTreeCheck.checkpointBytes {
-        checkpoints.append((index + 1, hasher))
-        sinceCheckpoint = 0
-      }
-    }
     lastPieces = whole.pieces
-    return (TreeDigest("sha256:" + hexString(hasher.finalize()))!, whole.files, whole.size)
+    hasher.hash(root: root, pieces: whole.pieces, sameAsLast: common)
+    return (whole.files, whole.size)
   }
 
   /// Whether `a` comes before `b` in path byte order, a folder's name followed by "/", with no
@@ -243,9 +242,6 @@ public struct StoredTreeCheck {
     }
     return total
   }
-
-  /// How many bytes of lines are hashed between two saved states of the hasher.
-  static let checkpointBytes = 64 << 10
 
   /// Whether two pieces of lines hold the same bytes: the same storage (a subtree's lines kept and
   /// used again), or equal bytes.
@@ -349,6 +345,75 @@ public struct StoredTreeCheck {
       linesBytes += cost
     }
     return result
+  }
+}
+
+/// Hashes trees' manifest lines, one tree after another, on a thread of its own: the tree digests
+/// of `check`, computed while the next tree's lines are made.
+///
+/// A tree's lines are hashed from where they stop being those of the tree hashed before, resuming
+/// from the hasher's state at the last checkpoint (one every 64 KiB of lines) before the first piece
+/// that changed: a version that changes one file hashes, on average, half its lines.
+final class LinesHasher: Sendable {
+  /// How many bytes of lines are hashed between two saved states of the hasher.
+  static let checkpointBytes = 64 << 10
+  /// How many trees' lines (or digests to compare) may wait to be hashed.
+  static let waiting = 4
+
+  private struct State {
+    /// The hasher's state after the first `piece` pieces of the last tree.
+    var checkpoints: [(piece: Int, state: SHA256)] = []
+    var digests: [Data: TreeDigest] = [:]
+    var problems: [String] = []
+  }
+
+  private let queue = DispatchQueue(label: "confvault.check.lines")
+  private let room = DispatchSemaphore(value: LinesHasher.waiting)
+  private let state = Mutex(State())
+
+  /// Hashes the lines of the tree `root`, whose first `sameAsLast` pieces are those of the tree
+  /// hashed before.
+  func hash(root: Data, pieces: [Data], sameAsLast: Int) {
+    room.wait()
+    queue.async { [self] in
+      state.withLock { state in
+        while let last = state.checkpoints.last, last.piece > sameAsLast { state.checkpoints.removeLast() }
+        var hasher = state.checkpoints.last?.state ?? SHA256()
+        var sinceCheckpoint = 0
+        for index in (state.checkpoints.last?.piece ?? 0)..<pieces.count {
+          hasher.update(data: pieces[index])
+          sinceCheckpoint += pieces[index].count
+          if sinceCheckpoint >= LinesHasher.checkpointBytes {
+            state.checkpoints.append((index + 1, hasher))
+            sinceCheckpoint = 0
+          }
+        }
+        state.digests[root] = TreeDigest("sha256:" + hexString(hasher.finalize()))!
+      }
+      room.signal()
+    }
+  }
+
+  /// Notes a problem of `label` if the tree `root`, hashed already or waiting, does not give `digest`.
+  func expect(root: Data, digest: TreeDigest, label: String) {
+    room.wait()
+    queue.async { [self] in
+      state.withLock { state in
+        guard let computed = state.digests[root], computed != digest else { return }
+        state.problems.append("\(label): tree digest \(digest) does not match its files (\(computed))")
+      }
+      room.signal()
+    }
+  }
+
+  /// The digest of the tree `root`, once hashed.
+  func digest(root: Data) -> TreeDigest {
+    queue.sync { state.withLock { $0.digests[root]! } }
+  }
+
+  /// The problems noted, once everything given is hashed.
+  func finish() -> [String] {
+    queue.sync { state.withLock { $0.problems } }
   }
 }
 
