@@ -103,14 +103,15 @@ struct StoreCheck {
     for app in apps {
       let name: String = app["name"]
       // A version's tree is its root record's row; one that is gone reads as a digest no folder has.
-      let rows = try Row.fetchAll(
+      // Read as a cursor: a long history is not held.
+      let rows = try Row.fetchCursor(
         db,
         sql: """
           SELECT v.*, COALESCE(n.digest, zeroblob(32)) AS root FROM version v LEFT JOIN tree_node n ON n.id = v.tree
           WHERE v.app_id = ? ORDER BY v.number
           """, arguments: [app["id"] as Int64])
       var previous = 0
-      for row in rows {
+      while let row = try rows.next() {
         count += 1
         problems += try trees.checkVersion(app: name, number: row["number"], root: row["root"], previous: &previous) {
           try Queries.version(row, app: name)

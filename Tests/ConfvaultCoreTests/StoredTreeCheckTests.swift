@@ -87,10 +87,14 @@ import Testing
     }
   }
 
-  @Test("versions whose tree digest is wrong are named once their lines are hashed, also a tree met again")
-  func wrongDigests() throws {
+  @Test(
+    "versions whose tree digest is wrong are named once their lines are hashed, also a tree met again",
+    arguments: [16_384, 3])
+  func wrongDigests(summariesKept: Int) throws {
     let records = Records()
-    var check = StoredTreeCheck(reader: records.reader)
+    // With 3, the trees summed up are forgotten every third new tree, and trees met again are
+    // summed up again.
+    var check = StoredTreeCheck(reader: records.reader, linesBudget: 16 << 20, summariesKept: summariesKept)
     let history = Self.history(versions: 12)
     let wrong = TreeDigest(files: [])
     // Versions 13 and 14 have the trees of versions 1 and 12 again, as restores do.

@@ -12,8 +12,11 @@ public struct StoredTreeCheck {
   private var linesBytes = 0
   /// How many times the kept lines were let go, all at once, as the budget ran out.
   private var linesGeneration = 0
-  /// Each checked tree's file count and size, by root folder (its digest is the hasher's).
+  /// Each checked tree's file count and size, by root folder (its digest is the hasher's), for
+  /// versions that have a tree met before; at most `summariesKept`, then forgotten all at once, so a
+  /// long history is not held.
   private var summaries: [Data: (files: Int, size: Int64)] = [:]
+  private let summariesKept: Int
   /// Hashes each version's lines on a thread of its own while the next version's are made.
   private let hasher = LinesHasher()
   /// What the subtrees' lines kept between versions may hold: the bytes of lines they made
@@ -24,11 +27,12 @@ public struct StoredTreeCheck {
   /// The pieces of lines of the tree summed up last.
   private var lastPieces: [Data] = []
 
-  public init(reader: FolderReader) { self.init(reader: reader, linesBudget: 16 << 20) }
+  public init(reader: FolderReader) { self.init(reader: reader, linesBudget: 16 << 20, summariesKept: 16_384) }
 
-  init(reader: FolderReader, linesBudget: Int) {
+  init(reader: FolderReader, linesBudget: Int, summariesKept: Int = 16_384) {
     self.reader = reader
     self.linesBudget = linesBudget
+    self.summariesKept = summariesKept
   }
 
   /// The order to read folders in, each delta after its base and chain by chain, so that a base is
@@ -149,10 +153,15 @@ public struct StoredTreeCheck {
       problems.append("\(label): parent \(parent) is not older")
     }
     if summaries[root] == nil {
-      guard try reader.record(root) != nil else { return problems + ["\(label): its tree is missing"] }
+      if summaries.count >= summariesKept {
+        summaries.removeAll()
+        hasher.forgetDigests()
+      }
       do {
         summaries[root] = try hashLines(root: root)
       } catch let error as OperationError {
+        // Whether the root itself is there is asked only of a tree that does not read.
+        guard try reader.record(root) != nil else { return problems + ["\(label): its tree is missing"] }
         return problems + ["\(label): its tree cannot be read: \(error.message)"]
       }
     }
@@ -399,11 +408,21 @@ final class LinesHasher: Sendable {
     room.wait()
     queue.async { [self] in
       state.withLock { state in
-        guard let computed = state.digests[root], computed != digest else { return }
+        // A tree is hashed before any version of it is compared, and forgotten only with its summary.
+        guard let computed = state.digests[root] else {
+          state.problems.append("\(label): its tree digest was not computed (an error in check itself)")
+          return
+        }
+        guard computed != digest else { return }
         state.problems.append("\(label): tree digest \(digest) does not match its files (\(computed))")
       }
       room.signal()
     }
+  }
+
+  /// Forgets the digests of the trees hashed so far, once those waiting are compared.
+  func forgetDigests() {
+    queue.async { [self] in state.withLock { $0.digests.removeAll() } }
   }
 
   /// The digest of the tree `root`, once hashed.
