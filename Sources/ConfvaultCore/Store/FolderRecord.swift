@@ -78,6 +78,14 @@ public enum FolderRecord {
   /// - Parameter base: the entries of the record's base; required for a delta.
   /// - Throws: `.internal` when the record is damaged.
   public static func decode(_ record: StoredFolder, base: [TreeNode.Entry]?) throws -> [TreeNode.Entry] {
+    try decodeWithNamed(record, base: base).entries
+  }
+
+  /// The entries of `record`, in name byte order, and those it names itself, as `namedEntries`
+  /// gives them: the record read once for both.
+  static func decodeWithNamed(
+    _ record: StoredFolder, base: [TreeNode.Entry]?
+  ) throws -> (entries: [TreeNode.Entry], named: [TreeNode.Entry]) {
     var reader = RecordReader(bytes: try decompressed(record), folder: record.digest)
     guard try reader.byte() == format else { throw reader.damaged("unknown record format") }
     guard let base = record.base.map({ _ in base }) ?? [] else {
@@ -98,15 +106,17 @@ public enum FolderRecord {
       changed.append(entry)
     }
     guard reader.atEnd else { throw reader.damaged("bytes after its last entry") }
+    let named = changed
     // Written in name order without repeats; otherwise (a record no confvault writes) the last of a
     // name counts, as it always has.
     if !inOrder {
       changed = sorted(Array(Dictionary(changed.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last }).values))
     }
-    guard record.base != nil else { return changed }
-    return try merged(base, removing: removed, changed: changed) { name in
+    guard record.base != nil else { return (changed, named) }
+    let entries = try merged(base, removing: removed, changed: changed) { name in
       reader.damaged("it removes `\(name)`, not in its base")
     }
+    return (entries, named)
   }
 
   /// `base` (in name byte order) without the names `removed`, with `changed` (in that order too)
@@ -343,14 +353,27 @@ public struct FolderReader {
     guard let record = try fetch(digest) else {
       throw OperationError(.internal, "folder \(hexString(digest)) is missing from the store", hint: .runCheck)
     }
+    return try decoded(record, depth: depth).entries
+  }
+
+  /// The entries of `record`, fetched already, and those it names itself (`FolderRecord.namedEntries`);
+  /// its base is read through this reader, and its entries kept as any read are.
+  func decoded(_ record: StoredFolder) throws -> (entries: [TreeNode.Entry], named: [TreeNode.Entry]) {
+    try decoded(record, depth: nil)
+  }
+
+  private func decoded(
+    _ record: StoredFolder, depth: Int?
+  ) throws -> (entries: [TreeNode.Entry], named: [TreeNode.Entry]) {
     // Depths fall by one along a chain, so a damaged chain cannot loop.
     guard depth == nil || record.depth == depth, (record.base == nil) == (record.depth == 0), record.depth >= 0 else {
       throw OperationError(
-        .internal, "folder \(hexString(digest)) is damaged in the store: its delta chain is broken", hint: .runCheck)
+        .internal, "folder \(hexString(record.digest)) is damaged in the store: its delta chain is broken",
+        hint: .runCheck)
     }
     let base = try record.base.map { try self.entries($0, depth: record.depth - 1) }
-    let decoded = try FolderRecord.decode(record, base: base)
-    cache.insert(digest, decoded)
+    let decoded = try FolderRecord.decodeWithNamed(record, base: base)
+    cache.insert(record.digest, decoded.entries)
     return decoded
   }
 }

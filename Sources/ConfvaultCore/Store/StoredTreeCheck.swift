@@ -102,8 +102,7 @@ public struct StoredTreeCheck {
     let named: [TreeNode.Entry]
     do {
       guard let record = try reader.record(digest) else { return }
-      entries = try reader.entries(digest)
-      named = try FolderRecord.namedEntries(record)
+      (entries, named) = try reader.decoded(record)
     } catch let error as OperationError {
       problems.append("folder \(name): \(error.message)")
       return
