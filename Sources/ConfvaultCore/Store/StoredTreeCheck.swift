@@ -181,8 +181,9 @@ public struct StoredTreeCheck {
     newest >= next ? "app '\(app)': the next version number \(next) is already used" : nil
   }
 
-  /// The tree digest, file count and total size of the tree `root`, as its manifest would give them.
-  public mutating func summary(root: Data) throws -> (digest: TreeDigest, files: Int, size: Int64) {
+  /// The tree digest, file count and total size of the tree `root`, as its manifest would give them,
+  /// waiting for its lines to be hashed.
+  mutating func summary(root: Data) throws -> (digest: TreeDigest, files: Int, size: Int64) {
     let (files, size) = try hashLines(root: root)
     return (hasher.digest(root: root), files, size)
   }
