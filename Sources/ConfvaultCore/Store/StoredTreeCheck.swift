@@ -358,16 +358,36 @@ public struct StoredTreeCheck {
 }
 
 /// Hashes trees' manifest lines, one tree after another, on a thread of its own: the tree digests
-/// of `check`, computed while the next tree's lines are made.
+/// of `check`, computed while the next trees' lines are made.
 ///
 /// A tree's lines are hashed from where they stop being those of the tree hashed before, resuming
 /// from the hasher's state at the last checkpoint (one every 64 KiB of lines) before the first piece
 /// that changed: a version that changes one file hashes, on average, half its lines.
+///
+/// Work is handed over in batches: waking the other thread for each version of a small tree cost
+/// more than hashing its lines.
 final class LinesHasher: Sendable {
   /// How many bytes of lines are hashed between two saved states of the hasher.
   static let checkpointBytes = 64 << 10
-  /// How many trees' lines (or digests to compare) may wait to be hashed.
-  static let waiting = 4
+  /// A batch is handed over at this many jobs, or this many bytes of lines to hash.
+  static let batchJobs = 256
+  static let batchBytes = 4 << 20
+  /// How many batches may be handed over and not yet done.
+  static let waiting = 2
+
+  private enum Job: Sendable {
+    /// Hash the lines of the tree `root`, whose first `sameAsLast` pieces are the last tree's.
+    case hash(root: Data, pieces: [Data], sameAsLast: Int)
+    /// Note a problem of `label` if the tree `root` does not give `digest`.
+    case expect(root: Data, digest: TreeDigest, label: String)
+    /// Forget the digests of the trees hashed so far.
+    case forget
+  }
+
+  private struct Batch {
+    var jobs: [Job] = []
+    var bytes = 0
+  }
 
   private struct State {
     /// The hasher's state after the first `piece` pieces of the last tree.
@@ -378,61 +398,89 @@ final class LinesHasher: Sendable {
 
   private let queue = DispatchQueue(label: "confvault.check.lines")
   private let room = DispatchSemaphore(value: LinesHasher.waiting)
+  /// The jobs not handed over yet (only the thread that gives work touches them).
+  private let batch = Mutex(Batch())
   private let state = Mutex(State())
 
   /// Hashes the lines of the tree `root`, whose first `sameAsLast` pieces are those of the tree
   /// hashed before.
   func hash(root: Data, pieces: [Data], sameAsLast: Int) {
-    room.wait()
-    queue.async { [self] in
-      state.withLock { state in
-        while let last = state.checkpoints.last, last.piece > sameAsLast { state.checkpoints.removeLast() }
-        var hasher = state.checkpoints.last?.state ?? SHA256()
-        var sinceCheckpoint = 0
-        for index in (state.checkpoints.last?.piece ?? 0)..<pieces.count {
-          hasher.update(data: pieces[index])
-          sinceCheckpoint += pieces[index].count
-          if sinceCheckpoint >= LinesHasher.checkpointBytes {
-            state.checkpoints.append((index + 1, hasher))
-            sinceCheckpoint = 0
-          }
-        }
-        state.digests[root] = TreeDigest("sha256:" + hexString(hasher.finalize()))!
-      }
-      room.signal()
-    }
+    let bytes = pieces[min(sameAsLast, pieces.count)...].reduce(0) { $0 + $1.count }
+    add(.hash(root: root, pieces: pieces, sameAsLast: sameAsLast), bytes: bytes)
   }
 
   /// Notes a problem of `label` if the tree `root`, hashed already or waiting, does not give `digest`.
   func expect(root: Data, digest: TreeDigest, label: String) {
+    add(.expect(root: root, digest: digest, label: label), bytes: 0)
+  }
+
+  /// Forgets the digests of the trees hashed so far, once those waiting are compared.
+  func forgetDigests() { add(.forget, bytes: 0) }
+
+  /// The digest of the tree `root`, once hashed.
+  func digest(root: Data) -> TreeDigest {
+    handOver()
+    return queue.sync { state.withLock { $0.digests[root]! } }
+  }
+
+  /// The problems noted, once everything given is hashed.
+  func finish() -> [String] {
+    handOver()
+    return queue.sync { state.withLock { $0.problems } }
+  }
+
+  private func add(_ job: Job, bytes: Int) {
+    let full = batch.withLock { batch in
+      batch.jobs.append(job)
+      batch.bytes += bytes
+      return batch.jobs.count >= LinesHasher.batchJobs || batch.bytes >= LinesHasher.batchBytes
+    }
+    if full { handOver() }
+  }
+
+  /// Hands the jobs not handed over yet to the hashing thread, waiting while too many are.
+  private func handOver() {
+    let jobs = batch.withLock { batch in
+      defer { batch = Batch() }
+      return batch.jobs
+    }
+    guard !jobs.isEmpty else { return }
     room.wait()
     queue.async { [self] in
       state.withLock { state in
-        // A tree is hashed before any version of it is compared, and forgotten only with its summary.
-        guard let computed = state.digests[root] else {
-          state.problems.append("\(label): its tree digest was not computed (an error in check itself)")
-          return
-        }
-        guard computed != digest else { return }
-        state.problems.append("\(label): tree digest \(digest) does not match its files (\(computed))")
+        for job in jobs { LinesHasher.run(job, &state) }
       }
       room.signal()
     }
   }
 
-  /// Forgets the digests of the trees hashed so far, once those waiting are compared.
-  func forgetDigests() {
-    queue.async { [self] in state.withLock { $0.digests.removeAll() } }
-  }
-
-  /// The digest of the tree `root`, once hashed.
-  func digest(root: Data) -> TreeDigest {
-    queue.sync { state.withLock { $0.digests[root]! } }
-  }
-
-  /// The problems noted, once everything given is hashed.
-  func finish() -> [String] {
-    queue.sync { state.withLock { $0.problems } }
+  private static func run(_ job: Job, _ state: inout State) {
+    switch job {
+    case .hash(let root, let pieces, let sameAsLast):
+      while let last = state.checkpoints.last, last.piece > sameAsLast { state.checkpoints.removeLast() }
+      var hasher = state.checkpoints.last?.state ?? SHA256()
+      var sinceCheckpoint = 0
+      for index in (state.checkpoints.last?.piece ?? 0)..<pieces.count {
+        hasher.update(data: pieces[index])
+        sinceCheckpoint += pieces[index].count
+        if sinceCheckpoint >= checkpointBytes {
+          state.checkpoints.append((index + 1, hasher))
+          sinceCheckpoint = 0
+        }
+      }
+      state.digests[root] = TreeDigest("sha256:" + hexString(hasher.finalize()))!
+    case .expect(let root, let digest, let label):
+      // A tree is hashed before any version of it is compared, and forgotten only with its summary.
+      guard let computed = state.digests[root] else {
+        state.problems.append("\(label): its tree digest was not computed (an error in check itself)")
+        return
+      }
+      if computed != digest {
+        state.problems.append("\(label): tree digest \(digest) does not match its files (\(computed))")
+      }
+    case .forget:
+      state.digests.removeAll()
+    }
   }
 }
 
