@@ -530,9 +530,10 @@ public final class SQLiteStore: VersionStore {
     // Folder records are checked through a connection of their own, on another core, while the rest
     // is checked. Folder records and versions are only ever added, and `gc` removes only blobs that
     // no folder names, so each connection's snapshot is whole, whichever of the two is newer.
-    let records = try SQLiteStore.openReadOnly(path, folder: folder, configuration: configuration)
+    let (path, folder, configuration) = (path, folder, configuration)
     async let folderProblems = StoreFailure.mapping(folder) {
-      try await records.read { db in try StoreCheck(db: db).folderProblems() }
+      let records = try SQLiteStore.openReadOnly(path, folder: folder, configuration: configuration)
+      return try await records.read { db in try StoreCheck(db: db).folderProblems() }
     }
     var report = try await reading { db in try StoreCheck(db: db).run() }
     report.problems += try await folderProblems

@@ -200,7 +200,7 @@ public struct StoredTreeCheck {
     let shared = min(lastPieces.count, whole.pieces.count)
     while common < shared && StoredTreeCheck.same(lastPieces[common], whole.pieces[common]) { common += 1 }
     lastPieces = whole.pieces
-    hasher.hash(root: root, pieces: whole.pieces, sameAsLast: common)
+    hasher.hash(root: root, pieces: whole.pieces, sameAsLast: common, bytes: whole.byteCount)
     return (whole.files, whole.size)
   }
 
@@ -343,6 +343,11 @@ public struct StoredTreeCheck {
       return made + uncounted + result.pieces.count * MemoryLayout<Data>.stride
     }
     if linesBytes + cost() > linesBudget {
+      // Cleared, nothing would count its folders' lines: if it would not be kept even then, what
+      // is kept stays.
+      guard result.byteCount + result.pieces.count * MemoryLayout<Data>.stride <= linesBudget / 4 else {
+        return result
+      }
       lines.removeAll(keepingCapacity: true)
       linesBytes = 0
       linesGeneration += 1
@@ -369,7 +374,8 @@ public struct StoredTreeCheck {
 final class LinesHasher: Sendable {
   /// How many bytes of lines are hashed between two saved states of the hasher.
   static let checkpointBytes = 64 << 10
-  /// A batch is handed over at this many jobs, or this many bytes of lines to hash.
+  /// A batch is handed over at this many jobs, or when its trees' lines come to this many bytes
+  /// (counted whole, shared with the kept lines or not, so that what waits stays bounded).
   static let batchJobs = 256
   static let batchBytes = 4 << 20
   /// How many batches may be handed over and not yet done.
@@ -402,11 +408,12 @@ final class LinesHasher: Sendable {
   private let batch = Mutex(Batch())
   private let state = Mutex(State())
 
-  /// Hashes the lines of the tree `root`, whose first `sameAsLast` pieces are those of the tree
-  /// hashed before.
-  func hash(root: Data, pieces: [Data], sameAsLast: Int) {
-    let bytes = pieces[min(sameAsLast, pieces.count)...].reduce(0) { $0 + $1.count }
-    add(.hash(root: root, pieces: pieces, sameAsLast: sameAsLast), bytes: bytes)
+  /// Hashes the lines of the tree `root`, `bytes` in all, whose first `sameAsLast` pieces are those
+  /// of the tree hashed before.
+  func hash(root: Data, pieces: [Data], sameAsLast: Int, bytes: Int) {
+    add(
+      .hash(root: root, pieces: pieces, sameAsLast: sameAsLast),
+      bytes: bytes + pieces.count * MemoryLayout<Data>.stride)
   }
 
   /// Notes a problem of `label` if the tree `root`, hashed already or waiting, does not give `digest`.
