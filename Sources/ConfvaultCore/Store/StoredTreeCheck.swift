@@ -197,11 +197,35 @@ public struct StoredTreeCheck {
   private mutating func hashLines(root: Data) throws -> (files: Int, size: Int64) {
     let whole = try subtree(root, prefix: "", depth: 0)
     var common = 0
+    var sameBytes = 0
     let shared = min(lastPieces.count, whole.pieces.count)
-    while common < shared && StoredTreeCheck.same(lastPieces[common], whole.pieces[common]) { common += 1 }
+    while common < shared && StoredTreeCheck.same(lastPieces[common], whole.pieces[common]) {
+      sameBytes += whole.pieces[common].count
+      common += 1
+    }
+    if common < shared { sameBytes += StoredTreeCheck.commonPrefix(lastPieces[common], whole.pieces[common]) }
     lastPieces = whole.pieces
-    hasher.hash(root: root, pieces: whole.pieces, sameAsLast: common, bytes: whole.byteCount)
+    hasher.hash(root: root, pieces: whole.pieces, sameBytes: sameBytes, bytes: whole.byteCount)
     return (whole.files, whole.size)
+  }
+
+  /// How many bytes `a` and `b` begin with in common.
+  private static func commonPrefix(_ a: Data, _ b: Data) -> Int {
+    a.withUnsafeBytes { x in
+      b.withUnsafeBytes { y in
+        let count = min(x.count, y.count)
+        var index = 0
+        // Eight bytes at a time while they are equal, then byte by byte.
+        while index + 8 <= count,
+          x.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            == y.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+        {
+          index += 8
+        }
+        while index < count, x[index] == y[index] { index += 1 }
+        return index
+      }
+    }
   }
 
   /// Whether `a` comes before `b` in path byte order, a folder's name followed by "/", with no
@@ -366,14 +390,15 @@ public struct StoredTreeCheck {
 /// of `check`, computed while the next trees' lines are made.
 ///
 /// A tree's lines are hashed from where they stop being those of the tree hashed before, resuming
-/// from the hasher's state at the last checkpoint (one every 64 KiB of lines) before the first piece
-/// that changed: a version that changes one file hashes, on average, half its lines.
+/// from the hasher's state at the last checkpoint (one every 4 KiB of lines) at or before the first
+/// byte that changed: a version that changes one file hashes, on average, half its lines.
 ///
 /// Work is handed over in batches: waking the other thread for each version of a small tree cost
 /// more than hashing its lines.
 final class LinesHasher: Sendable {
-  /// How many bytes of lines are hashed between two saved states of the hasher.
-  static let checkpointBytes = 64 << 10
+  /// How many bytes of lines are hashed between two saved states of the hasher (each a copy of its
+  /// state, a few hundred bytes).
+  static let checkpointBytes = 4 << 10
   /// A batch is handed over at this many jobs, or when its trees' lines come to this many bytes
   /// (counted whole, shared with the kept lines or not, so that what waits stays bounded).
   static let batchJobs = 256
@@ -382,8 +407,8 @@ final class LinesHasher: Sendable {
   static let waiting = 2
 
   private enum Job: Sendable {
-    /// Hash the lines of the tree `root`, whose first `sameAsLast` pieces are the last tree's.
-    case hash(root: Data, pieces: [Data], sameAsLast: Int)
+    /// Hash the lines of the tree `root`, whose first `sameBytes` bytes are the last tree's.
+    case hash(root: Data, pieces: [Data], sameBytes: Int)
     /// Note a problem of `label` if the tree `root` does not give `digest`.
     case expect(root: Data, digest: TreeDigest, label: String)
     /// Forget the digests of the trees hashed so far.
@@ -396,8 +421,8 @@ final class LinesHasher: Sendable {
   }
 
   private struct State {
-    /// The hasher's state after the first `piece` pieces of the last tree.
-    var checkpoints: [(piece: Int, state: SHA256)] = []
+    /// The hasher's state after the first `offset` bytes of the last tree's lines.
+    var checkpoints: [(offset: Int, state: SHA256)] = []
     var digests: [Data: TreeDigest] = [:]
     var problems: [String] = []
   }
@@ -408,11 +433,11 @@ final class LinesHasher: Sendable {
   private let batch = Mutex(Batch())
   private let state = Mutex(State())
 
-  /// Hashes the lines of the tree `root`, `bytes` in all, whose first `sameAsLast` pieces are those
+  /// Hashes the lines of the tree `root`, `bytes` in all, whose first `sameBytes` bytes are those
   /// of the tree hashed before.
-  func hash(root: Data, pieces: [Data], sameAsLast: Int, bytes: Int) {
+  func hash(root: Data, pieces: [Data], sameBytes: Int, bytes: Int) {
     add(
-      .hash(root: root, pieces: pieces, sameAsLast: sameAsLast),
+      .hash(root: root, pieces: pieces, sameBytes: sameBytes),
       bytes: bytes + pieces.count * MemoryLayout<Data>.stride)
   }
 
@@ -463,16 +488,27 @@ final class LinesHasher: Sendable {
 
   private static func run(_ job: Job, _ state: inout State) {
     switch job {
-    case .hash(let root, let pieces, let sameAsLast):
-      while let last = state.checkpoints.last, last.piece > sameAsLast { state.checkpoints.removeLast() }
+    case .hash(let root, let pieces, let sameBytes):
+      while let last = state.checkpoints.last, last.offset > sameBytes { state.checkpoints.removeLast() }
       var hasher = state.checkpoints.last?.state ?? SHA256()
-      var sinceCheckpoint = 0
-      for index in (state.checkpoints.last?.piece ?? 0)..<pieces.count {
-        hasher.update(data: pieces[index])
-        sinceCheckpoint += pieces[index].count
-        if sinceCheckpoint >= checkpointBytes {
-          state.checkpoints.append((index + 1, hasher))
-          sinceCheckpoint = 0
+      let resume = state.checkpoints.last?.offset ?? 0
+      var nextCheckpoint = resume + checkpointBytes
+      var start = 0
+      for piece in pieces {
+        let end = start + piece.count
+        defer { start = end }
+        guard end > resume else { continue }
+        piece.withUnsafeBytes { bytes in
+          var from = max(resume - start, 0)
+          while from < bytes.count {
+            let to = min(bytes.count, nextCheckpoint - start)
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: bytes[from..<to]))
+            from = to
+            if start + to == nextCheckpoint {
+              state.checkpoints.append((nextCheckpoint, hasher))
+              nextCheckpoint += checkpointBytes
+            }
+          }
         }
       }
       state.digests[root] = TreeDigest("sha256:" + hexString(hasher.finalize()))!
