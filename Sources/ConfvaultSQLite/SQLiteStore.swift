@@ -527,16 +527,19 @@ public final class SQLiteStore: VersionStore {
   // MARK: Upkeep
 
   public func check() async throws -> CheckReport {
-    // Folder records are checked through a connection of their own, on another core, while the rest
-    // is checked. Folder records and versions are only ever added, and `gc` removes only blobs that
-    // no folder names, so each connection's snapshot is whole, whichever of the two is newer.
+    // Blobs and folder records are checked through a connection of their own, on another core,
+    // while the versions are. Folder records and versions are only ever added, and `gc` removes only
+    // blobs that no folder names, so each connection's snapshot is whole, whichever of the two is
+    // newer.
     let (path, folder, configuration) = (path, folder, configuration)
-    async let folderProblems = StoreFailure.mapping(folder) {
+    async let content = StoreFailure.mapping(folder) {
       let records = try SQLiteStore.openReadOnly(path, folder: folder, configuration: configuration)
-      return try await records.read { db in try StoreCheck(db: db).folderProblems() }
+      return try await records.read { db in try StoreCheck(db: db).contentProblems() }
     }
     var report = try await reading { db in try StoreCheck(db: db).run() }
-    report.problems += try await folderProblems
+    let (problems, blobs) = try await content
+    report.problems = problems + report.problems
+    report.blobs = blobs
     return report
   }
 

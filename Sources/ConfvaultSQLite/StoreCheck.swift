@@ -3,15 +3,16 @@ import Crypto
 import Foundation
 import GRDB
 
-/// `confvault check`: every blob's hash, every folder record once (`folderProblems()`), every
-/// version's tree digest, every head, and the numbering.
+/// `confvault check`, in two halves that can run at once on connections of their own: the stored
+/// content (`contentProblems()`: every blob's hash, then every folder record once), and the rest
+/// (`run()`: every version's tree digest, every head, and the numbering).
 struct StoreCheck {
   let db: Database
 
-  /// Everything but the folder records, which `folderProblems()` checks.
+  /// Everything but the stored content, which `contentProblems()` checks; its problems are not
+  /// among the report's, nor its count of blobs.
   func run() throws -> CheckReport {
     var problems: [String] = []
-    let blobs = try checkBlobs(&problems)
     let versions = try checkVersions(&problems)
     try checkHeads(&problems)
     try checkAudit(&problems)
@@ -19,8 +20,16 @@ struct StoreCheck {
       try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM (\(Queries.unreferencedBlobs(storedBefore: nil)))") ?? 0
     let folders = try Row.fetchOne(db, sql: "SELECT COUNT(*), TOTAL(LENGTH(data)) FROM tree_node")
     return CheckReport(
-      problems: problems, unreferencedBlobs: unreferenced, versions: versions, blobs: blobs,
+      problems: problems, unreferencedBlobs: unreferenced, versions: versions, blobs: 0,
       folders: folders?[0] ?? 0, folderBytes: Int64(folders?[1] as Double? ?? 0))
+  }
+
+  /// Every blob's chunks decoded and hashed, then every folder record once; the problems found
+  /// and how many blobs there are.
+  func contentProblems() throws -> (problems: [String], blobs: Int) {
+    var problems: [String] = []
+    let blobs = try checkBlobs(&problems)
+    return (problems + (try folderProblems()), blobs)
   }
 
   /// Every blob's chunks decoded and hashed, on every core (`StoredBlobCheck`).
@@ -76,7 +85,7 @@ struct StoreCheck {
 
   /// Each folder record once, bases before their deltas: decoded, its digest recomputed, and every
   /// blob and folder it names present (and each blob noted as used, which `gc` relies on).
-  func folderProblems() throws -> [String] {
+  private func folderProblems() throws -> [String] {
     var problems: [String] = []
     let index = try Row.fetchAll(
       db, sql: "SELECT n.digest, \(Queries.baseDigest) AS base FROM tree_node n LEFT JOIN tree_node b ON b.id = n.base"
