@@ -55,6 +55,23 @@ import Testing
     }
   }
 
+  @Test("a folder whose name begins a sibling's name: its lines come where its paths sort, not where its name does")
+  func pathOrder() throws {
+    let records = Records()
+    var check = StoredTreeCheck(reader: records.reader)
+    // A record lists `a`, `a+b`, `a-c`, `a.d`, `a0`; the manifest sorts `a/x` after `a.d` ("/" is
+    // after "+", "-" and "."), before `a0`. The same goes one level down, and for `b/` after `b-1`.
+    let paths = [
+      "a+b", "a-c/x", "a.d", "a/x", "a/y/z", "a/y-1", "a/y.2", "a0", "b-1/x", "b/x", "c",
+    ]
+    let files = paths.map { path in
+      ManifestFile(path: path, size: 3, mode: .regular, sha256: SHA256Hex.of(Data(path.utf8)))
+    }
+    let summary = try check.summary(root: records.store(files))
+    #expect(summary.digest == TreeDigest(files: files))
+    #expect(summary.files == paths.count)
+  }
+
   @Test("a one-file version makes the lines of its changed folders only, not of every folder again")
   func keptLines() throws {
     let records = Records()

@@ -317,7 +317,7 @@ private struct RecordReader {
     case 0, 1:
       let size = try varint()
       guard size <= UInt64(Int64.max) else { throw damaged("the size of `\(name)` is out of range") }
-      let blob = SHA256Hex(bytes: Data(try take(32)))!
+      let blob = try take(32).withUnsafeBytes { SHA256Hex(bytes: $0)! }
       return .file(name: name, mode: kind == 1 ? .executable : .regular, size: Int64(size), blob: blob)
     case 2:
       return .folder(name: name, node: Data(try take(32)))

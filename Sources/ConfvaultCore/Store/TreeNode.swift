@@ -111,10 +111,15 @@ public struct TreeNode: Sendable {
   public var digest: Data {
     let byName = { (a: Entry, b: Entry) in EntryPath.byteOrder(a.name, b.name) }
     let inOrder = zip(entries, entries.dropFirst()).allSatisfy { !byName($1, $0) }
+    return TreeNode.digest(ordered: inOrder ? entries : entries.sorted(by: byName))
+  }
+
+  /// The digest of a folder whose `entries` are in name byte order, as a stored record's decode.
+  static func digest(ordered entries: [Entry]) -> Data {
     // The lines of every entry in one buffer, hashed at once.
     var lines: [UInt8] = []
     lines.reserveCapacity(entries.count * 120)
-    for entry in inOrder ? entries : entries.sorted(by: byName) {
+    for entry in entries {
       switch entry {
       case .file(let name, let mode, let size, let blob):
         lines.append(contentsOf: "F ".utf8)
