@@ -125,16 +125,19 @@ struct StoreCheck: Sendable {
     var trees = StoredTreeCheck(reader: folders)
     for app in try await session.rows("SELECT id, name, next_version FROM app ORDER BY name") {
       let (id, name, nextVersion) = try app.decode((Int64, String, Int).self)
-      let rows = try await session.rows(
-        "SELECT \(unescaped: Queries.versionColumns), tree FROM version WHERE app_id = \(id) ORDER BY number")
       var previous = 0
-      for row in rows {
+      var found: [String] = []
+      // Streamed: a long history is not held.
+      try await session.forEach(
+        "SELECT \(unescaped: Queries.versionColumns), tree FROM version WHERE app_id = \(id) ORDER BY number"
+      ) { row in
         count += 1
-        problems += try trees.checkVersion(
+        found += try trees.checkVersion(
           app: name, number: try row.get("number", as: Int.self), root: try row.get("tree", as: Data.self),
           previous: &previous
         ) { try Queries.version(row, app: name) }
       }
+      problems += found
       if let problem = StoredTreeCheck.checkNextNumber(app: name, newest: previous, next: nextVersion) {
         problems.append(problem)
       }
