@@ -86,27 +86,11 @@ public enum FolderRecord {
   static func decodeWithNamed(
     _ record: StoredFolder, base: [TreeNode.Entry]?
   ) throws -> (entries: [TreeNode.Entry], named: [TreeNode.Entry]) {
-    var reader = RecordReader(bytes: try decompressed(record), folder: record.digest)
-    guard try reader.byte() == format else { throw reader.damaged("unknown record format") }
+    let (removed, named, inOrder) = try readOwn(record)
     guard let base = record.base.map({ _ in base }) ?? [] else {
-      throw reader.damaged("its base folder was not read")
+      throw damaged(record.digest, "its base folder was not read")
     }
-    var removed = Set<String>()
-    if record.base != nil {
-      for _ in 0..<(try reader.count()) {
-        let name = try reader.name()
-        guard removed.insert(name).inserted else { throw reader.damaged("it removes `\(name)` twice") }
-      }
-    }
-    var changed: [TreeNode.Entry] = []
-    var inOrder = true
-    for _ in 0..<(try reader.count()) {
-      let entry = try reader.entry()
-      if inOrder, let last = changed.last, !EntryPath.byteOrder(last.name, entry.name) { inOrder = false }
-      changed.append(entry)
-    }
-    guard reader.atEnd else { throw reader.damaged("bytes after its last entry") }
-    let named = changed
+    var changed = named
     // Written in name order without repeats; otherwise (a record no confvault writes) the last of a
     // name counts, as it always has.
     if !inOrder {
@@ -114,7 +98,7 @@ public enum FolderRecord {
     }
     guard record.base != nil else { return (changed, named) }
     let entries = try merged(base, removing: removed, changed: changed) { name in
-      reader.damaged("it removes `\(name)`, not in its base")
+      damaged(record.digest, "it removes `\(name)`, not in its base")
     }
     return (entries, named)
   }
@@ -155,13 +139,35 @@ public enum FolderRecord {
 
   /// The entries a record names itself (for a delta, the ones it adds or changes), without its
   /// base's: every blob and folder some folder refers to is named by the record that first refers to it.
-  public static func namedEntries(_ record: StoredFolder) throws -> [TreeNode.Entry] {
+  public static func namedEntries(_ record: StoredFolder) throws -> [TreeNode.Entry] { try readOwn(record).named }
+
+  /// What a record holds itself: the names it removes from its base (for a delta), and the entries
+  /// it names, as written, with whether those are in name byte order without repeats.
+  private static func readOwn(_ record: StoredFolder) throws -> (
+    removed: Set<String>, named: [TreeNode.Entry], inOrder: Bool
+  ) {
     var reader = RecordReader(bytes: try decompressed(record), folder: record.digest)
     guard try reader.byte() == format else { throw reader.damaged("unknown record format") }
+    var removed = Set<String>()
     if record.base != nil {
-      for _ in 0..<(try reader.count()) { _ = try reader.name() }
+      for _ in 0..<(try reader.count()) {
+        let name = try reader.name()
+        guard removed.insert(name).inserted else { throw reader.damaged("it removes `\(name)` twice") }
+      }
     }
-    return try (0..<(try reader.count())).map { _ in try reader.entry() }
+    var named: [TreeNode.Entry] = []
+    var inOrder = true
+    for _ in 0..<(try reader.count()) {
+      let entry = try reader.entry()
+      if inOrder, let last = named.last, !EntryPath.byteOrder(last.name, entry.name) { inOrder = false }
+      named.append(entry)
+    }
+    guard reader.atEnd else { throw reader.damaged("bytes after its last entry") }
+    return (removed, named, inOrder)
+  }
+
+  fileprivate static func damaged(_ folder: Data, _ what: String) -> OperationError {
+    OperationError(.internal, "folder \(hexString(folder)) is damaged in the store: \(what)", hint: .runCheck)
   }
 
   /// The blobs a record names itself.
@@ -263,9 +269,7 @@ private struct RecordReader {
 
   var atEnd: Bool { at == bytes.count }
 
-  func damaged(_ what: String) -> OperationError {
-    OperationError(.internal, "folder \(hexString(folder)) is damaged in the store: \(what)", hint: .runCheck)
-  }
+  func damaged(_ what: String) -> OperationError { FolderRecord.damaged(folder, what) }
 
   mutating func byte() throws -> UInt8 {
     guard at < bytes.count else { throw damaged("it ends too soon") }
