@@ -6,7 +6,10 @@ import Synchronization
 /// The part of `check` every store shares: each stored folder record read once, its digest
 /// recomputed and what it names found; each version's tree digest, file count and size recomputed
 /// from its folders.
-public struct StoredTreeCheck {
+///
+/// Not copyable: a copy would share the hashing thread, and the digests it keeps, but not the lines
+/// kept for the next version.
+public struct StoredTreeCheck: ~Copyable {
   private let reader: FolderReader
   private var lines: [LinesKey: Lines] = [:]
   private var linesBytes = 0
@@ -175,7 +178,7 @@ public struct StoredTreeCheck {
 
   /// The problems of versions whose tree digest does not match their files, once every version's
   /// lines given to `checkVersion` are hashed; the check of versions is not complete without them.
-  public func finishVersions() -> [String] { hasher.finish() }
+  public consuming func finishVersions() -> [String] { hasher.finish() }
 
   /// The problem of an app whose next version number is taken already by its newest version, if any.
   public static func checkNextNumber(app: String, newest: Int, next: Int) -> String? {
