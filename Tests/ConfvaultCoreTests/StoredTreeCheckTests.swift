@@ -72,6 +72,21 @@ import Testing
     #expect(summary.files == paths.count)
   }
 
+  @Test("a name holding a '/' that a combining mark joins: its files' lines sort among its siblings' as paths do")
+  func joinedSlash() throws {
+    let records = Records()
+    var check = StoredTreeCheck(reader: records.reader)
+    // The folders `a` and `a/\u{301}x` are siblings, but the manifest puts `a/\u{301}x/f.json`
+    // (bytes 2F CC) between `a/b.json` (2F 62) and `a/日.json` (2F E6): the lines of two folders mix.
+    let paths = ["a/b.json", "a/\u{301}x/f.json", "a/\u{301}x/g/h.json", "a/日.json", "a/日/i.json", "b.json"]
+    let files = paths.map { path in
+      ManifestFile(path: path, size: 2, mode: .regular, sha256: SHA256Hex.of(Data(path.utf8)))
+    }
+    let summary = try check.summary(root: records.store(files))
+    #expect(summary.digest == TreeDigest(files: files))
+    #expect(summary.files == paths.count)
+  }
+
   @Test("a one-file version makes the lines of its changed folders only, not of every folder again")
   func keptLines() throws {
     let records = Records()

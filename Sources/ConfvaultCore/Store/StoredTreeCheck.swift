@@ -213,6 +213,31 @@ public struct StoredTreeCheck: ~Copyable {
     return (whole.files, whole.size)
   }
 
+  /// The lines of `pieces` as one piece, in the byte order of their paths (what follows a line's
+  /// second space: a mode and a digest hold none, and a path no line break).
+  private static func sortedByPath(_ pieces: [Data]) -> Data {
+    var bytes: [UInt8] = []
+    for piece in pieces { bytes.append(contentsOf: piece) }
+    var lines: [Range<Int>] = []
+    var start = 0
+    for index in bytes.indices where bytes[index] == 0x0A {
+      lines.append(start..<index + 1)
+      start = index + 1
+    }
+    func path(_ line: Range<Int>) -> ArraySlice<UInt8> {
+      var spaces = 0
+      for index in line where bytes[index] == 0x20 {
+        spaces += 1
+        if spaces == 2 { return bytes[index + 1..<line.upperBound] }
+      }
+      return bytes[line]
+    }
+    lines.sort { path($0).lexicographicallyPrecedes(path($1)) }
+    var sorted = Data(capacity: bytes.count)
+    for line in lines { sorted.append(contentsOf: bytes[line]) }
+    return sorted
+  }
+
   /// How many bytes `a` and `b` begin with in common.
   private static func commonPrefix(_ a: Data, _ b: Data) -> Int {
     a.withUnsafeBytes { x in
@@ -368,6 +393,13 @@ public struct StoredTreeCheck: ~Copyable {
       }
     }
     endPiece()
+    // A name may hold a "/" byte that a combining mark joins (see `EntryPath.folder(of:)`): then the
+    // files below two entries can mix as paths sort, and this folder's lines are sorted as a whole.
+    if entries.contains(where: { $0.name.utf8.contains(0x2F) }) {
+      result.pieces = [StoredTreeCheck.sortedByPath(result.pieces)]
+      made = result.byteCount
+      folders = []
+    }
     // A subtree holds the lines it made and shares the pieces of its folders kept now, which are
     // counted there: counting their bytes again at every level above them filled the budget with
     // a few versions' roots.
