@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 
@@ -118,6 +119,59 @@ import Testing
       files[number * 31 % 600].sha256 = SHA256Hex.of(Data("changed in \(number)".utf8))
       #expect(try check.summary(root: records.store(files)).digest == TreeDigest(files: files))
       #expect(check.keptBytes <= budget, "version \(number): \(check.keptBytes) bytes kept")
+    }
+  }
+
+  @Test("the bytes two pieces of lines begin with in common, eight at a time and then one by one")
+  func commonPrefix() {
+    let piece = Data((0..<40).map { UInt8($0) })
+    for change in [0, 1, 7, 8, 9, 15, 16, 39] {
+      var changed = piece
+      changed[change] &+= 1
+      #expect(StoredTreeCheck.commonPrefix(piece, changed) == change, "changed at \(change)")
+    }
+    #expect(StoredTreeCheck.commonPrefix(piece, piece) == 40)
+    #expect(StoredTreeCheck.commonPrefix(piece, piece.prefix(17)) == 17)
+    #expect(StoredTreeCheck.commonPrefix(piece.prefix(8), piece) == 8)
+    #expect(StoredTreeCheck.commonPrefix(Data(), piece) == 0)
+  }
+
+  @Test("the lines hasher resumes at a checkpoint at or before the first changed byte, also next to one")
+  func checkpoints() throws {
+    var generator = SystemRandomNumberGenerator()
+    let hasher = LinesHasher()
+    let size = 3 * LinesHasher.checkpointBytes + 100
+    var lines = (0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    var last: [UInt8] = []
+    var expected: [Data: String] = [:]
+    // Changes at the first byte, next to and on each checkpoint, at the last byte; and trees that
+    // shrink and grow.
+    let step = LinesHasher.checkpointBytes
+    let changes = [0, 1, step - 1, step, step + 1, 2 * step, size - 1] + [size / 2, size + 4_000, step]
+    for (index, change) in changes.enumerated() {
+      if index == 7 { lines.removeLast(size / 2) }
+      if index == 8 { lines += (0..<5_000).map { _ in UInt8.random(in: 0...255, using: &generator) } }
+      if index == 9 { lines.removeLast(lines.count - step) }
+      if change < lines.count { lines[change] &+= 1 }
+      // Pieces of random lengths, cut anywhere.
+      var pieces: [Data] = []
+      var start = 0
+      while start < lines.count {
+        let end = min(lines.count, start + Int.random(in: 1...3_000, using: &generator))
+        pieces.append(Data(lines[start..<end]))
+        start = end
+      }
+      let same = zip(last, lines).prefix { $0 == $1 }.count
+      // The exact count of bytes in common, and one too low, as a producer may give.
+      for sameBytes in [same, max(same - 1, 0)] {
+        let root = Data("\(index) \(sameBytes == same)".utf8)
+        hasher.hash(root: root, pieces: pieces, sameBytes: sameBytes, bytes: lines.count)
+        expected[root] = hexString(SHA256.hash(data: lines))
+      }
+      last = lines
+    }
+    for (root, digest) in expected {
+      #expect(hasher.digest(root: root).value == "sha256:" + digest, "\(String(decoding: root, as: UTF8.self))")
     }
   }
 

@@ -239,7 +239,7 @@ public struct StoredTreeCheck: ~Copyable {
   }
 
   /// How many bytes `a` and `b` begin with in common.
-  private static func commonPrefix(_ a: Data, _ b: Data) -> Int {
+  static func commonPrefix(_ a: Data, _ b: Data) -> Int {
     a.withUnsafeBytes { x in
       b.withUnsafeBytes { y in
         let count = min(x.count, y.count)
