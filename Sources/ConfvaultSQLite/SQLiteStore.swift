@@ -527,20 +527,19 @@ public final class SQLiteStore: VersionStore {
   // MARK: Upkeep
 
   public func check() async throws -> CheckReport {
-    // Blobs and folder records are checked through a connection of their own, on another core,
-    // while the versions are. Folder records and versions are only ever added, and `gc` removes only
-    // blobs that no folder names, so each connection's snapshot is whole, whichever of the two is
-    // newer.
+    // Blobs and folder records are checked through a connection of their own while the versions
+    // are checked on this one. Each half reads one snapshot and compares nothing with the other's;
+    // only the counts in the report may come from different moments.
     let (path, folder, configuration) = (path, folder, configuration)
     async let content = StoreFailure.mapping(folder) {
       let records = try SQLiteStore.openReadOnly(path, folder: folder, configuration: configuration)
-      return try await records.read { db in try StoreCheck(db: db).contentProblems() }
+      return try await records.read { db in try StoreCheck(db: db).content() }
     }
-    var report = try await reading { db in try StoreCheck(db: db).run() }
+    let rest = try await reading { db in try StoreCheck(db: db).rest() }
     let (problems, blobs) = try await content
-    report.problems = problems + report.problems
-    report.blobs = blobs
-    return report
+    return CheckReport(
+      problems: problems + rest.problems, unreferencedBlobs: rest.unreferencedBlobs, versions: rest.versions,
+      blobs: blobs, folders: rest.folders, folderBytes: rest.folderBytes)
   }
 
   public func collectGarbage(grace: TimeInterval) async throws -> Int {

@@ -4,14 +4,22 @@ import Foundation
 import GRDB
 
 /// `confvault check`, in two halves that can run at once on connections of their own: the stored
-/// content (`contentProblems()`: every blob's hash, then every folder record once), and the rest
-/// (`run()`: every version's tree digest, every head, and the numbering).
+/// content (`content()`: every blob's hash, then every folder record once), and the rest (`rest()`:
+/// every version's tree digest, every head, and the numbering).
 struct StoreCheck {
   let db: Database
 
-  /// Everything but the stored content, which `contentProblems()` checks; its problems are not
-  /// among the report's, nor its count of blobs.
-  func run() throws -> CheckReport {
+  /// What `rest()` finds and counts.
+  struct Rest {
+    var problems: [String]
+    var versions: Int
+    var unreferencedBlobs: Int
+    var folders: Int
+    var folderBytes: Int64
+  }
+
+  /// Every version, head and audit entry checked, and what the report counts but the blobs.
+  func rest() throws -> Rest {
     var problems: [String] = []
     let versions = try checkVersions(&problems)
     try checkHeads(&problems)
@@ -19,14 +27,14 @@ struct StoreCheck {
     let unreferenced =
       try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM (\(Queries.unreferencedBlobs(storedBefore: nil)))") ?? 0
     let folders = try Row.fetchOne(db, sql: "SELECT COUNT(*), TOTAL(LENGTH(data)) FROM tree_node")
-    return CheckReport(
-      problems: problems, unreferencedBlobs: unreferenced, versions: versions, blobs: 0,
-      folders: folders?[0] ?? 0, folderBytes: Int64(folders?[1] as Double? ?? 0))
+    return Rest(
+      problems: problems, versions: versions, unreferencedBlobs: unreferenced, folders: folders?[0] ?? 0,
+      folderBytes: Int64(folders?[1] as Double? ?? 0))
   }
 
-  /// Every blob's chunks decoded and hashed, then every folder record once; the problems found
-  /// and how many blobs there are.
-  func contentProblems() throws -> (problems: [String], blobs: Int) {
+  /// Every blob's chunks decoded and hashed, then every folder record once: the problems found, and
+  /// how many blobs there are.
+  func content() throws -> (problems: [String], blobs: Int) {
     var problems: [String] = []
     let blobs = try checkBlobs(&problems)
     return (problems + (try folderProblems()), blobs)

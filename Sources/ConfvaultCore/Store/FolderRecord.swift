@@ -207,11 +207,10 @@ public enum FolderRecord {
 
   private static func decompressed(_ record: StoredFolder) throws -> Data {
     guard record.compressed else { return record.data }
-    let damaged = OperationError(
-      .internal, "folder \(hexString(record.digest)) is damaged in the store: not a valid zstd frame", hint: .runCheck)
+    let notZstd = damaged(record.digest, "not a valid zstd frame")
     let size = record.data.withUnsafeBytes { ZSTD_getFrameContentSize($0.baseAddress, $0.count) }
     guard size != ZSTD_CONTENTSIZE_ERROR, size != ZSTD_CONTENTSIZE_UNKNOWN, size <= maxDecodedSize else {
-      throw damaged
+      throw notZstd
     }
     var output = Data(count: Int(size))
     let result = try ZstdDecompression.withContext { context in
@@ -221,7 +220,7 @@ public enum FolderRecord {
         }
       }
     }
-    guard ZSTD_isError(result) == 0, result == Int(size) else { throw damaged }
+    guard ZSTD_isError(result) == 0, result == Int(size) else { throw notZstd }
     return output
   }
 }

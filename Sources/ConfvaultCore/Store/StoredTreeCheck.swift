@@ -7,8 +7,9 @@ import Synchronization
 /// recomputed and what it names found; each version's tree digest, file count and size recomputed
 /// from its folders.
 ///
-/// Not copyable: a copy would share the hashing thread, and the digests it keeps, but not the lines
-/// kept for the next version.
+/// Not copyable: a copy would share the hashing thread, whose saved states are those of the last
+/// tree either copy hashed, but keep its own last tree's lines to compare with; each would then
+/// resume hashing from the other's states, and report right digests as wrong.
 public struct StoredTreeCheck: ~Copyable {
   private let reader: FolderReader
   private var lines: [LinesKey: Lines] = [:]
@@ -350,8 +351,9 @@ public struct StoredTreeCheck: ~Copyable {
     subtreesMade += 1
     // Path byte order: a folder sorts as its name followed by "/". Records list their entries by
     // name, which is that order but where a folder's name is followed by a sibling's longer one.
-    // Only a folder can be out of that order, and then with the entry after it: a file before a
-    // sibling in name order is before it in path order too.
+    // Only a folder can be out of that order (a file before a sibling in name order is before it in
+    // path order too), and then with the entry after it: an entry that sorts before "name/" begins
+    // with the folder's name and a byte below "/", and so does every entry between the two.
     var entries = try reader.entries(digest)
     if entries.indices.dropLast().contains(where: { index in
       if case .folder = entries[index] { return StoredTreeCheck.pathOrder(entries[index + 1], entries[index]) }
