@@ -72,4 +72,52 @@ import Testing
     }
     #expect(error?.message.contains("removes `a`, not in its base") == true, "\(String(describing: error))")
   }
+
+  /// The bytes of a record of format 1, written by hand: for a delta, the names it removes, then its
+  /// entries (each a kind, a name, and a size and blob or a folder's digest).
+  private func record(removing removed: [String]? = nil, _ entries: [TreeNode.Entry], trailing: [UInt8] = [])
+    -> StoredFolder
+  {
+    func name(_ text: String) -> [UInt8] { [UInt8(text.utf8.count)] + Array(text.utf8) }
+    var bytes: [UInt8] = [1]
+    if let removed { bytes += [UInt8(removed.count)] + removed.flatMap(name) }
+    bytes.append(UInt8(entries.count))
+    for entry in entries {
+      switch entry {
+      case .file(let file, let mode, let size, let blob):
+        bytes += [mode == .executable ? 1 : 0] + name(file) + [UInt8(size)] + Array(blob.bytes)
+      case .folder(let folder, let node):
+        bytes += [2] + name(folder) + Array(node)
+      }
+    }
+    return StoredFolder(
+      digest: Data(repeating: 9, count: 32), base: removed == nil ? nil : Data(repeating: 1, count: 32),
+      depth: removed == nil ? 0 : 1, compressed: false, data: Data(bytes + trailing))
+  }
+
+  @Test("a record that lists its entries out of order or a name twice decodes in name order, the last of a name kept")
+  func outOfOrder() throws {
+    func file(_ name: String, _ content: String) -> TreeNode.Entry {
+      .file(name: name, mode: .regular, size: 1, blob: SHA256Hex.of(Data(content.utf8)))
+    }
+    let written = [file("b", "1"), file("a", "2"), file("b", "3")]
+    let stored = record(written)
+    #expect(try FolderRecord.decode(stored, base: nil) == [file("a", "2"), file("b", "3")])
+    #expect(try FolderRecord.namedEntries(stored) == written, "what it names itself, as written")
+  }
+
+  @Test(
+    "what a record names itself is refused, as its decode is, when it removes a name twice or has bytes after its end")
+  func namedEntriesOfDamagedRecords() throws {
+    let entry = TreeNode.Entry.file(name: "x", mode: .regular, size: 1, blob: SHA256Hex.of(Data("x".utf8)))
+    #expect(try FolderRecord.namedEntries(record(removing: ["a"], [entry])) == [entry])
+    for (damaged, problem) in [
+      (record(removing: ["a", "a"], [entry]), "removes `a` twice"),
+      (record([entry], trailing: [0]), "bytes after its last entry"),
+    ] {
+      let error = #expect(throws: OperationError.self) { try FolderRecord.namedEntries(damaged) }
+      #expect(error?.message.contains(problem) == true, "\(String(describing: error))")
+      #expect(throws: OperationError.self) { try FolderRecord.namedBlobs(damaged) }
+    }
+  }
 }
