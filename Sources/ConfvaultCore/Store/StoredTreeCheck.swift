@@ -365,6 +365,8 @@ public struct StoredTreeCheck: ~Copyable {
     var own: [UInt8] = []
     var made = 0
     var folders: [(keptIn: Int?, bytes: Int)] = []
+    // Whether a name holds a "/" byte, which a combining mark joins (see below).
+    var joinedSlash = false
     func endPiece() {
       guard !own.isEmpty else { return }
       result.pieces.append(Data(own))
@@ -380,11 +382,14 @@ public struct StoredTreeCheck: ~Copyable {
         blob.appendHex(to: &own)
         own.append(0x20)
         own.append(contentsOf: prefix.utf8)
+        let nameStart = own.count
         own.append(contentsOf: name.utf8)
+        joinedSlash = joinedSlash || own[nameStart...].contains(0x2F)
         own.append(0x0A)
         result.files += 1
         result.size = try sum(result.size, size, digest)
       case .folder(let name, let node):
+        joinedSlash = joinedSlash || name.utf8.contains(0x2F)
         let child = try subtree(node, prefix: prefix + name + "/", depth: depth + 1)
         endPiece()
         folders.append((child.keptIn, child.byteCount))
@@ -397,7 +402,7 @@ public struct StoredTreeCheck: ~Copyable {
     endPiece()
     // A name may hold a "/" byte that a combining mark joins (see `EntryPath.folder(of:)`): then the
     // files below two entries can mix as paths sort, and this folder's lines are sorted as a whole.
-    if entries.contains(where: { $0.name.utf8.contains(0x2F) }) {
+    if joinedSlash {
       result.pieces = [StoredTreeCheck.sortedByPath(result.pieces)]
       made = result.byteCount
       folders = []
