@@ -86,6 +86,25 @@ import Testing
     }
   }
 
+  @Test("a folder whose lines fill the digest's buffer several times over, and a line longer than all of it")
+  func longLines() {
+    // 64 KiB are hashed at a time: names of every length from 1 to 199 bytes make lines of
+    // 84 to 300 bytes that end at every offset around the buffer's end.
+    let entries: [TreeNode.Entry] = (0..<2_000).map { index in
+      let name = String(format: "%05d", index) + String(repeating: "n", count: index % 195)
+      return index % 7 == 0
+        ? .folder(name: name, node: Data(SHA256.hash(data: Data(name.utf8))))
+        : .file(name: name, mode: .regular, size: Int64(index) * 977, blob: SHA256Hex.of(Data(name.utf8)))
+    }
+    #expect(TreeNode.digest(ordered: entries) == Self.plainDigest(entries))
+    // Not a name any path could hold, but the digest of a damaged record's entries is still taken.
+    let long: [TreeNode.Entry] = [
+      .file(name: "a", mode: .executable, size: 0, blob: SHA256Hex.of(Data())),
+      .folder(name: String(repeating: "b", count: 70_000), node: Data(repeating: 7, count: 5)),
+    ]
+    #expect(TreeNode.digest(ordered: long) == Self.plainDigest(long))
+  }
+
   @Test(
     "a version's tree gives the same folders built at once, built when first asked for, and built again after they were let go"
   )

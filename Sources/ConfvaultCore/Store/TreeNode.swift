@@ -116,47 +116,92 @@ public struct TreeNode: Sendable {
 
   /// The digest of a folder whose `entries` are in name byte order, as a stored record's decode.
   static func digest(ordered entries: [Entry]) -> Data {
-    // The lines of every entry in one buffer, hashed at once.
-    var lines: [UInt8] = []
-    lines.reserveCapacity(entries.count * 120)
+    var lines = LineHashing()
     for entry in entries {
       switch entry {
       case .file(let name, let mode, let size, let blob):
-        lines.append(contentsOf: "F ".utf8)
-        lines.append(contentsOf: mode.rawValue.utf8)
-        lines.append(0x20)
-        TreeNode.appendDecimal(size, to: &lines)
-        lines.append(0x20)
-        blob.appendHex(to: &lines)
-        lines.append(0x20)
-        lines.append(contentsOf: name.utf8)
+        lines.write("F ")
+        lines.write(mode.rawValue)
+        lines.write(" ")
+        lines.writeDecimal(size)
+        lines.write(" ")
+        lines.writeHex(blob)
+        lines.write(" ")
+        lines.write(name)
       case .folder(let name, let node):
-        lines.append(contentsOf: "D ".utf8)
-        lines.append(contentsOf: hexString(node).utf8)
-        lines.append(0x20)
-        lines.append(contentsOf: name.utf8)
+        lines.write("D ")
+        lines.writeHex(node)
+        lines.write(" ")
+        lines.write(name)
       }
-      lines.append(0x0A)
+      lines.write("\n")
     }
-    return Data(SHA256.hash(data: lines))
+    return lines.finish()
   }
 
-  /// The digits of `value` (no sign: sizes are never negative), as `String(value)` spells them.
-  private static func appendDecimal(_ value: Int64, to lines: inout [UInt8]) {
-    guard value > 0 else {
-      lines.append(contentsOf: String(value).utf8)
-      return
+  /// SHA-256 over lines written piece by piece into one buffer, each piece copied by its bytes, and
+  /// hashed 64 KiB at a time: appending each piece to an array took more than the hashing (a
+  /// push's folders of 20,000 files, and `check`'s of every stored folder).
+  private struct LineHashing: ~Copyable {
+    private var hasher = SHA256()
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 8)
+    private var used = 0
+
+    deinit { buffer.deallocate() }
+
+    mutating func write(_ text: String) {
+      EntryPath.withBytes(text) { write(UnsafeRawBufferPointer($0)) }
     }
-    var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes, more than the 19 digits of Int64.max
-    var count = 0
-    withUnsafeMutableBytes(of: &digits) { buffer in
+
+    mutating func write(_ bytes: UnsafeRawBufferPointer) {
+      guard room(bytes.count) else { return hasher.update(bufferPointer: bytes) }
+      if let base = bytes.baseAddress { (buffer.baseAddress! + used).copyMemory(from: base, byteCount: bytes.count) }
+      used += bytes.count
+    }
+
+    /// The digits of `value` (no sign: sizes are never negative), as `String(value)` spells them.
+    mutating func writeDecimal(_ value: Int64) {
+      guard value > 0 else { return write(String(value)) }
+      _ = room(19)
+      var digits = 0
       var rest = UInt64(value)
       while rest > 0 {
-        count += 1
-        buffer[24 - count] = UInt8(ascii: "0") + UInt8(rest % 10)
+        digits += 1
         rest /= 10
       }
-      lines.append(contentsOf: buffer[(24 - count)...])
+      rest = UInt64(value)
+      for offset in stride(from: used + digits - 1, through: used, by: -1) {
+        buffer[offset] = UInt8(ascii: "0") + UInt8(rest % 10)
+        rest /= 10
+      }
+      used += digits
+    }
+
+    mutating func writeHex(_ digest: SHA256Hex) {
+      _ = room(64)
+      digest.writeHex(into: UnsafeMutableRawBufferPointer(rebasing: buffer[used...]))
+      used += 64
+    }
+
+    /// A folder's digest in hexadecimal (any length: a damaged record's is not 32 bytes).
+    mutating func writeHex(_ bytes: Data) {
+      guard bytes.count == 32, let digest = SHA256Hex(bytes: bytes) else { return write(hexString(bytes)) }
+      writeHex(digest)
+    }
+
+    /// Makes room for `count` bytes, hashing what the buffer holds first if needed; false when
+    /// they are more than the whole buffer holds.
+    private mutating func room(_ count: Int) -> Bool {
+      if used + count > buffer.count {
+        hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[..<used]))
+        used = 0
+      }
+      return count <= buffer.count
+    }
+
+    consuming func finish() -> Data {
+      hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[..<used]))
+      return Data(hasher.finalize())
     }
   }
 
@@ -175,13 +220,24 @@ public struct TreeNode: Sendable {
     // In path byte order, the files under a folder come together: the folders open along the
     // current file's path are a stack, each closed (and its digest computed) when the files leave it.
     var ordered: [(path: String, digest: Data, node: TreeNode)] = []
-    var open: [(path: String, name: String, entries: [Entry])] = [("", "", [])]
+    // Each open folder's entries, and whether they are in name byte order. Files come in it; a
+    // folder comes after the files whose names are its name and a byte below "/" ("b.json" before
+    // "b/…"), which sort after it by name: only then is a folder's digest taken over its entries
+    // sorted, and no other folder's entries are compared.
+    var open: [(path: String, name: String, entries: [Entry], inOrder: Bool)] = [("", "", [], true)]
+    func folderDigest(_ node: TreeNode, inOrder: Bool) -> Data {
+      inOrder ? TreeNode.digest(ordered: node.entries) : node.digest
+    }
     func closeFolder() {
       let folder = open.removeLast()
       let node = TreeNode(entries: folder.entries)
-      let digest = node.digest
+      let digest = folderDigest(node, inOrder: folder.inOrder)
       ordered.append((folder.path, digest, node))
-      open[open.count - 1].entries.append(.folder(name: folder.name, node: digest))
+      let parent = open.count - 1
+      if let last = open[parent].entries.last, EntryPath.byteOrder(folder.name, last.name) {
+        open[parent].inOrder = false
+      }
+      open[parent].entries.append(.folder(name: folder.name, node: digest))
     }
     for file in files {
       // Every `/` stands alone (see `build(_:)`): the folder is the bytes before the last one.
@@ -198,14 +254,14 @@ public struct TreeNode: Sendable {
         for bytes in rest.utf8.split(separator: 0x2F) {
           let name = String(Substring(bytes))
           let parent = open[open.count - 1].path
-          open.append((parent.isEmpty ? name : parent + "/" + name, name, []))
+          open.append((parent.isEmpty ? name : parent + "/" + name, name, [], true))
         }
       }
       open[open.count - 1].entries.append(.file(name: name, mode: file.mode, size: file.size, blob: file.sha256))
     }
     while open.count > 1 { closeFolder() }
     let root = TreeNode(entries: open[0].entries)
-    ordered.append(("", root.digest, root))
+    ordered.append(("", folderDigest(root, inOrder: open[0].inOrder), root))
     return ordered
   }
 
