@@ -90,13 +90,21 @@ extension Vault {
   func scanFolder(
     _ folder: String, limits: ArchiveLimits, applyingIgnoreRules: Bool, statCache: String?, logger: Logger
   ) async throws -> (files: [ManifestFile], paths: ScannedPaths, ignored: [String], cache: StatCache?) {
-    try await offload {
+    // The stat cache is read on a thread of its own while the folder is walked: read after the
+    // walk, it took 6 to 8 ms of a one-file push of 20,000 files (about 110 ms).
+    let trusted = statCache.flatMap { StatCache.canTrust(folder: folder) ? $0 : nil }
+    async let cached = offload { trusted.map { StatCache(path: $0) } }
+    let found = try await offload {
       let rules = applyingIgnoreRules ? try IgnoreRules.forFolder(folder) : .none
-      let found = try ConfigurationFolder.scan(folder, limits: limits, ignoring: rules)
-      guard let statCache, StatCache.canTrust(folder: folder) else {
-        return (try ConfigurationArchive.hash(found.files), ScannedPaths(found.files), found.ignored, nil)
+      return try ConfigurationFolder.scan(folder, limits: limits, ignoring: rules)
+    }
+    guard let statCache = trusted, let cache = try await cached else {
+      return try await offload {
+        (try ConfigurationArchive.hash(found.files), ScannedPaths(found.files), found.ignored, nil)
       }
-      var cache = StatCache(path: statCache)
+    }
+    return try await offload {
+      var cache = cache
       let hashed = try ConfigurationArchive.hash(found.files, cache: &cache)
       logger.debug(
         "folder read through the stat cache",
