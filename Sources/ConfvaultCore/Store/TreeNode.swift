@@ -20,11 +20,13 @@ public final class VersionTree: Sendable {
   public init(files: [ManifestFile]) {
     let digest = ResultSlots<TreeDigest>(count: 1)
     let folders = ResultSlots<[(path: String, digest: Data, node: TreeNode)]>(count: 1)
+    // The order is checked once for both.
+    let sorted = files.isInPathOrder ? files : files.sorted { EntryPath.byteOrder($0.path, $1.path) }
     DispatchQueue.concurrentPerform(iterations: 2) { part in
       if part == 0 {
-        digest.set(0) { TreeDigest(files: files) }
+        digest.set(0) { TreeDigest(sortedFiles: sorted) }
       } else {
-        folders.set(0) { TreeNode.build(files) }
+        folders.set(0) { TreeNode.build(pathOrdered: sorted) }
       }
     }
     self.files = files
@@ -207,11 +209,15 @@ public struct TreeNode: Sendable {
 
   /// Builds the folders of a flat file list, children before parents, the root (path "") last.
   public static func build(_ files: [ManifestFile]) -> [(path: String, digest: Data, node: TreeNode)] {
+    build(pathOrdered: files.isInPathOrder ? files : files.sorted { EntryPath.byteOrder($0.path, $1.path) })
+  }
+
+  /// The folders of `files`, which are in path byte order, as `build(_:)`.
+  static func build(pathOrdered files: [ManifestFile]) -> [(path: String, digest: Data, node: TreeNode)] {
     // A `/` joined by a combining mark splits nothing (see `EntryPath.folder(of:)`): such paths
     // are built by characters, as they always were, so that their folders keep their digests.
-    guard files.allSatisfy({ EntryPath.slashesStandAlone($0.path) }) else { return build(byCharacters: files) }
-    if zip(files, files.dropFirst()).contains(where: { EntryPath.byteOrder($1.path, $0.path) }) {
-      return build(inOrder: files.sorted { EntryPath.byteOrder($0.path, $1.path) })
+    guard files.indices.allSatisfy({ EntryPath.slashesStandAlone(files[$0].path) }) else {
+      return build(byCharacters: files)
     }
     return build(inOrder: files)
   }
