@@ -92,13 +92,14 @@ extension Vault {
   ) async throws -> (files: [ManifestFile], paths: ScannedPaths, ignored: [String], cache: StatCache?) {
     // The stat cache is read on a thread of its own while the folder is walked: read after the
     // walk, it took 6 to 8 ms of a one-file push of 20,000 files (about 110 ms).
-    let trusted = statCache.flatMap { StatCache.canTrust(folder: folder) ? $0 : nil }
-    async let cached = offload { trusted.map { StatCache(path: $0) } }
+    async let cached = offload {
+      statCache.flatMap { StatCache.canTrust(folder: folder) ? StatCache(path: $0) : nil }
+    }
     let found = try await offload {
       let rules = applyingIgnoreRules ? try IgnoreRules.forFolder(folder) : .none
       return try ConfigurationFolder.scan(folder, limits: limits, ignoring: rules)
     }
-    guard let statCache = trusted, let cache = try await cached else {
+    guard let statCache, let cache = try await cached else {
       return try await offload {
         (try ConfigurationArchive.hash(found.files), ScannedPaths(found.files), found.ignored, nil)
       }
