@@ -86,17 +86,25 @@ import Testing
     }
   }
 
-  @Test("a folder whose lines fill the digest's buffer several times over, and a line longer than all of it")
+  @Test(
+    "a folder whose lines end at every byte around the end of the digest's buffer, and a line longer than all of it")
   func longLines() {
-    // 64 KiB are hashed at a time: names of every length from 1 to 199 bytes make lines of
-    // 84 to 300 bytes that end at every offset around the buffer's end.
-    let entries: [TreeNode.Entry] = (0..<2_000).map { index in
-      let name = String(format: "%05d", index) + String(repeating: "n", count: index % 195)
-      return index % 7 == 0
-        ? .folder(name: name, node: Data(SHA256.hash(data: Data(name.utf8))))
-        : .file(name: name, mode: .regular, size: Int64(index) * 977, blob: SHA256Hex.of(Data(name.utf8)))
+    // Lines are hashed 64 KiB at a time. A first line of every length from 230 bytes short of that
+    // to one past it puts the end of the buffer at every byte of the lines after it.
+    let buffer = 64 << 10
+    let after: [TreeNode.Entry] = [
+      .file(name: "b", mode: .regular, size: 1_234_567, blob: SHA256Hex.of(Data("b".utf8))),
+      .folder(name: "c", node: Data(SHA256.hash(data: Data("c".utf8)))),
+      .file(name: "d", mode: .executable, size: 0, blob: SHA256Hex.of(Data("d".utf8))),
+    ]
+    for length in (buffer - 230)...(buffer + 1) {
+      // "F 0644 7 <64 digits> " and a newline are 75 bytes.
+      let first = TreeNode.Entry.file(
+        name: "a" + String(repeating: "x", count: length - 76), mode: .regular, size: 7,
+        blob: SHA256Hex.of(Data()))
+      let entries = [first] + after
+      #expect(TreeNode.digest(ordered: entries) == Self.plainDigest(entries), "a first line of \(length) bytes")
     }
-    #expect(TreeNode.digest(ordered: entries) == Self.plainDigest(entries))
     // Not a name any path could hold, but the digest of a damaged record's entries is still taken.
     let long: [TreeNode.Entry] = [
       .file(name: "a", mode: .executable, size: 0, blob: SHA256Hex.of(Data())),

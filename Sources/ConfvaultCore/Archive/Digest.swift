@@ -193,29 +193,21 @@ public struct TreeDigest: Sendable, Hashable, Codable, CustomStringConvertible {
 
   /// The digest of `files`, in any order.
   public init(files: [ManifestFile]) {
-    self.init(sortedFiles: files.isInPathOrder ? files : files.sorted { EntryPath.byteOrder($0.path, $1.path) })
+    self.init(sortedFiles: files.inPathOrder)
   }
 
   /// The digest of `files`, which are in path byte order already.
   init(sortedFiles files: [ManifestFile]) {
-    var hasher = SHA256()
-    // Lines are hashed 64 KiB at a time: one update per line cost more than the hashing.
-    var lines: [UInt8] = []
-    lines.reserveCapacity(66 << 10)
-    for file in files {
-      lines.append(contentsOf: file.mode.rawValue.utf8.prefix(4))
-      lines.append(0x20)
-      file.sha256.appendHex(to: &lines)
-      lines.append(0x20)
-      lines.append(contentsOf: file.path.utf8)
-      lines.append(0x0A)
-      if lines.count >= 64 << 10 {
-        lines.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-        lines.removeAll(keepingCapacity: true)
-      }
+    var lines = LineHashing()
+    for index in files.indices {
+      lines.write(files[index].mode.rawValue)
+      lines.write(" ")
+      lines.writeHex(files[index].sha256)
+      lines.write(" ")
+      lines.write(files[index].path)
+      lines.write("\n")
     }
-    lines.withUnsafeBytes { hasher.update(bufferPointer: $0) }
-    value = "sha256:" + hexString(hasher.finalize())
+    value = "sha256:" + hexString(lines.finish())
   }
 
   public init(from decoder: any Decoder) throws {
@@ -237,11 +229,14 @@ public struct TreeDigest: Sendable, Hashable, Codable, CustomStringConvertible {
 
 extension Array where Element == ManifestFile {
   /// Whether the files are in path byte order, as manifests and tree digests list them.
-  ///
-  /// Compared by index, without a copy of each file (a tenth of the time of a push's tree).
   var isInPathOrder: Bool {
     withUnsafeBufferPointer { files in
       files.indices.dropFirst().allSatisfy { EntryPath.byteOrder(files[$0 - 1].path, files[$0].path) }
     }
+  }
+
+  /// The files in path byte order: themselves when they are already.
+  var inPathOrder: [ManifestFile] {
+    isInPathOrder ? self : sorted { EntryPath.byteOrder($0.path, $1.path) }
   }
 }

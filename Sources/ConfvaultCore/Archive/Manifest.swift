@@ -83,7 +83,7 @@ public struct Manifest: Sendable, Equatable {
     self.app = app
     self.environment = environment
     self.version = version
-    let sorted = files.isInPathOrder ? files : files.sorted { EntryPath.byteOrder($0.path, $1.path) }
+    let sorted = files.inPathOrder
     self.files = sorted
     self.fileCount = files.count
     self.totalSize = files.reduce(0) { $0 + $1.size }

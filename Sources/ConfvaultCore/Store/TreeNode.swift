@@ -21,7 +21,7 @@ public final class VersionTree: Sendable {
     let digest = ResultSlots<TreeDigest>(count: 1)
     let folders = ResultSlots<[(path: String, digest: Data, node: TreeNode)]>(count: 1)
     // The order is checked once for both.
-    let sorted = files.isInPathOrder ? files : files.sorted { EntryPath.byteOrder($0.path, $1.path) }
+    let sorted = files.inPathOrder
     DispatchQueue.concurrentPerform(iterations: 2) { part in
       if part == 0 {
         digest.set(0) { TreeDigest(sortedFiles: sorted) }
@@ -111,9 +111,11 @@ public struct TreeNode: Sendable {
   /// The digest that names this folder: SHA-256 over its entries in name byte order, one line each,
   /// `F <mode> <size> <blob> <name>` or `D <folder digest> <name>`.
   public var digest: Data {
-    let byName = { (a: Entry, b: Entry) in EntryPath.byteOrder(a.name, b.name) }
-    let inOrder = zip(entries, entries.dropFirst()).allSatisfy { !byName($1, $0) }
-    return TreeNode.digest(ordered: inOrder ? entries : entries.sorted(by: byName))
+    // Compared by index: a loop over pairs copied every entry.
+    let inOrder = entries.indices.dropFirst().allSatisfy {
+      !EntryPath.byteOrder(entries[$0].name, entries[$0 - 1].name)
+    }
+    return TreeNode.digest(ordered: inOrder ? entries : entries.sorted { EntryPath.byteOrder($0.name, $1.name) })
   }
 
   /// The digest of a folder whose `entries` are in name byte order, as a stored record's decode.
@@ -141,75 +143,9 @@ public struct TreeNode: Sendable {
     return lines.finish()
   }
 
-  /// SHA-256 over lines written piece by piece into one buffer, each piece copied by its bytes, and
-  /// hashed 64 KiB at a time: appending each piece to an array took more than the hashing (a
-  /// push's folders of 20,000 files, and `check`'s of every stored folder).
-  private struct LineHashing: ~Copyable {
-    private var hasher = SHA256()
-    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 8)
-    private var used = 0
-
-    deinit { buffer.deallocate() }
-
-    mutating func write(_ text: String) {
-      EntryPath.withBytes(text) { write(UnsafeRawBufferPointer($0)) }
-    }
-
-    mutating func write(_ bytes: UnsafeRawBufferPointer) {
-      guard room(bytes.count) else { return hasher.update(bufferPointer: bytes) }
-      if let base = bytes.baseAddress { (buffer.baseAddress! + used).copyMemory(from: base, byteCount: bytes.count) }
-      used += bytes.count
-    }
-
-    /// The digits of `value` (no sign: sizes are never negative), as `String(value)` spells them.
-    mutating func writeDecimal(_ value: Int64) {
-      guard value > 0 else { return write(String(value)) }
-      _ = room(19)
-      var digits = 0
-      var rest = UInt64(value)
-      while rest > 0 {
-        digits += 1
-        rest /= 10
-      }
-      rest = UInt64(value)
-      for offset in stride(from: used + digits - 1, through: used, by: -1) {
-        buffer[offset] = UInt8(ascii: "0") + UInt8(rest % 10)
-        rest /= 10
-      }
-      used += digits
-    }
-
-    mutating func writeHex(_ digest: SHA256Hex) {
-      _ = room(64)
-      digest.writeHex(into: UnsafeMutableRawBufferPointer(rebasing: buffer[used...]))
-      used += 64
-    }
-
-    /// A folder's digest in hexadecimal (any length: a damaged record's is not 32 bytes).
-    mutating func writeHex(_ bytes: Data) {
-      guard bytes.count == 32, let digest = SHA256Hex(bytes: bytes) else { return write(hexString(bytes)) }
-      writeHex(digest)
-    }
-
-    /// Makes room for `count` bytes, hashing what the buffer holds first if needed; false when
-    /// they are more than the whole buffer holds.
-    private mutating func room(_ count: Int) -> Bool {
-      if used + count > buffer.count {
-        hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[..<used]))
-        used = 0
-      }
-      return count <= buffer.count
-    }
-
-    consuming func finish() -> Data {
-      hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[..<used]))
-      return Data(hasher.finalize())
-    }
-  }
-
   /// Builds the folders of a flat file list, children before parents, the root (path "") last.
   public static func build(_ files: [ManifestFile]) -> [(path: String, digest: Data, node: TreeNode)] {
-    build(pathOrdered: files.isInPathOrder ? files : files.sorted { EntryPath.byteOrder($0.path, $1.path) })
+    build(pathOrdered: files.inPathOrder)
   }
 
   /// The folders of `files`, which are in path byte order, as `build(_:)`.
@@ -226,10 +162,11 @@ public struct TreeNode: Sendable {
     // In path byte order, the files under a folder come together: the folders open along the
     // current file's path are a stack, each closed (and its digest computed) when the files leave it.
     var ordered: [(path: String, digest: Data, node: TreeNode)] = []
-    // Each open folder's entries, and whether they are in name byte order. Files come in it; a
-    // folder comes after the files whose names are its name and a byte below "/" ("b.json" before
-    // "b/…"), which sort after it by name: only then is a folder's digest taken over its entries
-    // sorted, and no other folder's entries are compared.
+    // Each open folder's entries, and whether they are in name byte order. Entries come in that
+    // order but one: a folder is added when it closes, after the entries (files or folders) whose
+    // names are its name and a byte below "/" ("b.json" and "b-x/…" before "b/…"), which sort
+    // after it by name. Only then is the parent's digest taken over its entries sorted; no other
+    // folder's entries are compared.
     var open: [(path: String, name: String, entries: [Entry], inOrder: Bool)] = [("", "", [], true)]
     func folderDigest(_ node: TreeNode, inOrder: Bool) -> Data {
       inOrder ? TreeNode.digest(ordered: node.entries) : node.digest
@@ -246,7 +183,7 @@ public struct TreeNode: Sendable {
       open[parent].entries.append(.folder(name: folder.name, node: digest))
     }
     for file in files {
-      // Every `/` stands alone (see `build(_:)`): the folder is the bytes before the last one.
+      // Every `/` stands alone (see `build(pathOrdered:)`): the folder is the bytes before the last one.
       let (folderLength, name) = EntryPath.splitAtLastSlash(file.path)
       if !EntryPath.hasPrefix(file.path, length: folderLength, equalTo: open[open.count - 1].path) {
         let folder = String(Substring(file.path.utf8.prefix(folderLength)))
