@@ -81,10 +81,11 @@ public struct StatCache: Sendable {
     var known: [Int32] = []
     known.reserveCapacity(files.count)
     var at = 0
-    for file in files {
+    // By index: a loop over the files copied each one's record, three strings retained and released.
+    for index in files.indices {
       var order = Int32(1)
       while at < slotCount {
-        order = comparePath(at, file.path)
+        order = comparePath(at, files[index].path)
         guard order < 0 else { break }
         at += 1
       }
@@ -94,11 +95,12 @@ public struct StatCache: Sendable {
         continue
       }
       let identity: FileIdentity
-      if let scanned = file.identity {
+      if let scanned = files[index].identity {
         identity = scanned
       } else {
+        let path = files[index].absolutePath
         var info = stat()
-        guard lstat(file.absolutePath, &info) == 0 else { throw SystemError(.status, file.absolutePath) }
+        guard lstat(path, &info) == 0 else { throw SystemError(.status, path) }
         identity = FileIdentity(info)
       }
       known.append(entry(at: at).identity == identity ? Int32(at) : -1)
@@ -130,7 +132,7 @@ public struct StatCache: Sendable {
   /// file, read again next time); forgets files no longer in the folder.
   mutating func replace(with files: [ManifestFile], statuses: [FileIdentity?]) {
     precondition(files.count == statuses.count, "a status for each file")
-    if files.indices.dropFirst().contains(where: { !EntryPath.byteOrder(files[$0 - 1].path, files[$0].path) }) {
+    if !files.isInPathOrder {
       let order = files.indices.sorted { EntryPath.byteOrder(files[$0].path, files[$1].path) }
       replaced = (order.map { files[$0] }, order.map { statuses[$0] })
     } else {
