@@ -129,6 +129,63 @@ import Testing
     #expect(StoredTreeCheck.commonPrefix(Data(), piece) == 0)
   }
 
+  /// `bytes` as lines of a tree: pieces of random lengths, cut anywhere, in folders nested at random.
+  static func randomTree(_ bytes: [UInt8], using generator: inout some RandomNumberGenerator) -> TreeLines {
+    var parts: [TreeLines.Part] = []
+    var start = 0
+    while start < bytes.count {
+      let end = min(bytes.count, start + Int.random(in: 1...3_000, using: &generator))
+      parts.append(.bytes(Data(bytes[start..<end])))
+      start = end
+      // Now and then, the last few parts become a folder's.
+      if Int.random(in: 0..<3, using: &generator) == 0 {
+        let count = Int.random(in: 1...parts.count, using: &generator)
+        let folder = TreeLines(parts: Array(parts.suffix(count)), files: 0, size: 0)
+        parts.removeLast(count)
+        parts.append(.folder(folder))
+      }
+    }
+    return TreeLines(parts: parts, files: 0, size: 0)
+  }
+
+  @Test("two trees' lines begin with at most the bytes they have in common, all of them when made alike")
+  func commonPrefixOfTrees() {
+    var generator = SystemRandomNumberGenerator()
+    for round in 0..<200 {
+      let bytes = (0..<Int.random(in: 1...9_000, using: &generator)).map { _ in
+        UInt8.random(in: 0...3, using: &generator)
+      }
+      var changed = bytes
+      let change = Int.random(in: 0..<bytes.count, using: &generator)
+      changed[change] &+= 1
+      // Made alike: the same cuts and folders, one byte changed; made apart: cut elsewhere.
+      let tree = Self.randomTree(bytes, using: &generator)
+      func remade(_ lines: TreeLines) -> TreeLines {
+        var offset = 0
+        func copy(_ lines: TreeLines) -> TreeLines {
+          TreeLines(
+            parts: lines.parts.map { part in
+              switch part {
+              case .bytes(let piece):
+                defer { offset += piece.count }
+                return .bytes(Data(changed[offset..<offset + piece.count]))
+              case .folder(let folder): return .folder(copy(folder))
+              }
+            }, files: 0, size: 0)
+        }
+        return copy(lines)
+      }
+      let alike = remade(tree)
+      let apart = Self.randomTree(changed, using: &generator)
+      let same = zip(bytes, changed).prefix { $0 == $1 }.count
+      #expect(StoredTreeCheck.commonPrefix(tree, alike) == (same, false), "round \(round)")
+      #expect(StoredTreeCheck.commonPrefix(alike, tree).bytes == same, "round \(round)")
+      #expect(StoredTreeCheck.commonPrefix(tree, apart).bytes <= same, "round \(round)")
+      #expect(StoredTreeCheck.commonPrefix(tree, tree) == (bytes.count, true))
+      #expect(StoredTreeCheck.commonPrefix(alike, remade(tree)) == (bytes.count, true), "equal bytes, other objects")
+    }
+  }
+
   @Test("the lines hasher resumes at a checkpoint at or before the first changed byte, also next to one")
   func checkpoints() throws {
     var generator = SystemRandomNumberGenerator()
@@ -146,19 +203,13 @@ import Testing
       if index == 8 { lines += (0..<5_000).map { _ in UInt8.random(in: 0...255, using: &generator) } }
       if index == 9 { lines.removeLast(lines.count - step) }
       if change < lines.count { lines[change] &+= 1 }
-      // Pieces of random lengths, cut anywhere.
-      var pieces: [Data] = []
-      var start = 0
-      while start < lines.count {
-        let end = min(lines.count, start + Int.random(in: 1...3_000, using: &generator))
-        pieces.append(Data(lines[start..<end]))
-        start = end
-      }
+      let tree = Self.randomTree(lines, using: &generator)
+      #expect(tree.byteCount == lines.count)
       let same = zip(last, lines).prefix { $0 == $1 }.count
       // The exact count of bytes in common, and one too low, as a producer may give.
       for sameBytes in [same, max(same - 1, 0)] {
         let root = Data("\(index) \(sameBytes == same)".utf8)
-        hasher.hash(root: root, pieces: pieces, sameBytes: sameBytes, bytes: lines.count)
+        hasher.hash(root: root, lines: tree, sameBytes: sameBytes)
         expected[root] = hexString(SHA256.hash(data: lines))
       }
       last = lines

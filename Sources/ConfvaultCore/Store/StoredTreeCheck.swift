@@ -12,7 +12,7 @@ import Synchronization
 /// resume hashing from the other's states, and report right digests as wrong.
 public struct StoredTreeCheck: ~Copyable {
   private let reader: FolderReader
-  private var lines: [LinesKey: Lines] = [:]
+  private var lines: [LinesKey: (lines: TreeLines, keptIn: Int)] = [:]
   private var linesBytes = 0
   /// How many times the kept lines were let go, all at once, as the budget ran out.
   private var linesGeneration = 0
@@ -28,8 +28,8 @@ public struct StoredTreeCheck: ~Copyable {
   private let linesBudget: Int
   /// How many subtrees' lines were made, not found kept.
   private(set) var subtreesMade = 0
-  /// The pieces of lines of the tree summed up last.
-  private var lastPieces: [Data] = []
+  /// The lines of the tree summed up last.
+  private var lastTree: TreeLines?
 
   public init(reader: FolderReader) { self.init(reader: reader, linesBudget: 16 << 20, summariesKept: 16_384) }
 
@@ -200,25 +200,49 @@ public struct StoredTreeCheck: ~Copyable {
   /// so a history of one-file changes costs little more than hashing each version's lines; these
   /// are hashed from where they stop being those of the tree summed up before.
   private mutating func hashLines(root: Data) throws -> (files: Int, size: Int64) {
-    let whole = try subtree(root, prefix: "", depth: 0)
-    var common = 0
-    var sameBytes = 0
-    let shared = min(lastPieces.count, whole.pieces.count)
-    while common < shared && StoredTreeCheck.same(lastPieces[common], whole.pieces[common]) {
-      sameBytes += whole.pieces[common].count
-      common += 1
-    }
-    if common < shared { sameBytes += StoredTreeCheck.commonPrefix(lastPieces[common], whole.pieces[common]) }
-    lastPieces = whole.pieces
-    hasher.hash(root: root, pieces: whole.pieces, sameBytes: sameBytes, bytes: whole.byteCount)
+    let whole = try subtree(root, prefix: "", depth: 0).lines
+    let sameBytes = lastTree.map { StoredTreeCheck.commonPrefix($0, whole).bytes } ?? 0
+    lastTree = whole
+    hasher.hash(root: root, lines: whole, sameBytes: sameBytes)
     return (whole.files, whole.size)
   }
 
-  /// The lines of `pieces` as one piece, in the byte order of their paths (what follows a line's
+  /// How many bytes the lines `a` and `b` begin with in common, as far as their parts tell at
+  /// little cost, and whether that is all of both. A subtree kept and met again is the same object,
+  /// passed over whole; parts that differ in kind stop the count where they start, which may be
+  /// short of the bytes in common but never past them (the hasher then hashes a little more).
+  static func commonPrefix(_ a: TreeLines, _ b: TreeLines) -> (bytes: Int, whole: Bool) {
+    if a === b { return (a.byteCount, true) }
+    var bytes = 0
+    for (x, y) in zip(a.parts, b.parts) {
+      switch (x, y) {
+      case (.folder(let p), .folder(let q)):
+        let (common, whole) = commonPrefix(p, q)
+        bytes += common
+        if !whole { return (bytes, false) }
+      case (.bytes(let p), .bytes(let q)):
+        guard StoredTreeCheck.same(p, q) else { return (bytes + StoredTreeCheck.commonPrefix(p, q), false) }
+        bytes += p.count
+      default:
+        return (bytes, false)
+      }
+    }
+    return (bytes, a.parts.count == b.parts.count)
+  }
+
+  /// The lines of `parts` as one piece, in the byte order of their paths (what follows a line's
   /// second space: a mode and a digest hold none, and a path no line break).
-  private static func sortedByPath(_ pieces: [Data]) -> Data {
+  private static func sortedByPath(_ parts: [TreeLines.Part]) -> Data {
     var bytes: [UInt8] = []
-    for piece in pieces { bytes.append(contentsOf: piece) }
+    func flatten(_ parts: [TreeLines.Part]) {
+      for part in parts {
+        switch part {
+        case .bytes(let piece): bytes.append(contentsOf: piece)
+        case .folder(let folder): flatten(folder.parts)
+        }
+      }
+    }
+    flatten(parts)
     var lines: [Range<Int>] = []
     var start = 0
     for index in bytes.indices where bytes[index] == 0x0A {
@@ -288,21 +312,16 @@ public struct StoredTreeCheck: ~Copyable {
     }
   }
 
-  /// What the kept lines hold, each piece once (pieces under 64 bytes, stored inline, at each use):
-  /// what `linesBudget` bounds.
+  /// What the kept lines hold, each subtree's own once: what `linesBudget` bounds.
   var keptBytes: Int {
-    var seen = Set<UnsafeRawPointer>()
+    var seen = Set<ObjectIdentifier>()
     var total = 0
-    for kept in lines.values {
-      total += kept.pieces.count * MemoryLayout<Data>.stride
-      for piece in kept.pieces {
-        guard piece.count >= 64 else {
-          total += piece.count
-          continue
-        }
-        if piece.withUnsafeBytes({ seen.insert($0.baseAddress!).inserted }) { total += piece.count }
-      }
+    func visit(_ node: TreeLines) {
+      guard seen.insert(ObjectIdentifier(node)).inserted else { return }
+      total += node.ownMemory
+      for case .folder(let folder) in node.parts { visit(folder) }
     }
+    for kept in lines.values { visit(kept.lines) }
     return total
   }
 
@@ -332,22 +351,12 @@ public struct StoredTreeCheck: ~Copyable {
     var prefix: String
   }
 
-  /// A subtree's manifest lines, as the pieces they were made in: a folder's own files' lines, and
-  /// its folders' pieces as they are kept. Hashed piece by piece, so that no version's lines are
-  /// copied into one buffer again at each level.
-  private struct Lines {
-    var pieces: [Data] = []
-    var byteCount = 0
-    var files = 0
-    var size: Int64 = 0
-    /// The generation of kept lines these are kept in, if kept: counted in the budget then.
-    var keptIn: Int?
-  }
-
-  private mutating func subtree(_ digest: Data, prefix: String, depth: Int) throws -> Lines {
+  /// The lines of the subtree `digest` whose paths start with `prefix`, and the generation of
+  /// kept lines they are kept in, if kept (counted in the budget then).
+  private mutating func subtree(_ digest: Data, prefix: String, depth: Int) throws -> (lines: TreeLines, keptIn: Int?) {
     guard depth <= TreeNode.deepestFolder else { throw TreeNode.tooDeep(digest) }
     let key = LinesKey(digest: digest, prefix: prefix)
-    if let known = lines[key] { return known }
+    if let known = lines[key] { return (known.lines, known.keptIn) }
     subtreesMade += 1
     // Path byte order: a folder sorts as its name followed by "/". Records list their entries by
     // name, which is that order but where a folder's name is followed by a sibling's longer one.
@@ -361,22 +370,21 @@ public struct StoredTreeCheck: ~Copyable {
     }) {
       entries.sort(by: StoredTreeCheck.pathOrder)
     }
-    var result = Lines()
+    var parts: [TreeLines.Part] = []
+    var (files, size) = (0, Int64(0))
     var own: [UInt8] = []
-    var made = 0
-    var folders: [(keptIn: Int?, bytes: Int)] = []
+    // The folders' lines, and the generation each is kept in.
+    var folders: [(lines: TreeLines, keptIn: Int?)] = []
     // Whether a name holds a "/" byte, which a combining mark joins (see below).
     var joinedSlash = false
     func endPiece() {
       guard !own.isEmpty else { return }
-      result.pieces.append(Data(own))
-      result.byteCount += own.count
-      made += own.count
+      parts.append(.bytes(Data(own)))
       own.removeAll(keepingCapacity: true)
     }
     for entry in entries {
       switch entry {
-      case .file(let name, let mode, let size, let blob):
+      case .file(let name, let mode, let entrySize, let blob):
         own.append(contentsOf: mode.rawValue.utf8)
         own.append(0x20)
         blob.appendHex(to: &own)
@@ -386,51 +394,88 @@ public struct StoredTreeCheck: ~Copyable {
         own.append(contentsOf: name.utf8)
         joinedSlash = joinedSlash || own[nameStart...].contains(0x2F)
         own.append(0x0A)
-        result.files += 1
-        result.size = try sum(result.size, size, digest)
+        files += 1
+        size = try sum(size, entrySize, digest)
       case .folder(let name, let node):
         joinedSlash = joinedSlash || name.utf8.contains(0x2F)
         let child = try subtree(node, prefix: prefix + name + "/", depth: depth + 1)
         endPiece()
-        folders.append((child.keptIn, child.byteCount))
-        result.pieces += child.pieces
-        result.byteCount += child.byteCount
-        result.files += child.files
-        result.size = try sum(result.size, child.size, digest)
+        folders.append(child)
+        parts.append(.folder(child.lines))
+        files += child.lines.files
+        size = try sum(size, child.lines.size, digest)
       }
     }
     endPiece()
     // A name may hold a "/" byte that a combining mark joins (see `EntryPath.folder(of:)`): then the
     // files below two entries can mix as paths sort, and this folder's lines are sorted as a whole.
     if joinedSlash {
-      result.pieces = [StoredTreeCheck.sortedByPath(result.pieces)]
-      made = result.byteCount
+      parts = [.bytes(StoredTreeCheck.sortedByPath(parts))]
       folders = []
     }
-    // A subtree holds the lines it made and shares the pieces of its folders kept now, which are
-    // counted there: counting their bytes again at every level above them filled the budget with
-    // a few versions' roots.
+    let result = TreeLines(parts: parts, files: files, size: size)
+    // A subtree holds its own lines and shares its folders' kept now, which are counted there:
+    // counting them again at every level above filled the budget with a few versions' roots.
     func cost() -> Int {
-      let uncounted = folders.reduce(0) { $0 + ($1.keptIn == linesGeneration ? 0 : $1.bytes) }
-      return made + uncounted + result.pieces.count * MemoryLayout<Data>.stride
+      folders.reduce(result.ownMemory) { $0 + ($1.keptIn == linesGeneration ? 0 : $1.lines.memory) }
     }
     if linesBytes + cost() > linesBudget {
       // Cleared, nothing would count its folders' lines: if it would not be kept even then, what
       // is kept stays.
-      guard result.byteCount + result.pieces.count * MemoryLayout<Data>.stride <= linesBudget / 4 else {
-        return result
-      }
+      guard result.memory <= linesBudget / 4 else { return (result, nil) }
       lines.removeAll(keepingCapacity: true)
       linesBytes = 0
       linesGeneration += 1
     }
     let cost = cost()
-    if cost <= linesBudget / 4 {
-      result.keptIn = linesGeneration
-      lines[key] = result
-      linesBytes += cost
+    guard cost <= linesBudget / 4 else { return (result, nil) }
+    lines[key] = (result, linesGeneration)
+    linesBytes += cost
+    return (result, linesGeneration)
+  }
+}
+
+/// The manifest lines of a subtree, as `check` makes them: its own files' lines between its
+/// folders' lines, which are those folders' own `TreeLines`, shared by every tree that holds them
+/// unchanged. Hashed and compared part by part: no version's lines are copied into one buffer, and
+/// a folder met again is passed over whole.
+final class TreeLines: Sendable {
+  enum Part: Sendable {
+    /// Lines of the subtree's own files, in path order.
+    case bytes(Data)
+    case folder(TreeLines)
+  }
+
+  let parts: [Part]
+  /// The bytes of every line below.
+  let byteCount: Int
+  let files: Int
+  let size: Int64
+  /// What this subtree holds itself (its own lines and its list of parts), not its folders.
+  let ownMemory: Int
+  /// What this subtree holds with its folders, each counted wherever it is met: at most what
+  /// keeping it keeps.
+  let memory: Int
+
+  init(parts: [Part], files: Int, size: Int64) {
+    self.parts = parts
+    self.files = files
+    self.size = size
+    var (byteCount, ownBytes, folders) = (0, 0, 0)
+    for part in parts {
+      switch part {
+      case .bytes(let piece):
+        byteCount += piece.count
+        ownBytes += piece.count
+      case .folder(let folder):
+        byteCount += folder.byteCount
+        folders += folder.memory
+      }
     }
-    return result
+    self.byteCount = byteCount
+    // The object and its array's headers, about 32 bytes each.
+    ownMemory = ownBytes + parts.count * MemoryLayout<Part>.stride + 64
+    memory = ownMemory + folders
   }
 }
 
@@ -456,7 +501,7 @@ final class LinesHasher: Sendable {
 
   private enum Job: Sendable {
     /// Hash the lines of the tree `root`, whose first `sameBytes` bytes are the last tree's.
-    case hash(root: Data, pieces: [Data], sameBytes: Int)
+    case hash(root: Data, lines: TreeLines, sameBytes: Int)
     /// Note a problem of `label` if the tree `root` does not give `digest`.
     case expect(root: Data, digest: TreeDigest, label: String)
     /// Forget the digests of the trees hashed so far.
@@ -481,12 +526,10 @@ final class LinesHasher: Sendable {
   private let batch = Mutex(Batch())
   private let state = Mutex(State())
 
-  /// Hashes the lines of the tree `root`, `bytes` in all, whose first `sameBytes` bytes are those
-  /// of the tree hashed before.
-  func hash(root: Data, pieces: [Data], sameBytes: Int, bytes: Int) {
-    add(
-      .hash(root: root, pieces: pieces, sameBytes: sameBytes),
-      bytes: bytes + pieces.count * MemoryLayout<Data>.stride)
+  /// Hashes the lines of the tree `root`, whose first `sameBytes` bytes are those of the tree
+  /// hashed before.
+  func hash(root: Data, lines: TreeLines, sameBytes: Int) {
+    add(.hash(root: root, lines: lines, sameBytes: sameBytes), bytes: lines.memory)
   }
 
   /// Notes a problem of `label` if the tree `root`, hashed already or waiting, does not give `digest`.
@@ -534,32 +577,65 @@ final class LinesHasher: Sendable {
     }
   }
 
-  private static func run(_ job: Job, _ state: inout State) {
-    switch job {
-    case .hash(let root, let pieces, let sameBytes):
-      while let last = state.checkpoints.last, last.offset > sameBytes { state.checkpoints.removeLast() }
-      var hasher = state.checkpoints.last?.state ?? SHA256()
-      let resume = state.checkpoints.last?.offset ?? 0
-      var nextCheckpoint = resume + checkpointBytes
-      var start = 0
-      for piece in pieces {
-        let end = start + piece.count
-        defer { start = end }
-        guard end > resume else { continue }
-        piece.withUnsafeBytes { bytes in
-          var from = max(resume - start, 0)
-          while from < bytes.count {
-            let to = min(bytes.count, nextCheckpoint - start)
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: bytes[from..<to]))
-            from = to
-            if start + to == nextCheckpoint {
-              state.checkpoints.append((nextCheckpoint, hasher))
-              nextCheckpoint += checkpointBytes
-            }
+  /// One tree's lines hashed from the saved state at `resume`, saving a state at every checkpoint
+  /// after it.
+  private struct Resumed {
+    var hasher: SHA256
+    let resume: Int
+    var nextCheckpoint: Int
+    var checkpoints: [(offset: Int, state: SHA256)] = []
+    /// Where the next part starts in the tree's lines.
+    var start = 0
+
+    init(hasher: SHA256, from resume: Int) {
+      self.hasher = hasher
+      self.resume = resume
+      nextCheckpoint = resume + LinesHasher.checkpointBytes
+    }
+
+    mutating func add(_ lines: TreeLines) {
+      // A subtree wholly before the resumed state is passed over, parts and all.
+      guard start + lines.byteCount > resume else {
+        start += lines.byteCount
+        return
+      }
+      for part in lines.parts {
+        switch part {
+        case .bytes(let piece): add(piece)
+        case .folder(let folder): add(folder)
+        }
+      }
+    }
+
+    private mutating func add(_ piece: Data) {
+      let end = start + piece.count
+      defer { start = end }
+      guard end > resume else { return }
+      piece.withUnsafeBytes { bytes in
+        var from = max(resume - start, 0)
+        while from < bytes.count {
+          let to = min(bytes.count, nextCheckpoint - start)
+          hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: bytes[from..<to]))
+          from = to
+          if start + to == nextCheckpoint {
+            checkpoints.append((nextCheckpoint, hasher))
+            nextCheckpoint += LinesHasher.checkpointBytes
           }
         }
       }
-      state.digests[root] = TreeDigest("sha256:" + hexString(hasher.finalize()))!
+    }
+  }
+
+  private static func run(_ job: Job, _ state: inout State) {
+    switch job {
+    case .hash(let root, let lines, let sameBytes):
+      while let last = state.checkpoints.last, last.offset > sameBytes { state.checkpoints.removeLast() }
+      var hashing = Resumed(
+        hasher: state.checkpoints.last?.state ?? SHA256(), from: state.checkpoints.last?.offset ?? 0)
+      swap(&hashing.checkpoints, &state.checkpoints)
+      hashing.add(lines)
+      swap(&hashing.checkpoints, &state.checkpoints)
+      state.digests[root] = TreeDigest("sha256:" + hexString(hashing.hasher.finalize()))!
     case .expect(let root, let digest, let label):
       // A tree is hashed before any version of it is compared, and forgotten only with its summary.
       guard let computed = state.digests[root] else {
