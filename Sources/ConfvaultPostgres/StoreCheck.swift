@@ -95,9 +95,10 @@ struct StoreCheck: Sendable {
     return count
   }
 
-  /// Each folder record once, bases before their deltas: decoded, its digest recomputed, and every
-  /// blob and folder it names present (and each blob noted as used, which `gc` relies on). The
-  /// records are read in one pass and kept, compressed as stored, for the versions' tree digests.
+  /// Each folder record once (a delta's base through the reader's cache): decoded, its digest
+  /// recomputed, and every blob and folder it names present (and each blob noted as used, which
+  /// `gc` relies on). The records are read in one pass and kept, compressed as stored, for the
+  /// versions' tree digests.
   private func checkTrees(_ problems: inout [String]) async throws -> FolderReader {
     var records: [Data: StoredFolder] = [:]
     try await session.forEach("SELECT digest, base, depth, zstd, data FROM tree_node") { row in
@@ -114,8 +115,9 @@ struct StoreCheck: Sendable {
     }
     let frozen = records
     let reader = FolderReader(shared: false) { frozen[$0] }
+    var each = records.values.makeIterator()
     let found = try StoredTreeCheck(reader: reader).checkFolders(
-      records.values.map { ($0.digest, $0.base) }, blobs: blobs, used: used)
+      records.values.map { ($0.digest, $0.base) }, blobs: blobs, used: used, records: { each.next() })
     problems += found
     return reader
   }

@@ -91,8 +91,9 @@ struct StoreCheck {
     return .success(chunk)
   }
 
-  /// Each folder record once, bases before their deltas: decoded, its digest recomputed, and every
-  /// blob and folder it names present (and each blob noted as used, which `gc` relies on).
+  /// Each folder record once, in the order they were stored (a delta's base before it): decoded,
+  /// its digest recomputed, and every blob and folder it names present (and each blob noted as
+  /// used, which `gc` relies on).
   private func folderProblems() throws -> [String] {
     var problems: [String] = []
     let index = try Row.fetchAll(
@@ -104,7 +105,19 @@ struct StoreCheck {
     let used = Set(
       try Data.fetchAll(db, sql: "SELECT sha256 FROM blob WHERE named = 1").compactMap(SHA256Hex.init(bytes:)))
     let check = StoredTreeCheck(reader: Queries.folders(db, shared: false))
-    let found = try check.checkFolders(index, blobs: blobs, used: used)
+    // Read as one cursor: looked up one by one, by digest, they took a third of this half's time.
+    let records = try Row.fetchCursor(
+      db,
+      sql: """
+        SELECT n.digest, \(Queries.baseDigest) AS base, n.depth, n.zstd, n.data
+        FROM tree_node n LEFT JOIN tree_node b ON b.id = n.base ORDER BY n.id
+        """)
+    let found = try check.checkFolders(index, blobs: blobs, used: used) {
+      try records.next().map { row in
+        StoredFolder(
+          digest: row["digest"], base: row["base"], depth: row["depth"], compressed: row["zstd"], data: row["data"])
+      }
+    }
     // A folder is stored once (no unique index says so: the digest index keeps 8 bytes of each).
     for row in try Row.fetchAll(
       db, sql: "SELECT digest, COUNT(*) AS count FROM tree_node GROUP BY digest HAVING COUNT(*) > 1")

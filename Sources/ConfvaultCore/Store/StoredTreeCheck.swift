@@ -39,9 +39,9 @@ public struct StoredTreeCheck: ~Copyable {
     self.summariesKept = summariesKept
   }
 
-  /// The order to read folders in, each delta after its base and chain by chain, so that a base is
-  /// still in the reader's cache when its deltas are read; and the folders whose chain is broken.
-  public static func order(_ index: [(digest: Data, base: Data?)]) -> (ordered: [Data], broken: [Data]) {
+  /// The folders whose chain of deltas does not lead to a whole record: a base that is not stored,
+  /// or a cycle of bases, or a chain that hangs from one.
+  public static func brokenChains(_ index: [(digest: Data, base: Data?)]) -> [Data] {
     var deltas: [Data: [Data]] = [:]
     var wholes: [Data] = []
     let known = Set(index.map(\.digest))
@@ -53,35 +53,38 @@ public struct StoredTreeCheck: ~Copyable {
         wholes.append(digest)
       }
     }
-    var ordered: [Data] = []
-    ordered.reserveCapacity(index.count)
-    var stack = wholes.reversed() as [Data]
-    while let digest = stack.popLast() {
-      ordered.append(digest)
-      stack += deltas.removeValue(forKey: digest) ?? []
-    }
+    // Every chain that leads to a whole record is taken away from its whole record up.
+    var stack = wholes
+    while let digest = stack.popLast() { stack += deltas.removeValue(forKey: digest) ?? [] }
     // What is left is on a cycle of bases, or hangs from one.
-    broken += deltas.values.joined()
-    return (ordered, broken)
+    return broken + deltas.values.joined()
   }
 
-  /// Checks every stored folder, bases before their deltas, through this check's reader.
+  /// Checks every stored folder, as `next` reads their records, through this check's reader; folders
+  /// whose chain is broken are named as such, not decoded.
+  ///
+  /// Records may come in any order; in the order they were stored, a delta's base was read a little
+  /// before it and is still in the reader's cache.
   ///
   /// - Parameters:
   ///   - index: each stored folder's digest and base.
   ///   - blobs: the stored blobs; `used`, those noted as used by some folder (what `gc` spares).
+  ///   - next: the next stored record, nil after the last.
   /// - Returns: the problems found (at most about a hundred).
   public func checkFolders(
-    _ index: [(digest: Data, base: Data?)], blobs: Set<SHA256Hex>, used: Set<SHA256Hex>
+    _ index: [(digest: Data, base: Data?)], blobs: Set<SHA256Hex>, used: Set<SHA256Hex>,
+    records next: () throws -> StoredFolder?
   ) throws -> [String] {
-    let (ordered, broken) = StoredTreeCheck.order(index)
+    let broken = StoredTreeCheck.brokenChains(index)
     var found = broken.prefix(20).map {
       "folder \(hexString($0)): its chain of deltas does not lead to a whole record"
     }
+    let passedOver = Set(broken)
     let folders = Set(index.map(\.digest))
-    for digest in ordered where found.count <= 100 {
+    while found.count <= 100, let record = try next() {
+      guard !passedOver.contains(record.digest) else { continue }
       try checkFolder(
-        digest,
+        record,
         blobProblem: { blob in
           !blobs.contains(blob)
             ? "is missing" : !used.contains(blob) ? "is not noted as used (`gc` would remove it)" : nil
@@ -91,21 +94,21 @@ public struct StoredTreeCheck: ~Copyable {
     return found
   }
 
-  /// Checks the folder `digest`: its record decodes, its entries have its digest, and each blob and
-  /// folder the record names itself exists (what its base names was checked with the base).
+  /// Checks the folder `record`: it decodes, its entries have its digest, and each blob and folder
+  /// the record names itself exists (what its base names was checked with the base).
   ///
   /// - Parameters:
   ///   - blobProblem: what is wrong with a blob a file refers to ("is missing"), or nil.
   ///   - folderExists: whether a folder is stored.
   func checkFolder(
-    _ digest: Data, blobProblem: (SHA256Hex) throws -> String?, folderExists: (Data) throws -> Bool,
+    _ record: StoredFolder, blobProblem: (SHA256Hex) throws -> String?, folderExists: (Data) throws -> Bool,
     problems: inout [String]
   ) throws {
+    let digest = record.digest
     let name = hexString(digest)
     let entries: [TreeNode.Entry]
     let named: [TreeNode.Entry]
     do {
-      guard let record = try reader.record(digest) else { return }
       (entries, named) = try reader.decoded(record)
     } catch let error as OperationError {
       problems.append("folder \(name): \(error.message)")
