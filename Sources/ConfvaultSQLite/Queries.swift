@@ -109,7 +109,12 @@ enum Queries {
 
   /// The store's folders, read through the process's cache of decoded folders.
   static func folders(_ db: Database, shared: Bool = true) -> FolderReader {
-    FolderReader(shared: shared) { digest in
+    folders(db, cache: shared ? .shared : FolderCache())
+  }
+
+  /// A reader of the folder records of `db` that keeps what it decodes in `cache`.
+  static func folders(_ db: Database, cache: FolderCache) -> FolderReader {
+    FolderReader(cache: cache) { digest in
       try Row.fetchOne(
         db.cachedStatement(
           sql: """

@@ -529,13 +529,15 @@ public final class SQLiteStore: VersionStore {
   public func check() async throws -> CheckReport {
     // Blobs and folder records are checked through a connection of their own while the versions
     // are checked on this one. Each half reads one snapshot and compares nothing with the other's;
-    // only the counts in the report may come from different moments.
+    // only the counts in the report may come from different moments. They share the folders they
+    // decode: a digest names the same entries in every snapshot.
     let (path, folder, configuration) = (path, folder, configuration)
+    let folders = FolderCache()
     async let content = StoreFailure.mapping(folder) {
       let records = try SQLiteStore.openReadOnly(path, folder: folder, configuration: configuration)
-      return try await records.read { db in try StoreCheck(db: db).content() }
+      return try await records.read { db in try StoreCheck(db: db, folders: folders).content() }
     }
-    let rest = try await reading { db in try StoreCheck(db: db).rest() }
+    let rest = try await reading { db in try StoreCheck(db: db, folders: folders).rest() }
     let (problems, blobs) = try await content
     return CheckReport(
       problems: problems + rest.problems, unreferencedBlobs: rest.unreferencedBlobs, versions: rest.versions,

@@ -342,8 +342,13 @@ public struct FolderReader {
   /// - Parameter shared: whether decoded folders are shared with the rest of the process; `check`
   ///   reads every record itself instead.
   public init(shared: Bool = true, fetch: @escaping Fetch) {
+    self.init(cache: shared ? .shared : FolderCache(), fetch: fetch)
+  }
+
+  /// A reader whose decoded folders are kept in `cache`, and shared with the other readers of it.
+  public init(cache: FolderCache, fetch: @escaping Fetch) {
     self.fetch = fetch
-    cache = shared ? .shared : FolderCache(limit: 100_000, largestFolder: 25_000)
+    self.cache = cache
   }
 
   /// The entries of the folder `digest`, in name byte order.
@@ -382,13 +387,13 @@ public struct FolderReader {
 }
 
 /// Decoded folders, least recently used first out, bounded by their entries.
-final class FolderCache: Sendable {
+public final class FolderCache: Sendable {
   /// The process's cache: 25,000 entries, about 2.5 MB, and folders of up to as many entries.
   ///
   /// What it saves is a delta chain's base decoded again and, in a server, the folders of versions
   /// asked for again; a command reads most folders once. At 100,000 entries, a first push or import
   /// of 100,000 files kept every folder it listed its changes from (10 MB) until it ended.
-  static let shared = FolderCache(limit: 25_000, largestFolder: 25_000)
+  public static let shared = FolderCache(limit: 25_000, largestFolder: 25_000)
 
   private struct State {
     var folders: [Data: (entries: [TreeNode.Entry], used: UInt64)] = [:]
@@ -408,6 +413,10 @@ final class FolderCache: Sendable {
     self.limit = limit
     self.largestFolder = largestFolder
   }
+
+  /// A cache of its own, for one `check`: 100,000 entries, about 10 MB, so that most deltas' bases
+  /// are found decoded.
+  public convenience init() { self.init(limit: 100_000, largestFolder: 25_000) }
 
   func entries(_ digest: Data) -> [TreeNode.Entry]? {
     state.withLock { state in

@@ -105,7 +105,8 @@ public struct StoredTreeCheck: ~Copyable {
     problems: inout [String]
   ) throws {
     let digest = record.digest
-    let name = hexString(digest)
+    // Written out only for a problem: most folders have none.
+    var name: String { hexString(digest) }
     let entries: [TreeNode.Entry]
     let named: [TreeNode.Entry]
     do {
