@@ -737,7 +737,8 @@ public final class StoredBlobCheck {
   private static func check(
     _ blob: Blob, buffer: inout Data, next: () throws -> (seq: Int, compressed: Bool, data: Data)?
   ) throws -> [String] {
-    let name = hexString(blob.key)
+    // Written out only for a problem: most blobs have none.
+    var name: String { hexString(blob.key) }
     var hasher = SHA256()
     var size: Int64 = 0
     var chunks = 0
