@@ -530,7 +530,10 @@ public final class SQLiteStore: VersionStore {
     // Blobs and folder records are checked through a connection of their own while the versions
     // are checked on this one. Each half reads one snapshot and compares nothing with the other's;
     // only the counts in the report may come from different moments. They share the folders they
-    // decode: a digest names the same entries in every snapshot.
+    // decode, as a digest names the same entries in every snapshot of a sound store: a folder one
+    // half's snapshot lacks but the other half decoded goes unreported by the first, which takes a
+    // damaged store changed while it is checked (every record is still decoded from its own row
+    // and compared with its digest by the content half).
     let (path, folder, configuration) = (path, folder, configuration)
     let folders = FolderCache()
     async let content = StoreFailure.mapping(folder) {

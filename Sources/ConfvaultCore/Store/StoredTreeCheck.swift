@@ -23,8 +23,8 @@ public struct StoredTreeCheck: ~Copyable {
   private let summariesKept: Int
   /// Hashes each version's lines on a thread of its own while the next version's are made.
   private let hasher = LinesHasher()
-  /// What the subtrees' lines kept between versions may hold: the bytes of lines they made
-  /// themselves and their lists of pieces (the pieces of their folders are those folders' own).
+  /// What the subtrees' lines kept between versions may hold: each subtree's own lines and list of
+  /// parts (`TreeLines.ownMemory`; its folders' lines are those folders' own).
   private let linesBudget: Int
   /// How many subtrees' lines were made, not found kept.
   private(set) var subtreesMade = 0
@@ -457,7 +457,7 @@ final class TreeLines: Sendable {
   let size: Int64
   /// What this subtree holds itself (its own lines and its list of parts), not its folders.
   let ownMemory: Int
-  /// What this subtree holds with its folders, each counted wherever it is met: at most what
+  /// What this subtree holds with its folders, each counted wherever it is met: no less than what
   /// keeping it keeps.
   let memory: Int
 
