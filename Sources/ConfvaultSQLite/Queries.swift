@@ -108,9 +108,7 @@ enum Queries {
   }
 
   /// The store's folders, read through the process's cache of decoded folders.
-  static func folders(_ db: Database, shared: Bool = true) -> FolderReader {
-    folders(db, cache: shared ? .shared : FolderCache())
-  }
+  static func folders(_ db: Database) -> FolderReader { folders(db, cache: .shared) }
 
   /// A reader of the folder records of `db` that keeps what it decodes in `cache`.
   static func folders(_ db: Database, cache: FolderCache) -> FolderReader {

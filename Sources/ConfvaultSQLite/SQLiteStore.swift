@@ -538,9 +538,9 @@ public final class SQLiteStore: VersionStore {
     let folders = FolderCache()
     async let content = StoreFailure.mapping(folder) {
       let records = try SQLiteStore.openReadOnly(path, folder: folder, configuration: configuration)
-      return try await records.read { db in try StoreCheck(db: db, folders: folders).content() }
+      return try await records.read { db in try StoreCheck(db: db, decodedFolders: folders).content() }
     }
-    let rest = try await reading { db in try StoreCheck(db: db, folders: folders).rest() }
+    let rest = try await reading { db in try StoreCheck(db: db, decodedFolders: folders).rest() }
     let (problems, blobs) = try await content
     return CheckReport(
       problems: problems + rest.problems, unreferencedBlobs: rest.unreferencedBlobs, versions: rest.versions,

@@ -11,7 +11,7 @@ struct StoreCheck {
   /// Where both halves keep the folders they decode: a folder is content-addressed, so what one
   /// half decoded, the other need not decode again (whether it matches its digest, the content
   /// half says).
-  let folders: FolderCache
+  let decodedFolders: FolderCache
 
   /// What `rest()` finds and counts.
   struct Rest {
@@ -129,7 +129,7 @@ struct StoreCheck {
     let blobs = Set(try Data.fetchAll(db, sql: "SELECT sha256 FROM blob").compactMap(SHA256Hex.init(bytes:)))
     let used = Set(
       try Data.fetchAll(db, sql: "SELECT sha256 FROM blob WHERE named = 1").compactMap(SHA256Hex.init(bytes:)))
-    let check = StoredTreeCheck(reader: Queries.folders(db, cache: folders))
+    let check = StoredTreeCheck(reader: Queries.folders(db, cache: decodedFolders))
     // Read as one cursor: looked up one by one, by digest, they took a third of this half's time.
     let records = try Row.fetchCursor(
       db,
@@ -154,7 +154,7 @@ struct StoreCheck {
 
   private func checkVersions(_ problems: inout [String]) throws -> Int {
     var count = 0
-    var trees = StoredTreeCheck(reader: Queries.folders(db, cache: folders))
+    var trees = StoredTreeCheck(reader: Queries.folders(db, cache: decodedFolders))
     let apps = try Row.fetchAll(db, sql: "SELECT id, name, next_version FROM app")
     for app in apps {
       let name: String = app["name"]
