@@ -100,7 +100,9 @@ import Testing
     #expect(try count(Array("confvault stat cache 2\n".utf8) + first) == 0, "another format")
   }
 
-  @Test("what replace keeps is found, before and after save and a new read; a file kept without a status is not")
+  @Test(
+    "what replace keeps is found, before and after save and a new read; a file kept without a status is not"
+  )
   func replaceAndSave() throws {
     let folder = NSTemporaryDirectory() + "confvault-stat-cache-\(UInt32.random(in: 0...UInt32.max))"
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -111,8 +113,10 @@ import Testing
         modified: timespec(tv_sec: 1_700_000_000 + index, tv_nsec: index),
         changed: timespec(tv_sec: 1_700_000_500, tv_nsec: 999_999_999))
     }
-    // Out of path order, as no scan lists them; "b.yaml" is racy (no status).
-    let paths = ["z.yaml", "a/x.yaml", "b.yaml", "a.yaml", "é.yaml"]
+    // Out of path order, as no scan lists them; "b.yaml" is racy (no status). Enough of them that
+    // the file (about 1.5 MB) is written in more than one piece.
+    let long = String(repeating: "n", count: 80)
+    let paths = ["z.yaml", "a/x.yaml", "b.yaml", "a.yaml", "é.yaml"] + (0..<12_000).map { "many/\(long)-\($0).json" }
     let files = paths.enumerated().map { index, path in
       ManifestFile(path: path, size: Int64(index), mode: .regular, sha256: SHA256Hex.of(Data(path.utf8)))
     }
@@ -120,7 +124,7 @@ import Testing
     var cache = StatCache(path: folder + "/cache")
     #expect(cache.count == 0)
     cache.replace(with: files, statuses: statuses)
-    #expect(cache.count == 4)
+    #expect(cache.count == paths.count - 1)
     func scanned(_ cache: StatCache) throws -> [String: SHA256Hex] {
       let sorted = paths.enumerated().sorted { EntryPath.byteOrder($0.element, $1.element) }
       let known = try cache.known(
@@ -139,7 +143,9 @@ import Testing
     #expect(try scanned(cache) == expected)
     try cache.save()
     let read = StatCache(path: folder + "/cache")
-    #expect(read.count == 4)
+    #expect(read.count == paths.count - 1)
+    let size = try #require(try FileManager.default.attributesOfItem(atPath: folder + "/cache")[.size] as? Int)
+    #expect(size > 1 << 20)
     #expect(try scanned(read) == expected)
   }
 }
