@@ -53,6 +53,7 @@ let package = Package(
     .target(
       name: "ConfvaultCore",
       dependencies: [
+        "CMalloc",
         "CArchive",
         "CCompression",
         "CZstd",

@@ -193,28 +193,30 @@ public enum ConfigurationArchive {
         found, app: app, environment: environment, modificationTime: modificationTime, into: try OpenedOutput(output),
         destination: output.displayName)
     }
-    let read = try FolderReading.read(found, keepingUpTo: FolderReading.keptBytesBudget)
+    // The scan's list becomes the read's: one list of the files, however many there are.
+    let read = try FolderReading.read(consume found, keepingUpTo: FolderReading.keptBytesBudget)
     // The scan and the manifest both order files by path bytes, so `read[i]` is the manifest's file `i`.
-    let manifest = Manifest(app: app, environment: environment, version: nil, files: read.map(\.entry))
+    let manifest = Manifest(app: app, environment: environment, version: nil, files: read.entries)
     let target = try OpenedOutput(output)
     let writer = try ConfigurationArchiveWriter(
       manifest: manifest, modificationTime: modificationTime, compression: compression,
       sink: target.sink, destination: output.displayName, hashingOutput: false)
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
     defer { buffer.deallocate() }
-    for (index, file) in read.enumerated() {
+    for index in read.indices {
+      let file = read[index]
       precondition(writer.nextFile?.path == file.entry.path, "the manifest's order is not the scan's")
       // A racy file is read again even when its bytes were kept: a change within its timestamp
       // during the first read would not show in its status.
       if file.isRacy {
         try writer.writeFile { write in
-          try FolderReading.stream(found[index].absolutePath, as: file, buffer: buffer, write)
+          try FolderReading.stream(read.files[index].absolutePath, as: file, buffer: buffer, write)
         }
-      } else if let kept = file.keptBytes {
-        try writer.writeVouchedFile { write in try kept.withUnsafeBytes { try write($0) } }
+      } else if read.keeps(index) {
+        try writer.writeVouchedFile { write in try read.withKeptBytes(index, write) }
       } else {
         try writer.writeVouchedFile { write in
-          try FolderReading.stream(found[index].absolutePath, as: file, buffer: buffer, write)
+          try FolderReading.stream(read.files[index].absolutePath, as: file, buffer: buffer, write)
         }
       }
     }
@@ -265,19 +267,30 @@ public struct PackedArchive: Sendable {
 }
 
 /// A file's status as `fstat` gives it, as far as a change to its content shows in it.
+///
+/// The times' seconds and nanoseconds are kept apart, in 48 bytes rather than the 56 that two
+/// `timespec`s take: a scan keeps one for every file.
 struct FileIdentity: Equatable, Sendable {
   var device: UInt64
   var inode: UInt64
   var size: Int64
-  var modified: timespec
-  var changed: timespec
+  private var modifiedSeconds: Int64
+  private var changedSeconds: Int64
+  private var modifiedNanoseconds: UInt32
+  private var changedNanoseconds: UInt32
+
+  var modified: timespec { timespec(tv_sec: Int(modifiedSeconds), tv_nsec: Int(modifiedNanoseconds)) }
+  var changed: timespec { timespec(tv_sec: Int(changedSeconds), tv_nsec: Int(changedNanoseconds)) }
 
   init(device: UInt64, inode: UInt64, size: Int64, modified: timespec, changed: timespec) {
     self.device = device
     self.inode = inode
     self.size = size
-    self.modified = modified
-    self.changed = changed
+    // Nanoseconds are below 10⁹ (the kernel's and a stat cache's, which checks them when it reads).
+    modifiedSeconds = Int64(modified.tv_sec)
+    modifiedNanoseconds = UInt32(truncatingIfNeeded: modified.tv_nsec)
+    changedSeconds = Int64(changed.tv_sec)
+    changedNanoseconds = UInt32(truncatingIfNeeded: changed.tv_nsec)
   }
 
   /// The status of the open file `fd`, which is `path`.
@@ -288,18 +301,13 @@ struct FileIdentity: Equatable, Sendable {
   }
 
   init(_ info: stat) {
-    device = UInt64(info.st_dev)
-    inode = UInt64(info.st_ino)
-    size = Int64(info.st_size)
-    modified = info.st_mtim
-    changed = info.st_ctim
+    self.init(
+      device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size), modified: info.st_mtim,
+      changed: info.st_ctim)
   }
 
-  static func == (a: FileIdentity, b: FileIdentity) -> Bool {
-    a.device == b.device && a.inode == b.inode && a.size == b.size
-      && a.modified.tv_sec == b.modified.tv_sec && a.modified.tv_nsec == b.modified.tv_nsec
-      && a.changed.tv_sec == b.changed.tv_sec && a.changed.tv_nsec == b.changed.tv_nsec
-  }
+  /// What stands in a list for a file's status until it is read.
+  static let unread = FileIdentity(device: 0, inode: 0, size: 0, modified: timespec(), changed: timespec())
 }
 
 /// One file of a folder as a hashing read found it.
@@ -309,20 +317,49 @@ struct ReadFile {
   var identity: FileIdentity
   /// Changed so shortly before it was read that a change right after might not show in its status.
   var isRacy: Bool
-  /// The bytes read, when small enough to be kept for writing.
-  var keptBytes: Data?
+}
 
-  /// What stands in a list for a file until it is read.
-  static let unread = ReadFile(
-    entry: .unread,
-    identity: FileIdentity(device: 0, inode: 0, size: 0, modified: timespec(), changed: timespec()), isRacy: false,
-    keptBytes: nil)
+/// The files of a folder as one hashing read found them, in the scan's order: each one's manifest
+/// entry, its status right after the read, and the bytes of the small ones, kept for writing.
+///
+/// Held as lists of each part rather than a record per file: the entries are the manifest's own
+/// list, not a copy; each status is kept in the scan's own list, in place of the one the scan read;
+/// and the bytes kept lie in one buffer per reading worker, not an object per file.
+struct FolderRead: RandomAccessCollection {
+  /// The files as the scan listed them, each with its status as read.
+  fileprivate(set) var files: [FolderFile]
+  /// Each file's entry, which a manifest of the folder takes as it is.
+  fileprivate(set) var entries: [ManifestFile]
+  fileprivate var racy: [Bool]
+  /// Where each file's bytes start in its worker's buffer, or -1 for a file not kept.
+  fileprivate var keptAt: [Int32]
+  /// Each worker's kept bytes; the file at `index` went to worker `index % kept.count`.
+  fileprivate var kept: [FolderReading.KeptBytes]
+
+  var startIndex: Int { 0 }
+  var endIndex: Int { entries.count }
+
+  subscript(index: Int) -> ReadFile {
+    ReadFile(entry: entries[index], identity: files[index].identity!, isRacy: racy[index])
+  }
+
+  /// Whether the bytes of file `index` were kept from the read.
+  func keeps(_ index: Int) -> Bool { keptAt[index] >= 0 }
+
+  /// `body` with the bytes of file `index` kept from the read, which it `keeps`.
+  func withKeptBytes<Result>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+    precondition(keeps(index), "file \(index) was not kept")
+    let start = Int(keptAt[index])
+    return try kept[index % kept.count].bytes.withUnsafeBytes { all in
+      try body(UnsafeRawBufferPointer(rebasing: all[start..<start + Int(entries[index].size)]))
+    }
+  }
 }
 
 /// Reading a configuration folder's files for their digests, and once more to write them.
 enum FolderReading {
   /// How many bytes of small files a pack keeps from the hashing read, so as not to read them again.
-  static let keptBytesBudget = 16 << 20
+  static let keptBytesBudget = 4 << 20
   /// Files larger than this are read again rather than kept.
   static let largestKeptFile = 256 << 10
   /// A file whose mtime or ctime is this close to its read (or later) is racy: a file system keeps
@@ -331,21 +368,52 @@ enum FolderReading {
   static let racyWindow: Int = 3
 
   /// Each of `files` read once on up to four cores: its manifest entry, its status, and its bytes
-  /// while they fit in `budget`. Each goes to its place in one list: no slot or copy per file.
+  /// while they fit in `budget`. Each goes to its place in the lists: no slot or copy per file.
   ///
   /// - Throws: the error of the first file in order that could not be read.
-  static func read(_ files: [FolderFile], keepingUpTo budget: Int) throws -> [ReadFile] {
-    var reads = [ReadFile](repeating: ReadFile.unread, count: files.count)
-    try reads.withUnsafeMutableBufferPointer { buffer in
-      // Each index is written by one worker only, and read after all of them are done.
-      nonisolated(unsafe) let slots = buffer
-      try inParallel(files.count, keepingUpTo: budget) { index, worker in
-        slots[index] = try readOnce(files[index], buffer: worker.buffer, keeping: worker.budget)
-        worker.budget -= slots[index].keptBytes?.count ?? 0
+  static func read(_ files: consuming [FolderFile], keepingUpTo budget: Int) throws -> FolderRead {
+    let workers = readingWorkers
+    var files = files
+    var entries = [ManifestFile](repeating: .unread, count: files.count)
+    var racy = [Bool](repeating: false, count: files.count)
+    var keptAt = [Int32](repeating: -1, count: files.count)
+    let kept = (0..<workers).map { _ in KeptBytes(capacity: budget / workers) }
+    try entries.withUnsafeMutableBufferPointer { entriesBuffer in
+      try files.withUnsafeMutableBufferPointer { filesBuffer in
+        try racy.withUnsafeMutableBufferPointer { racyBuffer in
+          try keptAt.withUnsafeMutableBufferPointer { keptAtBuffer in
+            // Each index is written by one worker only, and read after all of them are done.
+            nonisolated(unsafe) let (entries, files) = (entriesBuffer, filesBuffer)
+            nonisolated(unsafe) let (racy, keptAt) = (racyBuffer, keptAtBuffer)
+            try inParallel(files.count, workers: workers) { index, worker in
+              let read = try readOnce(files[index], buffer: worker.buffer, keepingIn: kept[index % workers])
+              entries[index] = read.file.entry
+              files[index].identity = read.file.identity
+              racy[index] = read.file.isRacy
+              keptAt[index] = read.keptAt.map(Int32.init) ?? -1
+            }
+          }
+        }
       }
     }
-    return reads
+    return FolderRead(files: files, entries: entries, racy: racy, keptAt: keptAt, kept: kept)
   }
+
+  /// One worker's share of the bytes a read keeps, in one buffer: room for `capacity` bytes from the
+  /// start, and never more.
+  final class KeptBytes: @unchecked Sendable {
+    // Written by its one worker only, and read after all of them are done.
+    fileprivate var bytes: [UInt8] = []
+    fileprivate let capacity: Int
+
+    init(capacity: Int) {
+      self.capacity = capacity
+      bytes.reserveCapacity(capacity)
+    }
+  }
+
+  /// How many workers read a folder's files: one per core, up to four.
+  private static var readingWorkers: Int { min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4) }
 
   /// Reads the files at `indices` of `files` on up to four cores, each into its place in `entries`
   /// and `statuses` (nil for a racy file).
@@ -358,9 +426,9 @@ enum FolderReading {
       try statuses.withUnsafeMutableBufferPointer { statusesBuffer in
         // Each index is written by one worker only, and read after all of them are done.
         nonisolated(unsafe) let (entries, statuses) = (entriesBuffer, statusesBuffer)
-        try inParallel(indices.count, keepingUpTo: 0) { position, worker in
+        try inParallel(indices.count, workers: readingWorkers) { position, worker in
           let index = indices[position]
-          let read = try readOnce(files[index], buffer: worker.buffer, keeping: 0)
+          let read = try readOnce(files[index], buffer: worker.buffer, keepingIn: nil).file
           entries[index] = read.entry
           statuses[index] = read.isRacy ? nil : read.identity
         }
@@ -368,27 +436,21 @@ enum FolderReading {
     }
   }
 
-  /// What one reading worker holds: a buffer of 1 MiB, and what is left of its share of the bytes
-  /// kept.
+  /// What one reading worker holds: a buffer of 1 MiB.
   private final class Worker {
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-    var budget: Int
 
-    init(budget: Int) { self.budget = budget }
     deinit { buffer.deallocate() }
   }
 
-  /// `body` for each index below `count` on up to four cores, each worker taking every fourth
-  /// (or second) index in order, and an equal share of `budget`.
+  /// `body` for each index below `count` on `workers` threads, each taking every `workers`th index
+  /// in order: worker `start` the indices `start`, `start + workers`, and so on.
   ///
   /// - Throws: the error `body` threw for the lowest index; the other indices are all done.
-  private static func inParallel(
-    _ count: Int, keepingUpTo budget: Int, _ body: @Sendable (Int, Worker) throws -> Void
-  ) throws {
-    let workers = min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4)
+  private static func inParallel(_ count: Int, workers: Int, _ body: @Sendable (Int, Worker) throws -> Void) throws {
     let failure = Mutex<(index: Int, error: any Error)?>(nil)
     DispatchQueue.concurrentPerform(iterations: workers) { start in
-      let worker = Worker(budget: budget / workers)
+      let worker = Worker()
       for index in stride(from: start, to: count, by: workers) {
         do {
           try body(index, worker)
@@ -402,8 +464,11 @@ enum FolderReading {
     if let first = failure.withLock({ $0 }) { throw first.error }
   }
 
-  private static func readOnce(_ file: FolderFile, buffer: UnsafeMutableRawBufferPointer, keeping budget: Int) throws
-    -> ReadFile
+  /// Reads `file` for its entry and status; its bytes go to the end of `kept` while they fit.
+  ///
+  /// - Returns: what was read, and where in `kept` its bytes start, if they were kept.
+  private static func readOnce(_ file: FolderFile, buffer: UnsafeMutableRawBufferPointer, keepingIn kept: KeptBytes?)
+    throws -> (file: ReadFile, keptAt: Int?)
   {
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)
@@ -414,13 +479,19 @@ enum FolderReading {
     let before = try FileIdentity(of: fd, at: path)
     var hasher = SHA256Stream()
     var size: Int64 = 0
-    let keepable = Int64(min(budget, largestKeptFile))
-    var kept: Data? = file.size <= keepable ? Data(capacity: Int(file.size)) : nil
+    // The file is kept while it fits; a file grown past the room it was given is let go.
+    let start = kept?.bytes.count ?? 0
+    let keepable = Int64(min(kept.map { $0.capacity - start } ?? 0, largestKeptFile))
+    var keeping = file.size <= keepable
     try readAll(fd, path: path, buffer: buffer) { chunk in
       hasher.update(chunk)
       size += Int64(chunk.count)
-      if kept != nil {
-        if size <= keepable { kept!.append(contentsOf: chunk) } else { kept = nil }
+      guard keeping, let kept else { return }
+      if size <= keepable {
+        kept.bytes.append(contentsOf: chunk)
+      } else {
+        kept.bytes.removeSubrange(start...)
+        keeping = false
       }
     }
     // A write during the read changed the status before the bytes (the kernel updates times first):
@@ -430,11 +501,11 @@ enum FolderReading {
       throw OperationError(.conflict, "`\(file.path)` changed while it was being read; nothing was written")
     }
     let threshold = now.tv_sec - racyWindow
-    return ReadFile(
+    let read = ReadFile(
       entry: ManifestFile(path: file.path, size: size, mode: file.mode, sha256: hasher.finalize()),
       identity: identity,
-      isRacy: identity.modified.tv_sec >= threshold || identity.changed.tv_sec >= threshold,
-      keptBytes: kept)
+      isRacy: identity.modified.tv_sec >= threshold || identity.changed.tv_sec >= threshold)
+    return (read, keeping && kept != nil ? start : nil)
   }
 
   /// Streams the file at `path`, which must be the one `read` describes: the same inode, size and
