@@ -468,17 +468,19 @@ public final class SQLiteStore: VersionStore {
     }
   }
 
-  public func missingBlobs(inTree tree: VersionTree) async throws -> Set<SHA256Hex> {
+  public func missingBlobs(inTree tree: VersionTree) async throws -> [SHA256Hex] {
     try await reading { db in
       let statement = try db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?")
-      var missing = Set<SHA256Hex>()
-      // The files of a new folder are its own entries: no path of the tree is looked at.
+      var missing: [SHA256Hex] = []
+      // The files of a new folder are its own entries: no path of the tree is looked at. A content
+      // met again is looked up again, unless it was the last one found missing.
       for folder in try Queries.newFolders(db, tree.folders) {
-        for case .file(_, _, _, let blob) in folder.node.entries where !missing.contains(blob) {
-          if try Bool.fetchOne(statement, arguments: [blob.bytes]) != true { missing.insert(blob) }
+        for case .file(_, _, _, let blob) in folder.node.entries where missing.last != blob {
+          if try Bool.fetchOne(statement, arguments: [blob.bytes]) != true { missing.append(blob) }
         }
       }
-      return missing
+      missing.sort()
+      return missing.indices.filter { $0 == 0 || missing[$0 - 1] != missing[$0] }.map { missing[$0] }
     }
   }
 

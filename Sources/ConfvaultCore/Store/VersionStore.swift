@@ -29,9 +29,13 @@ public protocol VersionStore: Sendable {
   func readBlob(_ digest: SHA256Hex, _ body: (UnsafeRawBufferPointer) throws -> Void) async throws
   /// The digests among `digests` the store does not hold.
   func missingBlobs(_ digests: [SHA256Hex]) async throws -> Set<SHA256Hex>
-  /// The blobs of `tree`'s files the store does not hold. A store that keeps folders looks up only
-  /// the files of folders it does not hold: a stored folder's blobs are stored.
-  func missingBlobs(inTree tree: VersionTree) async throws -> Set<SHA256Hex>
+  /// The blobs of `tree`'s files the store does not hold, in ascending order, each once. A store
+  /// that keeps folders looks up only the files of folders it does not hold: a stored folder's
+  /// blobs are stored.
+  ///
+  /// A list, not a set: a set of the 100,000 digests of a first push took 12 MB as it grew, the
+  /// list 3.2 MB.
+  func missingBlobs(inTree tree: VersionTree) async throws -> [SHA256Hex]
   /// Stores the content of each file as a blob, unless it is stored already.
   ///
   /// Each file is read as it is stored and must still have the digest and size it is listed with. A
@@ -78,8 +82,8 @@ public protocol VersionStore: Sendable {
 extension VersionStore {
   public var storesDeltas: Bool { false }
 
-  public func missingBlobs(inTree tree: VersionTree) async throws -> Set<SHA256Hex> {
-    try await missingBlobs(tree.files.map(\.sha256))
+  public func missingBlobs(inTree tree: VersionTree) async throws -> [SHA256Hex] {
+    try await missingBlobs(tree.files.map(\.sha256)).sorted()
   }
 
   public func files(app: String, number: Int, inFolders folders: Set<String>) async throws -> [ManifestFile] {

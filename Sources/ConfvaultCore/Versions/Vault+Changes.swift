@@ -166,7 +166,7 @@ extension Vault {
   func storeMissing(
     _ tree: VersionTree, app: String, environment: String, source: (ManifestFile) -> BlobFile
   ) async throws {
-    var missing = try await store.missingBlobs(inTree: tree)
+    let missing = try await store.missingBlobs(inTree: tree)
     guard !missing.isEmpty else { return }
     let files = tree.files
     // Many new contents take memory to store: the folders are built again when the version is added.
@@ -175,7 +175,7 @@ extension Vault {
     // digests word by word and stops at the last: no digest of 20,000 files hashed for a set.
     var newFiles: [ManifestFile]?
     if missing.count <= SimilarFiles.fewFiles {
-      var wanted = Array(missing)
+      var wanted = missing
       var found: [ManifestFile] = []
       for file in files {
         guard let index = wanted.firstIndex(of: file.sha256) else { continue }
@@ -213,7 +213,14 @@ extension Vault {
     if let newFiles {
       for file in newFiles { try await add(file) }
     } else {
-      for file in files where missing.remove(file.sha256) != nil { try await add(file) }
+      // Each content once, from the first file that has it.
+      var added = [Bool](repeating: false, count: missing.count)
+      for file in files {
+        let index = missing.partitionPoint { $0 < file.sha256 }
+        guard index < missing.count, missing[index] == file.sha256, !added[index] else { continue }
+        added[index] = true
+        try await add(file)
+      }
     }
     if !blobs.isEmpty { try await store.storeBlobs(blobs) }
   }
