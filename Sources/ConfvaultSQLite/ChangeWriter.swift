@@ -207,8 +207,9 @@ struct ChangeWriter {
         }
       }
     }
-    let records = try Queries.folders(db).records(for: new, head: head) { _ in false }
-    try Queries.insert(db, records)
+    try Queries.folders(db).forEachRecord(for: new, head: head, isStored: { _ in false }) { record in
+      try Queries.insert(db, [record])
+    }
     guard let root = try Queries.folderID(db, tree.root) else {
       throw OperationError(.internal, "the tree just stored is missing from the store", hint: .runCheck)
     }

@@ -457,15 +457,25 @@ extension FolderReader {
   public func records(
     for folders: [(path: String, digest: Data, node: TreeNode)], head: Data?, isStored: (Data) throws -> Bool
   ) throws -> [StoredFolder] {
-    let bases = BaseFinder(reader: self, head: head)
     var records: [StoredFolder] = []
+    try forEachRecord(for: folders, head: head, isStored: isStored) { records.append($0) }
+    return records
+  }
+
+  /// Each record `records(for:head:isStored:)` lists, handed to `body` as it is made, children
+  /// before parents: none is held after `body` (the records of a first push of 100,000 files, held
+  /// together, took 7 MB).
+  public func forEachRecord(
+    for folders: [(path: String, digest: Data, node: TreeNode)], head: Data?, isStored: (Data) throws -> Bool,
+    _ body: (StoredFolder) throws -> Void
+  ) throws {
+    let bases = BaseFinder(reader: self, head: head)
     var written = Set<Data>()
     for (path, digest, node) in folders where !written.contains(digest) {
       guard try !isStored(digest) else { continue }
       written.insert(digest)
-      records.append(FolderRecord.encode(node, digest: digest, base: try bases.base(at: path)))
+      try body(FolderRecord.encode(node, digest: digest, base: try bases.base(at: path)))
     }
-    return records
   }
 }
 
