@@ -131,16 +131,32 @@ extension Vault {
     /// (and no file's status, which the scan's list holds). A path on disk is made when asked for:
     /// most files of a push are stored already.
     private let paths: [String]
-    private let locations: [FolderFile.Location]
+    /// The folder the files are in, each at its path: all of them but those `elsewhere` holds.
+    private let folder: String
+    /// Where the files are that are not at their path in `folder` (a name NFC changed), by index:
+    /// no place kept for every file (100,000 files: 4 MB).
+    private let elsewhere: [Int: FolderFile.Location]
 
     init(_ files: [FolderFile]) {
       paths = files.map(\.path)
-      locations = files.map(\.location)
+      var folder: String?
+      var elsewhere: [Int: FolderFile.Location] = [:]
+      for index in files.indices {
+        if case .below(let below, let relative) = files[index].location, below == folder ?? below,
+          EntryPath.sameBytes(relative, files[index].path)
+        {
+          folder = below
+        } else {
+          elsewhere[index] = files[index].location
+        }
+      }
+      (self.folder, self.elsewhere) = (folder ?? "", elsewhere)
     }
 
     subscript(path: String) -> String? {
       let low = paths.partitionPoint { EntryPath.byteOrder($0, path) }
-      return low < paths.count && paths[low] == path ? locations[low].absolutePath : nil
+      guard low < paths.count && paths[low] == path else { return nil }
+      return elsewhere[low]?.absolutePath ?? joinedPath(folder, path.utf8)
     }
   }
 
