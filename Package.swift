@@ -48,7 +48,8 @@ let package = Package(
       name: "CCompression",
       providers: [.apt(["zlib1g-dev", "liblzma-dev", "libbz2-dev"])]
     ),
-    // glibc's malloc.h: the executable limits malloc's arenas (see Confvault.main).
+    // glibc's malloc.h (2.33 or later, for mallinfo2): the executable limits malloc's arenas (see
+    // Confvault.main), and the library gives back what a large scan freed (FreedMemory).
     .systemLibrary(name: "CMalloc"),
     .target(
       name: "ConfvaultCore",

@@ -471,16 +471,21 @@ public final class SQLiteStore: VersionStore {
   public func missingBlobs(inTree tree: VersionTree) async throws -> [SHA256Hex] {
     try await reading { db in
       let statement = try db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?")
+      // The files of a new folder are its own entries: no path of the tree is looked at. Their
+      // contents in order, each once, then each looked up once; the list is kept in place throughout.
       var missing: [SHA256Hex] = []
-      // The files of a new folder are its own entries: no path of the tree is looked at. A content
-      // met again is looked up again, unless it was the last one found missing.
       for folder in try Queries.newFolders(db, tree.folders) {
-        for case .file(_, _, _, let blob) in folder.node.entries where missing.last != blob {
-          if try Bool.fetchOne(statement, arguments: [blob.bytes]) != true { missing.append(blob) }
-        }
+        for case .file(_, _, _, let blob) in folder.node.entries { missing.append(blob) }
       }
       missing.sort()
-      return missing.indices.filter { $0 == 0 || missing[$0 - 1] != missing[$0] }.map { missing[$0] }
+      var kept = 0
+      for index in missing.indices where index == 0 || missing[index] != missing[index - 1] {
+        guard try Bool.fetchOne(statement, arguments: [missing[index].bytes]) != true else { continue }
+        missing[kept] = missing[index]
+        kept += 1
+      }
+      missing.removeSubrange(kept...)
+      return missing
     }
   }
 

@@ -25,6 +25,31 @@ import Testing
     #expect(none.indices.allSatisfy { !none.keeps($0) })
   }
 
+  @Test("with room for some files only, each worker keeps what fits in its share, each file at its own place")
+  func keptWithinShares() throws {
+    let folder = NSTemporaryDirectory() + "confvault-kept-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    for index in 0..<40 {
+      let size = index % 3 == 0 ? 30_000 : 5_000 + index
+      let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ index) }
+      try Data(bytes).write(to: URL(fileURLWithPath: folder + "/f\(index < 10 ? "0" : "")\(index).bin"))
+    }
+    let found = try ConfigurationFolder.scan(folder)
+    let workers = FolderReading.readingWorkers
+    let read = try FolderReading.read(found, keepingUpTo: workers * 100_000)
+    var keptPerWorker = [Int](repeating: 0, count: workers)
+    for index in read.indices {
+      let bytes = try Data(contentsOf: URL(fileURLWithPath: found[index].absolutePath))
+      #expect(read[index].entry.sha256 == SHA256Hex.of(bytes))
+      guard read.keeps(index) else { continue }
+      keptPerWorker[FolderReading.worker(reading: index, of: workers)] += bytes.count
+      #expect(read.withKeptBytes(index) { Data($0) } == bytes, "\(found[index].path)")
+    }
+    #expect((1..<read.count).contains(read.indices.count { read.keeps($0) }), "some kept, not all")
+    #expect(keptPerWorker.allSatisfy { $0 <= 100_000 && $0 > 60_000 }, "\(keptPerWorker)")
+  }
+
   @Test("a file changed after its hashing read is refused when it is read again")
   func changedAfterReading() throws {
     let folder = try ArchiveReaderTests.makeFolder()

@@ -79,7 +79,9 @@ import Testing
     #expect(second.createdAt > first.createdAt, "the clock is read once per change")
   }
 
-  @Test("a push stores each new content once, whether few (found file by file) or many (65, past the few)")
+  @Test(
+    "a push stores each new content once, whether few (found file by file) or many (65, past the few, two sharing one)"
+  )
   func newContents() async throws {
     let fixture = try await Fixture()
     var files = (0..<100).reduce(into: [String: String]()) { $0["many/file-\($1).yaml"] = "n: \($1)\n" }
@@ -95,8 +97,9 @@ import Testing
       return
     }
     #expect(few.count == 5)
-    // Many: 65 files change at once.
+    // Many: 65 files change at once, the last two to the same new content.
     for index in 0..<65 { files["many/file-\(index).yaml"] = "n: \(index) changed\n" }
+    files["many/file-64.yaml"] = files["many/file-63.yaml"]
     guard case .created(let version, let many) = try await fixture.push("dev", files, as: "many") else {
       Issue.record("no version")
       return

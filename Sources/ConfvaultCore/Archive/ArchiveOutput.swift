@@ -305,9 +305,6 @@ struct FileIdentity: Equatable, Sendable {
       device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size), modified: info.st_mtim,
       changed: info.st_ctim)
   }
-
-  /// What stands in a list for a file's status until it is read.
-  static let unread = FileIdentity(device: 0, inode: 0, size: 0, modified: timespec(), changed: timespec())
 }
 
 /// One file of a folder as a hashing read found it.
@@ -333,7 +330,7 @@ struct FolderRead: RandomAccessCollection {
   fileprivate var racy: [Bool]
   /// Where each file's bytes start in its worker's buffer, or -1 for a file not kept.
   fileprivate var keptAt: [Int32]
-  /// Each worker's kept bytes; the file at `index` went to worker `index % kept.count`.
+  /// Each worker's kept bytes, in the order of the workers' numbers.
   fileprivate var kept: [FolderReading.KeptBytes]
 
   var startIndex: Int { 0 }
@@ -350,7 +347,7 @@ struct FolderRead: RandomAccessCollection {
   func withKeptBytes<Result>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
     precondition(keeps(index), "file \(index) was not kept")
     let start = Int(keptAt[index])
-    return try kept[index % kept.count].bytes.withUnsafeBytes { all in
+    return try kept[FolderReading.worker(reading: index, of: kept.count)].bytes.withUnsafeBytes { all in
       try body(UnsafeRawBufferPointer(rebasing: all[start..<start + Int(entries[index].size)]))
     }
   }
@@ -358,9 +355,10 @@ struct FolderRead: RandomAccessCollection {
 
 /// Reading a configuration folder's files for their digests, and once more to write them.
 enum FolderReading {
-  /// How many bytes of small files a pack keeps from the hashing read, so as not to read them again:
-  /// a configuration folder of the usual size whole, and no more of a large one. A pack of 100,000
-  /// files (31 MiB) took 1.5 s keeping 16 MiB, 4 or 2, and peaked 12 and 14 MB lower for the last two.
+  /// How many bytes of small files a pack keeps from the hashing read, so as not to read them again,
+  /// shared equally among the reading workers (1 MiB each on two cores). A compressed pack of
+  /// 100,000 files (31 MiB) took 1.5 s keeping 16 MiB, 4 or 2, and peaked 12 and 14 MB lower for the
+  /// last two: reading a small file again costs little, holding it until it is written does.
   static let keptBytesBudget = 2 << 20
   /// Files larger than this are read again rather than kept.
   static let largestKeptFile = 256 << 10
@@ -375,6 +373,8 @@ enum FolderReading {
   /// - Throws: the error of the first file in order that could not be read.
   static func read(_ files: consuming [FolderFile], keepingUpTo budget: Int) throws -> FolderRead {
     let workers = readingWorkers
+    // Where a file's bytes start is kept in 32 bits.
+    precondition(budget / workers <= Int(Int32.max), "a share of the bytes kept is more than 2 GiB")
     var files = files
     var entries = [ManifestFile](repeating: .unread, count: files.count)
     var racy = [Bool](repeating: false, count: files.count)
@@ -388,7 +388,7 @@ enum FolderReading {
             nonisolated(unsafe) let (entries, files) = (entriesBuffer, filesBuffer)
             nonisolated(unsafe) let (racy, keptAt) = (racyBuffer, keptAtBuffer)
             try inParallel(files.count, workers: workers) { index, worker in
-              let read = try readOnce(files[index], buffer: worker.buffer, keepingIn: kept[index % workers])
+              let read = try readOnce(files[index], buffer: worker.buffer, keepingIn: kept[worker.number])
               entries[index] = read.file.entry
               files[index].identity = read.file.identity
               racy[index] = read.file.isRacy
@@ -415,7 +415,7 @@ enum FolderReading {
   }
 
   /// How many workers read a folder's files: one per core, up to four.
-  private static var readingWorkers: Int { min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4) }
+  static var readingWorkers: Int { min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4) }
 
   /// Reads the files at `indices` of `files` on up to four cores, each into its place in `entries`
   /// and `statuses` (nil for a racy file).
@@ -438,22 +438,28 @@ enum FolderReading {
     }
   }
 
-  /// What one reading worker holds: a buffer of 1 MiB.
+  /// What one reading worker holds: its number, and a buffer of 1 MiB.
   private final class Worker {
+    let number: Int
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
 
+    init(number: Int) { self.number = number }
     deinit { buffer.deallocate() }
   }
 
-  /// `body` for each index below `count` on `workers` threads, each taking every `workers`th index
-  /// in order: worker `start` the indices `start`, `start + workers`, and so on.
+  /// The number of the worker, of `workers`, that reads the file at `index`: each takes every
+  /// `workers`th index in order, worker `n` the indices `n`, `n + workers`, and so on.
+  static func worker(reading index: Int, of workers: Int) -> Int { index % workers }
+
+  /// `body` for each index below `count` on `workers` threads, each with the indices
+  /// `worker(reading:of:)` gives it.
   ///
   /// - Throws: the error `body` threw for the lowest index; the other indices are all done.
   private static func inParallel(_ count: Int, workers: Int, _ body: @Sendable (Int, Worker) throws -> Void) throws {
     let failure = Mutex<(index: Int, error: any Error)?>(nil)
-    DispatchQueue.concurrentPerform(iterations: workers) { start in
-      let worker = Worker()
-      for index in stride(from: start, to: count, by: workers) {
+    DispatchQueue.concurrentPerform(iterations: workers) { number in
+      let worker = Worker(number: number)
+      for index in stride(from: number, to: count, by: workers) {
         do {
           try body(index, worker)
         } catch {

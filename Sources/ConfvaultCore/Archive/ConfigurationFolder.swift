@@ -11,11 +11,12 @@ public struct FolderFile: Sendable, Equatable {
   /// than a path of its own per file: a third of what 100,000 files held.
   private(set) var location: Location
   public var mode: FileMode
-  /// Whether `status` is the one a scan read, rather than the size and mtime a file listed
-  /// otherwise was given.
+  /// Whether `status` is one read from the file system, rather than the size and mtime a file
+  /// listed otherwise was given.
   private var scanned: Bool
   private var status: FileIdentity
 
+  /// The size, which is the status's: set, it is part of the status a stat cache compares.
   public var size: Int64 {
     get { status.size }
     set { status.size = newValue }
@@ -24,12 +25,19 @@ public struct FolderFile: Sendable, Equatable {
   /// Seconds since 1970 of the last change of content.
   public var modificationTime: Int64 { Int64(status.modified.tv_sec) }
 
-  /// The status the scan read (what a stat cache compares), or nil for a file listed otherwise.
+  /// The status the scan read, or the hashing read that followed it (`FolderReading.read`): what
+  /// a stat cache compares. Nil for a file listed otherwise.
+  ///
+  /// Setting a status sets the size and mtime to its own; setting nil keeps only them.
   var identity: FileIdentity? {
     get { scanned ? status : nil }
     set {
       scanned = newValue != nil
-      if let newValue { status = newValue }
+      status =
+        newValue
+        ?? FileIdentity(
+          device: 0, inode: 0, size: status.size, modified: timespec(tv_sec: status.modified.tv_sec, tv_nsec: 0),
+          changed: timespec())
     }
   }
 

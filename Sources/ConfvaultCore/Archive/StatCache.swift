@@ -180,41 +180,36 @@ public struct StatCache: Sendable {
     let flushAt = 1 << 20
     var bytes = StatCache.magic
     bytes.reserveCapacity(flushAt + 4096)
-    // Written out once it holds `flushAt` bytes: it never holds more than that and one entry.
-    func flush(_ bytes: inout [UInt8]) -> Bool {
-      defer { bytes.removeAll(keepingCapacity: true) }
-      return bytes.withUnsafeBytes { buffer in
-        var written = 0
-        while written < buffer.count {
-          let count = write(fd, buffer.baseAddress! + written, buffer.count - written)
-          if count < 0 && errno == EINTR { continue }
-          guard count > 0 else { return false }
-          written += count
-        }
-        return true
-      }
-    }
-    var wrote = true
     let (files, statuses) = replaced ?? ([], [])
-    for index in files.indices where wrote {  // in path order: the next read needs no sort
-      guard let identity = statuses[index] else { continue }
-      let path = files[index].path
-      bytes.appendNumber(UInt64(path.utf8.count))
-      bytes.append(contentsOf: path.utf8)
-      bytes.appendNumber(identity.device)
-      bytes.appendNumber(identity.inode)
-      bytes.appendNumber(UInt64(bitPattern: identity.size))
-      bytes.appendNumber(UInt64(bitPattern: Int64(identity.modified.tv_sec)))
-      bytes.appendNumber(UInt64(identity.modified.tv_nsec))
-      bytes.appendNumber(UInt64(bitPattern: Int64(identity.changed.tv_sec)))
-      bytes.appendNumber(UInt64(identity.changed.tv_nsec))
-      files[index].sha256.withBytes { bytes.append(contentsOf: $0) }
-      if bytes.count >= flushAt { wrote = flush(&bytes) }
+    do {
+      // Written out once it holds `flushAt` bytes: it never holds more than that and one entry.
+      for index in files.indices {  // in path order: the next read needs no sort
+        guard let identity = statuses[index] else { continue }
+        let path = files[index].path
+        bytes.appendNumber(UInt64(path.utf8.count))
+        bytes.append(contentsOf: path.utf8)
+        bytes.appendNumber(identity.device)
+        bytes.appendNumber(identity.inode)
+        bytes.appendNumber(UInt64(bitPattern: identity.size))
+        bytes.appendNumber(UInt64(bitPattern: Int64(identity.modified.tv_sec)))
+        bytes.appendNumber(UInt64(identity.modified.tv_nsec))
+        bytes.appendNumber(UInt64(bitPattern: Int64(identity.changed.tv_sec)))
+        bytes.appendNumber(UInt64(identity.changed.tv_nsec))
+        files[index].sha256.withBytes { bytes.append(contentsOf: $0) }
+        if bytes.count >= flushAt {
+          try bytes.withUnsafeBytes { try writeAll(fd, $0, name: temporary) }
+          bytes.removeAll(keepingCapacity: true)
+        }
+      }
+      try bytes.withUnsafeBytes { try writeAll(fd, $0, name: temporary) }
+      // Flushed before the rename, so a crash leaves the old cache or the new one, never a torn one.
+      guard fsync(fd) == 0 else { throw SystemError(.write, temporary) }
+    } catch {
+      close(fd)
+      unlink(temporary)
+      throw error
     }
-    if wrote { wrote = flush(&bytes) }
-    // Flushed before the rename, so a crash leaves the old cache or the new one, never a torn one.
-    let flushed = wrote && fsync(fd) == 0
-    guard close(fd) == 0 && flushed else {
+    guard close(fd) == 0 else {
       let error = SystemError(.write, temporary)
       unlink(temporary)
       throw error
