@@ -12,8 +12,15 @@ final class StagingArea: @unchecked Sendable {
   let path: String
   let spool: String
   private let lock = NSLock()
-  /// Where in the spool each content staged so far is (kept small: 100,000 files stage 100,000).
-  private var staged: [SHA256Hex: (offset: Int64, size: Int64)] = [:]
+  /// The contents staged so far, in the order they were staged, and where each is in the spool.
+  private var digests: [SHA256Hex] = []
+  private var places: [(offset: Int64, size: Int64)] = []
+  /// Each content's index in `digests`, by its digest's first 8 bytes: 12 bytes a slot, where a
+  /// dictionary by whole digest to place took 48 (100,000 contents: 3.1 MB against 12.6).
+  private var byPrefix: [UInt64: Int32] = [:]
+  /// The contents whose first 8 bytes are an earlier one's, by whole digest: none but by chance, or
+  /// in an archive made to have them.
+  private var sharingPrefix: [SHA256Hex: Int32] = [:]
 
   /// Makes a new staging folder in `parent`.
   init(in parent: String) throws {
@@ -31,7 +38,7 @@ final class StagingArea: @unchecked Sendable {
   /// Where the staged content of `digest` is.
   func blob(_ digest: SHA256Hex) -> BlobFile {
     lock.withLock {
-      let place = staged[digest]!
+      let place = places[index(of: digest)!]
       return BlobFile(sha256: digest, size: place.size, path: spool, offset: place.offset)
     }
   }
@@ -48,12 +55,28 @@ final class StagingArea: @unchecked Sendable {
     return StagingSink(area: self, fd: fd)
   }
 
-  fileprivate func record(_ file: ManifestFile, offset: Int64) -> Bool {
+  /// Notes that the content of `file` is at `offset` in the spool, unless a content with its digest
+  /// is staged already; returns whether it was new.
+  func record(_ file: ManifestFile, offset: Int64) -> Bool {
     lock.withLock {
-      guard staged[file.sha256] == nil else { return false }
-      staged[file.sha256] = (offset, file.size)
+      guard index(of: file.sha256) == nil else { return false }
+      precondition(digests.count < Int32.max, "more contents staged than an import takes")
+      let index = Int32(digests.count)
+      digests.append(file.sha256)
+      places.append((offset, file.size))
+      if byPrefix[file.sha256.prefix] == nil {
+        byPrefix[file.sha256.prefix] = index
+      } else {
+        sharingPrefix[file.sha256] = index
+      }
       return true
     }
+  }
+
+  /// Where `digest` is in `digests`, if it was staged; under `lock`.
+  private func index(of digest: SHA256Hex) -> Int? {
+    guard let first = byPrefix[digest.prefix] else { return nil }
+    return digests[Int(first)] == digest ? Int(first) : sharingPrefix[digest].map(Int.init)
   }
 
   /// Removes what imports and server uploads left in `parent` for a process that is gone (staging
