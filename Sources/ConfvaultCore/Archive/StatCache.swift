@@ -41,29 +41,21 @@ public struct StatCache: Sendable {
     stored = StatCache.contents(of: path).flatMap(StatCache.decode) ?? Stored()
   }
 
-  /// The bytes of the file at `path`, read straight into the list the cache keeps (through `Data`,
-  /// they were held twice); nil when it cannot be read.
+  /// The bytes of the file at `path`, read into the list the cache keeps (through `Data`, they were
+  /// held twice); nil when it cannot be read.
   private static func contents(of path: String) -> [UInt8]? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
     var info = stat()
     guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
-    let size = Int(info.st_size)
-    var failed = false
-    let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-      while count < size {
-        let read = Glibc.read(fd, buffer.baseAddress! + count, size - count)
-        if read < 0 && errno == EINTR { continue }
-        guard read > 0 else {
-          failed = read < 0
-          return
-        }
-        count += read
-      }
-    }
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(Int(info.st_size))
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
+    defer { buffer.deallocate() }
     // A file cut short while it was read is decoded as it was read: a torn cache is not trusted.
-    return failed ? nil : bytes
+    guard (try? readAll(fd, path: path, buffer: buffer) { bytes.append(contentsOf: $0) }) != nil else { return nil }
+    return bytes
   }
 
   /// Whether a stat cache can be trusted for the folder at `path`: not on a network or FUSE file
