@@ -32,12 +32,33 @@ public struct IgnoreRules: Sendable, Equatable {
   static let largestFile = 1 << 20
 
   let patterns: [Pattern]
+  /// Each pattern's first test over an ASCII path's bytes, in the patterns' order.
+  private let screens: [Screen]
+  /// The screens' literal bytes, one list for all.
+  private let screenBytes: [UInt8]
 
-  private init(patterns: [Pattern]) { self.patterns = patterns }
+  private init(patterns: [Pattern]) {
+    self.patterns = patterns
+    var bytes: [UInt8] = []
+    let kept = { (literal: [Unicode.Scalar]) -> Range<Int>? in
+      guard literal.allSatisfy(\.isASCII) else { return nil }
+      let start = bytes.count
+      bytes += literal.map { UInt8($0.value) }
+      return start..<bytes.count
+    }
+    screens = patterns.map { pattern in
+      Screen(
+        anchored: pattern.anchored, foldersOnly: pattern.foldersOnly,
+        wholeText: pattern.prefix.count == pattern.tokens.count, prefix: kept(pattern.prefix),
+        suffix: kept(pattern.suffix))
+    }
+    screenBytes = bytes
+  }
 
   /// The rules in `text`, one gitignore pattern a line.
   public init(_ text: String) {
-    patterns = text.split(separator: "\n", omittingEmptySubsequences: false).compactMap { Pattern(line: $0) }
+    self.init(
+      patterns: text.split(separator: "\n", omittingEmptySubsequences: false).compactMap { Pattern(line: $0) })
   }
 
   /// These rules followed by `other`'s, which win where both match.
@@ -95,29 +116,45 @@ extension IgnoreRules {
   /// Whether some pattern may match `path`: false when the path is ASCII and no pattern for its kind
   /// of entry starts and ends as the path (or its name) does, looked at over the bytes. Most paths a
   /// scan meets end there, with no array of their characters made.
+  ///
+  /// A scan asks this of every path: it goes over plain numbers and one list of bytes, as copying a
+  /// `Pattern` (five lists to retain and release) for each path and pattern took a tenth of a walk.
   private func mayMatch(_ path: String, isFolder: Bool) -> Bool {
-    let check = { (bytes: UnsafeBufferPointer<UInt8>) -> Bool in
+    EntryPath.withBytes(path) { bytes in
       var nameStart = 0
       for (index, byte) in bytes.enumerated() {
         if byte >= 0x80 { return true }  // one scalar is no longer one byte
         if byte == 0x2F { nameStart = index + 1 }
       }
-      for pattern in patterns where isFolder || !pattern.foldersOnly {
-        // A first or last character that is not ASCII is in no ASCII path.
-        guard let prefix = pattern.asciiPrefix, let suffix = pattern.asciiSuffix else { continue }
-        let text = UnsafeBufferPointer(rebasing: bytes[(pattern.anchored ? 0 : nameStart)...])
-        // As `Pattern.matches` turns paths away: a pattern of literals alone is the whole text.
-        if pattern.prefix.count == pattern.tokens.count {
-          if text.elementsEqual(prefix) { return true }
-        } else if text.count >= prefix.count + suffix.count, text.starts(with: prefix),
-          text.reversed().starts(with: suffix.reversed())
-        {
-          return true
+      return screens.withUnsafeBufferPointer { screens in
+        screenBytes.withUnsafeBufferPointer { literals in
+          screens.contains { screen in
+            // A first or last character that is not ASCII is in no ASCII path.
+            guard isFolder || !screen.foldersOnly, let prefix = screen.prefix, let suffix = screen.suffix else {
+              return false
+            }
+            let text = UnsafeBufferPointer(rebasing: bytes[(screen.anchored ? 0 : nameStart)...])
+            let (start, end) = (UnsafeBufferPointer(rebasing: literals[prefix]), literals[suffix])
+            // As `Pattern.matches` turns paths away: a pattern of literals alone is the whole text.
+            if screen.wholeText { return EntryPath.compareBytes(text, start) == 0 }
+            return text.count >= start.count + end.count && text.starts(with: start)
+              && text.suffix(end.count).elementsEqual(end)
+          }
         }
       }
-      return false
     }
-    return EntryPath.withBytes(path, check)
+  }
+
+  /// What `mayMatch` asks of one pattern: plain values, nothing counted.
+  private struct Screen: Sendable, Equatable {
+    var anchored: Bool
+    var foldersOnly: Bool
+    /// The pattern is literals alone: it matches only the whole text.
+    var wholeText: Bool
+    /// Where in `screenBytes` the literals every match starts and ends with lie; nil when they are
+    /// not ASCII.
+    var prefix: Range<Int>?
+    var suffix: Range<Int>?
   }
 
   /// One line of a rules file.
@@ -130,9 +167,6 @@ extension IgnoreRules {
     /// The literal scalars every match starts and ends with: most paths are turned away by these.
     var prefix: [Unicode.Scalar]
     var suffix: [Unicode.Scalar]
-    /// `prefix` and `suffix` as bytes when they are ASCII (then one byte a scalar); nil otherwise.
-    var asciiPrefix: [UInt8]?
-    var asciiSuffix: [UInt8]?
 
     init?(line: Substring) {
       var text = Array(EntryPath.nfc(String(line)).unicodeScalars)
@@ -152,11 +186,6 @@ extension IgnoreRules {
       suffix =
         prefix.count == tokens.count
         ? prefix : tokens.reversed().prefix { $0.literal != nil }.reversed().map { $0.literal! }
-      let ascii = { (scalars: [Unicode.Scalar]) in
-        scalars.allSatisfy(\.isASCII) ? scalars.map { UInt8($0.value) } : nil
-      }
-      asciiPrefix = ascii(prefix)
-      asciiSuffix = ascii(suffix)
     }
 
     func matches(_ text: ArraySlice<Unicode.Scalar>) -> Bool {
