@@ -124,9 +124,31 @@ public enum EntryPath {
     }
     if path.utf8.first == UInt8(ascii: "/") { throw ArchiveRefusal(entry: shown(), rule: .absolutePath) }
     // Over the bytes themselves where the string keeps them together (a manifest checks 100,000).
-    let checked: Void? = try path.utf8.withContiguousStorageIfAvailable { try check($0, shown: shown, limits: limits) }
+    let checked: Void? = try path.utf8.withContiguousStorageIfAvailable { bytes in
+      if !isPlain(bytes, limits: limits) { try check(bytes, shown: shown, limits: limits) }
+    }
     if checked == nil { try check(path.utf8, shown: shown, limits: limits) }
     return path
+  }
+
+  /// Whether `path` is printable ASCII without backslashes, in components that are neither empty,
+  /// `.`, `..` nor too long: what most paths are, told by a pass much lighter than `check`'s (a scan
+  /// or a manifest checks every path). A path that is not is left to `check`, which says why.
+  private static func isPlain(_ path: UnsafeBufferPointer<UInt8>, limits: ArchiveLimits) -> Bool {
+    var start = 0
+    for index in 0...path.count {
+      if index < path.count && path[index] != UInt8(ascii: "/") {
+        guard (0x20..<0x7F).contains(path[index]) && path[index] != UInt8(ascii: "\\") else { return false }
+        continue
+      }
+      let length = index - start
+      guard length > 0 && length <= limits.maxComponentBytes else { return false }
+      if path[start] == UInt8(ascii: ".") && (length == 1 || (length == 2 && path[start + 1] == UInt8(ascii: "."))) {
+        return false
+      }
+      start = index + 1
+    }
+    return true
   }
 
   /// One pass over the bytes: every `/`-separated component is non-empty, not `.` or `..`, short
