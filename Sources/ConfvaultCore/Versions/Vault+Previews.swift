@@ -99,19 +99,25 @@ extension Vault {
       let rules = applyingIgnoreRules ? try IgnoreRules.forFolder(folder) : .none
       return try ConfigurationFolder.scan(folder, limits: limits, ignoring: rules)
     }
-    guard let statCache, let cache = try await cached else {
-      return try await offload {
-        (try ConfigurationArchive.hash(found.files), ScannedPaths(found.files), found.ignored, nil)
+    // Where the files are is listed on another thread while they are hashed (2 ms of a one-file
+    // push of 20,000 files), up to `sideBySideFiles` files (see `push`).
+    let sideBySide = found.files.count <= Self.sideBySideFiles
+    async let pathsBeside = sideBySide ? offload { ScannedPaths(found.files) } : nil
+    let hashed: (files: [ManifestFile], cache: StatCache?)
+    if let statCache, let cache = try await cached {
+      (hashed.files, hashed.cache) = try await offload {
+        var cache = cache
+        let hashed = try ConfigurationArchive.hash(found.files, cache: &cache)
+        logger.debug(
+          "folder read through the stat cache",
+          metadata: ["files": "\(hashed.files.count)", "read": "\(hashed.read)", "cache": "\(statCache)"])
+        return (hashed.files, cache)
       }
+    } else {
+      hashed = (try await offload { try ConfigurationArchive.hash(found.files) }, nil)
     }
-    return try await offload {
-      var cache = cache
-      let hashed = try ConfigurationArchive.hash(found.files, cache: &cache)
-      logger.debug(
-        "folder read through the stat cache",
-        metadata: ["files": "\(hashed.files.count)", "read": "\(hashed.read)", "cache": "\(statCache)"])
-      return (hashed.files, ScannedPaths(found.files), found.ignored, cache)
-    }
+    let paths = try await pathsBeside ?? ScannedPaths(found.files)
+    return (hashed.files, paths, found.ignored, hashed.cache)
   }
 
   /// Writes a stat cache a scan read through; one that cannot be written is passed over (the next
