@@ -26,11 +26,32 @@ public struct StatCache: Sendable {
     var sha256: SHA256Hex
   }
 
-  /// A cache file's bytes, and each entry's path in them with its status and digest as read, in path
-  /// byte order.
+  /// A cache file's bytes, checked whole, and where each entry starts in them, in path byte order.
+  ///
+  /// An entry is read again where it lies when it is asked for: a list of every entry as read, 96
+  /// bytes each, was made and copied entry by entry, 6 ms of a one-file push of 20,000 files.
   private struct Stored: Sendable {
     var bytes: [UInt8] = []
-    var slots: [(path: Range<Int>, entry: Entry)] = []
+    var starts: [Int32] = []
+
+    /// Where the path of the entry starting at `start` lies in `bytes`.
+    func path(at start: Int32) -> Range<Int> {
+      bytes.withUnsafeBytes { bytes in
+        var at = Int(start)
+        // Checked when the file was read.
+        let length = StatCache.readNumber(bytes, at: &at)!
+        return at..<at + Int(length)
+      }
+    }
+
+    /// The status and digest of the entry starting at `start`.
+    func entry(at start: Int32) -> Entry {
+      bytes.withUnsafeBytes { bytes in
+        var at = path(at: start).upperBound
+        // Checked when the file was read.
+        return StatCache.readEntry(bytes, at: &at)!
+      }
+    }
   }
 
   static let magic = Array("confvault stat cache 1\n".utf8)
@@ -82,10 +103,10 @@ public struct StatCache: Sendable {
   }
 
   /// How many files it knows.
-  public var count: Int { replaced.map { $0.statuses.count { $0 != nil } } ?? stored.slots.count }
+  public var count: Int { replaced.map { $0.statuses.count { $0 != nil } } ?? stored.starts.count }
 
   /// How many entries `known` and `entry(at:)` go over: after `replace`, a file not kept is one too.
-  private var slotCount: Int { replaced?.files.count ?? stored.slots.count }
+  private var slotCount: Int { replaced?.files.count ?? stored.starts.count }
 
   /// For each of `files` (in path byte order, as a scan lists them), the index of its entry in the
   /// cache when its status is still the one it had when last read (see `entry(at:)`); -1 for a file
@@ -131,8 +152,9 @@ public struct StatCache: Sendable {
       if let replaced {
         return EntryPath.withBytes(replaced.files[index].path) { EntryPath.compareBytes($0, theirs) }
       }
+      let path = stored.path(at: stored.starts[index])
       return stored.bytes.withUnsafeBufferPointer {
-        EntryPath.compareBytes(UnsafeBufferPointer(rebasing: $0[stored.slots[index].path]), theirs)
+        EntryPath.compareBytes(UnsafeBufferPointer(rebasing: $0[path]), theirs)
       }
     }
   }
@@ -140,7 +162,7 @@ public struct StatCache: Sendable {
   /// The status and digest of the cache's entry `index`.
   func entry(at index: Int) -> (identity: FileIdentity, sha256: SHA256Hex) {
     if let replaced { return (replaced.statuses[index]!, replaced.files[index].sha256) }
-    let entry = stored.slots[index].entry
+    let entry = stored.entry(at: stored.starts[index])
     return (entry.identity, entry.sha256)
   }
 
@@ -213,14 +235,18 @@ public struct StatCache: Sendable {
     }
   }
 
-  /// Where each entry of a cache file is, in path byte order; nil for a file that is not a whole
-  /// cache of this format, which is then not trusted at all.
+  /// Where each entry of a cache file starts, in path byte order; nil for a file that is not a
+  /// whole cache of this format, which is then not trusted at all.
   private static func decode(_ bytes: [UInt8]) -> Stored? {
-    let slots = bytes.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> [(path: Range<Int>, entry: Entry)]? in
-      guard bytes.starts(with: magic) else { return nil }
-      var slots: [(path: Range<Int>, entry: Entry)] = []
+    // Each entry's start and its path, all checked here: `Stored` reads them again unchecked.
+    let read = bytes.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> (starts: [Int32], inOrder: Bool)? in
+      guard bytes.starts(with: magic), bytes.count <= Int(Int32.max) else { return nil }
+      var starts: [Int32] = []
+      var inOrder = true
+      var previous: Range<Int>?
       var at = magic.count
       while at < bytes.count {
+        let start = at
         guard let length = readNumber(bytes, at: &at), length <= UInt64(bytes.count - at) else { return nil }
         let path = at..<at + Int(length)
         let pathBytes = UnsafeRawBufferPointer(rebasing: bytes[path])
@@ -228,22 +254,31 @@ public struct StatCache: Sendable {
           return nil
         }
         at = path.upperBound
-        guard let entry = readEntry(bytes, at: &at) else { return nil }
-        slots.append((path, entry))
+        guard readEntry(bytes, at: &at) != nil else { return nil }
+        if let previous, compare(bytes, path, previous) < 0 { inOrder = false }
+        previous = path
+        starts.append(Int32(start))
       }
-      return slots
+      return (starts, inOrder)
     }
-    guard var slots else { return nil }
+    guard let read else { return nil }
+    var stored = Stored(bytes: bytes, starts: read.starts)
     // A cache written before it was kept in order.
-    let order = { (a: Range<Int>, b: Range<Int>) -> Bool in bytes[a].lexicographicallyPrecedes(bytes[b]) }
-    if !zip(slots, slots.dropFirst()).allSatisfy({ !order($1.path, $0.path) }) {
-      slots.sort { order($0.path, $1.path) }
+    if !read.inOrder {
+      let paths = Dictionary(uniqueKeysWithValues: stored.starts.map { ($0, stored.path(at: $0)) })
+      stored.starts.sort { a, b in bytes.withUnsafeBytes { compare($0, paths[a]!, paths[b]!) < 0 } }
     }
-    return Stored(bytes: bytes, slots: slots)
+    return stored
+  }
+
+  /// How the bytes at `a` compare with those at `b`, as `EntryPath.compareBytes` says.
+  private static func compare(_ bytes: UnsafeRawBufferPointer, _ a: Range<Int>, _ b: Range<Int>) -> Int32 {
+    let bytes = bytes.assumingMemoryBound(to: UInt8.self)
+    return EntryPath.compareBytes(UnsafeBufferPointer(rebasing: bytes[a]), UnsafeBufferPointer(rebasing: bytes[b]))
   }
 
   /// The number written at `at` (seven bits a byte, the low ones first), moving `at` past it.
-  private static func readNumber(_ bytes: UnsafeRawBufferPointer, at: inout Int) -> UInt64? {
+  fileprivate static func readNumber(_ bytes: UnsafeRawBufferPointer, at: inout Int) -> UInt64? {
     // Most numbers but times and inodes take one byte.
     if at < bytes.count && bytes[at] < 0x80 {
       at += 1
@@ -261,7 +296,7 @@ public struct StatCache: Sendable {
   }
 
   /// The status and digest written at `at`, after an entry's path, moving `at` past them.
-  private static func readEntry(_ bytes: UnsafeRawBufferPointer, at: inout Int) -> Entry? {
+  fileprivate static func readEntry(_ bytes: UnsafeRawBufferPointer, at: inout Int) -> Entry? {
     guard let device = readNumber(bytes, at: &at), let inode = readNumber(bytes, at: &at),
       let size = readNumber(bytes, at: &at), let modified = readNumber(bytes, at: &at),
       let modifiedNanoseconds = readNumber(bytes, at: &at), let changed = readNumber(bytes, at: &at),
