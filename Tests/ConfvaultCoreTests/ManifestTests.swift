@@ -301,6 +301,35 @@ import Testing
     }
   }
 
+  @Test(
+    "a relative path breaking a rule is refused with it, whether its other bytes are plain ASCII or not",
+    arguments: [
+      ("a/b\\c", ArchiveRefusal.Rule.backslash),
+      ("a/b\u{7F}", .controlCharacter),
+      ("é/\u{85}b", .controlCharacter),
+      ("a/\u{202E}b", .bidiControl),
+      ("a//b", .emptyComponent),
+      ("a/", .emptyComponent),
+      ("./a", .dotComponent),
+      ("a/..", .parentComponent),
+      ("a/" + String(repeating: "x", count: 256), .nameTooLong),
+      ("é/" + String(repeating: "x", count: 256), .nameTooLong),
+    ])
+  func relativePathRefused(path: String, rule: ArchiveRefusal.Rule) {
+    #expect {
+      try EntryPath.validate(relativePath: path, limits: .default)
+    } throws: { error in
+      (error as? ArchiveRefusal)?.rule == rule
+    }
+  }
+
+  @Test("a relative path within the rules is accepted as it is, ASCII or not")
+  func relativePathAccepted() throws {
+    for path in ["a", "a/b.json", "..a/a../...", "a b/c~#", "é/ü.yaml", "x/" + String(repeating: "x", count: 255)] {
+      #expect(try EntryPath.validate(relativePath: path, limits: .default) == path)
+    }
+  }
+
   @Test("invalid UTF-8 is refused and shown with escapes")
   func invalidUTF8() {
     #expect {
