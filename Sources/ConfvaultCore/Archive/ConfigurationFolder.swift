@@ -74,11 +74,11 @@ public struct FolderFile: Sendable, Equatable {
   static let movedOut = FolderFile(path: "", absolutePath: "", mode: .regular, size: 0, modificationTime: 0)
 
   /// A file a scan of `folder` found at `relative`, whose status is `info`.
-  init(path: String, folder: String, relative: String, info: stat) {
+  init(path: String, folder: String, relative: String, mode: UInt32, status: FileIdentity) {
     self.path = path
-    self.mode = FileMode(permissions: UInt32(info.st_mode))
+    self.mode = FileMode(permissions: mode)
     self.scanned = true
-    self.status = FileIdentity(info)
+    self.status = status
     // The path's own string where the bytes are the same (by bytes: `==` takes a name and its NFC
     // form as equal), so that most files keep one.
     self.location = .below(folder: folder, relative: EntryPath.sameBytes(relative, path) ? path : relative)
@@ -216,25 +216,31 @@ public enum ConfigurationFolder {
     // Each entry's status is read relative to the folder (no lookup of the whole path), and the
     // entries go in path byte order, a folder sorting as its name and "/": the files come out in
     // path byte order for names in NFC form, and the scan needs no sort of every path.
-    var entries: [(key: [UInt8], name: [UInt8], info: stat)] = []
+    // The names lie back to back in one list (a folder's with its "/"), not a list each, and each
+    // entry keeps what of its status a file keeps.
+    var names: [UInt8] = []
+    var entries: [(name: Range<Int>, key: Range<Int>, mode: UInt32, status: FileIdentity)] = []
     while let entry = readdir(handle) {
-      var info = stat()
-      let name = try withUnsafePointer(to: &entry.pointee.d_name) {
+      try withUnsafePointer(to: &entry.pointee.d_name) {
         try $0.withMemoryRebound(to: CChar.self, capacity: 256) { name in
-          let bytes = Array(cStringBytes: name)
-          guard bytes != [0x2E] && bytes != [0x2E, 0x2E] else { return nil as [UInt8]? }
+          let length = strlen(name)
+          guard !(name[0] == 0x2E && (length == 1 || (length == 2 && name[1] == 0x2E))) else { return }
+          var info = stat()
           guard fstatat(dirfd(handle), name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
-            throw SystemError(.status, folder + "/" + String(decoding: bytes, as: UTF8.self))
+            throw SystemError(.status, folder + "/" + String(cString: name))
           }
-          return bytes
+          let start = names.count
+          names.append(contentsOf: UnsafeRawBufferPointer(start: name, count: length))
+          if info.st_mode & S_IFMT == S_IFDIR { names.append(0x2F) }
+          entries.append((start..<start + length, start..<names.count, UInt32(info.st_mode), FileIdentity(info)))
         }
       }
-      if let name { entries.append((info.st_mode & S_IFMT == S_IFDIR ? name + [0x2F] : name, name, info)) }
     }
-    // Sorted by index: an entry, with its status, is large to move (a tenth of a walk went to it).
-    let order = entries.indices.sorted { a, b in
-      entries[a].key.withUnsafeBufferPointer { x in
-        entries[b].key.withUnsafeBufferPointer { y in EntryPath.compareBytes(x, y) < 0 }
+    let order = names.withUnsafeBufferPointer { names in
+      entries.indices.sorted { a, b in
+        EntryPath.compareBytes(
+          UnsafeBufferPointer(rebasing: names[entries[a].key]), UnsafeBufferPointer(rebasing: names[entries[b].key]))
+          < 0
       }
     }
     // The folders left for later, with where their findings go in `found` and `problems`.
@@ -247,45 +253,48 @@ public enum ConfigurationFolder {
       found.files.append(files)
       files = []
     }
-    for index in order {
-      let (name, info) = (entries[index].name, entries[index].info)
-      // The folder's own path is valid UTF-8: a folder whose name is not is refused, not walked.
-      let path = { relative.isEmpty ? name : Array(relative.utf8) + [0x2F] + name }
-      // An ASCII name, the usual one, is valid as it is; its path is made in one piece.
-      guard name.allSatisfy({ $0 < 0x80 }) || String(validating: name, as: UTF8.self) != nil else {
-        problems.append("`\(displayName(path()))`: name is not valid UTF-8")
-        continue
-      }
-      let text = relative.isEmpty ? String(decoding: name, as: UTF8.self) : joinedPath(relative, name)
-      let isFolder = info.st_mode & S_IFMT == S_IFDIR
-      let normalized = EntryPath.nfc(text)
-      if let rules {
-        if normalized == CheckoutRecord.relativePath && !isFolder { continue }
-        if rules.ignores(normalized, isFolder: isFolder) {
-          if !(isFolder && normalized == CheckoutRecord.folderName && holdsOnlyTheRecord(root + "/" + text)) {
-            found.ignored.append(normalized + (isFolder ? "/" : ""))
+    try names.withUnsafeBufferPointer { names in
+      for index in order {
+        let name = UnsafeBufferPointer(rebasing: names[entries[index].name])
+        let mode = entries[index].mode
+        // The folder's own path is valid UTF-8: a folder whose name is not is refused, not walked.
+        let path = { relative.isEmpty ? Array(name) : Array(relative.utf8) + [0x2F] + name }
+        // An ASCII name, the usual one, is valid as it is; its path is made in one piece.
+        guard name.allSatisfy({ $0 < 0x80 }) || String(validating: name, as: UTF8.self) != nil else {
+          problems.append("`\(displayName(path()))`: name is not valid UTF-8")
+          continue
+        }
+        let text = relative.isEmpty ? String(decoding: name, as: UTF8.self) : joinedPath(relative, name)
+        let isFolder = mode & UInt32(S_IFMT) == UInt32(S_IFDIR)
+        let normalized = EntryPath.nfc(text)
+        if let rules {
+          if normalized == CheckoutRecord.relativePath && !isFolder { continue }
+          if rules.ignores(normalized, isFolder: isFolder) {
+            if !(isFolder && normalized == CheckoutRecord.folderName && holdsOnlyTheRecord(root + "/" + text)) {
+              found.ignored.append(normalized + (isFolder ? "/" : ""))
+            }
+            continue
           }
-          continue
         }
-      }
-      switch info.st_mode & S_IFMT {
-      case S_IFDIR where parallel:
-        flushFiles()
-        later.append((found.files.count, found.ignored.count, problems.count, text))
-      case S_IFDIR:
-        flushFiles()
-        try walk(root: root, relative: text, limits: limits, rules: rules, found: &found, problems: &problems)
-      case S_IFREG:
-        do {
-          try EntryPath.validate(relativePath: text, limits: limits)
-        } catch let refusal as ArchiveRefusal {
-          problems.append("`\(displayName(path()))`: \(refusal.rule.rawValue)")
-          continue
+        switch mode_t(mode) & S_IFMT {
+        case S_IFDIR where parallel:
+          flushFiles()
+          later.append((found.files.count, found.ignored.count, problems.count, text))
+        case S_IFDIR:
+          flushFiles()
+          try walk(root: root, relative: text, limits: limits, rules: rules, found: &found, problems: &problems)
+        case S_IFREG:
+          do {
+            try EntryPath.validate(relativePath: text, limits: limits)
+          } catch let refusal as ArchiveRefusal {
+            problems.append("`\(displayName(path()))`: \(refusal.rule.rawValue)")
+            continue
+          }
+          files.append(
+            FolderFile(path: normalized, folder: root, relative: text, mode: mode, status: entries[index].status))
+        default:
+          problems.append("`\(displayName(path()))`: \(LibArchive.typeName(mode & LibArchive.typeMask))")
         }
-        files.append(FolderFile(path: normalized, folder: root, relative: text, info: info))
-      default:
-        problems.append(
-          "`\(displayName(path()))`: \(LibArchive.typeName(UInt32(info.st_mode) & LibArchive.typeMask))")
       }
     }
     flushFiles()
