@@ -131,32 +131,6 @@ import Testing
     #expect(lazy.folders.map { "\($0.path) \(hexString($0.digest))" } == expected)
   }
 
-  @Test("folders built in parts and put together are the folders built at once, in the same order")
-  func builtInParts() throws {
-    // Root files among folders, and a folder whose name's siblings ("b-x", "b.json") sort before
-    // its files but after it by name.
-    let paths = [
-      "a.json", "b-x/c", "b.json", "b/d", "b/e/f", "b/e/g", "c", "d/x", "d/y/z", "d0", "e/f/g/h", "f.yaml",
-    ]
-    let files = paths.map { path in
-      ManifestFile(path: path, size: 1, mode: .regular, sha256: SHA256Hex.of(Data(path.utf8)))
-    }.inPathOrder
-    let whole = TreeNode.build(files).map { "\($0.path) \(hexString($0.digest)) \($0.node.entries.map(\.name))" }
-    for count in 1...(files.count + 1) {
-      let parts = try #require(TreeNode.parts(ofPathOrdered: files, count: count))
-      #expect(parts.first?.lowerBound == 0 && parts.last?.upperBound == files.count)
-      #expect(zip(parts, parts.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
-      if count >= 3 { #expect(parts.count > 1, "\(count) parts asked for") }
-      let joined = TreeNode.joined(parts.map { TreeNode.build(pathOrdered: files, part: $0) })
-      #expect(joined.map { "\($0.path) \(hexString($0.digest)) \($0.node.entries.map(\.name))" } == whole)
-    }
-    #expect(
-      VersionTree(files: files).folders.map { "\($0.path) \(hexString($0.digest)) \($0.node.entries.map(\.name))" }
-        == whole)
-    let joinedSlash = [ManifestFile(path: "a/\u{301}x", size: 1, mode: .regular, sha256: SHA256Hex.of(Data()))]
-    #expect(TreeNode.parts(ofPathOrdered: joinedSlash, count: 3) == nil, "built at once, by characters")
-  }
-
   @Test("a '/' that a combining mark joins splits nothing, as in every store written before; such a name reads back")
   func joinedSlash() throws {
     let joined = "a/\u{301}x"  // "/" and U+0301 make one character

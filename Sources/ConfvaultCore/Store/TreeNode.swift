@@ -16,20 +16,15 @@ public final class VersionTree: Sendable {
   public let digest: TreeDigest
   private let built: Mutex<[(path: String, digest: Data, node: TreeNode)]?>
 
-  /// The tree of `files`: its digest and its folders are made side by side, on two cores, the
-  /// folders in three parts (`TreeNode.parts(ofPathOrdered:count:)`): the digest takes about as long
-  /// as a third of them.
+  /// The tree of `files`: its digest and its folders are made side by side, on two cores.
   public init(files: [ManifestFile]) {
-    // The order is checked once for all.
-    let sorted = files.inPathOrder
-    let parts = TreeNode.parts(ofPathOrdered: sorted, count: 3)
     let digest = ResultSlots<TreeDigest>(count: 1)
-    let folders = ResultSlots<[(path: String, digest: Data, node: TreeNode)]>(count: parts?.count ?? 1)
-    DispatchQueue.concurrentPerform(iterations: 1 + (parts?.count ?? 1)) { task in
-      if task == 0 {
+    let folders = ResultSlots<[(path: String, digest: Data, node: TreeNode)]>(count: 1)
+    // The order is checked once for both.
+    let sorted = files.inPathOrder
+    DispatchQueue.concurrentPerform(iterations: 2) { part in
+      if part == 0 {
         digest.set(0) { TreeDigest(sortedFiles: sorted) }
-      } else if let parts {
-        folders.set(task - 1) { TreeNode.build(pathOrdered: sorted, part: parts[task - 1]) }
       } else {
         folders.set(0) { TreeNode.build(pathOrdered: sorted) }
       }
@@ -37,7 +32,7 @@ public final class VersionTree: Sendable {
     self.files = files
     // Neither throws.
     self.digest = try! digest.values()[0]
-    built = Mutex(TreeNode.joined(try! folders.values()))
+    built = Mutex(try! folders.values()[0])
   }
 
   /// The tree of `files`, whose digest `digest` is known already (an archive's, checked against its
@@ -157,71 +152,13 @@ public struct TreeNode: Sendable {
   static func build(pathOrdered files: [ManifestFile]) -> [(path: String, digest: Data, node: TreeNode)] {
     // A `/` joined by a combining mark splits nothing (see `EntryPath.folder(of:)`): such paths
     // are built by characters, as they always were, so that their folders keep their digests.
-    guard slashesStandAlone(files) else { return build(byCharacters: files) }
-    return build(inOrder: files, files.indices)
-  }
-
-  private static func slashesStandAlone(_ files: [ManifestFile]) -> Bool {
-    files.indices.allSatisfy { EntryPath.slashesStandAlone(files[$0].path) }
-  }
-
-  /// `files`, in path byte order, cut into about `count` runs of whole folders below the root, to be
-  /// built apart (`build(pathOrdered:part:)`) and put together (`joined(_:)`) as one `build(_:)`
-  /// would build them all; nil when they must be built at once (by characters, see
-  /// `build(pathOrdered:)`).
-  static func parts(ofPathOrdered files: [ManifestFile], count: Int) -> [Range<Int>]? {
-    guard slashesStandAlone(files) else { return nil }
-    guard !files.isEmpty else { return [files.indices] }
-    // Whether two paths lie in the same folder below the root: up to their first "/", the same bytes.
-    func sameTop(_ a: String, _ b: String) -> Bool {
-      EntryPath.withBytes(a) { x in
-        EntryPath.withBytes(b) { y in
-          guard let slash = x.firstIndex(of: 0x2F), y.count > slash, y[slash] == 0x2F else { return false }
-          return EntryPath.compareBytes(
-            UnsafeBufferPointer(rebasing: x[..<slash]), UnsafeBufferPointer(rebasing: y[..<slash])) == 0
-        }
-      }
+    guard files.indices.allSatisfy({ EntryPath.slashesStandAlone(files[$0].path) }) else {
+      return build(byCharacters: files)
     }
-    var parts: [Range<Int>] = []
-    var start = 0
-    while start < files.count {
-      var end = min(start + max(files.count / count, 1), files.count)
-      while end < files.count && sameTop(files[end - 1].path, files[end].path) { end += 1 }
-      parts.append(start..<end)
-      start = end
-    }
-    return parts
+    return build(inOrder: files)
   }
 
-  /// The folders of `files[part]`, a run of `parts(ofPathOrdered:count:)`, children before parents,
-  /// and last the root's share: the run's files and folders at the root.
-  static func build(pathOrdered files: [ManifestFile], part: Range<Int>) -> [(
-    path: String, digest: Data, node: TreeNode
-  )] {
-    build(inOrder: files, part)
-  }
-
-  /// The folders of the runs built apart, in order, as one build: each run's folders, then the
-  /// root, whose entries are the runs' root shares in turn.
-  static func joined(_ parts: [[(path: String, digest: Data, node: TreeNode)]]) -> [(
-    path: String, digest: Data, node: TreeNode
-  )] {
-    guard parts.count > 1 else { return parts[0] }
-    var folders: [(path: String, digest: Data, node: TreeNode)] = []
-    folders.reserveCapacity(parts.reduce(0) { $0 + $1.count } - parts.count + 1)
-    var root = TreeNode(entries: [])
-    for part in parts {
-      folders += part.dropLast()
-      root.entries += part[part.count - 1].node.entries
-    }
-    // In name byte order but where a folder sorts after its name's siblings (see `build(inOrder:_:)`).
-    folders.append(("", root.digest, root))
-    return folders
-  }
-
-  private static func build(inOrder files: [ManifestFile], _ range: Range<Int>) -> [(
-    path: String, digest: Data, node: TreeNode
-  )] {
+  private static func build(inOrder files: [ManifestFile]) -> [(path: String, digest: Data, node: TreeNode)] {
     // In path byte order, the files under a folder come together: the folders open along the
     // current file's path are a stack, each closed (and its digest computed) when the files leave it.
     var ordered: [(path: String, digest: Data, node: TreeNode)] = []
@@ -245,13 +182,11 @@ public struct TreeNode: Sendable {
       }
       open[parent].entries.append(.folder(name: folder.name, node: digest))
     }
-    // By index: a loop over the files copied each one's record.
-    for index in range {
+    for file in files {
       // Every `/` stands alone (see `build(pathOrdered:)`): the folder is the bytes before the last one.
-      let path = files[index].path
-      let (folderLength, name) = EntryPath.splitAtLastSlash(path)
-      if !EntryPath.hasPrefix(path, length: folderLength, equalTo: open[open.count - 1].path) {
-        let folder = String(Substring(path.utf8.prefix(folderLength)))
+      let (folderLength, name) = EntryPath.splitAtLastSlash(file.path)
+      if !EntryPath.hasPrefix(file.path, length: folderLength, equalTo: open[open.count - 1].path) {
+        let folder = String(Substring(file.path.utf8.prefix(folderLength)))
         while open.count > 1 && !isInside(folder, open[open.count - 1].path) { closeFolder() }
         let top = open[open.count - 1].path
         // Below `top`: past its name and the "/" after it (both ASCII-bounded).
@@ -265,8 +200,7 @@ public struct TreeNode: Sendable {
           open.append((parent.isEmpty ? name : parent + "/" + name, name, [], true))
         }
       }
-      open[open.count - 1].entries.append(
-        .file(name: name, mode: files[index].mode, size: files[index].size, blob: files[index].sha256))
+      open[open.count - 1].entries.append(.file(name: name, mode: file.mode, size: file.size, blob: file.sha256))
     }
     while open.count > 1 { closeFolder() }
     let root = TreeNode(entries: open[0].entries)
