@@ -238,20 +238,22 @@ public enum ConfigurationArchive {
   ///
   /// - Returns: the entries, and how many files were read.
   public static func hash(_ files: [FolderFile], cache: inout StatCache) throws -> (files: [ManifestFile], read: Int) {
-    let known = try cache.known(files)
-    // Each file's entry and status, in place: a known file's from the cache, the others' as read.
-    var entries = [ManifestFile](repeating: .unread, count: files.count)
-    var statuses = [FileIdentity?](repeating: nil, count: files.count)
+    // Each file's entry and status, in order: a known file's from the cache, the others' as read.
+    var entries: [ManifestFile] = []
+    var statuses: [FileIdentity?] = []
+    entries.reserveCapacity(files.count)
+    statuses.reserveCapacity(files.count)
     var toRead: [Int] = []
-    for index in files.indices {  // by index: a loop over the files copied each one's record
-      guard known[index] >= 0 else {
+    try cache.lookUp(files) { index, _, known in
+      guard let known else {
         toRead.append(index)
-        continue
+        entries.append(.unread)
+        statuses.append(nil)
+        return
       }
-      let (identity, sha256) = cache.entry(at: Int(known[index]))
-      entries[index] = ManifestFile(
-        path: files[index].path, size: identity.size, mode: files[index].mode, sha256: sha256)
-      statuses[index] = identity
+      entries.append(
+        ManifestFile(path: files[index].path, size: known.identity.size, mode: files[index].mode, sha256: known.sha256))
+      statuses.append(known.identity)
     }
     try FolderReading.hash(files, at: toRead, into: &entries, statuses: &statuses)
     cache.replace(with: entries, statuses: statuses)

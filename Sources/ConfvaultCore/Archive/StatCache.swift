@@ -117,6 +117,16 @@ public struct StatCache: Sendable {
   func known(_ files: [FolderFile]) throws -> [Int32] {
     var known: [Int32] = []
     known.reserveCapacity(files.count)
+    try lookUp(files) { _, slot, _ in known.append(slot.map(Int32.init) ?? -1) }
+    return known
+  }
+
+  /// Calls `body` with the index of each of `files` in turn (in path byte order, as a scan lists
+  /// them), and, when its status is still the one it had when last read, the index of its entry in
+  /// the cache and the entry, each entry read once; nil for a file to read. As `known(_:)`.
+  func lookUp(
+    _ files: [FolderFile], _ body: (Int, Int?, (identity: FileIdentity, sha256: SHA256Hex)?) throws -> Void
+  ) throws {
     var at = 0
     // By index: a loop over the files copied each one's record, three strings retained and released.
     for index in files.indices {
@@ -128,7 +138,7 @@ public struct StatCache: Sendable {
       }
       // (A file `replace` did not keep is not known.)
       guard at < slotCount, order == 0, replaced.map({ $0.statuses[at] != nil }) ?? true else {
-        known.append(-1)
+        try body(index, nil, nil)
         continue
       }
       let identity: FileIdentity
@@ -140,9 +150,9 @@ public struct StatCache: Sendable {
         guard lstat(path, &info) == 0 else { throw SystemError(.status, path) }
         identity = FileIdentity(info)
       }
-      known.append(entry(at: at).identity == identity ? Int32(at) : -1)
+      let entry = entry(at: at)
+      try entry.identity == identity ? body(index, at, entry) : body(index, nil, nil)
     }
-    return known
   }
 
   /// How the path of entry `index` compares with `path` in byte order: below zero when it comes
