@@ -275,8 +275,9 @@ public struct StatCache: Sendable {
     var stored = Stored(bytes: bytes, starts: read.starts)
     // A cache written before it was kept in order.
     if !read.inOrder {
-      let paths = Dictionary(uniqueKeysWithValues: stored.starts.map { ($0, stored.path(at: $0)) })
-      stored.starts.sort { a, b in bytes.withUnsafeBytes { compare($0, paths[a]!, paths[b]!) < 0 } }
+      stored.starts = read.starts.sorted { a, b in
+        bytes.withUnsafeBytes { compare($0, stored.path(at: a), stored.path(at: b)) < 0 }
+      }
     }
     return stored
   }
