@@ -149,3 +149,13 @@ import Testing
     #expect(try scanned(read) == expected)
   }
 }
+
+extension StatCache {
+  /// For each of `files`, the index of its entry in the cache as `lookUp` finds it; -1 for a file
+  /// to read.
+  fileprivate func known(_ files: [FolderFile]) throws -> [Int32] {
+    var known: [Int32] = []
+    try lookUp(files) { _, slot, _ in known.append(slot.map(Int32.init) ?? -1) }
+    return known
+  }
+}

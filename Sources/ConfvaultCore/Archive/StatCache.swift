@@ -105,25 +105,15 @@ public struct StatCache: Sendable {
   /// How many files it knows.
   public var count: Int { replaced.map { $0.statuses.count { $0 != nil } } ?? stored.starts.count }
 
-  /// How many entries `known` and `entry(at:)` go over: after `replace`, a file not kept is one too.
+  /// How many entries `lookUp` and `entry(at:)` go over: after `replace`, a file not kept is one too.
   private var slotCount: Int { replaced?.files.count ?? stored.starts.count }
-
-  /// For each of `files` (in path byte order, as a scan lists them), the index of its entry in the
-  /// cache when its status is still the one it had when last read (see `entry(at:)`); -1 for a file
-  /// to read.
-  ///
-  /// One pass over both lists, which are in the same order: no search per file. The status compared
-  /// is the one the scan read, if it did.
-  func known(_ files: [FolderFile]) throws -> [Int32] {
-    var known: [Int32] = []
-    known.reserveCapacity(files.count)
-    try lookUp(files) { _, slot, _ in known.append(slot.map(Int32.init) ?? -1) }
-    return known
-  }
 
   /// Calls `body` with the index of each of `files` in turn (in path byte order, as a scan lists
   /// them), and, when its status is still the one it had when last read, the index of its entry in
-  /// the cache and the entry, each entry read once; nil for a file to read. As `known(_:)`.
+  /// the cache (see `entry(at:)`) and the entry, each entry read once; nil for a file to read.
+  ///
+  /// One pass over both lists, which are in the same order: no search per file. The status compared
+  /// is the one the scan read, if it did.
   func lookUp(
     _ files: [FolderFile], _ body: (Int, Int?, (identity: FileIdentity, sha256: SHA256Hex)?) throws -> Void
   ) throws {
