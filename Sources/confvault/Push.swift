@@ -35,12 +35,13 @@ struct Push: AsyncParsableCommand {
 
   func run() async throws {
     try storeOptions.requireLocal("push")
+    let scan = storeOptions.startScan(
+      app: app.app, environment: environment, folder: folder, limits: limitOptions.limits,
+      applyingIgnoreRules: !noIgnore)
     if dryRun {
       let status = try await storeOptions.readOnlyVault().folderStatus(
-        app: app.app, environment: environment, folder: folder, limits: limitOptions.limits,
-        applyingIgnoreRules: !noIgnore, storeName: storeOptions.checkoutStoreName,
-        statCache: storeOptions.statCache(app: app.app, environment: environment, folder: folder),
-        logger: storeOptions.logger)
+        app: app.app, environment: environment, folder: folder, storeName: storeOptions.checkoutStoreName,
+        startedScan: scan, logger: storeOptions.logger)
       let preview = status.preview
       if json { return try JSONOutput.print(PushJSON.DryRun(preview: preview, ignored: status.ignored)) }
       Report.behindHead(status.behindHead, forced: force)
@@ -56,11 +57,8 @@ struct Push: AsyncParsableCommand {
     let pushed = try await Report.advisingBehindHead(app: app.app, environment: environment, folder: folder) {
       try await vault.push(
         app: app.app, environment: environment, folder: folder, comment: message, author: storeOptions.who,
-        backup: backup, limits: limitOptions.limits, applyingIgnoreRules: !noIgnore,
-        storeName: storeOptions.checkoutStoreName,
-        pushBehindHead: force, allowEmpty: allowEmpty,
-        approval: approval,
-        statCache: storeOptions.statCache(app: app.app, environment: environment, folder: folder),
+        backup: backup, storeName: storeOptions.checkoutStoreName,
+        pushBehindHead: force, allowEmpty: allowEmpty, approval: approval, startedScan: scan,
         logger: storeOptions.logger)
     }
     let change = pushed.change

@@ -28,11 +28,12 @@ struct Status: AsyncParsableCommand {
 
   func run() async throws {
     try storeOptions.requireLocal("status")
-    let status = try await storeOptions.readOnlyVault().folderStatus(
+    let scan = storeOptions.startScan(
       app: app.app, environment: environment, folder: folder, limits: limitOptions.limits,
-      applyingIgnoreRules: !noIgnore, storeName: storeOptions.checkoutStoreName,
-      statCache: storeOptions.statCache(app: app.app, environment: environment, folder: folder),
-      logger: storeOptions.logger)
+      applyingIgnoreRules: !noIgnore)
+    let status = try await storeOptions.readOnlyVault().folderStatus(
+      app: app.app, environment: environment, folder: folder, storeName: storeOptions.checkoutStoreName,
+      startedScan: scan, logger: storeOptions.logger)
     if json { return try JSONOutput.print(StatusJSON(status)) }
     if let record = status.checkout {
       let origin = "v\(record.version) of \(record.app)/\(record.environment)"

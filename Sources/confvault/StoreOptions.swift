@@ -96,7 +96,7 @@ struct StoreOptions: ParsableArguments {
   /// The stat cache of `folder` pushed to `app`/`environment` of this store: under
   /// `$XDG_CACHE_HOME/confvault/stat` (or `~/.cache/confvault/stat`), one file per store, app,
   /// environment and folder. `CONFVAULT_STAT_CACHE=off` reads every file every time.
-  func statCache(app: String, environment: String, folder: String) -> String? {
+  private func statCache(app: String, environment: String, folder: String) -> String? {
     let variables = ProcessInfo.processInfo.environment
     guard variables["CONFVAULT_STAT_CACHE"] != "off" else { return nil }
     let cache =
@@ -108,6 +108,17 @@ struct StoreOptions: ParsableArguments {
     }
     let key = [checkoutStoreName, app, environment, real ?? folder].joined(separator: "\u{0}")
     return cache + "/confvault/stat/" + SHA256Hex.of(Data(key.utf8)).value
+  }
+
+  /// Begins the scan of `folder` that a push to `app`/`environment`, or its status, reads, through the
+  /// folder's stat cache: the folder is walked and hashed while the store opens. What the scan finds
+  /// wrong is told only after what is wrong with the store, the app or the environment.
+  func startScan(
+    app: String, environment: String, folder: String, limits: ArchiveLimits, applyingIgnoreRules: Bool
+  ) -> Vault.StartedScan {
+    Vault.StartedScan(
+      folder: folder, limits: limits, applyingIgnoreRules: applyingIgnoreRules,
+      statCache: statCache(app: app, environment: environment, folder: folder), logger: logger)
   }
 
   var who: String {

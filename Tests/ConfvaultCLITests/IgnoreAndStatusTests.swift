@@ -99,6 +99,32 @@ import Testing
     #expect(unignored.stdout.contains("A .DS_Store") && !unignored.stdout.contains("checkout.json"), "\(unignored)")
   }
 
+  @Test(
+    "push and status name a missing store, app or environment before a folder that cannot be read, though they scan it meanwhile"
+  )
+  func storeBeforeFolder() throws {
+    let store = try StoreFixture()
+    let folder = store.folder.file("no-such-folder")
+    let before = try store.snapshot()
+    let commands = [
+      ["push", "--env", "development", folder, "--yes"], ["push", "--env", "development", folder, "--dry-run"],
+      ["status", "--env", "development", folder],
+    ]
+    let cases: [(arguments: [String], status: Int32, says: String)] = [
+      (["--app", "inventory", "--store", store.folder.file("no-store")], 66, "no store at"),
+      (["--app", "nope"], 1, "no app 'nope' in the store"),
+      (["--app", "inventory", "--env", "nope"], 1, "no environment 'nope' in app 'inventory'"),
+      (["--app", "inventory"], 66, "cannot open `\(folder)`"),
+    ]
+    for command in commands {
+      for (arguments, status, says) in cases {
+        let outcome = try store.run(command + arguments)
+        #expect(outcome.status == status && outcome.stderr.contains(says), "\(command + arguments): \(outcome)")
+      }
+    }
+    #expect(try store.snapshot() == before, "nothing was written")
+  }
+
   @Test("a stale checkout cannot undo a restore: push refuses it (exit 1, nothing written) unless --force")
   func staleFolder() throws {
     let store = try StoreFixture()

@@ -25,6 +25,8 @@ extension Vault {
   ///     false keeps everything but the checkout record.
   ///   - storeName: how the front end names this store in checkout records; nil passes the record over.
   ///   - statCache: the file of the folder's stat cache (`StatCache`); nil reads every file.
+  ///   - startedScan: the folder's scan, begun already with these limits, rules and stat cache; nil
+  ///     scans it once the app and environment are found.
   ///   - expectedHead: the head the caller decided on, if it showed one; nil decides on the head now.
   ///   - approval: asked with the change's preview before anything is stored; when someone saw it,
   ///     the change is decided on the head it showed.
@@ -35,7 +37,7 @@ extension Vault {
     app: String, environment: String, folder: String, comment: String, author: String, backup: Bool,
     limits: ArchiveLimits = .default, applyingIgnoreRules: Bool = true, storeName: String? = nil,
     pushBehindHead: Bool = false, allowEmpty: Bool = false, expectedHead: ExpectedHead? = nil,
-    approval: Approval? = nil, statCache: String? = nil, logger: Logger
+    approval: Approval? = nil, statCache: String? = nil, startedScan: StartedScan? = nil, logger: Logger
   ) async throws -> FolderPush {
     try checkText(comment, author)
     _ = try await store.app(app).environment(environment)
@@ -50,8 +52,9 @@ extension Vault {
       let paths: ScannedPaths
       let tree: VersionTree
       do {
-        let scanned = try await scanFolder(
-          folder, limits: limits, applyingIgnoreRules: applyingIgnoreRules, statCache: statCache, logger: logger)
+        let scanned = try await Self.scanFolder(
+          folder, started: startedScan, limits: limits, applyingIgnoreRules: applyingIgnoreRules,
+          statCache: statCache, logger: logger)
         (files, paths, ignored) = (scanned.files, scanned.paths, scanned.ignored)
         // The stat cache is written on another thread while the tree is made, and let go with this
         // scope: its statuses of every file are not held through the push (100,000 files: 6 MiB). The
