@@ -516,7 +516,10 @@ public final class SQLiteStore: VersionStore {
     let storedAt = Queries.seconds(Date())
     let bases = try await reading { db in try BlobWriter.deltaBases(db, for: blobs) }
     let encoded = try await offload { try BlobWriter.encodeSmall(blobs, bases: bases) }
-    try await writing { db in
+    // Not synced on its own (a disk round trip per batch, one per one-file push): blobs are named
+    // only by a version committed after them, synced, and syncing the WAL then makes every frame
+    // before that commit durable too. A power cut before it loses blobs nothing names yet.
+    try await writing(synced: false) { db in
       let writer = try BlobWriter(db: db, storedAt: storedAt)
       for (blob, chunk) in zip(blobs, encoded) {
         if let chunk { try writer.store(blob, encoded: chunk) } else { try writer.store(blob) }
@@ -585,7 +588,8 @@ public final class SQLiteStore: VersionStore {
     }
   }
 
-  /// `PRAGMA synchronous` on the connection changes are committed with (2 is FULL), for tests.
+  /// `PRAGMA synchronous` on the connection changes are committed with, as the last write left it
+  /// (2 is FULL, 1 NORMAL), for tests.
   func synchronousSettingOfWriter() async throws -> Int {
     try await StoreFailure.mapping(folder) {
       try await self.writerPool().writeWithoutTransaction { db in
@@ -612,10 +616,17 @@ public final class SQLiteStore: VersionStore {
   }
 
   /// Runs `body` in one `BEGIN IMMEDIATE` transaction: committed whole, or rolled back.
-  func writing<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T {
+  ///
+  /// - Parameter synced: whether the commit is on the disk when this returns (`synchronous = FULL`),
+  ///   as every change but stored blobs must be (see `storeBatch`). Each write sets it for itself, so
+  ///   none inherits another's.
+  func writing<T: Sendable>(synced: Bool = true, _ body: @Sendable @escaping (Database) throws -> T) async throws
+    -> T
+  {
     let pool = try writerPool()
     return try await StoreFailure.mapping(folder) {
       try await pool.writeWithoutTransaction { db in
+        try db.execute(sql: synced ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
         var result: T?
         try db.inTransaction(.immediate) {
           result = try body(db)

@@ -37,11 +37,19 @@ import Testing
     return text
   }
 
-  @Test("the connection that commits changes runs with synchronous = FULL (2), not GRDB's NORMAL")
+  @Test(
+    "changes are committed with synchronous = FULL (2), not GRDB's NORMAL; stored blobs alone with NORMAL (1), which no change after them keeps"
+  )
   func synchronousFull() async throws {
     let folder = try ScratchFolder()
     let store = try await makeStore(in: folder)
     #expect(try await store.synchronousSettingOfWriter() == 2)
+    // The blobs' commit is synced by the version's that follows it.
+    let fixture = StoreUnderTest(store: store, folder: folder)
+    try await store.storeBlobs([try fixture.file("b.json", "[1]").1])
+    #expect(try await store.synchronousSettingOfWriter() == 1)
+    try await fixture.addVersion("prod", ["b.json": "[1]", "c.json": "[2]"], expectedHead: nil)
+    #expect(try await store.synchronousSettingOfWriter() == 2, "the version after them")
     let reopened = try SQLiteStore(folder: store.folder, access: .readWrite, logger: logger)
     #expect(try await reopened.synchronousSettingOfWriter() == 2, "on an existing store too")
     let readMostly = try SQLiteStore(folder: store.folder, access: .readMostly, logger: logger)
