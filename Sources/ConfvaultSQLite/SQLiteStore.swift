@@ -195,7 +195,8 @@ public final class SQLiteStore: VersionStore {
     let pool = try StoreFailure.mapping(folder) { try DatabasePool(path: path, configuration: configuration) }
     try StoreFailure.mapping(folder) {
       // GRDB's pool sets up WAL mode on its writer after `prepareDatabase`, and with it
-      // `synchronous = NORMAL`; a store's commits are FULL (see `prepareWriter`).
+      // `synchronous = NORMAL`; the migrations commit FULL (see `prepareWriter`), and later writes
+      // set their own level (`writing`).
       try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
       let migrator = Migrations.migrator
       if try !pool.read({ try migrator.hasCompletedMigrations($0) }) {

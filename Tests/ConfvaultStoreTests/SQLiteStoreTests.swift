@@ -40,7 +40,7 @@ import Testing
   @Test(
     "changes are committed with synchronous = FULL (2), not GRDB's NORMAL; stored blobs alone with NORMAL (1), which no change after them keeps"
   )
-  func synchronousFull() async throws {
+  func synchronousLevels() async throws {
     let folder = try ScratchFolder()
     let store = try await makeStore(in: folder)
     #expect(try await store.synchronousSettingOfWriter() == 2)

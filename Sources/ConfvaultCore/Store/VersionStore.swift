@@ -41,7 +41,8 @@ public protocol VersionStore: Sendable {
   /// Each file is read as it is stored and must still have the digest and size it is listed with. A
   /// store may keep a blob as a delta against the stored blob it names as `similar`.
   /// Stored blobs stay unreferenced until a change uses them; `collectGarbage` spares them for its
-  /// grace period, so a change in flight in another process keeps them.
+  /// grace period, so a change in flight in another process keeps them. They are sure to survive a
+  /// power cut only once a change applied after them is committed.
   ///
   /// - Throws: `.conflict` when a file's content is no longer what was listed.
   func storeBlobs(_ blobs: [BlobFile]) async throws

@@ -25,8 +25,9 @@ extension Vault {
   ///     false keeps everything but the checkout record.
   ///   - storeName: how the front end names this store in checkout records; nil passes the record over.
   ///   - statCache: the file of the folder's stat cache (`StatCache`); nil reads every file.
-  ///   - startedScan: the folder's scan, begun already with these limits, rules and stat cache; nil
-  ///     scans it once the app and environment are found.
+  ///   - startedScan: the folder's scan, begun already: its own limits, rules and stat cache are
+  ///     used, not `limits`, `applyingIgnoreRules` and `statCache`. Nil scans the folder with those
+  ///     once the app and environment are found.
   ///   - expectedHead: the head the caller decided on, if it showed one; nil decides on the head now.
   ///   - approval: asked with the change's preview before anything is stored; when someone saw it,
   ///     the change is decided on the head it showed.
@@ -52,7 +53,7 @@ extension Vault {
       let paths: ScannedPaths
       let tree: VersionTree
       do {
-        let scanned = try await Self.scanFolder(
+        let scanned = try await Self.scanned(
           folder, started: startedScan, limits: limits, applyingIgnoreRules: applyingIgnoreRules,
           statCache: statCache, logger: logger)
         (files, paths, ignored) = (scanned.files, scanned.paths, scanned.ignored)

@@ -60,15 +60,16 @@ extension Vault {
   /// - Parameters:
   ///   - storeName: how the front end names this store in checkout records; nil passes the record over.
   ///   - statCache: the file of the folder's stat cache (`StatCache`); nil reads every file.
-  ///   - startedScan: the folder's scan, begun already with these limits, rules and stat cache; nil
-  ///     scans it once the app and environment are found.
+  ///   - startedScan: the folder's scan, begun already: its own limits, rules and stat cache are
+  ///     used, not `limits`, `applyingIgnoreRules` and `statCache`. Nil scans the folder with those
+  ///     once the app and environment are found.
   public func folderStatus(
     app: String, environment: String, folder: String, limits: ArchiveLimits = .default,
     applyingIgnoreRules: Bool = true, storeName: String?, statCache: String? = nil, startedScan: StartedScan? = nil,
     logger: Logger
   ) async throws -> FolderStatus {
     _ = try await store.app(app).environment(environment)
-    let scanned = try await Self.scanFolder(
+    let scanned = try await Self.scanned(
       folder, started: startedScan, limits: limits, applyingIgnoreRules: applyingIgnoreRules, statCache: statCache,
       logger: logger)
     await save(scanned.cache, logger: logger)
@@ -112,8 +113,9 @@ extension Vault {
     }
   }
 
-  /// The scan `started` if there is one, else a scan of `folder` made now.
-  static func scanFolder(
+  /// The scan `started` if there is one (its own limits, rules and stat cache), else a scan of
+  /// `folder` made now with these.
+  static func scanned(
     _ folder: String, started: StartedScan?, limits: ArchiveLimits, applyingIgnoreRules: Bool, statCache: String?,
     logger: Logger
   ) async throws -> ScannedFolder {
