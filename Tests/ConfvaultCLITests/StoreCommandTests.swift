@@ -490,6 +490,98 @@ final class StoreFixture {
     #expect(retried.contains("imported as v2"), "the killed import left no lock behind")
   }
 
+  /// Starts `confvault` with `arguments` on `store`, kills it with SIGKILL once `killNow` says so (asked
+  /// every 2 ms, for at most 20 s), and returns whether it was still running then.
+  private func killed(_ store: StoreFixture, _ arguments: [String], when killNow: () throws -> Bool) throws -> Bool {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: Harness.binary)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(store.environment) { _, new in new }
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    for _ in 0..<10_000 where process.isRunning {
+      if try killNow() { break }
+      Thread.sleep(forTimeInterval: 0.002)
+    }
+    kill(process.processIdentifier, SIGKILL)
+    process.waitUntilExit()
+    return process.terminationReason == .uncaughtSignal
+  }
+
+  @Test(
+    "a push killed at any point leaves a passing check, and the head as it was or a whole new version",
+    arguments: StoreKind.allCases)
+  func killedPush(kind: StoreKind) throws {
+    let store = try StoreFixture(kind: kind)
+    let big = store.folder.file("big")
+    // 6 MB of new content each time, so that every push has everything to store.
+    let rewrite =
+      "mkdir -p '\(big)' && for i in $(seq 1 60); do head -c 100000 /dev/urandom > '\(big)'/file$i.bin; done"
+    #expect(try Harness.shell(rewrite).status == 0)
+    let push = ["push", "--yes", "--app", "inventory", "--env", "staging", big]
+    let started = Date()
+    try store.ok(push)
+    let whole = Date().timeIntervalSince(started)
+    var killedPushes = 0
+    // From before the store is open to the last commit: the kill lands wherever it lands.
+    for (round, share) in [0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 0.95].enumerated() {
+      #expect(try Harness.shell(rewrite).status == 0)
+      let before = try store.versions().count
+      let started = Date()
+      if try killed(store, push, when: { Date().timeIntervalSince(started) >= share * whole }) { killedPushes += 1 }
+      #expect(try store.ok(["check"]).hasPrefix("OK"), "round \(round), killed at \(share) of a push")
+      let after = try store.versions().count
+      #expect(after == before || after == before + 1, "round \(round): \(before) versions, then \(after)")
+      if after == before + 1 {
+        // A version there is whole: it holds the folder as it was pushed.
+        let out = store.folder.file("out-\(round)")
+        try store.ok(["checkout", "--app", "inventory", "--env", "staging", "--to", out])
+        #expect(try folderFingerprint(out) == folderFingerprint(big), "round \(round)")
+      }
+    }
+    #expect(killedPushes >= 3, "\(killedPushes) pushes were killed while they ran")
+    // Nothing a killed push left behind stops the next one.
+    try store.ok(push + ["-m", "after the kills"])
+    #expect(try store.ok(["check"]).hasPrefix("OK"))
+  }
+
+  @Test("a checkout killed part way leaves no folder at the target; the next checkout there completes")
+  func killedCheckout() throws {
+    let store = try StoreFixture()
+    let big = store.folder.file("big")
+    #expect(
+      try Harness.run(
+        "/usr/bin/env",
+        [
+          "python3", "-c",
+          "import os, sys\nos.makedirs(sys.argv[1] + '/a')\nfor i in range(5000):\n"
+            + "    open(f'{sys.argv[1]}/a/f{i}.bin', 'wb').write(os.urandom(1000))",
+          big,
+        ]
+      ).status == 0)
+    try store.ok(["push", "--yes", "--app", "inventory", "--env", "staging", big])
+    let out = store.folder.file("out")
+    var staged = 0
+    let wasKilled = try killed(store, ["checkout", "--app", "inventory", "--env", "staging", "--to", out]) {
+      let hidden = try store.folder.listing().first { $0.hasPrefix(".out.tmp-") }
+      staged =
+        hidden.flatMap { try? FileManager.default.contentsOfDirectory(atPath: store.folder.file($0) + "/a") }?
+        .count ?? 0
+      return staged >= 100
+    }
+    #expect(wasKilled && staged >= 100, "the checkout was killed while it wrote files (\(staged) written)")
+    #expect(!store.folder.exists("out"), "nothing at the target: absent, not partial")
+
+    try store.ok(["checkout", "--app", "inventory", "--env", "staging", "--to", out])
+    // One `diff` of the 5,000 files: a fingerprint runs three processes a file.
+    let compared = try Harness.run("/usr/bin/diff", ["-r", "-x", ".confvault", big, out])
+    #expect(compared.status == 0, "\(compared)")
+    #expect(
+      try !store.folder.listing().contains { $0.hasPrefix(".out.tmp-") },
+      "the killed checkout's hidden folder was removed")
+  }
+
   @Test("a writer that cannot get the lock exits 75")
   func lockTimeout() throws {
     let store = try StoreFixture()
