@@ -145,10 +145,10 @@ enum Queries {
   /// Looked up parents first: the folders of a stored folder are stored (`check` proves it), so a
   /// one-file change looks up the folders along its path and their siblings, not every folder.
   static func newFolders(
-    _ db: Database, _ folders: [(path: String, digest: Data, node: TreeNode)]
-  ) throws -> [(path: String, digest: Data, node: TreeNode)] {
+    _ db: Database, _ folders: [TreeFolder]
+  ) throws -> [TreeFolder] {
     var stored = Set<String>()
-    var new: [(path: String, digest: Data, node: TreeNode)] = []
+    var new: [TreeFolder] = []
     for folder in folders.reversed() {
       let parentStored = !folder.path.isEmpty && stored.contains(EntryPath.folder(of: folder.path))
       if try parentStored || folderID(db, folder.digest) != nil {

@@ -478,10 +478,8 @@ public final class SQLiteStore: VersionStore {
       // first import of 100,000 files.
       let newFolders = try Queries.newFolders(db, tree.folders)
       var missing: [SHA256Hex] = []
-      missing.reserveCapacity(newFolders.reduce(0) { $0 + $1.node.entries.count })
-      for folder in newFolders {
-        for case .file(_, _, _, let blob) in folder.node.entries { missing.append(blob) }
-      }
+      missing.reserveCapacity(newFolders.reduce(0) { $0 + $1.entryCount })
+      for folder in newFolders { missing.append(contentsOf: folder.fileBlobs) }
       missing.sort()
       var kept = 0
       for index in missing.indices where index == 0 || missing[index] != missing[index - 1] {

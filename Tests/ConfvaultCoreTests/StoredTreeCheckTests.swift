@@ -14,8 +14,8 @@ import Testing
     /// Stores the folders of `files` and returns the root's digest.
     func store(_ files: [ManifestFile]) -> Data {
       let folders = TreeNode.build(files)
-      for (_, digest, node) in folders where byDigest[digest] == nil {
-        byDigest[digest] = FolderRecord.encode(node, digest: digest, base: nil)
+      for folder in folders where byDigest[folder.digest] == nil {
+        byDigest[folder.digest] = FolderRecord.encode(folder.node, digest: folder.digest, base: nil)
       }
       return folders.last!.digest
     }

@@ -77,6 +77,12 @@ import Testing
         #expect(built.last?.path == "")
         for (index, folder) in built.enumerated() {
           #expect(folder.node.digest == folder.digest)
+          // A folder keeps indices, not entries: what it makes of them is the node.
+          #expect(folder.entryCount == folder.node.entries.count)
+          let blobs = folder.node.entries.compactMap { entry -> SHA256Hex? in
+            if case .file(_, _, _, let blob) = entry { return blob } else { return nil }
+          }
+          #expect(folder.fileBlobs == blobs)
           let inside = built[(index + 1)...].filter {
             !folder.path.isEmpty && $0.path.utf8.starts(with: (folder.path + "/").utf8)
           }

@@ -124,7 +124,7 @@ import Testing
     }
     for (index, version) in versions.enumerated() {
       let folders = TreeNode.build(version)
-      for (_, digest, node) in folders {
+      for (digest, node) in folders.map({ ($0.digest, $0.node) }) {
         sql.append("INSERT INTO tree_node VALUES (\(bytes(digest))) ON CONFLICT DO NOTHING")
         for entry in node.entries {
           switch entry {

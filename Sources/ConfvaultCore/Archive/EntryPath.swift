@@ -52,6 +52,12 @@ public enum EntryPath {
     return withBytes(path, split)
   }
 
+  /// The offset of the last `/` in `path`'s bytes, if it has one.
+  static func lastSlash(_ path: String) -> Int? { withBytes(path) { lastSlash($0) } }
+
+  /// The offset of the last `/` in `bytes`, if they have one.
+  static func lastSlash(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? { bytes.lastIndex(of: 0x2F) }
+
   /// Whether the first `length` bytes of `path` are the bytes of `prefix`, compared with `memcmp`.
   static func hasPrefix(_ path: String, length: Int, equalTo prefix: String) -> Bool {
     guard prefix.utf8.count == length, path.utf8.count >= length else { return false }

@@ -455,7 +455,7 @@ extension FolderReader {
   ///
   /// - Returns: the new records, children before parents.
   public func records(
-    for folders: [(path: String, digest: Data, node: TreeNode)], head: Data?, isStored: (Data) throws -> Bool
+    for folders: [TreeFolder], head: Data?, isStored: (Data) throws -> Bool
   ) throws -> [StoredFolder] {
     var records: [StoredFolder] = []
     try forEachRecord(for: folders, head: head, isStored: isStored) { records.append($0) }
@@ -466,15 +466,15 @@ extension FolderReader {
   /// before parents: none is held after `body` (the records of a first push of 100,000 files, held
   /// together, took 7 MB).
   public func forEachRecord(
-    for folders: [(path: String, digest: Data, node: TreeNode)], head: Data?, isStored: (Data) throws -> Bool,
+    for folders: [TreeFolder], head: Data?, isStored: (Data) throws -> Bool,
     _ body: (StoredFolder) throws -> Void
   ) throws {
     let bases = BaseFinder(reader: self, head: head)
     var written = Set<Data>()
-    for (path, digest, node) in folders where !written.contains(digest) {
-      guard try !isStored(digest) else { continue }
-      written.insert(digest)
-      try body(FolderRecord.encode(node, digest: digest, base: try bases.base(at: path)))
+    for folder in folders where !written.contains(folder.digest) {
+      guard try !isStored(folder.digest) else { continue }
+      written.insert(folder.digest)
+      try body(FolderRecord.encode(folder.node, digest: folder.digest, base: try bases.base(at: folder.path)))
     }
   }
 }

@@ -14,12 +14,12 @@ public final class VersionTree: Sendable {
   public let files: [ManifestFile]
   /// The digest of `files` (`TreeDigest`), computed from them or checked against them.
   public let digest: TreeDigest
-  private let built: Mutex<[(path: String, digest: Data, node: TreeNode)]?>
+  private let built: Mutex<[TreeFolder]?>
 
   /// The tree of `files`: its digest and its folders are made side by side, on two cores.
   public init(files: [ManifestFile]) {
     let digest = ResultSlots<TreeDigest>(count: 1)
-    let folders = ResultSlots<[(path: String, digest: Data, node: TreeNode)]>(count: 1)
+    let folders = ResultSlots<[TreeFolder]>(count: 1)
     // The order is checked once for both.
     let sorted = files.inPathOrder
     DispatchQueue.concurrentPerform(iterations: 2) { part in
@@ -44,7 +44,7 @@ public final class VersionTree: Sendable {
   }
 
   /// Its folders, children before parents, the root (path "") last.
-  public var folders: [(path: String, digest: Data, node: TreeNode)] {
+  public var folders: [TreeFolder] {
     built.withLock { built in
       if let folders = built { return folders }
       let folders = TreeNode.build(files)
@@ -144,12 +144,12 @@ public struct TreeNode: Sendable {
   }
 
   /// Builds the folders of a flat file list, children before parents, the root (path "") last.
-  public static func build(_ files: [ManifestFile]) -> [(path: String, digest: Data, node: TreeNode)] {
+  public static func build(_ files: [ManifestFile]) -> [TreeFolder] {
     build(pathOrdered: files.inPathOrder)
   }
 
   /// The folders of `files`, which are in path byte order, as `build(_:)`.
-  static func build(pathOrdered files: [ManifestFile]) -> [(path: String, digest: Data, node: TreeNode)] {
+  static func build(pathOrdered files: [ManifestFile]) -> [TreeFolder] {
     // A `/` joined by a combining mark splits nothing (see `EntryPath.folder(of:)`): such paths
     // are built by characters, as they always were, so that their folders keep their digests.
     guard files.indices.allSatisfy({ EntryPath.slashesStandAlone(files[$0].path) }) else {
@@ -158,35 +158,36 @@ public struct TreeNode: Sendable {
     return build(inOrder: files)
   }
 
-  private static func build(inOrder files: [ManifestFile]) -> [(path: String, digest: Data, node: TreeNode)] {
+  private static func build(inOrder files: [ManifestFile]) -> [TreeFolder] {
     // In path byte order, the files under a folder come together: the folders open along the
     // current file's path are a stack, each closed (and its digest computed) when the files leave it.
-    var ordered: [(path: String, digest: Data, node: TreeNode)] = []
+    // A folder keeps its entries as indices into `files` and its folders' names and digests, not as
+    // entries: a first push of 100,000 files held 16 MB of entries and names beside the files.
+    var ordered: [TreeFolder] = []
     // Each open folder's entries, and whether they are in name byte order. Entries come in that
     // order but one: a folder is added when it closes, after the entries (files or folders) whose
     // names are its name and a byte below "/" ("b.json" and "b-x/…" before "b/…"), which sort
     // after it by name. Only then is the parent's digest taken over its entries sorted; no other
     // folder's entries are compared.
-    var open: [(path: String, name: String, entries: [Entry], inOrder: Bool)] = [("", "", [], true)]
-    func folderDigest(_ node: TreeNode, inOrder: Bool) -> Data {
-      inOrder ? TreeNode.digest(ordered: node.entries) : node.digest
-    }
+    var open: [(path: String, name: String, entries: TreeFolder.Entries, inOrder: Bool)] = [
+      ("", "", TreeFolder.Entries(files: files), true)
+    ]
     func closeFolder() {
       let folder = open.removeLast()
-      let node = TreeNode(entries: folder.entries)
-      let digest = folderDigest(node, inOrder: folder.inOrder)
-      ordered.append((folder.path, digest, node))
+      let digest = folder.inOrder ? folder.entries.orderedDigest : folder.entries.node.digest
+      ordered.append(TreeFolder(path: folder.path, digest: digest, entries: folder.entries))
       let parent = open.count - 1
-      if let last = open[parent].entries.last, EntryPath.byteOrder(folder.name, last.name) {
+      if let last = open[parent].entries.lastName, EntryPath.byteOrder(folder.name, last) {
         open[parent].inOrder = false
       }
-      open[parent].entries.append(.folder(name: folder.name, node: digest))
+      open[parent].entries.appendFolder(name: folder.name, digest: digest)
     }
-    for file in files {
+    for index in files.indices {
+      let path = files[index].path
       // Every `/` stands alone (see `build(pathOrdered:)`): the folder is the bytes before the last one.
-      let (folderLength, name) = EntryPath.splitAtLastSlash(file.path)
-      if !EntryPath.hasPrefix(file.path, length: folderLength, equalTo: open[open.count - 1].path) {
-        let folder = String(Substring(file.path.utf8.prefix(folderLength)))
+      let folderLength = EntryPath.lastSlash(path) ?? 0
+      if !EntryPath.hasPrefix(path, length: folderLength, equalTo: open[open.count - 1].path) {
+        let folder = String(Substring(path.utf8.prefix(folderLength)))
         while open.count > 1 && !isInside(folder, open[open.count - 1].path) { closeFolder() }
         let top = open[open.count - 1].path
         // Below `top`: past its name and the "/" after it (both ASCII-bounded).
@@ -197,19 +198,20 @@ public struct TreeNode: Sendable {
         for bytes in rest.utf8.split(separator: 0x2F) {
           let name = String(Substring(bytes))
           let parent = open[open.count - 1].path
-          open.append((parent.isEmpty ? name : parent + "/" + name, name, [], true))
+          open.append((parent.isEmpty ? name : parent + "/" + name, name, TreeFolder.Entries(files: files), true))
         }
       }
-      open[open.count - 1].entries.append(.file(name: name, mode: file.mode, size: file.size, blob: file.sha256))
+      open[open.count - 1].entries.appendFile(index)
     }
     while open.count > 1 { closeFolder() }
-    let root = TreeNode(entries: open[0].entries)
-    ordered.append(("", folderDigest(root, inOrder: open[0].inOrder), root))
+    let root = open[0]
+    let digest = root.inOrder ? root.entries.orderedDigest : root.entries.node.digest
+    ordered.append(TreeFolder(path: "", digest: digest, entries: root.entries))
     return ordered
   }
 
   /// The folders of `files`, with paths split into names by characters.
-  private static func build(byCharacters files: [ManifestFile]) -> [(path: String, digest: Data, node: TreeNode)] {
+  private static func build(byCharacters files: [ManifestFile]) -> [TreeFolder] {
     final class Folder {
       var files: [TreeNode.Entry] = []
       var folders: [String: Folder] = [:]
@@ -230,7 +232,7 @@ public struct TreeNode: Sendable {
       }
       folder.files.append(.file(name: String(parts.last!), mode: file.mode, size: file.size, blob: file.sha256))
     }
-    var ordered: [(String, Data, TreeNode)] = []
+    var ordered: [TreeFolder] = []
     func emit(_ folder: Folder, path: String) -> Data {
       var entries = folder.files
       for (name, child) in folder.folders {
@@ -238,7 +240,7 @@ public struct TreeNode: Sendable {
       }
       let node = TreeNode(entries: entries)
       let digest = node.digest
-      ordered.append((path, digest, node))
+      ordered.append(TreeFolder(path: path, digest: digest, node: node))
       return digest
     }
     _ = emit(root, path: "")
@@ -251,5 +253,124 @@ public struct TreeNode: Sendable {
     let (inner, outer) = (path.utf8, folder.utf8)
     guard inner.starts(with: outer) else { return false }
     return inner.count == outer.count || inner[inner.index(inner.startIndex, offsetBy: outer.count)] == 0x2F
+  }
+}
+
+/// A folder of a version's tree, as `TreeNode.build` lists them: its path, its digest, and its
+/// entries, made when asked for.
+///
+/// A folder built from a file list keeps its files as indices into the list (which the tree holds
+/// anyway), and makes their names only when its node is asked for: one folder at a time, as a store
+/// writes them.
+public struct TreeFolder: Sendable {
+  public let path: String
+  public let digest: Data
+  private let contents: Contents
+
+  private enum Contents: Sendable {
+    case node(TreeNode)
+    case entries(Entries)
+  }
+
+  init(path: String, digest: Data, node: TreeNode) {
+    (self.path, self.digest, contents) = (path, digest, .node(node))
+  }
+
+  init(path: String, digest: Data, entries: Entries) {
+    (self.path, self.digest, contents) = (path, digest, .entries(entries))
+  }
+
+  /// The folder's entries, in the order they were built.
+  public var node: TreeNode {
+    switch contents {
+    case .node(let node): return node
+    case .entries(let entries): return entries.node
+    }
+  }
+
+  /// How many entries the folder has.
+  public var entryCount: Int {
+    switch contents {
+    case .node(let node): return node.entries.count
+    case .entries(let entries): return entries.items.count
+    }
+  }
+
+  /// The contents of the folder's files (not of its folders'), in the order they were built.
+  public var fileBlobs: [SHA256Hex] {
+    switch contents {
+    case .node(let node):
+      return node.entries.compactMap {
+        if case .file(_, _, _, let blob) = $0 { return blob } else { return nil }
+      }
+    case .entries(let entries):
+      return entries.items.compactMap { $0 >= 0 ? entries.files[Int($0)].sha256 : nil }
+    }
+  }
+
+  /// A folder's entries as they are built: each a file's index in `files` (zero or more), or a
+  /// folder's in `folders` (as `-1 - index`).
+  struct Entries: Sendable {
+    let files: [ManifestFile]
+    private(set) var items: [Int32] = []
+    private var folders: [(name: String, digest: Data)] = []
+
+    init(files: [ManifestFile]) { self.files = files }
+
+    mutating func appendFile(_ index: Int) { items.append(Int32(index)) }
+
+    mutating func appendFolder(name: String, digest: Data) {
+      items.append(-1 - Int32(folders.count))
+      folders.append((name, digest))
+    }
+
+    /// The name of the last entry, if any.
+    var lastName: String? {
+      guard let last = items.last else { return nil }
+      if last < 0 { return folders[Int(-1 - last)].name }
+      return EntryPath.splitAtLastSlash(files[Int(last)].path).name
+    }
+
+    var node: TreeNode {
+      TreeNode(
+        entries: items.map { item in
+          if item < 0 {
+            let folder = folders[Int(-1 - item)]
+            return .folder(name: folder.name, node: folder.digest)
+          }
+          let file = files[Int(item)]
+          return .file(
+            name: EntryPath.splitAtLastSlash(file.path).name, mode: file.mode, size: file.size, blob: file.sha256)
+        })
+    }
+
+    /// `TreeNode.digest(ordered:)` of `node`, for entries in name byte order, with no name made.
+    var orderedDigest: Data {
+      var lines = LineHashing()
+      for item in items {
+        if item < 0 {
+          let folder = folders[Int(-1 - item)]
+          lines.write("D ")
+          lines.writeHex(folder.digest)
+          lines.write(" ")
+          lines.write(folder.name)
+        } else {
+          let file = files[Int(item)]
+          lines.write("F ")
+          lines.write(file.mode.rawValue)
+          lines.write(" ")
+          lines.writeDecimal(file.size)
+          lines.write(" ")
+          lines.writeHex(file.sha256)
+          lines.write(" ")
+          EntryPath.withBytes(file.path) { bytes in
+            let start = (EntryPath.lastSlash(bytes).map { $0 + 1 }) ?? 0
+            lines.write(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[start...])))
+          }
+        }
+        lines.write("\n")
+      }
+      return lines.finish()
+    }
   }
 }
