@@ -124,23 +124,36 @@ public struct TreeNode: Sendable {
     for entry in entries {
       switch entry {
       case .file(let name, let mode, let size, let blob):
-        lines.write("F ")
-        lines.write(mode.rawValue)
-        lines.write(" ")
-        lines.writeDecimal(size)
-        lines.write(" ")
-        lines.writeHex(blob)
-        lines.write(" ")
-        lines.write(name)
+        EntryPath.withBytes(name) { writeFileLine(&lines, mode: mode, size: size, blob: blob, name: $0) }
       case .folder(let name, let node):
-        lines.write("D ")
-        lines.writeHex(node)
-        lines.write(" ")
-        lines.write(name)
+        writeFolderLine(&lines, node: node, name: name)
       }
-      lines.write("\n")
     }
     return lines.finish()
+  }
+
+  /// The line of a file named by `name`'s bytes in a folder's digest.
+  static func writeFileLine(
+    _ lines: inout LineHashing, mode: FileMode, size: Int64, blob: SHA256Hex, name: UnsafeBufferPointer<UInt8>
+  ) {
+    lines.write("F ")
+    lines.write(mode.rawValue)
+    lines.write(" ")
+    lines.writeDecimal(size)
+    lines.write(" ")
+    lines.writeHex(blob)
+    lines.write(" ")
+    lines.write(UnsafeRawBufferPointer(name))
+    lines.write("\n")
+  }
+
+  /// The line of a folder in a folder's digest.
+  static func writeFolderLine(_ lines: inout LineHashing, node: Data, name: String) {
+    lines.write("D ")
+    lines.writeHex(node)
+    lines.write(" ")
+    lines.write(name)
+    lines.write("\n")
   }
 
   /// Builds the folders of a flat file list, children before parents, the root (path "") last.
@@ -350,25 +363,16 @@ public struct TreeFolder: Sendable {
       for item in items {
         if item < 0 {
           let folder = folders[Int(-1 - item)]
-          lines.write("D ")
-          lines.writeHex(folder.digest)
-          lines.write(" ")
-          lines.write(folder.name)
+          TreeNode.writeFolderLine(&lines, node: folder.digest, name: folder.name)
         } else {
           let file = files[Int(item)]
-          lines.write("F ")
-          lines.write(file.mode.rawValue)
-          lines.write(" ")
-          lines.writeDecimal(file.size)
-          lines.write(" ")
-          lines.writeHex(file.sha256)
-          lines.write(" ")
           EntryPath.withBytes(file.path) { bytes in
             let start = (EntryPath.lastSlash(bytes).map { $0 + 1 }) ?? 0
-            lines.write(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[start...])))
+            TreeNode.writeFileLine(
+              &lines, mode: file.mode, size: file.size, blob: file.sha256,
+              name: UnsafeBufferPointer(rebasing: bytes[start...]))
           }
         }
-        lines.write("\n")
       }
       return lines.finish()
     }
