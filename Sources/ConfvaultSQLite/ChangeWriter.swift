@@ -199,9 +199,12 @@ struct ChangeWriter {
   func storeTree(_ tree: VersionTree, head: Data?) throws -> Int64 {
     let new = try Queries.newFolders(db, tree.folders)
     let hasBlob = try db.cachedStatement(sql: "SELECT 1 FROM blob WHERE sha256 = ?")
+    // By the folders' contents, with no names made (the records below make them): a name only
+    // for the message.
     for folder in new {
-      for case .file(let name, _, _, let blob) in folder.node.entries {
+      for blob in folder.fileBlobs {
         guard try Bool.fetchOne(hasBlob, arguments: [blob.bytes]) == true else {
+          let name = folder.node.entries.first { if case .file(_, _, _, blob) = $0 { true } else { false } }?.name ?? ""
           let path = folder.path.isEmpty ? name : folder.path + "/" + name
           throw OperationError(.internal, "the content of `\(path)` (\(blob)) was not stored first")
         }
