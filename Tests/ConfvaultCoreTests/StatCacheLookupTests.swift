@@ -113,17 +113,22 @@ import Testing
         modified: timespec(tv_sec: 1_700_000_000 + index, tv_nsec: index),
         changed: timespec(tv_sec: 1_700_000_500, tv_nsec: 999_999_999))
     }
-    // Out of path order, as no scan lists them; "b.yaml" is racy (no status). Enough of them that
+    // Out of path order, as no scan lists them; "b.yaml" is racy (not kept). Enough of them that
     // the file (about 1.5 MB) is written in more than one piece.
     let long = String(repeating: "n", count: 80)
     let paths = ["z.yaml", "a/x.yaml", "b.yaml", "a.yaml", "é.yaml"] + (0..<12_000).map { "many/\(long)-\($0).json" }
     let files = paths.enumerated().map { index, path in
       ManifestFile(path: path, size: Int64(index), mode: .regular, sha256: SHA256Hex.of(Data(path.utf8)))
     }
-    let statuses = paths.indices.map { paths[$0] == "b.yaml" ? nil : identity($0) }
+    let scannedFiles = paths.enumerated().map { index, path in
+      var file = FolderFile(
+        path: path, absolutePath: folder + "/" + path, mode: .regular, size: Int64(index), modificationTime: 0)
+      file.identity = identity(index)
+      return file
+    }
     var cache = StatCache(path: folder + "/cache")
     #expect(cache.count == 0)
-    cache.replace(with: files, statuses: statuses)
+    cache.replace(with: files, scanned: scannedFiles, kept: paths.map { $0 != "b.yaml" })
     #expect(cache.count == paths.count - 1)
     func scanned(_ cache: StatCache) throws -> [String: SHA256Hex] {
       let sorted = paths.enumerated().sorted { EntryPath.byteOrder($0.element, $1.element) }
@@ -147,6 +152,38 @@ import Testing
     let size = try #require(try FileManager.default.attributesOfItem(atPath: folder + "/cache")[.size] as? Int)
     #expect(size > 1 << 20)
     #expect(try scanned(read) == expected)
+  }
+  @Test("hashing through the cache keeps a file's status only when its read found the one the scan read")
+  func keptStatuses() async throws {
+    let folder = NSTemporaryDirectory() + "confvault-stat-cache-\(UInt32.random(in: 0...UInt32.max))"
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    for name in ["a.yaml", "b.yaml", "c.yaml"] {
+      try Data("\(name)\n".utf8).write(to: URL(fileURLWithPath: folder + "/" + name))
+    }
+    // Out of the racy window (their change times cannot be set back): only the statuses decide.
+    try await Task.sleep(for: .seconds(FolderReading.racyWindow + 1))
+    // The scan's statuses: "a.yaml" as it is; "b.yaml" as it was before an editor renamed another
+    // file over it (another inode); "c.yaml" listed otherwise, with none.
+    let scanned = try ConfigurationFolder.scan(folder)
+    #expect(scanned.map(\.path) == ["a.yaml", "b.yaml", "c.yaml"])
+    var files = scanned
+    var before = try #require(files[1].identity)
+    before.inode &+= 1
+    files[1].identity = before
+    files[2] = FolderFile(
+      path: "c.yaml", absolutePath: folder + "/c.yaml", mode: .regular, size: 7, modificationTime: 1_700_000_000)
+    var cache = StatCache(path: folder + "/cache")
+    let hashed = try ConfigurationArchive.hash(files, cache: &cache)
+    #expect(hashed.read == 3)
+    #expect(hashed.files.map(\.sha256) == ["a.yaml", "b.yaml", "c.yaml"].map { SHA256Hex.of(Data("\($0)\n".utf8)) })
+    #expect(cache.count == 1)
+    try cache.save()
+    // Read back, the cache knows "a.yaml" only: the others are read again.
+    var read = StatCache(path: folder + "/cache")
+    #expect(read.count == 1)
+    #expect(try ConfigurationArchive.hash(scanned, cache: &read).read == 2)
+    #expect(read.count == 3)
   }
 }
 

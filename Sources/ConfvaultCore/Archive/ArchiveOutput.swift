@@ -228,8 +228,8 @@ public enum ConfigurationArchive {
   /// The manifest entries of `files`: their size and SHA-256 as read now, on both cores.
   public static func hash(_ files: [FolderFile]) throws -> [ManifestFile] {
     var entries = [ManifestFile](repeating: .unread, count: files.count)
-    var statuses = [FileIdentity?](repeating: nil, count: files.count)
-    try FolderReading.hash(files, at: Array(files.indices), into: &entries, statuses: &statuses)
+    var kept = [Bool](repeating: false, count: files.count)
+    try FolderReading.hash(files, at: Array(files.indices), into: &entries, kept: &kept)
     return entries
   }
 
@@ -238,25 +238,26 @@ public enum ConfigurationArchive {
   ///
   /// - Returns: the entries, and how many files were read.
   public static func hash(_ files: [FolderFile], cache: inout StatCache) throws -> (files: [ManifestFile], read: Int) {
-    // Each file's entry and status, in order: a known file's from the cache, the others' as read.
+    // Each file's entry, in order: a known file's from the cache, the others' as read. The cache keeps
+    // the statuses the scan read, in `files` itself: a list of them beside it was 6 MiB of a
+    // 100,000-file push's peak. A file is kept when its status is one the scan read and, if it was
+    // read now, the read found that status and the file is not racy.
     var entries: [ManifestFile] = []
-    var statuses: [FileIdentity?] = []
     entries.reserveCapacity(files.count)
-    statuses.reserveCapacity(files.count)
+    var kept = [Bool](repeating: false, count: files.count)
     var toRead: [Int] = []
     try cache.lookUp(files) { index, _, known in
       guard let known else {
         toRead.append(index)
         entries.append(.unread)
-        statuses.append(nil)
         return
       }
       entries.append(
         ManifestFile(path: files[index].path, size: known.identity.size, mode: files[index].mode, sha256: known.sha256))
-      statuses.append(known.identity)
+      kept[index] = files[index].identity != nil
     }
-    try FolderReading.hash(files, at: toRead, into: &entries, statuses: &statuses)
-    cache.replace(with: entries, statuses: statuses)
+    try FolderReading.hash(files, at: toRead, into: &entries, kept: &kept)
+    cache.replace(with: entries, scanned: files, kept: kept)
     return (entries, toRead.count)
   }
 }
@@ -419,22 +420,23 @@ enum FolderReading {
   /// How many workers read a folder's files: one per core, up to four.
   static var readingWorkers: Int { min(max(ProcessInfo.processInfo.activeProcessorCount, 1), 4) }
 
-  /// Reads the files at `indices` of `files` on up to four cores, each into its place in `entries`
-  /// and `statuses` (nil for a racy file).
+  /// Reads the files at `indices` of `files` on up to four cores, each into its place in `entries`,
+  /// and in `kept` whether a stat cache may keep its status: the read found the one the scan read
+  /// (a file listed otherwise has none), and the file is not racy.
   ///
   /// - Throws: the error of the first file in order that could not be read.
   static func hash(
-    _ files: [FolderFile], at indices: [Int], into entries: inout [ManifestFile], statuses: inout [FileIdentity?]
+    _ files: [FolderFile], at indices: [Int], into entries: inout [ManifestFile], kept: inout [Bool]
   ) throws {
     try entries.withUnsafeMutableBufferPointer { entriesBuffer in
-      try statuses.withUnsafeMutableBufferPointer { statusesBuffer in
+      try kept.withUnsafeMutableBufferPointer { keptBuffer in
         // Each index is written by one worker only, and read after all of them are done.
-        nonisolated(unsafe) let (entries, statuses) = (entriesBuffer, statusesBuffer)
+        nonisolated(unsafe) let (entries, kept) = (entriesBuffer, keptBuffer)
         try inParallel(indices.count, workers: readingWorkers) { position, worker in
           let index = indices[position]
           let read = try readOnce(files[index], buffer: worker.buffer, keepingIn: nil).file
           entries[index] = read.entry
-          statuses[index] = read.isRacy ? nil : read.identity
+          kept[index] = !read.isRacy && read.identity == files[index].identity
         }
       }
     }

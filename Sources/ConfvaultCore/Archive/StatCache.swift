@@ -16,10 +16,10 @@ public struct StatCache: Sendable {
   /// The file as read, until `replace`: each entry's path is compared where it lies in the file's
   /// bytes, so a cache of 20,000 files is read without a string made per file.
   private var stored: Stored
-  /// What a scan found, once `replace` has kept it: its files in path byte order, each with the
-  /// status it was read with (nil for a file not kept); what `save` writes. The scan's own lists,
-  /// not a copy of them.
-  private var replaced: (files: [ManifestFile], statuses: [FileIdentity?])?
+  /// What a scan found, once `replace` has kept it, in path byte order: its files' entries, the files
+  /// as the scan listed them, with their statuses, and whether each is kept; what `save` writes. The
+  /// scan's own lists, not a copy of them.
+  private var replaced: (files: [ManifestFile], scanned: [FolderFile], kept: [Bool])?
 
   struct Entry: Sendable {
     var identity: FileIdentity
@@ -103,7 +103,7 @@ public struct StatCache: Sendable {
   }
 
   /// How many files it knows.
-  public var count: Int { replaced.map { $0.statuses.count { $0 != nil } } ?? stored.starts.count }
+  public var count: Int { replaced.map { $0.kept.count { $0 } } ?? stored.starts.count }
 
   /// How many entries `lookUp` and `entry(at:)` go over: after `replace`, a file not kept is one too.
   private var slotCount: Int { replaced?.files.count ?? stored.starts.count }
@@ -127,7 +127,7 @@ public struct StatCache: Sendable {
         at += 1
       }
       // (A file `replace` did not keep is not known.)
-      guard at < slotCount, order == 0, replaced.map({ $0.statuses[at] != nil }) ?? true else {
+      guard at < slotCount, order == 0, replaced.map({ $0.kept[at] }) ?? true else {
         try body(index, nil, nil)
         continue
       }
@@ -161,20 +161,22 @@ public struct StatCache: Sendable {
 
   /// The status and digest of the cache's entry `index`.
   func entry(at index: Int) -> (identity: FileIdentity, sha256: SHA256Hex) {
-    if let replaced { return (replaced.statuses[index]!, replaced.files[index].sha256) }
+    // A kept file's status is the one the scan read.
+    if let replaced { return (replaced.scanned[index].identity!, replaced.files[index].sha256) }
     let entry = stored.entry(at: stored.starts[index])
     return (entry.identity, entry.sha256)
   }
 
-  /// Keeps what a scan found: each file's status and digest, except where its status is nil (a racy
-  /// file, read again next time); forgets files no longer in the folder.
-  mutating func replace(with files: [ManifestFile], statuses: [FileIdentity?]) {
-    precondition(files.count == statuses.count, "a status for each file")
+  /// Keeps what a scan found: the digest of each of `files` and the status of each of `scanned`
+  /// (the same files, in the same order) where `kept` says so, a racy file being read again next
+  /// time; forgets files no longer in the folder.
+  mutating func replace(with files: [ManifestFile], scanned: [FolderFile], kept: [Bool]) {
+    precondition(files.count == scanned.count && files.count == kept.count, "a status for each file")
     if !files.isInPathOrder {
       let order = files.indices.sorted { EntryPath.byteOrder(files[$0].path, files[$1].path) }
-      replaced = (order.map { files[$0] }, order.map { statuses[$0] })
+      replaced = (order.map { files[$0] }, order.map { scanned[$0] }, order.map { kept[$0] })
     } else {
-      replaced = (files, statuses)
+      replaced = (files, scanned, kept)
     }
     stored = Stored()
   }
@@ -194,11 +196,11 @@ public struct StatCache: Sendable {
     let flushAt = 1 << 20
     var bytes = StatCache.magic
     bytes.reserveCapacity(flushAt + 4096)
-    let (files, statuses) = replaced ?? ([], [])
+    let (files, scanned, kept) = replaced ?? ([], [], [])
     do {
       // Written out once it holds `flushAt` bytes: it never holds more than that and one entry.
-      for index in files.indices {  // in path order: the next read needs no sort
-        guard let identity = statuses[index] else { continue }
+      for index in files.indices where kept[index] {  // in path order: the next read needs no sort
+        guard let identity = scanned[index].identity else { continue }
         let path = files[index].path
         bytes.appendNumber(UInt64(path.utf8.count))
         bytes.append(contentsOf: path.utf8)

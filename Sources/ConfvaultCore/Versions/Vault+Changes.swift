@@ -58,9 +58,9 @@ extension Vault {
           statCache: statCache, logger: logger)
         (files, paths, ignored) = (scanned.files, scanned.paths, scanned.ignored)
         // The stat cache is written on another thread while the tree is made, and let go with this
-        // scope: its statuses of every file are not held through the push (100,000 files: 6 MiB). The
-        // tree's digest decides whether anything changed; its folders, made at the same time, what to
-        // store. Past `sideBySideFiles`, one after the other: side by side, the allocations of three
+        // scope: the scan's list of files it keeps, with their statuses, is not held through the push
+        // (100,000 files: 10 MiB). The tree's digest decides whether anything changed; its folders,
+        // made at the same time, what to store. Past `sideBySideFiles`, one after the other: side by side, the allocations of three
         // threads left the allocator holding 10 MiB more at the peak of a 100,000-file push.
         if scanned.files.count <= Self.sideBySideFiles {
           async let cacheSaved: Void = save(scanned.cache, logger: logger)
