@@ -302,6 +302,7 @@ extension Vault {
       let staging = try StagingArea(in: store.stagingFolder)
       defer { staging.remove() }
       let contents = try await offload { try reader.read(from: source, into: try staging.sink()) }
+      FreedMemory.giveBack()
       logger.debug("archive read", metadata: ["files": "\(contents.files.count)", "source": "\(source.displayName)"])
       try checkApp(contents, app: app, allowOtherApp: allowOtherApp)
       let manifest = contents.manifest

@@ -303,9 +303,14 @@ public struct Vault: Sendable {
   }
 
   /// The change `decided` made; a new version comes with what it changed against its parent.
+  ///
+  /// The callers let go of their files and tree first. What they held lies freed in malloc's heaps,
+  /// between what is still kept, and is given back before the list grows: left there, a first push
+  /// of 100,000 files peaked at its list of changes, 6 to 8 MiB above its scan.
   func change(_ decided: Decided) async throws -> Change {
     switch decided {
     case .created(let version):
+      FreedMemory.giveBack()
       return .created(
         version, changes: try await store.changedFiles(app: version.app, from: version.parent, to: version.number))
     case .unchanged(let head):
