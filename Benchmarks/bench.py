@@ -2114,6 +2114,7 @@ def table_line(cells: list[str]) -> str:
 
 KEPT_NOTE = "The other rows are as the table had them before:"
 STORED_NOTE = "Rows from this machine's stored results ("
+KEPT_GROUP = "Rows ("
 
 
 def kept_rows(previous: str, measured: list[Row]) -> tuple[list[tuple[str, str]], str]:
@@ -2139,18 +2140,24 @@ def kept_rows(previous: str, measured: list[Row]) -> tuple[list[tuple[str, str]]
     if not kept or not notes:
         return kept, ""
     # What the previous table said of when each kept row was measured: its first note for the rows
-    # it names (or for all, when it names none), its own note of kept rows for the others.
+    # it names (or for all, when it names none); for the others, the group of its own note of kept
+    # rows that names them, or that whole note when it names none (as tables before groups did).
     first, listed = notes[0], None
     if first.startswith(STORED_NOTE) and "): " in first:
         listed, first = first[len(STORED_NOTE):].split("): ", 1)
     older = [note.removeprefix(KEPT_NOTE).strip() for note in notes if note.startswith(KEPT_NOTE)]
-    described: list[str] = []
+    older_groups = [tuple(group.split("): ", 1)) for group in
+                    (older[0].split(KEPT_GROUP)[1:] if older else []) if "): " in group]
+    groups: dict[str, list[str]] = {}
     for _, line in kept:
         work = line[2:].split(" | ", 1)[0]
-        note = first if listed is None or work in listed or not older else older[0]
-        if note not in described:
-            described.append(note)
-    return kept, " ".join(described)
+        if listed is None or work in listed or not older:
+            note = first
+        else:
+            note = next((text.strip() for names, text in older_groups if work in names), older[0])
+        groups.setdefault(note, []).append(work)
+    return kept, " ".join(f"{KEPT_GROUP}{', '.join(works)}): {note}"
+                          for note, works in groups.items())
 
 
 def readme_block(records: list[dict], previous: str = "") -> str:
