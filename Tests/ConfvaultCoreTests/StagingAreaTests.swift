@@ -4,11 +4,14 @@ import Testing
 @testable import ConfvaultCore
 
 /// An import's staging area finds each staged content by its digest, and stages each content once.
-@Suite struct StagingAreaTests {
+@Suite final class StagingAreaTests {
+  /// Each test's staging areas go in a folder of its own, removed after it.
+  let parent = NSTemporaryDirectory() + "confvault-staging-\(UUID().uuidString)"
+
+  deinit { try? FileManager.default.removeItem(atPath: parent) }
+
   @Test("contents are found by digest, those that share their first 8 bytes too, and each is staged once")
   func sharedPrefixes() throws {
-    let parent = NSTemporaryDirectory() + "confvault-staging-\(UUID().uuidString)"
-    defer { try? FileManager.default.removeItem(atPath: parent) }
     let area = try StagingArea(in: parent)
     defer { area.remove() }
     // Three digests with the same first 8 bytes (16 hex digits), and one with others.
@@ -31,8 +34,6 @@ import Testing
 
   @Test("20,000 contents, over several chunks and growths of the table, are each found at their place, staged once")
   func many() throws {
-    let parent = NSTemporaryDirectory() + "confvault-staging-\(UUID().uuidString)"
-    defer { try? FileManager.default.removeItem(atPath: parent) }
     let area = try StagingArea(in: parent)
     defer { area.remove() }
     let digests = (0..<20_000).map { SHA256Hex.of(Data("content \($0)".utf8)) }
