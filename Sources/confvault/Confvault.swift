@@ -34,9 +34,12 @@ struct Confvault: AsyncParsableCommand {
     //
     // A command has one arena: with two, what its threads freed into the second was not there for the
     // first to reuse, and a 100,000-file push peaked 2 to 5 MiB higher, by the threads' timing. Its
-    // threads take small blocks from their own caches, unlocked, and took no longer. The server
-    // keeps two, for its many requests at once (wrk's requests a second were 5 to 10% fewer with one).
-    mallopt(M_ARENA_MAX, CommandLine.arguments.dropFirst().first == "serve" ? 2 : 1)
+    // threads take small blocks from their own caches, unlocked, and took no longer. The server and
+    // `check` keep two: their threads take and free larger blocks at once (the server's requests;
+    // check's lines, made on one thread and hashed and let go on another), and with one they waited
+    // on its lock: wrk's requests a second were 5 to 10% fewer, a 500-version check 12% slower.
+    let command = CommandLine.arguments.dropFirst().first
+    mallopt(M_ARENA_MAX, command == "serve" || command == "check" ? 2 : 1)
     mallopt(M_MMAP_THRESHOLD, 4 << 20)
     if Array(CommandLine.arguments.dropFirst()) == ["--version"] {
       print(ConfvaultInfo.version)
