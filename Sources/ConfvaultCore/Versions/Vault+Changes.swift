@@ -60,8 +60,9 @@ extension Vault {
         // The stat cache is written on another thread while the tree is made, and let go with this
         // scope: the scan's list of files it keeps, with their statuses, is not held through the push
         // (100,000 files: 10 MiB). The tree's digest decides whether anything changed; its folders,
-        // made at the same time, what to store. Past `sideBySideFiles`, one after the other: side by side, the allocations of three
-        // threads left the allocator holding 10 MiB more at the peak of a 100,000-file push.
+        // made at the same time, what to store. Past `sideBySideFiles`, one after the other: side by
+        // side, the allocations of three threads left the allocator holding 10 MiB more at the peak
+        // of a 100,000-file push.
         if scanned.files.count <= Self.sideBySideFiles {
           async let cacheSaved: Void = save(scanned.cache, logger: logger)
           tree = try await offload { VersionTree(files: scanned.files) }
