@@ -187,7 +187,7 @@ public struct TreeNode: Sendable {
     ]
     func closeFolder() {
       let folder = open.removeLast()
-      let digest = folder.inOrder ? folder.entries.orderedDigest : folder.entries.node.digest
+      let digest = folder.entries.digest(inOrder: folder.inOrder)
       ordered.append(TreeFolder(path: folder.path, digest: digest, entries: folder.entries))
       let parent = open.count - 1
       if let last = open[parent].entries.lastName, EntryPath.byteOrder(folder.name, last) {
@@ -218,7 +218,7 @@ public struct TreeNode: Sendable {
     }
     while open.count > 1 { closeFolder() }
     let root = open[0]
-    let digest = root.inOrder ? root.entries.orderedDigest : root.entries.node.digest
+    let digest = root.entries.digest(inOrder: root.inOrder)
     ordered.append(TreeFolder(path: "", digest: digest, entries: root.entries))
     return ordered
   }
@@ -356,6 +356,10 @@ public struct TreeFolder: Sendable {
             name: EntryPath.splitAtLastSlash(file.path).name, mode: file.mode, size: file.size, blob: file.sha256)
         })
     }
+
+    /// The folder's digest: taken over the entries as they are when `inOrder` says they are in name
+    /// byte order, with no name made; over its node, which sorts them, when they are not.
+    func digest(inOrder: Bool) -> Data { inOrder ? orderedDigest : node.digest }
 
     /// `TreeNode.digest(ordered:)` of `node`, for entries in name byte order, with no name made.
     var orderedDigest: Data {
