@@ -117,21 +117,24 @@ import Testing
 
   @Test("the bytes two pieces of lines begin with in common, eight at a time and then one by one")
   func commonPrefix() {
-    let piece = Data((0..<40).map { UInt8($0) })
+    func common(_ a: [UInt8], _ b: [UInt8]) -> Int {
+      a.withUnsafeBytes { x in b.withUnsafeBytes { y in StoredTreeCheck.commonPrefix(x, y) } }
+    }
+    let piece = (0..<40).map { UInt8($0) }
     for change in [0, 1, 7, 8, 9, 15, 16, 39] {
       var changed = piece
       changed[change] &+= 1
-      #expect(StoredTreeCheck.commonPrefix(piece, changed) == change, "changed at \(change)")
+      #expect(common(piece, changed) == change, "changed at \(change)")
     }
-    #expect(StoredTreeCheck.commonPrefix(piece, piece) == 40)
-    #expect(StoredTreeCheck.commonPrefix(piece, piece.prefix(17)) == 17)
-    #expect(StoredTreeCheck.commonPrefix(piece.prefix(8), piece) == 8)
-    #expect(StoredTreeCheck.commonPrefix(Data(), piece) == 0)
+    #expect(common(piece, piece) == 40)
+    #expect(common(piece, Array(piece.prefix(17))) == 17)
+    #expect(common(Array(piece.prefix(8)), piece) == 8)
+    #expect(common([], piece) == 0)
   }
 
   /// `bytes` as lines of a tree: pieces of random lengths, cut anywhere, in folders nested at random.
   static func randomTree(_ bytes: [UInt8], using generator: inout some RandomNumberGenerator) -> TreeLines {
-    var parts: [TreeLines.Part] = []
+    var parts: [TreeLines.Piece] = []
     var start = 0
     while start < bytes.count {
       let end = min(bytes.count, start + Int.random(in: 1...3_000, using: &generator))
@@ -140,12 +143,12 @@ import Testing
       // Now and then, the last few parts become a folder's.
       if Int.random(in: 0..<3, using: &generator) == 0 {
         let count = Int.random(in: 1...parts.count, using: &generator)
-        let folder = TreeLines(parts: Array(parts.suffix(count)), files: 0, size: 0)
+        let folder = TreeLines(pieces: Array(parts.suffix(count)), files: 0, size: 0)
         parts.removeLast(count)
         parts.append(.folder(folder))
       }
     }
-    return TreeLines(parts: parts, files: 0, size: 0)
+    return TreeLines(pieces: parts, files: 0, size: 0)
   }
 
   @Test("two trees' lines begin with at most the bytes they have in common, all of them when made alike")
@@ -164,7 +167,7 @@ import Testing
         var offset = 0
         func copy(_ lines: TreeLines) -> TreeLines {
           TreeLines(
-            parts: lines.parts.map { part in
+            pieces: lines.pieces.map { part in
               switch part {
               case .bytes(let piece):
                 defer { offset += piece.count }
@@ -188,7 +191,7 @@ import Testing
 
   /// The bytes of `lines`, parts and folders in order.
   static func flattened(_ lines: TreeLines) -> [UInt8] {
-    lines.parts.flatMap { part -> [UInt8] in
+    lines.pieces.flatMap { part -> [UInt8] in
       switch part {
       case .bytes(let piece): Array(piece)
       case .folder(let folder): flattened(folder)
@@ -198,12 +201,12 @@ import Testing
 
   @Test("trees whose folders begin alike but hold more or fewer parts share no more than their bytes do")
   func commonPrefixAcrossShapes() {
-    func part(_ text: String) -> TreeLines.Part { .bytes(Data(text.utf8)) }
-    func folder(_ parts: TreeLines.Part...) -> TreeLines.Part { .folder(TreeLines(parts: parts, files: 0, size: 0)) }
+    func part(_ text: String) -> TreeLines.Piece { .bytes(Data(text.utf8)) }
+    func folder(_ parts: TreeLines.Piece...) -> TreeLines.Piece { .folder(TreeLines(pieces: parts, files: 0, size: 0)) }
     let (a, g, r) = (part("100644 a/1\n"), part("100644 a/2\n"), part("100644 r\n"))
     // A folder that lost its last part (or gained one), then the same sibling; a folder against
     // its own lines outside a folder; an empty tree.
-    let pairs: [([TreeLines.Part], [TreeLines.Part])] = [
+    let pairs: [([TreeLines.Piece], [TreeLines.Piece])] = [
       ([folder(a, g), r], [folder(a), r]),
       ([folder(a), r], [folder(a, g), r]),
       ([folder(a), folder(r)], [folder(a, r)]),
@@ -212,7 +215,7 @@ import Testing
       ([], [a]),
     ]
     for (before, after) in pairs {
-      let (x, y) = (TreeLines(parts: before, files: 0, size: 0), TreeLines(parts: after, files: 0, size: 0))
+      let (x, y) = (TreeLines(pieces: before, files: 0, size: 0), TreeLines(pieces: after, files: 0, size: 0))
       let (p, q) = (Self.flattened(x), Self.flattened(y))
       let same = zip(p, q).prefix { $0 == $1 }.count
       for (first, second) in [(x, y), (y, x)] {
@@ -290,6 +293,38 @@ import Testing
     #expect(problems.count == wrongNumbers.count, "\(problems)")
     for (problem, number) in zip(problems, wrongNumbers) {
       #expect(problem.hasPrefix("app 'shop' version \(number): tree digest \(wrong) does not match"), "\(problem)")
+    }
+  }
+}
+
+extension TreeLines {
+  /// A piece of a subtree's lines as these tests write them: bytes, or a folder's lines.
+  enum Piece {
+    case bytes(Data)
+    case folder(TreeLines)
+  }
+
+  /// Lines made of `pieces`, each run of bytes a part of its own.
+  convenience init(pieces: [Piece], files: Int, size: Int64) {
+    var own: [UInt8] = []
+    let parts = pieces.map { piece -> Part in
+      switch piece {
+      case .bytes(let bytes):
+        own += bytes
+        return .bytes(own.count - bytes.count..<own.count)
+      case .folder(let folder): return .folder(folder)
+      }
+    }
+    self.init(own: own, parts: parts, files: files, size: size)
+  }
+
+  /// The parts, each run of bytes as its own piece.
+  var pieces: [Piece] {
+    parts.map { part in
+      switch part {
+      case .bytes(let range): .bytes(Data(own[range]))
+      case .folder(let folder): .folder(folder)
+      }
     }
   }
 }

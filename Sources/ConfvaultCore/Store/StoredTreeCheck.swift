@@ -225,8 +225,11 @@ public struct StoredTreeCheck: ~Copyable {
         bytes += common
         if !whole { return (bytes, false) }
       case (.bytes(let p), .bytes(let q)):
-        guard StoredTreeCheck.same(p, q) else { return (bytes + StoredTreeCheck.commonPrefix(p, q), false) }
-        bytes += p.count
+        let common = a.own.withUnsafeBytes { x in
+          b.own.withUnsafeBytes { y in StoredTreeCheck.commonPrefix(.init(rebasing: x[p]), .init(rebasing: y[q])) }
+        }
+        guard common == p.count, common == q.count else { return (bytes + common, false) }
+        bytes += common
       default:
         return (bytes, false)
       }
@@ -234,19 +237,11 @@ public struct StoredTreeCheck: ~Copyable {
     return (bytes, a.parts.count == b.parts.count)
   }
 
-  /// The lines of `parts` as one piece, in the byte order of their paths (what follows a line's
-  /// second space: a mode and a digest hold none, and a path no line break).
-  private static func sortedByPath(_ parts: [TreeLines.Part]) -> Data {
+  /// The lines of `own` and `parts` as one piece, in the byte order of their paths (what follows
+  /// a line's second space: a mode and a digest hold none, and a path no line break).
+  private static func sortedByPath(own: [UInt8], parts: [TreeLines.Part]) -> [UInt8] {
     var bytes: [UInt8] = []
-    func flatten(_ parts: [TreeLines.Part]) {
-      for part in parts {
-        switch part {
-        case .bytes(let piece): bytes.append(contentsOf: piece)
-        case .folder(let folder): flatten(folder.parts)
-        }
-      }
-    }
-    flatten(parts)
+    TreeLines(own: own, parts: parts, files: 0, size: 0).append(to: &bytes)
     var lines: [Range<Int>] = []
     var start = 0
     for index in bytes.indices where bytes[index] == 0x0A {
@@ -262,28 +257,24 @@ public struct StoredTreeCheck: ~Copyable {
       return bytes[line]
     }
     lines.sort { path($0).lexicographicallyPrecedes(path($1)) }
-    var sorted = Data(capacity: bytes.count)
+    var sorted: [UInt8] = []
+    sorted.reserveCapacity(bytes.count)
     for line in lines { sorted.append(contentsOf: bytes[line]) }
     return sorted
   }
 
-  /// How many bytes `a` and `b` begin with in common.
-  static func commonPrefix(_ a: Data, _ b: Data) -> Int {
-    a.withUnsafeBytes { x in
-      b.withUnsafeBytes { y in
-        let count = min(x.count, y.count)
-        var index = 0
-        // Eight bytes at a time while they are equal, then byte by byte.
-        while index + 8 <= count,
-          x.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-            == y.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-        {
-          index += 8
-        }
-        while index < count, x[index] == y[index] { index += 1 }
-        return index
-      }
+  /// How many bytes `x` and `y` begin with in common.
+  static func commonPrefix(_ x: UnsafeRawBufferPointer, _ y: UnsafeRawBufferPointer) -> Int {
+    let count = min(x.count, y.count)
+    var index = 0
+    // Eight bytes at a time while they are equal, then byte by byte.
+    while index + 8 <= count,
+      x.loadUnaligned(fromByteOffset: index, as: UInt64.self) == y.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+    {
+      index += 8
     }
+    while index < count, x[index] == y[index] { index += 1 }
+    return index
   }
 
   /// Whether `a` comes before `b` in path byte order, a folder's name followed by "/", with no
@@ -329,17 +320,6 @@ public struct StoredTreeCheck: ~Copyable {
     return total
   }
 
-  /// Whether two pieces of lines hold the same bytes: the same storage (a subtree's lines kept and
-  /// used again), or equal bytes.
-  private static func same(_ a: Data, _ b: Data) -> Bool {
-    guard a.count == b.count else { return false }
-    // Pieces of 64 bytes and more are never stored inline, so their addresses are their own.
-    if a.count >= 64, a.withUnsafeBytes({ x in b.withUnsafeBytes { y in x.baseAddress == y.baseAddress } }) {
-      return true
-    }
-    return a == b
-  }
-
   /// `a + b`, or the error of a folder whose sizes add up past what a size can be.
   private func sum(_ a: Int64, _ b: Int64, _ digest: Data) throws -> Int64 {
     let (total, overflow) = a.addingReportingOverflow(b)
@@ -376,15 +356,17 @@ public struct StoredTreeCheck: ~Copyable {
     }
     var parts: [TreeLines.Part] = []
     var (files, size) = (0, Int64(0))
+    // The files' lines, all in one buffer.
     var own: [UInt8] = []
+    var pieceStart = 0
     // The folders' lines, and the generation each is kept in.
     var folders: [(lines: TreeLines, keptIn: Int?)] = []
     // Whether a name holds a "/" byte, which a combining mark joins (see below).
     var joinedSlash = false
     func endPiece() {
-      guard !own.isEmpty else { return }
-      parts.append(.bytes(Data(own)))
-      own.removeAll(keepingCapacity: true)
+      guard own.count > pieceStart else { return }
+      parts.append(.bytes(pieceStart..<own.count))
+      pieceStart = own.count
     }
     for entry in entries {
       switch entry {
@@ -414,10 +396,12 @@ public struct StoredTreeCheck: ~Copyable {
     // A name may hold a "/" byte that a combining mark joins (see `EntryPath.folder(of:)`): then the
     // files below two entries can mix as paths sort, and this folder's lines are sorted as a whole.
     if joinedSlash {
-      parts = [.bytes(StoredTreeCheck.sortedByPath(parts))]
+      own = StoredTreeCheck.sortedByPath(own: own, parts: parts)
+      parts = [.bytes(own.indices)]
       folders = []
     }
-    let result = TreeLines(parts: parts, files: files, size: size)
+    // Kept, it holds no more than its bytes (grown by doubling, the buffer may hold twice as many).
+    let result = TreeLines(own: own.withUnsafeBufferPointer { Array($0) }, parts: parts, files: files, size: size)
     // A subtree holds its own lines and shares its folders' kept now, which are counted there:
     // counting them again at every level above filled the budget with a few versions' roots.
     func cost() -> Int {
@@ -445,11 +429,14 @@ public struct StoredTreeCheck: ~Copyable {
 /// a folder met again is passed over whole.
 final class TreeLines: Sendable {
   enum Part: Sendable {
-    /// Lines of the subtree's own files, in path order.
-    case bytes(Data)
+    /// Lines of the subtree's own files, in path order: these bytes of `own`.
+    case bytes(Range<Int>)
     case folder(TreeLines)
   }
 
+  /// The lines of the subtree's own files, the parts' one after another: held in one buffer, so
+  /// that hashing the parts takes no reference to each.
+  let own: [UInt8]
   let parts: [Part]
   /// The bytes of every line below.
   let byteCount: Int
@@ -461,25 +448,34 @@ final class TreeLines: Sendable {
   /// keeping it keeps.
   let memory: Int
 
-  init(parts: [Part], files: Int, size: Int64) {
+  init(own: [UInt8], parts: [Part], files: Int, size: Int64) {
+    self.own = own
     self.parts = parts
     self.files = files
     self.size = size
-    var (byteCount, ownBytes, folders) = (0, 0, 0)
+    var (byteCount, folders) = (0, 0)
     for part in parts {
       switch part {
-      case .bytes(let piece):
-        byteCount += piece.count
-        ownBytes += piece.count
+      case .bytes(let piece): byteCount += piece.count
       case .folder(let folder):
         byteCount += folder.byteCount
         folders += folder.memory
       }
     }
     self.byteCount = byteCount
-    // The object and its array's headers, about 32 bytes each.
-    ownMemory = ownBytes + parts.count * MemoryLayout<Part>.stride + 64
+    // The object and its arrays' headers, about 32 bytes each.
+    ownMemory = own.capacity + parts.count * MemoryLayout<Part>.stride + 96
     memory = ownMemory + folders
+  }
+
+  /// Appends every line below to `bytes`.
+  func append(to bytes: inout [UInt8]) {
+    for part in parts {
+      switch part {
+      case .bytes(let piece): bytes += own[piece]
+      case .folder(let folder): folder.append(to: &bytes)
+      }
+    }
   }
 }
 
@@ -500,6 +496,9 @@ final class LinesHasher: Sendable {
   /// (counted whole, shared with the kept lines or not, so that what waits stays bounded).
   static let batchJobs = 256
   static let batchBytes = 4 << 20
+  /// A batch is handed over sooner, while the hashing thread has nothing to do, once its lines to
+  /// hash come to this many bytes: far more time to hash than the thread takes to wake.
+  static let idleBatchBytes = 256 << 10
   /// How many batches may be handed over and not yet done.
   static let waiting = 2
 
@@ -515,6 +514,8 @@ final class LinesHasher: Sendable {
   private struct Batch {
     var jobs: [Job] = []
     var bytes = 0
+    /// The bytes its trees' lines have to be hashed, from where they stop being the last tree's.
+    var hashBytes = 0
   }
 
   private struct State {
@@ -528,12 +529,16 @@ final class LinesHasher: Sendable {
   private let room = DispatchSemaphore(value: LinesHasher.waiting)
   /// The jobs not handed over yet (only the thread that gives work touches them).
   private let batch = Mutex(Batch())
+  /// How many batches are handed over and not yet done.
+  private let handedOver = Atomic(0)
   private let state = Mutex(State())
 
   /// Hashes the lines of the tree `root`, whose first `sameBytes` bytes are those of the tree
   /// hashed before.
   func hash(root: Data, lines: TreeLines, sameBytes: Int) {
-    add(.hash(root: root, lines: lines, sameBytes: sameBytes), bytes: lines.memory)
+    add(
+      .hash(root: root, lines: lines, sameBytes: sameBytes), bytes: lines.memory, hashBytes: lines.byteCount - sameBytes
+    )
   }
 
   /// Notes a problem of `label` if the tree `root`, hashed already or waiting, does not give `digest`.
@@ -556,13 +561,17 @@ final class LinesHasher: Sendable {
     return queue.sync { state.withLock { $0.problems } }
   }
 
-  private func add(_ job: Job, bytes: Int) {
-    let full = batch.withLock { batch in
+  private func add(_ job: Job, bytes: Int, hashBytes: Int = 0) {
+    let (full, enough) = batch.withLock { batch in
       batch.jobs.append(job)
       batch.bytes += bytes
-      return batch.jobs.count >= LinesHasher.batchJobs || batch.bytes >= LinesHasher.batchBytes
+      batch.hashBytes += hashBytes
+      return (
+        batch.jobs.count >= LinesHasher.batchJobs || batch.bytes >= LinesHasher.batchBytes,
+        batch.hashBytes >= LinesHasher.idleBatchBytes
+      )
     }
-    if full { handOver() }
+    if full || (enough && handedOver.load(ordering: .relaxed) == 0) { handOver() }
   }
 
   /// Hands the jobs not handed over yet to the hashing thread, waiting while too many are.
@@ -573,10 +582,12 @@ final class LinesHasher: Sendable {
     }
     guard !jobs.isEmpty else { return }
     room.wait()
+    handedOver.add(1, ordering: .relaxed)
     queue.async { [self] in
       state.withLock { state in
         for job in jobs { LinesHasher.run(job, &state) }
       }
+      handedOver.subtract(1, ordering: .relaxed)
       room.signal()
     }
   }
@@ -603,28 +614,28 @@ final class LinesHasher: Sendable {
         start += lines.byteCount
         return
       }
-      for part in lines.parts {
-        switch part {
-        case .bytes(let piece): add(piece)
-        case .folder(let folder): add(folder)
+      lines.own.withUnsafeBytes { own in
+        for part in lines.parts {
+          switch part {
+          case .bytes(let piece): add(UnsafeRawBufferPointer(rebasing: own[piece]))
+          case .folder(let folder): add(folder)
+          }
         }
       }
     }
 
-    private mutating func add(_ piece: Data) {
-      let end = start + piece.count
+    private mutating func add(_ bytes: UnsafeRawBufferPointer) {
+      let end = start + bytes.count
       defer { start = end }
       guard end > resume else { return }
-      piece.withUnsafeBytes { bytes in
-        var from = max(resume - start, 0)
-        while from < bytes.count {
-          let to = min(bytes.count, nextCheckpoint - start)
-          hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: bytes[from..<to]))
-          from = to
-          if start + to == nextCheckpoint {
-            checkpoints.append((nextCheckpoint, hasher))
-            nextCheckpoint += LinesHasher.checkpointBytes
-          }
+      var from = max(resume - start, 0)
+      while from < bytes.count {
+        let to = min(bytes.count, nextCheckpoint - start)
+        hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: bytes[from..<to]))
+        from = to
+        if start + to == nextCheckpoint {
+          checkpoints.append((nextCheckpoint, hasher))
+          nextCheckpoint += LinesHasher.checkpointBytes
         }
       }
     }
