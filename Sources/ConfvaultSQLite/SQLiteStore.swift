@@ -269,7 +269,9 @@ public final class SQLiteStore: VersionStore {
       }
       sql += " ORDER BY number DESC LIMIT ?"
       arguments += [limit]
-      return try Row.fetchAll(db, sql: sql, arguments: arguments).map { try Queries.version($0, app: app) }
+      // Rows read where the cursor stands: a copied row finds a column by lower-casing every
+      // column's name, a tenth of a server's `GET versions`.
+      return try Array(Row.fetchCursor(db, sql: sql, arguments: arguments).map { try Queries.version($0, app: app) })
     }
   }
 
@@ -344,7 +346,7 @@ public final class SQLiteStore: VersionStore {
       }
       sql += " ORDER BY id DESC LIMIT ?"
       arguments += [limit]
-      return try Row.fetchAll(db, sql: sql, arguments: arguments).map(Queries.auditEntry).reversed()
+      return try Array(Row.fetchCursor(db, sql: sql, arguments: arguments).map(Queries.auditEntry)).reversed()
     }
   }
 

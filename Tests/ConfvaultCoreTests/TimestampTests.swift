@@ -19,6 +19,26 @@ import Testing
     #expect(Timestamp.iso8601(Date(timeIntervalSince1970: 951_782_400)) == "2000-02-29T00:00:00Z")
   }
 
+  @Test("a time is written as C's strftime writes it, from year 1000 to 9999, and zero-padded before")
+  func writtenAsStrftime() {
+    var random = SystemRandomNumberGenerator()
+    // 1000-01-01 to 9999-12-31, the epoch and its eve, and three years written with leading zeros.
+    let fixed: [Int64] = [-30_610_224_000, 253_402_300_799, -1, 0]
+    let seconds = fixed + (0..<2_000).map { _ in Int64.random(in: -30_610_224_000...253_402_300_799, using: &random) }
+    for second in seconds {
+      var time = time_t(second)
+      var parts = tm()
+      gmtime_r(&time, &parts)
+      var buffer = [CChar](repeating: 0, count: 32)
+      let count = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%SZ", &parts)
+      let expected = String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+      #expect(Timestamp.iso8601(Date(timeIntervalSince1970: TimeInterval(second))) == expected, "\(second)")
+    }
+    #expect(Timestamp.iso8601(Date(timeIntervalSince1970: -62_135_596_800)) == "0001-01-01T00:00:00Z")
+    #expect(Timestamp.iso8601(Date(timeIntervalSince1970: -59_042_995_201)) == "0098-12-31T23:59:59Z")
+    #expect(Timestamp.iso8601(Date(timeIntervalSince1970: -31_536_000_000)) == "0970-08-31T00:00:00Z")
+  }
+
   @Test("an offset is taken off, a fraction dropped, and lower-case t and z are RFC 3339's too")
   func offsetsAndFractions() {
     let utc = Timestamp.parse("2026-11-20T10:00:00Z")
