@@ -51,6 +51,9 @@ let package = Package(
     // glibc's malloc.h (2.33 or later, for mallinfo2): the executable limits malloc's arenas (see
     // Confvault.main), and the library gives back what a large scan freed (FreedMemory).
     .systemLibrary(name: "CMalloc"),
+    // One entry point of SQLite's C API that Swift cannot call, being variadic (see SQLiteLibrary);
+    // SQLite itself is linked through GRDB.
+    .systemLibrary(name: "CSQLiteConfig"),
     .target(
       name: "ConfvaultCore",
       dependencies: [
@@ -72,6 +75,7 @@ let package = Package(
         .product(name: "GRDB", package: "GRDB.swift"),
         // SQLite's C API, for what GRDB does not wrap (keeping the WAL files for read-only readers).
         .product(name: "GRDBSQLite", package: "GRDB.swift"),
+        "CSQLiteConfig",
         .product(name: "Logging", package: "swift-log"),
       ]
     ),
@@ -159,6 +163,8 @@ let package = Package(
       name: "ConfvaultStoreTests",
       dependencies: [
         "ConfvaultCore", "ConfvaultSQLite", "ConfvaultPostgres", "ConfvaultTestSupport",
+        // SQLite's C API, to ask the library itself what it counts.
+        .product(name: "GRDBSQLite", package: "GRDB.swift"),
         .product(name: "Logging", package: "swift-log"),
       ]
     ),

@@ -55,6 +55,7 @@ public final class SQLiteStore: VersionStore {
     logger: Logger
   ) throws {
     precondition(!create || access == .readWrite, "only a store opened read-write is created")
+    SQLiteLibrary.prepare()
     self.folder = folder
     self.access = access
     self.logger = logger

@@ -1,5 +1,6 @@
 import ConfvaultCore
 import Foundation
+import GRDBSQLite
 import Logging
 import Testing
 
@@ -55,6 +56,17 @@ import Testing
     let readMostly = try SQLiteStore(folder: store.folder, access: .readMostly, logger: logger)
     try await StoreUnderTest(store: readMostly, folder: folder).addVersion("dev", ["a.json": "[]"], expectedHead: 1)
     #expect(try await readMostly.synchronousSettingOfWriter() == 2, "and on a writer opened for a first change")
+  }
+
+  @Test(
+    "SQLite counts none of the memory it takes: counting locks one mutex, shared by every connection, on each allocation"
+  )
+  func memoryNotCounted() async throws {
+    let folder = try ScratchFolder()
+    let store = try await makeStore(in: folder)
+    // Both halves of a check read at once, each on a connection of its own, as they were waiting.
+    #expect(try await store.check().problems.isEmpty)
+    #expect(sqlite3_memory_used() == 0)
   }
 
   @Test("a store opened read-only reads, writes nothing, and refuses a change with permissionDenied")
