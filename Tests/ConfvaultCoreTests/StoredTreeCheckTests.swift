@@ -268,7 +268,7 @@ import Testing
     // With 3, the trees summed up are forgotten every third new tree, and trees met again are
     // summed up again.
     var check = StoredTreeCheck(reader: records.reader, linesBudget: 16 << 20, summariesKept: summariesKept)
-    // More versions than one batch handed to the hashing thread holds (two jobs each).
+    // More versions than one batch handed to the hashing lanes holds.
     let history = Self.history(versions: 300)
     let wrong = TreeDigest(files: [])
     let wrongNumbers = [3, 7, 200, 301, 302]

@@ -479,130 +479,270 @@ final class TreeLines: Sendable {
   }
 }
 
-/// Hashes trees' manifest lines, one tree after another, on a thread of its own: the tree digests
-/// of `check`, computed while the next trees' lines are made.
+/// Hashes trees' manifest lines, one tree after another, on two threads of their own (lanes): the
+/// tree digests of `check`, computed while the next trees' lines are made.
 ///
 /// A tree's lines are hashed from where they stop being those of the tree hashed before, resuming
-/// from the hasher's state at the last checkpoint (one every 4 KiB of lines) at or before the first
-/// byte that changed: a version that changes one file hashes, on average, half its lines.
+/// from the state that tree's hashing saved at the last checkpoint (one every 4 KiB of lines) at or
+/// before the first byte that changed: a version that changes one file hashes, on average, half its
+/// lines. The lanes take the trees in turn: a tree waits for the one before it only until that
+/// one's hashing has saved the state it resumes from, and both go on at once from there. (One
+/// thread hashing every tree was what `check` of a long history waited for last.)
 ///
-/// Work is handed over in batches: waking the other thread for each version of a small tree cost
+/// Work is handed over in batches: waking the other threads for each version of a small tree cost
 /// more than hashing its lines.
 final class LinesHasher: Sendable {
   /// How many bytes of lines are hashed between two saved states of the hasher (each a copy of its
   /// state, a few hundred bytes).
   static let checkpointBytes = 4 << 10
-  /// A batch is handed over at this many jobs, or when its trees' lines come to this many bytes
+  /// A batch is handed over at this many trees, or when their lines come to this many bytes
   /// (counted whole, shared with the kept lines or not, so that what waits stays bounded).
-  static let batchJobs = 256
+  static let batchTrees = 128
   static let batchBytes = 4 << 20
-  /// A batch is handed over sooner, while the hashing thread has nothing to do, once its lines to
-  /// hash come to this many bytes: far more time to hash than the thread takes to wake.
+  /// A batch is handed over sooner, while the lanes have nothing to do, once its lines to hash come
+  /// to this many bytes: far more time to hash than the threads take to wake.
   static let idleBatchBytes = 256 << 10
   /// How many batches may be handed over and not yet done.
   static let waiting = 2
+  /// How many trees are hashed at once. A third lane gave nothing more on two cores (the replay
+  /// fixture's check, 20 runs in turns).
+  static let laneCount = 2
 
-  private enum Job: Sendable {
-    /// Hash the lines of the tree `root`, whose first `sameBytes` bytes are the last tree's.
-    case hash(root: Data, lines: TreeLines, sameBytes: Int)
-    /// Note a problem of `label` if the tree `root` does not give `digest`.
-    case expect(root: Data, digest: TreeDigest, label: String)
-    /// Forget the digests of the trees hashed so far.
-    case forget
+  /// What the thread that gives work keeps.
+  private struct Giving {
+    /// The trees not handed over yet.
+    var batch: [TreeHashing] = []
+    var batchBytes = 0
+    /// The bytes the batch's trees' lines have to be hashed, from where they stop being the last
+    /// tree's.
+    var batchHashBytes = 0
+    /// The trees given since digests were last forgotten, by root.
+    var trees: [Data: TreeHashing] = [:]
+    /// The tree given last, which the next one resumes from.
+    var last: TreeHashing?
+    var treesGiven = 0
+    var expectations = 0
   }
 
-  private struct Batch {
-    var jobs: [Job] = []
-    var bytes = 0
-    /// The bytes its trees' lines have to be hashed, from where they stop being the last tree's.
-    var hashBytes = 0
-  }
-
-  private struct State {
-    /// The hasher's state after the first `offset` bytes of the last tree's lines.
-    var checkpoints: [(offset: Int, state: SHA256)] = []
-    var digests: [Data: TreeDigest] = [:]
-    var problems: [String] = []
-  }
-
-  private let queue = DispatchQueue(label: "confvault.check.lines")
+  private let giving = Mutex(Giving())
+  private let lanes = (0..<LinesHasher.laneCount).map { DispatchQueue(label: "confvault.check.lines.\($0)") }
   private let room = DispatchSemaphore(value: LinesHasher.waiting)
-  /// The jobs not handed over yet (only the thread that gives work touches them).
-  private let batch = Mutex(Batch())
   /// How many batches are handed over and not yet done.
   private let handedOver = Atomic(0)
-  private let state = Mutex(State())
+  private let problems = ProblemList()
 
   /// Hashes the lines of the tree `root`, whose first `sameBytes` bytes are those of the tree
   /// hashed before.
   func hash(root: Data, lines: TreeLines, sameBytes: Int) {
-    add(
-      .hash(root: root, lines: lines, sameBytes: sameBytes), bytes: lines.memory, hashBytes: lines.byteCount - sameBytes
-    )
-  }
-
-  /// Notes a problem of `label` if the tree `root`, hashed already or waiting, does not give `digest`.
-  func expect(root: Data, digest: TreeDigest, label: String) {
-    add(.expect(root: root, digest: digest, label: label), bytes: 0)
-  }
-
-  /// Forgets the digests of the trees hashed so far, once those waiting are compared.
-  func forgetDigests() { add(.forget, bytes: 0) }
-
-  /// The digest of the tree `root`, once hashed.
-  func digest(root: Data) -> TreeDigest {
-    handOver()
-    return queue.sync { state.withLock { $0.digests[root]! } }
-  }
-
-  /// The problems noted, once everything given is hashed.
-  func finish() -> [String] {
-    handOver()
-    return queue.sync { state.withLock { $0.problems } }
-  }
-
-  private func add(_ job: Job, bytes: Int, hashBytes: Int = 0) {
-    let (full, enough) = batch.withLock { batch in
-      batch.jobs.append(job)
-      batch.bytes += bytes
-      batch.hashBytes += hashBytes
+    let (full, enough) = giving.withLock { giving in
+      let tree = TreeHashing(
+        lines: lines, sameBytes: sameBytes, after: giving.last, lane: giving.treesGiven % LinesHasher.laneCount,
+        problems: problems)
+      giving.treesGiven += 1
+      giving.last = tree
+      giving.trees[root] = tree
+      giving.batch.append(tree)
+      giving.batchBytes += lines.memory
+      giving.batchHashBytes += lines.byteCount - sameBytes
       return (
-        batch.jobs.count >= LinesHasher.batchJobs || batch.bytes >= LinesHasher.batchBytes,
-        batch.hashBytes >= LinesHasher.idleBatchBytes
+        giving.batch.count >= LinesHasher.batchTrees || giving.batchBytes >= LinesHasher.batchBytes,
+        giving.batchHashBytes >= LinesHasher.idleBatchBytes
       )
     }
     if full || (enough && handedOver.load(ordering: .relaxed) == 0) { handOver() }
   }
 
-  /// Hands the jobs not handed over yet to the hashing thread, waiting while too many are.
-  private func handOver() {
-    let jobs = batch.withLock { batch in
-      defer { batch = Batch() }
-      return batch.jobs
+  /// Notes a problem of `label` if the tree `root`, hashed already or waiting, does not give `digest`.
+  func expect(root: Data, digest: TreeDigest, label: String) {
+    giving.withLock { giving in
+      giving.expectations += 1
+      // A tree is given before any version of it is compared, and forgotten only with its summary.
+      guard let tree = giving.trees[root] else {
+        problems.add(
+          order: giving.expectations, "\(label): its tree digest was not computed (an error in check itself)")
+        return
+      }
+      tree.expect(order: giving.expectations, digest: digest, label: label)
     }
-    guard !jobs.isEmpty else { return }
+  }
+
+  /// Forgets the digests of the trees given so far (those waiting are still compared).
+  func forgetDigests() { giving.withLock { $0.trees.removeAll() } }
+
+  /// The digest of the tree `root`, once hashed.
+  func digest(root: Data) -> TreeDigest {
+    handOver()
+    return giving.withLock { $0.trees[root]! }.waitForDigest()
+  }
+
+  /// The problems noted, in the order the versions were given, once everything given is hashed.
+  func finish() -> [String] {
+    handOver()
+    for lane in lanes { lane.sync {} }
+    return problems.inOrder
+  }
+
+  /// Hands the trees not handed over yet to the lanes, waiting while too many batches are.
+  private func handOver() {
+    let trees = giving.withLock { giving in
+      defer { (giving.batch, giving.batchBytes, giving.batchHashBytes) = ([], 0, 0) }
+      return giving.batch
+    }
+    guard !trees.isEmpty else { return }
     room.wait()
     handedOver.add(1, ordering: .relaxed)
-    queue.async { [self] in
-      state.withLock { state in
-        for job in jobs { LinesHasher.run(job, &state) }
+    let shares = lanes.indices.map { lane in trees.filter { $0.lane == lane } }.filter { !$0.isEmpty }
+    let sharesLeft = SharesLeft(shares.count)
+    for share in shares {
+      lanes[share[0].lane].async { [self] in
+        for tree in share { tree.run() }
+        if sharesLeft.count.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+          handedOver.subtract(1, ordering: .relaxed)
+          room.signal()
+        }
       }
-      handedOver.subtract(1, ordering: .relaxed)
-      room.signal()
+    }
+  }
+
+  /// How many lanes have yet to finish their share of a batch.
+  private final class SharesLeft: Sendable {
+    let count: Atomic<Int>
+    init(_ count: Int) { self.count = Atomic(count) }
+  }
+}
+
+/// The problems of versions whose tree digest does not match, as the lanes find them, put back in
+/// the order the versions were given.
+private final class ProblemList: Sendable {
+  private let list = Mutex<[(order: Int, problem: String)]>([])
+
+  func add(order: Int, _ problem: String) { list.withLock { $0.append((order, problem)) } }
+
+  var inOrder: [String] { list.withLock { $0.sorted { $0.order < $1.order }.map(\.problem) } }
+}
+
+/// One tree's lines hashed on a lane of `LinesHasher`, from a state the tree before it saved; the
+/// states it saves in turn, until the tree after it has taken the one it resumes from; its digest,
+/// and the versions' digests to compare with it.
+///
+/// Unchecked: what `condition` guards is touched under it only; `lines` and `previous` only by the
+/// lane that runs it, after the thread that made it handed it over.
+private final class TreeHashing: @unchecked Sendable {
+  let lane: Int
+  private var lines: TreeLines?
+  private let sameBytes: Int
+  private var previous: TreeHashing?
+  private let problems: ProblemList
+  private let condition = NSCondition()
+  /// The hasher's state after each multiple of `checkpointBytes` bytes of the lines, from the
+  /// first (none hashed); dropped once the next tree has taken those it resumes from.
+  private var states: [SHA256] = []
+  private var statesTaken = false
+  /// How many states the next tree waits for, if it waits.
+  private var statesWanted: Int?
+  private var digest: TreeDigest?
+  /// The versions' digests to compare with this tree's once it is hashed.
+  private var expectations: [(order: Int, digest: TreeDigest, label: String)] = []
+
+  init(lines: TreeLines, sameBytes: Int, after previous: TreeHashing?, lane: Int, problems: ProblemList) {
+    self.lines = lines
+    self.sameBytes = sameBytes
+    self.previous = previous
+    self.lane = lane
+    self.problems = problems
+  }
+
+  /// Hashes the lines, once the tree before has saved the state to resume from.
+  func run() {
+    guard let lines else { return }
+    self.lines = nil
+    let resumed = previous?.takeStates(through: sameBytes / LinesHasher.checkpointBytes) ?? [SHA256()]
+    previous = nil
+    condition.lock()
+    states = resumed
+    condition.unlock()
+    condition.broadcast()
+    var hashing = Resumed(tree: self, hasher: resumed.last!, from: (resumed.count - 1) * LinesHasher.checkpointBytes)
+    hashing.add(lines)
+    let computed = TreeDigest("sha256:" + hexString(hashing.hasher.finalize()))!
+    condition.lock()
+    digest = computed
+    let waiting = expectations
+    expectations = []
+    condition.unlock()
+    condition.broadcast()
+    for expectation in waiting { compare(expectation, computed) }
+  }
+
+  /// The states after the first `index` + 1 multiples of `checkpointBytes` bytes, once saved; the
+  /// states are not kept from then on.
+  private func takeStates(through index: Int) -> [SHA256] {
+    condition.lock()
+    defer { condition.unlock() }
+    while states.count <= index, digest == nil {
+      statesWanted = index + 1
+      condition.wait()
+    }
+    let taken = states.prefix(index + 1)
+    states = []
+    statesTaken = true
+    return taken.isEmpty ? [SHA256()] : Array(taken)
+  }
+
+  /// Saves the state after the next checkpoint; false once the next tree has taken what it needs.
+  fileprivate func save(_ state: SHA256) -> Bool {
+    condition.lock()
+    guard !statesTaken else {
+      condition.unlock()
+      return false
+    }
+    states.append(state)
+    let wake = statesWanted.map { states.count >= $0 } ?? false
+    if wake { statesWanted = nil }
+    condition.unlock()
+    // Only once the state waited for is saved (woken at each, the next tree's lane slept and woke
+    // again for every one), and the lock let go first, so that it wakes to a lock it can take.
+    if wake { condition.broadcast() }
+    return true
+  }
+
+  /// Notes a problem of `label` if this tree's digest, once hashed, is not `expected`.
+  func expect(order: Int, digest expected: TreeDigest, label: String) {
+    condition.lock()
+    let computed = digest
+    if computed == nil { expectations.append((order, expected, label)) }
+    condition.unlock()
+    if let computed { compare((order, expected, label), computed) }
+  }
+
+  func waitForDigest() -> TreeDigest {
+    condition.lock()
+    defer { condition.unlock() }
+    while digest == nil { condition.wait() }
+    return digest!
+  }
+
+  private func compare(_ expectation: (order: Int, digest: TreeDigest, label: String), _ computed: TreeDigest) {
+    if computed != expectation.digest {
+      problems.add(
+        order: expectation.order,
+        "\(expectation.label): tree digest \(expectation.digest) does not match its files (\(computed))")
     }
   }
 
   /// One tree's lines hashed from the saved state at `resume`, saving a state at every checkpoint
-  /// after it.
+  /// after it while the next tree may need it.
   private struct Resumed {
+    let tree: TreeHashing
     var hasher: SHA256
     let resume: Int
     var nextCheckpoint: Int
-    var checkpoints: [(offset: Int, state: SHA256)] = []
+    var saving = true
     /// Where the next part starts in the tree's lines.
     var start = 0
 
-    init(hasher: SHA256, from resume: Int) {
+    init(tree: TreeHashing, hasher: SHA256, from resume: Int) {
+      self.tree = tree
       self.hasher = hasher
       self.resume = resume
       nextCheckpoint = resume + LinesHasher.checkpointBytes
@@ -634,34 +774,10 @@ final class LinesHasher: Sendable {
         hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: bytes[from..<to]))
         from = to
         if start + to == nextCheckpoint {
-          checkpoints.append((nextCheckpoint, hasher))
+          if saving { saving = tree.save(hasher) }
           nextCheckpoint += LinesHasher.checkpointBytes
         }
       }
-    }
-  }
-
-  private static func run(_ job: Job, _ state: inout State) {
-    switch job {
-    case .hash(let root, let lines, let sameBytes):
-      while let last = state.checkpoints.last, last.offset > sameBytes { state.checkpoints.removeLast() }
-      var hashing = Resumed(
-        hasher: state.checkpoints.last?.state ?? SHA256(), from: state.checkpoints.last?.offset ?? 0)
-      swap(&hashing.checkpoints, &state.checkpoints)
-      hashing.add(lines)
-      swap(&hashing.checkpoints, &state.checkpoints)
-      state.digests[root] = TreeDigest("sha256:" + hexString(hashing.hasher.finalize()))!
-    case .expect(let root, let digest, let label):
-      // A tree is hashed before any version of it is compared, and forgotten only with its summary.
-      guard let computed = state.digests[root] else {
-        state.problems.append("\(label): its tree digest was not computed (an error in check itself)")
-        return
-      }
-      if computed != digest {
-        state.problems.append("\(label): tree digest \(digest) does not match its files (\(computed))")
-      }
-    case .forget:
-      state.digests.removeAll()
     }
   }
 }
