@@ -227,10 +227,16 @@ import Testing
     }
   }
 
-  @Test("the lines hasher resumes at a checkpoint at or before the first changed byte, also next to one")
-  func checkpoints() throws {
+  /// Trees this small stay on one lane by default; with 0, the lanes take them in turn, and each
+  /// waits for the other's checkpoint.
+  static let laneSwitches = [LinesHasher.laneSwitchBytes, 0]
+
+  @Test(
+    "the lines hasher resumes at a checkpoint at or before the first changed byte, also next to one, on one lane or two",
+    arguments: laneSwitches)
+  func checkpoints(laneSwitchBytes: Int) throws {
     var generator = SeededGenerator(seed: 0x4B1D_0004)
-    let hasher = LinesHasher()
+    let hasher = LinesHasher(laneSwitchBytes: laneSwitchBytes)
     let size = 3 * LinesHasher.checkpointBytes + 100
     var lines = (0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) }
     var last: [UInt8] = []
@@ -261,13 +267,14 @@ import Testing
   }
 
   @Test(
-    "versions whose tree digest is wrong are named once their lines are hashed, also a tree met again",
-    arguments: [16_384, 3])
-  func wrongDigests(summariesKept: Int) throws {
+    "versions whose tree digest is wrong are named once their lines are hashed, in order, also a tree met again",
+    arguments: [16_384, 3], laneSwitches)
+  func wrongDigests(summariesKept: Int, laneSwitchBytes: Int) throws {
     let records = Records()
     // With 3, the trees summed up are forgotten every third new tree, and trees met again are
     // summed up again.
-    var check = StoredTreeCheck(reader: records.reader, linesBudget: 16 << 20, summariesKept: summariesKept)
+    var check = StoredTreeCheck(
+      reader: records.reader, linesBudget: 16 << 20, summariesKept: summariesKept, laneSwitchBytes: laneSwitchBytes)
     // More versions than one batch handed to the hashing lanes holds.
     let history = Self.history(versions: 300)
     let wrong = TreeDigest(files: [])
