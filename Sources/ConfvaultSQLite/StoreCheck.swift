@@ -4,7 +4,7 @@ import Foundation
 import GRDB
 
 /// `confvault check`, in two halves that can run at once on connections of their own: the stored
-/// content (`content()`: every blob's hash, then every folder record once), and the rest (`rest()`:
+/// content (`content()`: every folder record once, then every blob's hash), and the rest (`rest()`:
 /// every version's tree digest, every head, and the numbering).
 struct StoreCheck {
   let db: Database

@@ -7,9 +7,9 @@ import Synchronization
 /// recomputed and what it names found; each version's tree digest, file count and size recomputed
 /// from its folders.
 ///
-/// Not copyable: a copy would share the hashing thread, whose saved states are those of the last
-/// tree either copy hashed, but keep its own last tree's lines to compare with; each would then
-/// resume hashing from the other's states, and report right digests as wrong.
+/// Not copyable: a copy would share the hasher, whose next tree resumes from the last tree either
+/// copy gave it, but keep its own last tree's lines to compare with; each would then resume hashing
+/// from the other's states, and report right digests as wrong.
 public struct StoredTreeCheck: ~Copyable {
   private let reader: FolderReader
   private var lines: [LinesKey: (lines: TreeLines, keptIn: Int)] = [:]
@@ -21,7 +21,7 @@ public struct StoredTreeCheck: ~Copyable {
   /// long history is not held.
   private var summaries: [Data: (files: Int, size: Int64)] = [:]
   private let summariesKept: Int
-  /// Hashes each version's lines on a thread of its own while the next version's are made.
+  /// Hashes each version's lines on two threads of its own (lanes) while the next version's are made.
   private let hasher: LinesHasher
   /// What the subtrees' lines kept between versions may hold: each subtree's own lines and list of
   /// parts (`TreeLines.ownMemory`; its folders' lines are those folders' own).
@@ -141,7 +141,7 @@ public struct StoredTreeCheck: ~Copyable {
   /// follows `previous` and its parent is older, its tree is stored and gives its tree digest, file
   /// count and size. Trees shared by several versions are summed up once.
   ///
-  /// Its tree digest is computed on another thread: whether it matches is among what
+  /// Its tree digest is computed on the hasher's lanes: whether it matches is among what
   /// `finishVersions()` returns.
   ///
   /// - Parameters:
