@@ -227,16 +227,20 @@ import Testing
     }
   }
 
-  /// Trees this small stay on one lane by default; with 0, the lanes take them in turn, and each
-  /// waits for the other's checkpoint.
-  static let laneSwitches = [LinesHasher.laneSwitchBytes, 0]
+  /// Every way the lines hasher can run here: two trees at once on each of two workers (the
+  /// default), one tree on each, one worker alone; with the SHA extensions and without.
+  static let hashings = SHA256Blocks.Compression.available.flatMap { compression in
+    [(2, 2), (2, 1), (1, 2), (1, 1)].map {
+      LinesHasher.Configuration(compression: compression, workers: $0, streams: $1)
+    }
+  }
 
   @Test(
-    "the lines hasher resumes at a checkpoint at or before the first changed byte, also next to one, on one lane or two",
-    arguments: laneSwitches)
-  func checkpoints(laneSwitchBytes: Int) throws {
+    "the lines hasher resumes at a checkpoint at or before the first changed byte, also next to one, every way it runs",
+    arguments: hashings)
+  func checkpoints(hashing: LinesHasher.Configuration) throws {
     var generator = SeededGenerator(seed: 0x4B1D_0004)
-    let hasher = LinesHasher(laneSwitchBytes: laneSwitchBytes)
+    let hasher = LinesHasher(hashing)
     let size = 3 * LinesHasher.checkpointBytes + 100
     var lines = (0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) }
     var last: [UInt8] = []
@@ -268,14 +272,18 @@ import Testing
 
   @Test(
     "versions whose tree digest is wrong are named once their lines are hashed, in order, also a tree met again",
-    arguments: [16_384, 3], laneSwitches)
-  func wrongDigests(summariesKept: Int, laneSwitchBytes: Int) throws {
+    arguments: [
+      (16_384, LinesHasher.Configuration()), (3, LinesHasher.Configuration()),
+      (16_384, LinesHasher.Configuration(workers: 2, streams: 1)),
+      (3, LinesHasher.Configuration(compression: .portable, workers: 1, streams: 1)),
+    ])
+  func wrongDigests(summariesKept: Int, hashing: LinesHasher.Configuration) throws {
     let records = Records()
     // With 3, the trees summed up are forgotten every third new tree, and trees met again are
     // summed up again.
     var check = StoredTreeCheck(
-      reader: records.reader, linesBudget: 16 << 20, summariesKept: summariesKept, laneSwitchBytes: laneSwitchBytes)
-    // More versions than one batch handed to the hashing lanes holds.
+      reader: records.reader, linesBudget: 16 << 20, summariesKept: summariesKept, hasher: LinesHasher(hashing))
+    // More versions than the trees waiting for a worker may be.
     let history = Self.history(versions: 300)
     let wrong = TreeDigest(files: [])
     let wrongNumbers = [3, 7, 200, 301, 302]
@@ -329,7 +337,7 @@ extension TreeLines {
   var pieces: [Piece] {
     parts.map { part in
       switch part {
-      case .bytes(let range): .bytes(Data(own[range]))
+      case .bytes(let range): .bytes(Data(UnsafeRawBufferPointer(rebasing: own[range])))
       case .folder(let folder): .folder(folder)
       }
     }

@@ -21,7 +21,7 @@ public struct StoredTreeCheck: ~Copyable {
   /// long history is not held.
   private var summaries: [Data: (files: Int, size: Int64)] = [:]
   private let summariesKept: Int
-  /// Hashes each version's lines on two threads of its own (lanes) while the next version's are made.
+  /// Hashes each version's lines on threads of its own while the next version's are made.
   private let hasher: LinesHasher
   /// What the subtrees' lines kept between versions may hold: each subtree's own lines and list of
   /// parts (`TreeLines.ownMemory`; its folders' lines are those folders' own).
@@ -35,12 +35,12 @@ public struct StoredTreeCheck: ~Copyable {
 
   init(
     reader: FolderReader, linesBudget: Int, summariesKept: Int = 16_384,
-    laneSwitchBytes: Int = LinesHasher.laneSwitchBytes
+    hasher: LinesHasher = LinesHasher()
   ) {
     self.reader = reader
     self.linesBudget = linesBudget
     self.summariesKept = summariesKept
-    hasher = LinesHasher(laneSwitchBytes: laneSwitchBytes)
+    self.hasher = hasher
   }
 
   /// The folders whose chain of deltas does not lead to a whole record: a base that is not stored,
@@ -229,9 +229,7 @@ public struct StoredTreeCheck: ~Copyable {
         bytes += common
         if !whole { return (bytes, false) }
       case (.bytes(let p), .bytes(let q)):
-        let common = a.own.withUnsafeBytes { x in
-          b.own.withUnsafeBytes { y in StoredTreeCheck.commonPrefix(.init(rebasing: x[p]), .init(rebasing: y[q])) }
-        }
+        let common = StoredTreeCheck.commonPrefix(.init(rebasing: a.own[p]), .init(rebasing: b.own[q]))
         guard common == p.count, common == q.count else { return (bytes + common, false) }
         bytes += common
       default:
@@ -404,8 +402,8 @@ public struct StoredTreeCheck: ~Copyable {
       parts = [.bytes(own.indices)]
       folders = []
     }
-    // Kept, it holds no more than its bytes (grown by doubling, the buffer may hold twice as many).
-    let result = TreeLines(own: own.withUnsafeBufferPointer { Array($0) }, parts: parts, files: files, size: size)
+    // Kept, it holds no more than its bytes: `TreeLines` copies them into a buffer of their size.
+    let result = TreeLines(own: own, parts: parts, files: files, size: size)
     // A subtree holds its own lines and shares its folders' kept now, which are counted there:
     // counting them again at every level above filled the budget with a few versions' roots.
     func cost() -> Int {
@@ -431,16 +429,19 @@ public struct StoredTreeCheck: ~Copyable {
 /// folders' lines, which are those folders' own `TreeLines`, shared by every tree that holds them
 /// unchanged. Hashed and compared part by part: no version's lines are copied into one buffer, and
 /// a folder met again is passed over whole.
-final class TreeLines: Sendable {
+///
+/// Unchecked: nothing in it changes after `init`, and `own` is its own to free.
+final class TreeLines: @unchecked Sendable {
   enum Part: Sendable {
     /// Lines of the subtree's own files, in path order: these bytes of `own`.
     case bytes(Range<Int>)
     case folder(TreeLines)
   }
 
-  /// The lines of the subtree's own files, the parts' one after another: held in one buffer, so
-  /// that hashing the parts takes no reference to each.
-  let own: [UInt8]
+  /// The lines of the subtree's own files, the parts' one after another: held in one buffer of
+  /// its own, so that the hasher can read a tree's parts while it holds the tree (`LinesReader`),
+  /// taking no reference to each.
+  let own: UnsafeRawBufferPointer
   let parts: [Part]
   /// The bytes of every line below.
   let byteCount: Int
@@ -453,7 +454,9 @@ final class TreeLines: Sendable {
   let memory: Int
 
   init(own: [UInt8], parts: [Part], files: Int, size: Int64) {
-    self.own = own
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: own.count, alignment: 1)
+    own.withUnsafeBytes { buffer.copyMemory(from: $0) }
+    self.own = UnsafeRawBufferPointer(buffer)
     self.parts = parts
     self.files = files
     self.size = size
@@ -467,8 +470,8 @@ final class TreeLines: Sendable {
       }
     }
     self.byteCount = byteCount
-    // The object and its arrays' headers, about 32 bytes each.
-    ownMemory = own.capacity + parts.count * MemoryLayout<Part>.stride + 96
+    // The object and its array's header, about 32 bytes each, and what malloc adds to a buffer.
+    ownMemory = own.count + parts.count * MemoryLayout<Part>.stride + 96
     memory = ownMemory + folders
   }
 
@@ -481,321 +484,8 @@ final class TreeLines: Sendable {
       }
     }
   }
-}
 
-/// Hashes trees' manifest lines, one tree after another, on two threads of their own (lanes): the
-/// tree digests of `check`, computed while the next trees' lines are made.
-///
-/// A tree's lines are hashed from where they stop being those of the tree hashed before, resuming
-/// from the state that tree's hashing saved at the last checkpoint (one every 4 KiB of lines) at or
-/// before the first byte that changed: a version that changes one file hashes, on average, half its
-/// lines. The lanes take the trees in turn: a tree waits for the one before it only until that
-/// one's hashing has saved the state it resumes from, and both go on at once from there. (One
-/// thread hashing every tree was what `check` of a long history waited for last.)
-///
-/// Work is handed over in batches: waking the other threads for each version of a small tree cost
-/// more than hashing its lines.
-final class LinesHasher: Sendable {
-  /// How many bytes of lines are hashed between two saved states of the hasher (each a copy of its
-  /// state, a few hundred bytes).
-  static let checkpointBytes = 4 << 10
-  /// A batch is handed over at this many trees, or when their lines come to this many bytes
-  /// (counted whole, shared with the kept lines or not, so that what waits stays bounded).
-  static let batchTrees = 128
-  static let batchBytes = 4 << 20
-  /// A batch is handed over sooner, while the lanes have nothing to do, once its lines to hash come
-  /// to this many bytes: far more time to hash than the threads take to wake.
-  static let idleBatchBytes = 256 << 10
-  /// How many batches may be handed over and not yet done.
-  static let waiting = 2
-  /// How many trees are hashed at once. A third lane gave nothing more on two cores (the replay
-  /// fixture's check, 20 runs in turns).
-  static let laneCount = 2
-  /// A tree with fewer bytes than this to hash goes to the lane of the tree before it, which has
-  /// hashed that one by then: waiting for another lane cost more than hashing so few bytes (2,000
-  /// one-file versions of a 1,000-file tree checked 3% slower on two lanes taken in turn).
-  static let laneSwitchBytes = 128 << 10
-
-  /// What the thread that gives work keeps.
-  private struct Giving {
-    /// The trees not handed over yet.
-    var batch: [TreeHashing] = []
-    var batchBytes = 0
-    /// The bytes the batch's trees' lines have to be hashed, from where they stop being the last
-    /// tree's.
-    var batchHashBytes = 0
-    /// The trees given since digests were last forgotten, by root.
-    var trees: [Data: TreeHashing] = [:]
-    /// The tree given last, which the next one resumes from.
-    var last: TreeHashing?
-    /// The lane of the tree given last.
-    var lastLane = 0
-    var expectations = 0
-  }
-
-  private let giving = Mutex(Giving())
-  private let switchBytes: Int
-  private let lanes = (0..<LinesHasher.laneCount).map { DispatchQueue(label: "confvault.check.lines.\($0)") }
-  private let room = DispatchSemaphore(value: LinesHasher.waiting)
-  /// How many batches are handed over and not yet done.
-  private let handedOver = Atomic(0)
-  private let problems = ProblemList()
-
-  /// - Parameter laneSwitchBytes: trees with fewer bytes to hash stay on the lane of the tree
-  ///   before them (`LinesHasher.laneSwitchBytes`; 0 has the lanes take every tree in turn).
-  init(laneSwitchBytes: Int = LinesHasher.laneSwitchBytes) { switchBytes = laneSwitchBytes }
-
-  /// Hashes the lines of the tree `root`, whose first `sameBytes` bytes are those of the tree
-  /// hashed before.
-  func hash(root: Data, lines: TreeLines, sameBytes: Int) {
-    let (full, enough) = giving.withLock { giving in
-      let hashBytes = lines.byteCount - sameBytes
-      let lane =
-        giving.last == nil || hashBytes < switchBytes
-        ? giving.lastLane : (giving.lastLane + 1) % LinesHasher.laneCount
-      let tree = TreeHashing(lines: lines, sameBytes: sameBytes, after: giving.last, lane: lane, problems: problems)
-      giving.lastLane = lane
-      giving.last = tree
-      giving.trees[root] = tree
-      giving.batch.append(tree)
-      giving.batchBytes += lines.memory
-      giving.batchHashBytes += hashBytes
-      return (
-        giving.batch.count >= LinesHasher.batchTrees || giving.batchBytes >= LinesHasher.batchBytes,
-        giving.batchHashBytes >= LinesHasher.idleBatchBytes
-      )
-    }
-    if full || (enough && handedOver.load(ordering: .relaxed) == 0) { handOver() }
-  }
-
-  /// Notes a problem of `label` if the tree `root`, hashed already or waiting, does not give `digest`.
-  func expect(root: Data, digest: TreeDigest, label: String) {
-    giving.withLock { giving in
-      giving.expectations += 1
-      // A tree is given before any version of it is compared, and forgotten only with its summary.
-      guard let tree = giving.trees[root] else {
-        problems.add(
-          order: giving.expectations, "\(label): its tree digest was not computed (an error in check itself)")
-        return
-      }
-      tree.expect(order: giving.expectations, digest: digest, label: label)
-    }
-  }
-
-  /// Forgets the digests of the trees given so far (those waiting are still compared).
-  func forgetDigests() { giving.withLock { $0.trees.removeAll() } }
-
-  /// The digest of the tree `root`, once hashed.
-  func digest(root: Data) -> TreeDigest {
-    handOver()
-    return giving.withLock { $0.trees[root]! }.waitForDigest()
-  }
-
-  /// The problems noted, in the order the versions were given, once everything given is hashed.
-  func finish() -> [String] {
-    handOver()
-    for lane in lanes { lane.sync {} }
-    return problems.inOrder
-  }
-
-  /// Hands the trees not handed over yet to the lanes, waiting while too many batches are.
-  private func handOver() {
-    let trees = giving.withLock { giving in
-      defer { (giving.batch, giving.batchBytes, giving.batchHashBytes) = ([], 0, 0) }
-      return giving.batch
-    }
-    guard !trees.isEmpty else { return }
-    room.wait()
-    handedOver.add(1, ordering: .relaxed)
-    let shares = lanes.indices.map { lane in trees.filter { $0.lane == lane } }.filter { !$0.isEmpty }
-    let sharesLeft = SharesLeft(shares.count)
-    for share in shares {
-      lanes[share[0].lane].async { [self] in
-        for tree in share { tree.run() }
-        if sharesLeft.count.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
-          handedOver.subtract(1, ordering: .relaxed)
-          room.signal()
-        }
-      }
-    }
-  }
-
-  /// How many lanes have yet to finish their share of a batch.
-  private final class SharesLeft: Sendable {
-    let count: Atomic<Int>
-    init(_ count: Int) { self.count = Atomic(count) }
-  }
-}
-
-/// The problems of versions whose tree digest does not match, as the lanes find them, put back in
-/// the order the versions were given.
-private final class ProblemList: Sendable {
-  private let list = Mutex<[(order: Int, problem: String)]>([])
-
-  func add(order: Int, _ problem: String) { list.withLock { $0.append((order, problem)) } }
-
-  var inOrder: [String] { list.withLock { $0.sorted { $0.order < $1.order }.map(\.problem) } }
-}
-
-/// One tree's lines hashed on a lane of `LinesHasher`, from a state the tree before it saved; the
-/// states it saves in turn, until the tree after it has taken the one it resumes from; its digest,
-/// and the versions' digests to compare with it.
-///
-/// Unchecked: what `condition` guards is touched under it only; `lines` and `previous` only by the
-/// lane that runs it, after the thread that made it handed it over.
-private final class TreeHashing: @unchecked Sendable {
-  let lane: Int
-  private var lines: TreeLines?
-  private let sameBytes: Int
-  private var previous: TreeHashing?
-  private let problems: ProblemList
-  private let condition = NSCondition()
-  /// The hasher's state after each multiple of `checkpointBytes` bytes of the lines, from the
-  /// first (none hashed); dropped once the next tree has taken those it resumes from.
-  private var states: [SHA256] = []
-  private var statesTaken = false
-  /// How many states the next tree waits for, if it waits.
-  private var statesWanted: Int?
-  private var digest: TreeDigest?
-  /// The versions' digests to compare with this tree's once it is hashed.
-  private var expectations: [(order: Int, digest: TreeDigest, label: String)] = []
-
-  init(lines: TreeLines, sameBytes: Int, after previous: TreeHashing?, lane: Int, problems: ProblemList) {
-    self.lines = lines
-    self.sameBytes = sameBytes
-    self.previous = previous
-    self.lane = lane
-    self.problems = problems
-  }
-
-  /// Hashes the lines, once the tree before has saved the state to resume from.
-  func run() {
-    guard let lines else { return }
-    self.lines = nil
-    let resumed = previous?.takeStates(through: sameBytes / LinesHasher.checkpointBytes) ?? [SHA256()]
-    previous = nil
-    condition.lock()
-    states = resumed
-    condition.unlock()
-    condition.broadcast()
-    var hashing = Resumed(tree: self, hasher: resumed.last!, from: (resumed.count - 1) * LinesHasher.checkpointBytes)
-    hashing.add(lines)
-    let computed = TreeDigest("sha256:" + hexString(hashing.hasher.finalize()))!
-    condition.lock()
-    digest = computed
-    let waiting = expectations
-    expectations = []
-    condition.unlock()
-    condition.broadcast()
-    for expectation in waiting { compare(expectation, computed) }
-  }
-
-  /// The states after the first `index` + 1 multiples of `checkpointBytes` bytes, once saved; the
-  /// states are not kept from then on.
-  private func takeStates(through index: Int) -> [SHA256] {
-    condition.lock()
-    defer { condition.unlock() }
-    while states.count <= index, digest == nil {
-      statesWanted = index + 1
-      condition.wait()
-    }
-    let taken = states.prefix(index + 1)
-    states = []
-    statesTaken = true
-    return taken.isEmpty ? [SHA256()] : Array(taken)
-  }
-
-  /// Saves the state after the next checkpoint; false once the next tree has taken what it needs.
-  fileprivate func save(_ state: SHA256) -> Bool {
-    condition.lock()
-    guard !statesTaken else {
-      condition.unlock()
-      return false
-    }
-    states.append(state)
-    let wake = statesWanted.map { states.count >= $0 } ?? false
-    if wake { statesWanted = nil }
-    condition.unlock()
-    // Only once the state waited for is saved (woken at each, the next tree's lane slept and woke
-    // again for every one), and the lock let go first, so that it wakes to a lock it can take.
-    if wake { condition.broadcast() }
-    return true
-  }
-
-  /// Notes a problem of `label` if this tree's digest, once hashed, is not `expected`.
-  func expect(order: Int, digest expected: TreeDigest, label: String) {
-    condition.lock()
-    let computed = digest
-    if computed == nil { expectations.append((order, expected, label)) }
-    condition.unlock()
-    if let computed { compare((order, expected, label), computed) }
-  }
-
-  func waitForDigest() -> TreeDigest {
-    condition.lock()
-    defer { condition.unlock() }
-    while digest == nil { condition.wait() }
-    return digest!
-  }
-
-  private func compare(_ expectation: (order: Int, digest: TreeDigest, label: String), _ computed: TreeDigest) {
-    if computed != expectation.digest {
-      problems.add(
-        order: expectation.order,
-        "\(expectation.label): tree digest \(expectation.digest) does not match its files (\(computed))")
-    }
-  }
-
-  /// One tree's lines hashed from the saved state at `resume`, saving a state at every checkpoint
-  /// after it while the next tree may need it.
-  private struct Resumed {
-    let tree: TreeHashing
-    var hasher: SHA256
-    let resume: Int
-    var nextCheckpoint: Int
-    var saving = true
-    /// Where the next part starts in the tree's lines.
-    var start = 0
-
-    init(tree: TreeHashing, hasher: SHA256, from resume: Int) {
-      self.tree = tree
-      self.hasher = hasher
-      self.resume = resume
-      nextCheckpoint = resume + LinesHasher.checkpointBytes
-    }
-
-    mutating func add(_ lines: TreeLines) {
-      // A subtree wholly before the resumed state is passed over, parts and all.
-      guard start + lines.byteCount > resume else {
-        start += lines.byteCount
-        return
-      }
-      lines.own.withUnsafeBytes { own in
-        for part in lines.parts {
-          switch part {
-          case .bytes(let piece): add(UnsafeRawBufferPointer(rebasing: own[piece]))
-          case .folder(let folder): add(folder)
-          }
-        }
-      }
-    }
-
-    private mutating func add(_ bytes: UnsafeRawBufferPointer) {
-      let end = start + bytes.count
-      defer { start = end }
-      guard end > resume else { return }
-      var from = max(resume - start, 0)
-      while from < bytes.count {
-        let to = min(bytes.count, nextCheckpoint - start)
-        hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: bytes[from..<to]))
-        from = to
-        if start + to == nextCheckpoint {
-          if saving { saving = tree.save(hasher) }
-          nextCheckpoint += LinesHasher.checkpointBytes
-        }
-      }
-    }
-  }
+  deinit { own.deallocate() }
 }
 
 /// The part of `check` that proves stored content: each blob's chunks decoded and hashed, on every
