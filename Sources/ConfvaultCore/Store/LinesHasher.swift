@@ -193,7 +193,8 @@ private final class WaitingTrees: @unchecked Sendable {
     }
     bytes -= tree.memory
     if count == 0 { unwokenBytes = 0 }
-    let wake = giverWaits && !full
+    // Once half has gone: woken at each tree taken, the giver gave one and waited again.
+    let wake = giverWaits && count <= LinesHasher.waitingTrees / 2 && bytes <= LinesHasher.waitingBytes / 2
     if wake { giverWaits = false }
     condition.unlock()
     if wake { condition.broadcast() }
