@@ -34,12 +34,14 @@ struct Confvault: AsyncParsableCommand {
     //
     // A command has one arena: with two, what its threads freed into the second was not there for the
     // first to reuse, and a 100,000-file push peaked 2 to 5 MiB higher, by the threads' timing. Its
-    // threads take small blocks from their own caches, unlocked, and took no longer. The server and
-    // `check` keep two: their threads take and free larger blocks at once (the server's requests;
-    // check's lines, made on one thread and hashed and let go on another), and with one they waited
-    // on its lock: wrk's requests a second were 5 to 10% fewer, a 500-version check 12% slower.
+    // threads take small blocks from their own caches, unlocked, and took no longer. The server keeps
+    // two: its threads take and free larger blocks at once, and with one they waited on its lock
+    // (wrk's requests a second were 5 to 10% fewer). `check` keeps four, one for each of its busy
+    // threads (the line maker, the content half, two hashing workers): with two, the maker and the
+    // content half waited on an arena's lock hundreds of times in a check of the replay fixture
+    // (`perf sched`), which took 158.2 ms (median of 20, in turns) against 148.4 with four.
     let command = CommandLine.arguments.dropFirst().first
-    mallopt(M_ARENA_MAX, command == "serve" || command == "check" ? 2 : 1)
+    mallopt(M_ARENA_MAX, command == "check" ? 4 : command == "serve" ? 2 : 1)
     mallopt(M_MMAP_THRESHOLD, 4 << 20)
     if Array(CommandLine.arguments.dropFirst()) == ["--version"] {
       print(ConfvaultInfo.version)
