@@ -141,7 +141,7 @@ public struct StoredTreeCheck: ~Copyable {
   /// follows `previous` and its parent is older, its tree is stored and gives its tree digest, file
   /// count and size. Trees shared by several versions are summed up once.
   ///
-  /// Its tree digest is computed on the hasher's lanes: whether it matches is among what
+  /// Its tree digest is computed by the hasher's workers: whether it matches is among what
   /// `finishVersions()` returns.
   ///
   /// - Parameters:
