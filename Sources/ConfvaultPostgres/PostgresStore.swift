@@ -247,8 +247,14 @@ public final class PostgresStore: VersionStore {
           """
         ).map { try Queries.digest($0.decode(Data.self)) })
       let writer = try BlobWriter(session: session, storedAt: storedAt)
-      for blob in blobs where !touched.contains(blob.sha256) { try await writer.store(blob) }
-      try await writer.flush()
+      do {
+        for blob in blobs where !touched.contains(blob.sha256) { try await writer.store(blob) }
+        try await writer.flush()
+      } catch {
+        // Nothing is left sending on the session when the transaction is rolled back.
+        await writer.settle()
+        throw error
+      }
     }
   }
 
@@ -531,6 +537,10 @@ private final class BlobWriter {
   /// One-chunk blobs not yet sent, and the bytes they hold.
   private var pending: [(key: Data, size: Int64, chunk: BlobCodec.Chunk)] = []
   private var pendingBytes = 0
+  /// The batch of one-chunk blobs being sent while the next is read and compressed: sent and
+  /// compressed in turn, the client and the server each waited for the other (an import of 20,000
+  /// files left a core idle for half of its 2 s).
+  private var sending: Task<Void, any Error>?
   private static let bytesPerFlush = 4 << 20
   private static let blobsPerFlush = 2_000
 
@@ -574,7 +584,11 @@ private final class BlobWriter {
         guard hasher.finalize() == blob.sha256 else { throw Self.changed(blob) }
         pending.append((key, blob.size, encoded))
         pendingBytes += encoded.data.count
-        if pendingBytes >= Self.bytesPerFlush || pending.count >= Self.blobsPerFlush { try await flush() }
+        if pendingBytes >= Self.bytesPerFlush || pending.count >= Self.blobsPerFlush {
+          // At most one batch sending and one filling: the one before is waited for first.
+          try await sent()
+          sendPending()
+        }
         return
       }
       try await session.execute(
@@ -598,26 +612,56 @@ private final class BlobWriter {
     OperationError(.conflict, "`\(blob.path)` changed while it was being stored; nothing was changed, try again")
   }
 
-  /// Sends the one-chunk blobs that wait: their chunks, then their rows.
+  /// Sends the one-chunk blobs that wait, once those sent before are in, and waits for them.
   func flush() async throws {
+    sendPending()
+    try await sent()
+  }
+
+  /// Waits for the batch being sent, if any; its error is thrown here.
+  private func sent() async throws {
+    guard let sending else { return }
+    self.sending = nil
+    try await sending.value
+  }
+
+  /// Waits for the batch being sent, if any, and lets its error go: for a store that failed.
+  func settle() async {
+    try? await sent()
+  }
+
+  /// Starts sending the one-chunk blobs that wait, after those sent before (blobs go in in digest
+  /// order): the caller goes on reading the next ones meanwhile.
+  private func sendPending() {
     guard !pending.isEmpty else { return }
-    let keys = pending.map(\.key.buffer)
+    let (batch, previous, session, storedAt) = (pending, sending, session, storedAt)
+    pending = []
+    pendingBytes = 0
+    sending = Task {
+      try await previous?.value
+      try await BlobWriter.send(batch, session: session, storedAt: storedAt)
+    }
+  }
+
+  /// Inserts one-chunk blobs: their chunks, then their rows.
+  private static func send(
+    _ batch: [(key: Data, size: Int64, chunk: BlobCodec.Chunk)], session: SQLSession, storedAt: Int64
+  ) async throws {
+    let keys = batch.map(\.key.buffer)
     try await session.execute(
       """
       INSERT INTO blob_chunk (blob, seq, zstd, data)
-      SELECT key, 0, zstd, data FROM unnest(\(keys)::bytea[], \(pending.map(\.chunk.compressed))::boolean[],
-        \(pending.map(\.chunk.data.buffer))::bytea[]) AS p(key, zstd, data)
+      SELECT key, 0, zstd, data FROM unnest(\(keys)::bytea[], \(batch.map(\.chunk.compressed))::boolean[],
+        \(batch.map(\.chunk.data.buffer))::bytea[]) AS p(key, zstd, data)
       ON CONFLICT DO NOTHING
       """)
     try await session.execute(
       """
       INSERT INTO blob (sha256, size, stored_size, chunk_count, stored_at)
-      SELECT key, size, stored_size, 1, \(storedAt) FROM unnest(\(keys)::bytea[], \(pending.map(\.size))::bigint[],
-        \(pending.map { Int64($0.chunk.data.count) })::bigint[]) AS p(key, size, stored_size)
+      SELECT key, size, stored_size, 1, \(storedAt) FROM unnest(\(keys)::bytea[], \(batch.map(\.size))::bigint[],
+        \(batch.map { Int64($0.chunk.data.count) })::bigint[]) AS p(key, size, stored_size)
       ON CONFLICT DO NOTHING
       """)
-    pending.removeAll()
-    pendingBytes = 0
   }
 }
 

@@ -49,6 +49,30 @@ import Testing
     #expect(parts.first == "true" && Int(parts.last ?? "") ?? .max < text.utf8.count / 10, "\(stored)")
   }
 
+  @Test(
+    "small blobs are sent in batches while the next are read: all are stored, and a file changed after the first batches were sent leaves none"
+  )
+  func blobBatches() async throws {
+    let scratch = try ScratchFolder()
+    let fixture = StoreUnderTest(store: try PostgresCluster.shared().newStore(), folder: scratch)
+    let store = try #require(fixture.store as? PostgresStore)
+    // Two whole batches of 2,000 one-chunk blobs, and part of a third: one transaction.
+    let blobs = try (0..<4_500).map { try fixture.file("f\($0).txt", "file \($0)\n").1 }.sorted {
+      $0.sha256 < $1.sha256
+    }
+    let changed = blobs[4_200]
+    let original = try Data(contentsOf: URL(fileURLWithPath: changed.path))
+    try Data("changed\n".utf8).write(to: URL(fileURLWithPath: changed.path))
+    let refused = await #expect(throws: OperationError.self) { try await store.storeBlobs(blobs) }
+    #expect(refused?.kind == .conflict, "\(String(describing: refused))")
+    #expect(try await store.missingBlobs(blobs.map(\.sha256)).count == blobs.count)
+    try original.write(to: URL(fileURLWithPath: changed.path))
+    try await store.storeBlobs(blobs)
+    #expect(try await store.missingBlobs(blobs.map(\.sha256)).isEmpty)
+    let rows = try await store.rawSQL("SELECT count(*)::text FROM blob_chunk")
+    #expect(rows == ["\(blobs.count)"])
+  }
+
   @Test("two stores starting at once on one database migrate it once, then share numbering without gaps")
   func twoServers() async throws {
     let url = try PostgresCluster.shared().newDatabaseURL()
