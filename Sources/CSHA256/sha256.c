@@ -1,6 +1,11 @@
 #include "CSHA256.h"
 
-#include <string.h>
+#include <stdlib.h>
+
+#if defined(__x86_64__)
+
+#include <cpuid.h>
+#include <immintrin.h>
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -12,51 +17,6 @@ static const uint32_t K[64] = {
     0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 };
-
-// FIPS 180-4, section 6.2.2.
-static inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
-
-void confvault_sha256_blocks_portable(uint32_t state[8], const uint8_t *data, size_t blocks) {
-  for (; blocks > 0; blocks--, data += 64) {
-    uint32_t w[64];
-    for (int t = 0; t < 16; t++) {
-      w[t] = (uint32_t)data[4 * t] << 24 | (uint32_t)data[4 * t + 1] << 16 | (uint32_t)data[4 * t + 2] << 8 |
-             (uint32_t)data[4 * t + 3];
-    }
-    for (int t = 16; t < 64; t++) {
-      uint32_t s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3);
-      uint32_t s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10);
-      w[t] = w[t - 16] + s0 + w[t - 7] + s1;
-    }
-    uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
-    uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
-    for (int t = 0; t < 64; t++) {
-      uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[t] + w[t];
-      uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-      h = g;
-      g = f;
-      f = e;
-      e = d + t1;
-      d = c;
-      c = b;
-      b = a;
-      a = t1 + t2;
-    }
-    state[0] += a;
-    state[1] += b;
-    state[2] += c;
-    state[3] += d;
-    state[4] += e;
-    state[5] += f;
-    state[6] += g;
-    state[7] += h;
-  }
-}
-
-#if defined(__x86_64__)
-
-#include <cpuid.h>
-#include <immintrin.h>
 
 int confvault_sha256_hardware_available(void) {
   unsigned a, b, c, d;
@@ -145,16 +105,13 @@ HARDWARE void confvault_sha256_blocks2_hardware(
 
 int confvault_sha256_hardware_available(void) { return 0; }
 
-// Never called where the extensions are not available; here for the linker.
-void confvault_sha256_blocks_hardware(uint32_t state[8], const uint8_t *data, size_t blocks) {
-  confvault_sha256_blocks_portable(state, data, blocks);
-}
+// Never called: there are no SHA extensions to use here (see confvault_sha256_hardware_available).
+void confvault_sha256_blocks_hardware(uint32_t state[8], const uint8_t *data, size_t blocks) { abort(); }
 
 void confvault_sha256_blocks2_hardware(
     uint32_t first[8], const uint8_t *firstData, uint32_t second[8], const uint8_t *secondData,
     size_t blocks) {
-  confvault_sha256_blocks_portable(first, firstData, blocks);
-  confvault_sha256_blocks_portable(second, secondData, blocks);
+  abort();
 }
 
 #endif

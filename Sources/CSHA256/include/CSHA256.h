@@ -4,10 +4,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// SHA-256's compression function over whole 64-byte blocks, on a state of eight words (a to h, as
-// FIPS 180-4 names them). Swift's crypto libraries hash one message at a time and keep their state to
-// themselves; `check` hashes two messages at once (see confvault_sha256_blocks2) and keeps states of
-// its own at block boundaries.
+// SHA-256's compression function over whole 64-byte blocks, with the processor's SHA extensions, on
+// a state of eight words (a to h, as FIPS 180-4 names them). Swift's crypto libraries hash one message
+// at a time and keep their state to themselves; `check` hashes two messages at once (see
+// confvault_sha256_blocks2_hardware) and keeps states of its own at block boundaries. Where the
+// extensions are missing, it uses swift-crypto instead (see SHA256Blocks).
 
 // Whether the processor's SHA extensions are there (x86-64 with SHA, SSSE3 and SSE4.1): then the
 // `_hardware` functions may be called.
@@ -22,8 +23,5 @@ void confvault_sha256_blocks_hardware(uint32_t state[8], const uint8_t *data, si
 void confvault_sha256_blocks2_hardware(
     uint32_t first[8], const uint8_t *firstData, uint32_t second[8], const uint8_t *secondData,
     size_t blocks);
-
-// `blocks` blocks of `data` into `state`, in portable C, for processors without the extensions.
-void confvault_sha256_blocks_portable(uint32_t state[8], const uint8_t *data, size_t blocks);
 
 #endif

@@ -224,7 +224,7 @@ private struct Worker {
     chunks.reserveCapacity(streams)
     while true {
       while hashing.count < streams, let tree = waiting.take(wait: hashing.isEmpty) {
-        hashing.append(Stream(tree: tree))
+        hashing.append(Stream(tree: tree, compression: compression))
       }
       guard !hashing.isEmpty else { return }
       for index in hashing.indices where !hashing[index].started { hashing[index].start(wait: false) }
@@ -245,18 +245,18 @@ private struct Worker {
       {
         let (x, y) = (chunks[0], chunks[1])
         var (first, second) = (hashing[x.stream].state, hashing[y.stream].state)
-        SHA256Blocks.add(x.bytes, to: &first, y.bytes, to: &second, compression)
+        SHA256Blocks.add(x.bytes, to: &first, y.bytes, to: &second)
         (hashing[x.stream].state, hashing[y.stream].state) = (first, second)
       } else {
         for (stream, bytes) in chunks where bytes.count == LinesHasher.checkpointBytes {
-          hashing[stream].state.add(bytes, compression)
+          hashing[stream].state.add(bytes)
         }
       }
       for (stream, bytes) in chunks {
         if bytes.count == LinesHasher.checkpointBytes {
           hashing[stream].passCheckpoint()
         } else {
-          hashing[stream].finish(tail: bytes, compression)
+          hashing[stream].finish(tail: bytes)
         }
       }
       if chunks.contains(where: { $0.bytes.count < LinesHasher.checkpointBytes }) { hashing.removeAll { $0.finished } }
@@ -268,17 +268,20 @@ private struct Worker {
     let tree: TreeHashing
     var reader = LinesReader()
     var started = false
-    var state = SHA256Blocks()
+    var state: SHA256Blocks
     /// How many bytes of the lines `state` has hashed: a multiple of `checkpointBytes`.
     var position = 0
     var saving = true
     var finished = false
 
-    init(tree: TreeHashing) { self.tree = tree }
+    init(tree: TreeHashing, compression: SHA256Blocks.Compression) {
+      self.tree = tree
+      state = SHA256Blocks(compression)
+    }
 
     /// Starts from the state the tree before saved, if it has (or, with `wait`, once it has).
     mutating func start(wait: Bool) {
-      guard let (lines, states) = tree.start(wait: wait) else { return }
+      guard let (lines, states) = tree.start(wait: wait, from: state) else { return }
       state = states.last!
       position = (states.count - 1) * LinesHasher.checkpointBytes
       reader = LinesReader(lines, from: position)
@@ -290,8 +293,8 @@ private struct Worker {
       if saving { saving = tree.save(state) }
     }
 
-    mutating func finish(tail: UnsafeRawBufferPointer, _ compression: SHA256Blocks.Compression) {
-      let digest = state.digest(tail: tail, byteCount: position + tail.count, compression)
+    mutating func finish(tail: UnsafeRawBufferPointer) {
+      let digest = state.digest(tail: tail, byteCount: position + tail.count)
       tree.finish(TreeDigest("sha256:" + hexString(digest))!)
       finished = true
       reader = LinesReader()
@@ -407,15 +410,17 @@ private final class TreeHashing: @unchecked Sendable {
     hashBytes = lines.byteCount - sameBytes
   }
 
-  /// The lines and the states to resume from, once the tree before has saved them; nil if it has
-  /// not yet and `wait` is false.
-  func start(wait: Bool) -> (TreeLines, [SHA256Blocks])? {
-    var resumed = [SHA256Blocks()]
+  /// The lines and the states to resume from, once the tree before has saved them (`initial`, the
+  /// state before any byte, for the first tree); nil if it has not yet and `wait` is false.
+  func start(wait: Bool, from initial: SHA256Blocks) -> (TreeLines, [SHA256Blocks])? {
+    var resumed = [initial]
     if let previous {
       guard let taken = previous.takeStates(through: sameBytes / LinesHasher.checkpointBytes, wait: wait) else {
         return nil
       }
-      resumed = taken
+      // Never empty (a tree's states begin with those it resumed from, and only the tree after it
+      // takes them); if it were, hashing from the first byte still gives the digest.
+      resumed = taken.isEmpty ? [initial] : taken
       self.previous = nil
     }
     condition.lock()
@@ -439,7 +444,7 @@ private final class TreeHashing: @unchecked Sendable {
     let taken = states.prefix(index + 1)
     states = []
     statesTaken = true
-    return taken.isEmpty ? [SHA256Blocks()] : Array(taken)
+    return Array(taken)
   }
 
   /// Saves the state after the next checkpoint; false once the next tree has taken what it needs.
