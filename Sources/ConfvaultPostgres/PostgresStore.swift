@@ -591,6 +591,9 @@ private final class BlobWriter {
         }
         return
       }
+      // A blob of several chunks, or one read shorter than listed: what waits goes in first, and
+      // nothing else is on the session meanwhile.
+      if sequence == 0 { try await flush() }
       try await session.execute(
         """
         INSERT INTO blob_chunk (blob, seq, zstd, data) VALUES (\(key), \(sequence), \(encoded.compressed), \(encoded.data))

@@ -62,10 +62,13 @@ import Testing
     }
     let changed = blobs[4_200]
     let original = try Data(contentsOf: URL(fileURLWithPath: changed.path))
-    try Data("changed\n".utf8).write(to: URL(fileURLWithPath: changed.path))
-    let refused = await #expect(throws: OperationError.self) { try await store.storeBlobs(blobs) }
-    #expect(refused?.kind == .conflict, "\(String(describing: refused))")
-    #expect(try await store.missingBlobs(blobs.map(\.sha256)).count == blobs.count)
+    // Changed with its length kept (the digest tells), then cut short (the read tells).
+    for content in [Data("F".utf8) + original.dropFirst(), original.dropLast()] {
+      try content.write(to: URL(fileURLWithPath: changed.path))
+      let refused = await #expect(throws: OperationError.self) { try await store.storeBlobs(blobs) }
+      #expect(refused?.kind == .conflict, "\(String(describing: refused))")
+      #expect(try await store.missingBlobs(blobs.map(\.sha256)).count == blobs.count)
+    }
     try original.write(to: URL(fileURLWithPath: changed.path))
     try await store.storeBlobs(blobs)
     #expect(try await store.missingBlobs(blobs.map(\.sha256)).isEmpty)
