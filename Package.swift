@@ -54,9 +54,10 @@ let package = Package(
     // One entry point of SQLite's C API that Swift cannot call, being variadic (see SQLiteLibrary);
     // SQLite itself is linked through GRDB.
     .systemLibrary(name: "CSQLiteConfig"),
-    // SHA-256's compression function, with the processor's SHA extensions or in portable C: `check`
-    // hashes two versions' lines at once on each core and keeps the states it resumes from, which
-    // swift-crypto's one-message hasher cannot (see SHA256Blocks). The only C of our own.
+    // SHA-256's compression function with the processor's SHA extensions: `check` hashes two
+    // versions' lines at once on each core and keeps the states it resumes from, which swift-crypto's
+    // one-message hasher cannot (see SHA256Blocks; without the extensions, swift-crypto hashes them).
+    // The only C of our own.
     .target(name: "CSHA256"),
     .target(
       name: "ConfvaultCore",
