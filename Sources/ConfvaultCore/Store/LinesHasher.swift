@@ -240,7 +240,8 @@ private struct Worker {
             chunks.count * LinesHasher.checkpointBytes..<(chunks.count + 1) * LinesHasher.checkpointBytes])
         chunks.append((index, hashing[index].reader.next(LinesHasher.checkpointBytes, else: buffer)))
       }
-      if chunks.count == 2, chunks[0].bytes.count == LinesHasher.checkpointBytes,
+      // (swift-crypto's hashers are updated where they are: a copy would copy its object.)
+      if compression == .hardware, chunks.count == 2, chunks[0].bytes.count == LinesHasher.checkpointBytes,
         chunks[1].bytes.count == LinesHasher.checkpointBytes
       {
         let (x, y) = (chunks[0], chunks[1])
