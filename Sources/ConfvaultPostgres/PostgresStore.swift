@@ -553,9 +553,6 @@ private final class BlobWriter {
   deinit { buffer.deallocate() }
 
   func store(_ blob: BlobFile) async throws {
-    // Blobs come in digest order, and every server inserts them in that order (so two storing the
-    // same blobs wait for each other instead of deadlocking): the ones waiting go in first.
-    if blob.size > Int64(BlobCodec.chunkSize) { try await flush() }
     let key = blob.sha256.bytes
     let fd = open(blob.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
     guard fd >= 0 else { throw SystemError(.open, blob.path) }
@@ -591,8 +588,10 @@ private final class BlobWriter {
         }
         return
       }
-      // A blob of several chunks, or one read shorter than listed: what waits goes in first, and
-      // nothing else is on the session meanwhile.
+      // A blob of several chunks, or one read shorter than listed. Blobs come in digest order, and
+      // every server inserts them in that order (so two storing the same blobs wait for each other
+      // instead of deadlocking): the ones waiting go in first, and nothing else is on the session
+      // meanwhile.
       if sequence == 0 { try await flush() }
       try await session.execute(
         """

@@ -296,7 +296,7 @@ private struct Worker {
 
     mutating func finish(tail: UnsafeRawBufferPointer) {
       let digest = state.digest(tail: tail, byteCount: position + tail.count)
-      tree.finish(TreeDigest("sha256:" + hexString(digest))!)
+      tree.finish(TreeDigest(sha256: digest.withUnsafeBytes { SHA256Hex(bytes: $0)! }))
       finished = true
       reader = LinesReader()
     }
